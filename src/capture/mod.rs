@@ -1,0 +1,386 @@
+//! Capturing a page: its exchanges, redirect hops and requisites.
+//!
+//! The crawler fetches the seed (following redirects, each hop its own
+//! exchange), discovers requisites in the final document and in stylesheets,
+//! and fetches each URL once, a few at a time. Every [`Exchange`] is sent down
+//! a channel as soon as it is complete, so the WARC writer can take it while
+//! the next ones are fetched and no more than a handful are spooled at once.
+//! This module knows nothing of object keys or SQL.
+
+pub mod discover;
+pub mod fetch;
+pub mod policy;
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use tokio::sync::mpsc;
+use url::Url;
+
+pub use fetch::{Exchange, FetchError, FetchLimits, Fetcher, TlsInfo, Truncation};
+
+/// Capture settings, validated by `config`.
+#[derive(Clone, Debug)]
+pub struct CaptureSettings {
+    pub allow_private: bool,
+    pub user_agent: String,
+    pub limits: FetchLimits,
+    pub max_capture_bytes: u64,
+    pub max_redirects: usize,
+    pub max_resources: usize,
+    pub concurrency: usize,
+    /// Extra trusted root certificates (PEM files), beside the Mozilla roots.
+    pub extra_root_certificates: Vec<PathBuf>,
+}
+
+impl Default for CaptureSettings {
+    fn default() -> Self {
+        CaptureSettings {
+            allow_private: false,
+            user_agent: format!(
+                "custody/{} (web evidence preservation)",
+                env!("CARGO_PKG_VERSION")
+            ),
+            limits: FetchLimits {
+                connect_timeout: Duration::from_secs(15),
+                read_timeout: Duration::from_secs(30),
+                resource_deadline: Duration::from_secs(600),
+                max_body_bytes: 4 << 30,
+                max_header_bytes: 64 * 1024,
+                max_headers: 200,
+            },
+            max_capture_bytes: 16 << 30,
+            max_redirects: 10,
+            max_resources: 1000,
+            concurrency: 4,
+            extra_root_certificates: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot read trusted certificates from {path}: {reason}")]
+    Certificates { path: PathBuf, reason: String },
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Checks a seed URL before anything is fetched: syntax, scheme, and (unless
+/// private networks are allowed) literal addresses and local names.
+pub fn check_seed(raw: &str, allow_private: bool) -> Result<Url, CaptureError> {
+    let url = Url::parse(raw.trim()).map_err(|e| {
+        CaptureError::Refused(format!(
+            "{raw:?} is not a valid URL ({e}); give a full URL such as https://example.org/page"
+        ))
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(CaptureError::Refused(format!(
+            "{raw:?} uses the unsupported scheme {:?}; only http and https can be captured",
+            url.scheme()
+        )));
+    }
+    let Some(host) = url.host() else {
+        return Err(CaptureError::Refused(format!("{raw:?} has no host name")));
+    };
+    if !allow_private {
+        let private = match host {
+            url::Host::Ipv4(ip) => !policy::is_public(ip.into()),
+            url::Host::Ipv6(ip) => !policy::is_public(ip.into()),
+            url::Host::Domain(name) => policy::is_local_name(name),
+        };
+        if private {
+            return Err(CaptureError::Refused(format!(
+                "{raw} is a private or local address; pass --allow-private to capture it"
+            )));
+        }
+    }
+    Ok(url)
+}
+
+/// How a crawl ended.
+#[derive(Debug)]
+pub struct CrawlOutcome {
+    /// Set when the seed produced no response at all: the capture failed.
+    pub seed_error: Option<FetchError>,
+    pub final_url: Url,
+}
+
+pub struct Crawler {
+    fetcher: Arc<Fetcher>,
+    settings: CaptureSettings,
+}
+
+/// What the crawler keeps of an exchange after handing it to the writer.
+struct Seen {
+    url: Url,
+    status: Option<u16>,
+    location: Option<String>,
+    mime: Option<String>,
+    text: Option<String>,
+    error: Option<FetchError>,
+}
+
+/// Longest decoded text examined for links (a gzip bomb stops here).
+const MAX_DECODED_TEXT: u64 = 32 * 1024 * 1024;
+/// Rounds of discovery (page, then stylesheets, then their imports...).
+const MAX_DISCOVERY_ROUNDS: usize = 5;
+
+impl Crawler {
+    pub fn new(settings: CaptureSettings, spool_dir: PathBuf) -> Result<Self, CaptureError> {
+        let tls = Arc::new(tls_config(&settings.extra_root_certificates)?);
+        let fetcher = Fetcher::new(
+            tls,
+            settings.limits.clone(),
+            settings.allow_private,
+            settings.user_agent.clone(),
+            spool_dir,
+        );
+        Ok(Crawler {
+            fetcher: Arc::new(fetcher),
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &CaptureSettings {
+        &self.settings
+    }
+
+    /// Captures `seed` and its requisites, sending each exchange to `tx`.
+    pub async fn run(&self, seed: Url, tx: mpsc::Sender<Exchange>) -> CrawlOutcome {
+        let budget = Arc::new(AtomicU64::new(self.settings.max_capture_bytes));
+        let visited = Arc::new(Mutex::new(HashSet::new()));
+        let page = self
+            .follow(seed.clone(), None, &budget, &visited, &tx)
+            .await;
+        let Some(page) = page else {
+            return CrawlOutcome {
+                seed_error: None,
+                final_url: seed,
+            };
+        };
+        if page.status.is_none() {
+            return CrawlOutcome {
+                seed_error: Some(
+                    page.error
+                        .unwrap_or(FetchError::Protocol("no response".into())),
+                ),
+                final_url: page.url,
+            };
+        }
+        let mut queue: Vec<(discover::Link, Url)> = match (&page.text, page.mime.as_deref()) {
+            (Some(text), Some("text/css")) => discover::css_links(text, &page.url)
+                .into_iter()
+                .map(|l| (l, page.url.clone()))
+                .collect(),
+            (Some(text), _) => discover::html_links(text, &page.url)
+                .into_iter()
+                .map(|l| (l, page.url.clone()))
+                .collect(),
+            (None, _) => Vec::new(),
+        };
+        let mut fetched = 1usize;
+        for _round in 0..MAX_DISCOVERY_ROUNDS {
+            if queue.is_empty() {
+                break;
+            }
+            let room = self.settings.max_resources.saturating_sub(fetched);
+            let batch: Vec<(discover::Link, Url)> = {
+                let seen = visited.lock().expect("visited set");
+                let mut unique = HashSet::new();
+                queue
+                    .drain(..)
+                    .filter(|(l, _)| {
+                        !seen.contains(l.url.as_str()) && unique.insert(l.url.to_string())
+                    })
+                    .take(room)
+                    .collect()
+            };
+            fetched += batch.len();
+            let results: Vec<Option<Seen>> = stream::iter(batch)
+                .map(|(link, referer)| {
+                    let (budget, visited, tx) = (&budget, &visited, &tx);
+                    async move {
+                        self.follow(link.url, Some(referer), budget, visited, tx)
+                            .await
+                    }
+                })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+            for seen in results.into_iter().flatten() {
+                let is_css = seen.mime.as_deref() == Some("text/css");
+                if let (true, Some(text)) = (is_css, &seen.text) {
+                    queue.extend(
+                        discover::css_links(text, &seen.url)
+                            .into_iter()
+                            .map(|l| (l, seen.url.clone())),
+                    );
+                }
+            }
+        }
+        CrawlOutcome {
+            seed_error: None,
+            final_url: page.url,
+        }
+    }
+
+    /// Fetches `url`, following redirects; every hop is sent to `tx`.
+    /// Returns what was learnt of the last hop.
+    async fn follow(
+        &self,
+        mut url: Url,
+        referer: Option<Url>,
+        budget: &fetch::Budget,
+        visited: &Mutex<HashSet<String>>,
+        tx: &mpsc::Sender<Exchange>,
+    ) -> Option<Seen> {
+        let mut last = None;
+        for _hop in 0..=self.settings.max_redirects {
+            visited.lock().expect("visited set").insert(url.to_string());
+            let ex = self.fetcher.fetch(&url, referer.as_ref(), budget).await;
+            let seen = observe(&ex);
+            // The receiver only goes away when the capture is being abandoned.
+            if tx.send(ex).await.is_err() {
+                return None;
+            }
+            let next = match (seen.status, &seen.location) {
+                (Some(301 | 302 | 303 | 307 | 308), Some(loc)) => seen.url.join(loc).ok(),
+                _ => None,
+            };
+            last = Some(seen);
+            let Some(mut next) = next else { break };
+            next.set_fragment(None);
+            if visited.lock().expect("visited set").contains(next.as_str()) {
+                break; // a redirect loop, or a URL this capture already has
+            }
+            url = next;
+        }
+        last
+    }
+}
+
+fn observe(ex: &Exchange) -> Seen {
+    let head = ex.response.as_ref().and_then(|r| r.scan.head.as_ref());
+    let text = ex.response.as_ref().and_then(|r| {
+        let sample = r.sample.as_ref()?;
+        let encoding = head.and_then(|h| h.content_encoding());
+        decode_for_links(sample, encoding.as_deref())
+    });
+    Seen {
+        url: ex.url.clone(),
+        status: head.map(|h| h.status),
+        location: head.and_then(|h| h.header("location")),
+        mime: head.and_then(|h| h.mime()),
+        text,
+        error: ex.error.clone(),
+    }
+}
+
+/// Undoes content-encoding on a payload sample, capped so that a
+/// decompression bomb costs at most [`MAX_DECODED_TEXT`] bytes.
+pub fn decode_for_links(sample: &[u8], encoding: Option<&str>) -> Option<String> {
+    let mut out = Vec::new();
+    let ok = match encoding {
+        None => {
+            out.extend_from_slice(&sample[..sample.len().min(MAX_DECODED_TEXT as usize)]);
+            true
+        }
+        Some("gzip") | Some("x-gzip") => flate2::read::MultiGzDecoder::new(sample)
+            .take(MAX_DECODED_TEXT)
+            .read_to_end(&mut out)
+            .is_ok(),
+        Some("deflate") => {
+            flate2::read::ZlibDecoder::new(sample)
+                .take(MAX_DECODED_TEXT)
+                .read_to_end(&mut out)
+                .is_ok()
+                || {
+                    out.clear();
+                    flate2::read::DeflateDecoder::new(sample)
+                        .take(MAX_DECODED_TEXT)
+                        .read_to_end(&mut out)
+                        .is_ok()
+                }
+        }
+        Some(_) => false,
+    };
+    // A truncated sample decodes partly; what decoded is still useful.
+    (ok || !out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+}
+
+fn tls_config(extra_roots: &[PathBuf]) -> Result<rustls::ClientConfig, CaptureError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for path in extra_roots {
+        let bad = |reason: String| CaptureError::Certificates {
+            path: path.clone(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?;
+        let mut count = 0;
+        for cert in certs {
+            roots
+                .add(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(bad("no PEM certificates in the file".into()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CaptureError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_checked_before_anything_is_fetched() {
+        assert!(check_seed("https://aleppo-news.example/2016/11/29/", false).is_ok());
+        for (bad, says) in [
+            ("not a url", "not a valid URL"),
+            ("ftp://aleppo-news.example/file", "unsupported scheme"),
+            ("http://127.0.0.1:8080/", "private or local"),
+            ("http://[::1]/", "private or local"),
+            ("http://localhost/", "private or local"),
+            ("http://192.168.0.10/", "private or local"),
+        ] {
+            let err = check_seed(bad, false).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(!err.contains('\n'));
+        }
+        assert!(check_seed("http://127.0.0.1:8080/", true).is_ok());
+    }
+
+    #[test]
+    fn decoding_for_links_is_capped() {
+        // 1 GiB of zeros compresses to about 1 MiB; decoding stops at the cap.
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            std::io::Write::write_all(&mut enc, &zeros).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        let text = decode_for_links(&bomb, Some("gzip")).unwrap();
+        assert_eq!(text.len() as u64, MAX_DECODED_TEXT);
+    }
+}

@@ -1,0 +1,321 @@
+//! Configuration: `custody.toml` (or `--config FILE`), then the environment,
+//! then command-line flags, validated into a [`Config`].
+//!
+//! Parsing happens in two stages, as in ripgrep: the raw TOML shape (every
+//! field optional, unknown keys refused with their name) and the validated
+//! `Config` with defaults filled in. This module opens nothing: no store, no
+//! database. Secrets (passwords in URLs) are redacted from `Debug`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::capture::{CaptureSettings, FetchLimits};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    index_url: Option<String>,
+    store_url: Option<String>,
+    #[serde(default)]
+    capture: RawCapture,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapture {
+    allow_private_networks: Option<bool>,
+    user_agent: Option<String>,
+    connect_timeout_secs: Option<f64>,
+    read_timeout_secs: Option<f64>,
+    resource_timeout_secs: Option<f64>,
+    max_resource_bytes: Option<u64>,
+    max_capture_bytes: Option<u64>,
+    max_header_bytes: Option<usize>,
+    max_headers: Option<usize>,
+    max_redirects: Option<usize>,
+    max_resources: Option<usize>,
+    concurrency: Option<usize>,
+    extra_root_certificates: Option<Vec<PathBuf>>,
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub index_url: String,
+    pub store_url: String,
+    pub capture: CaptureSettings,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("index_url", &redact_url(&self.index_url))
+            .field("store_url", &redact_url(&self.store_url))
+            .field("capture", &self.capture)
+            .finish()
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let user = authority[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Where settings come from besides the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub allow_private: bool,
+}
+
+impl Config {
+    /// Loads `--config FILE`, or `custody.toml` in the working directory if
+    /// there is one, then applies the environment and `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self::load_with(overrides, env)
+    }
+
+    pub fn load_with(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw = match &overrides.config_file {
+            Some(path) => read_file(path)?,
+            None => {
+                let default = PathBuf::from("custody.toml");
+                match std::fs::read_to_string(&default) {
+                    Ok(text) => parse(&default, &text)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => RawConfig::default(),
+                    Err(source) => {
+                        return Err(ConfigError::Read {
+                            path: default,
+                            source,
+                        })
+                    }
+                }
+            }
+        };
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| env("CUSTODY_DATA_DIR").map(PathBuf::from))
+            .or(raw.data_dir)
+            .unwrap_or_else(|| PathBuf::from("custody-data"));
+        let index_url = env("CUSTODY_INDEX_URL")
+            .or(raw.index_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("index.db").display()));
+        let store_url = env("CUSTODY_STORE_URL")
+            .or(raw.store_url)
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        for (name, url) in [("index_url", &index_url), ("store_url", &store_url)] {
+            if !url.contains("://") {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} {:?} is not a URL; use e.g. sqlite://custody-data/index.db or file://custody-data/objects",
+                    redact_url(url)
+                )));
+            }
+        }
+        let capture = capture_settings(raw.capture, overrides.allow_private)?;
+        Ok(Config {
+            data_dir,
+            index_url,
+            store_url,
+            capture,
+        })
+    }
+
+    /// Scratch space for captures in progress.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("spool")
+    }
+}
+
+fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        // toml's message spans several lines with a snippet; keep one line.
+        message: e.message().to_string()
+            + &e.span()
+                .map(|s| format!(" (at byte {})", s.start))
+                .unwrap_or_default(),
+    })
+}
+
+fn secs(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+        Some(v) => Err(ConfigError::Invalid(format!(
+            "capture.{name} = {v} must be between 0 and 86400 seconds"
+        ))),
+    }
+}
+
+fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
+    name: &str,
+    v: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) if v > T::default() => Ok(v),
+        Some(v) => Err(ConfigError::Invalid(format!(
+            "capture.{name} = {v} must be greater than 0"
+        ))),
+    }
+}
+
+fn capture_settings(
+    raw: RawCapture,
+    allow_private_flag: bool,
+) -> Result<CaptureSettings, ConfigError> {
+    let d = CaptureSettings::default();
+    let limits = FetchLimits {
+        connect_timeout: secs(
+            "connect_timeout_secs",
+            raw.connect_timeout_secs,
+            d.limits.connect_timeout,
+        )?,
+        read_timeout: secs(
+            "read_timeout_secs",
+            raw.read_timeout_secs,
+            d.limits.read_timeout,
+        )?,
+        resource_deadline: secs(
+            "resource_timeout_secs",
+            raw.resource_timeout_secs,
+            d.limits.resource_deadline,
+        )?,
+        max_body_bytes: positive(
+            "max_resource_bytes",
+            raw.max_resource_bytes,
+            d.limits.max_body_bytes,
+        )?,
+        max_header_bytes: positive(
+            "max_header_bytes",
+            raw.max_header_bytes,
+            d.limits.max_header_bytes,
+        )?,
+        max_headers: positive("max_headers", raw.max_headers, d.limits.max_headers)?,
+    };
+    Ok(CaptureSettings {
+        allow_private: allow_private_flag || raw.allow_private_networks.unwrap_or(false),
+        user_agent: raw.user_agent.unwrap_or(d.user_agent),
+        limits,
+        max_capture_bytes: positive(
+            "max_capture_bytes",
+            raw.max_capture_bytes,
+            d.max_capture_bytes,
+        )?,
+        max_redirects: raw.max_redirects.unwrap_or(d.max_redirects),
+        max_resources: positive("max_resources", raw.max_resources, d.max_resources)?,
+        concurrency: positive("concurrency", raw.concurrency, d.concurrency)?,
+        extra_root_certificates: raw.extra_root_certificates.unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custody.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        };
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with(&overrides, |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_live_under_the_data_dir() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.index_url, "sqlite://custody-data/index.db");
+        assert_eq!(c.store_url, "file://custody-data/objects");
+        assert!(!c.capture.allow_private);
+    }
+
+    #[test]
+    fn environment_beats_file() {
+        let c = load(
+            "data_dir = \"/srv/custody\"\nindex_url = \"sqlite:///srv/custody/i.db\"\n[capture]\nread_timeout_secs = 5\n",
+            &[("CUSTODY_INDEX_URL", "sqlite:///tmp/other.db"), ("CUSTODY_DATA_DIR", "/var/lib/custody")],
+        )
+        .unwrap();
+        assert_eq!(c.index_url, "sqlite:///tmp/other.db");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/custody"));
+        assert_eq!(c.capture.limits.read_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_one_line_errors() {
+        let err = load("[capture]\nread_timeout = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `read_timeout`"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let err = load("[capture]\nconcurrency = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("capture.concurrency"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_debug() {
+        let c = load(
+            "index_url = \"postgres://custody:hunter2@db.internal/custody\"\n",
+            &[],
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://custody:***@db.internal/custody"));
+    }
+}

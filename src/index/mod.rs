@@ -1,0 +1,105 @@
+//! The index: what was captured, where each record lives, what failed.
+//!
+//! One trait, [`Index`], with one implementation per backend, each with its
+//! own migrations; the backend is picked from the index URL once, in
+//! [`open`], and nothing else asks which one is in use. The same conformance
+//! suite (`tests/index_conformance.rs`) runs against every backend.
+//!
+//! **Invariant:** the index never points at something that is not durable.
+//! [`Index::put_capture`] is called only after the capture's WARC is stored
+//! and verified, and writes the capture, its WARC file and every record in
+//! one transaction.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::model::{Capture, CaptureId, RecordEntry, WarcRef};
+
+pub use sqlite::SqliteIndex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index URL {0:?} is not valid: use sqlite://PATH")]
+    BadUrl(String),
+    #[error("index URL scheme {0:?} is not supported by this build; use sqlite://PATH")]
+    Unsupported(String),
+    #[error("capture {0} is already in the index")]
+    Duplicate(String),
+    #[error("index database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("index holds a value it cannot read ({0}); the database may have been edited by hand")]
+    Corrupt(String),
+    #[error("cannot create the index directory {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A response record found by URL, with the file that holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub capture_id: CaptureId,
+    pub warc: WarcRef,
+    pub record: RecordEntry,
+}
+
+#[async_trait]
+pub trait Index: Send + Sync {
+    /// Records a finished capture. For an `ok` capture, `capture.warc` must be
+    /// durable in the store already; `records` are its WARC's records.
+    async fn put_capture(
+        &self,
+        capture: &Capture,
+        records: &[RecordEntry],
+    ) -> Result<(), IndexError>;
+
+    async fn capture(&self, id: &CaptureId) -> Result<Option<Capture>, IndexError>;
+
+    /// Captures, oldest first; only those of a seed URL when given.
+    async fn captures(&self, seed_url: Option<&str>) -> Result<Vec<Capture>, IndexError>;
+
+    /// A capture's records in file order.
+    async fn records(&self, id: &CaptureId) -> Result<Vec<RecordEntry>, IndexError>;
+
+    /// The response record for `url` nearest in time to `at` (the latest
+    /// when `at` is absent). Ties go to the earlier record.
+    async fn nearest_response(
+        &self,
+        url: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Hit>, IndexError>;
+}
+
+/// Opens (creating and migrating if needed) the index a URL names.
+pub async fn open(url: &str) -> Result<Arc<dyn Index>, IndexError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(IndexError::BadUrl(url.to_string()));
+    };
+    match scheme {
+        "sqlite" => {
+            if rest.is_empty() {
+                return Err(IndexError::BadUrl(url.to_string()));
+            }
+            Ok(Arc::new(
+                SqliteIndex::open(std::path::Path::new(rest)).await?,
+            ))
+        }
+        other => Err(IndexError::Unsupported(other.to_string())),
+    }
+}
+
+/// Instants as stored: fixed-width RFC 3339 UTC with microseconds.
+pub(crate) fn db_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub(crate) fn parse_db_time(s: &str) -> Result<DateTime<Utc>, IndexError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| IndexError::Corrupt(format!("instant {s:?}")))
+}

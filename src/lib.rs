@@ -1,0 +1,11 @@
+//! custody: a preservation service for web evidence.
+//!
+//! See `ARCHITECTURE.md` for the bird's-eye view and the code map.
+
+pub mod capture;
+pub mod config;
+pub mod index;
+pub mod model;
+pub mod pipeline;
+pub mod store;
+pub mod warc;

@@ -1,0 +1,424 @@
+//! The `custody` command line: parses flags, loads configuration, calls the
+//! library, and turns results into output and exit codes. JSON goes to
+//! stdout (one object per line for lists); human output, warnings and the
+//! progress bar go to stderr. Exit codes: 0 full success, 1 the operation
+//! failed (a failed capture, nothing found, a check that did not pass),
+//! 2 bad usage or configuration.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use custody::capture::check_seed;
+use custody::config::{Config, Overrides};
+use custody::model::{Capture, CaptureId, CaptureStatus};
+use custody::pipeline::{normalize_url, parse_at, Pipeline, PipelineError, Progress};
+
+#[derive(Parser)]
+#[command(
+    name = "custody",
+    version,
+    about = "Preserve web evidence: capture pages into WARC/1.1, store them content-addressed, retrieve them verifiably."
+)]
+struct Cli {
+    /// Configuration file (default: ./custody.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory for the default index, store and spool [env: CUSTODY_DATA_DIR] [default: ./custody-data].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture pages with their requisites into a WARC, store it and index it.
+    Capture {
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<String>,
+        /// Print one JSON object per capture on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Allow loopback, private and link-local destinations.
+        #[arg(long)]
+        allow_private: bool,
+    },
+    /// List captures, oldest first.
+    Captures {
+        /// Only captures of this seed URL.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one capture with its records.
+    Show {
+        capture_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a capture's evidence to a file, checked against its digest.
+    Export {
+        capture_id: String,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        #[arg(short, long, value_name = "PATH")]
+        output: PathBuf,
+    },
+    /// Print the archived body of URL nearest in time (redirects followed).
+    Get {
+        url: String,
+        /// YYYYMMDDhhmmss (or a prefix): the capture nearest this instant; default the latest.
+        #[arg(long, value_name = "TIMESTAMP")]
+        at: Option<String>,
+        /// Write the body to PATH instead of stdout.
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Warc,
+    Wacz,
+}
+
+/// An error that maps to an exit code.
+enum Failure {
+    /// Bad usage or configuration: exit 2.
+    Usage(anyhow::Error),
+    /// The operation failed: exit 1.
+    Failed(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Failed(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CUSTODY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeats.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let allow_private = matches!(
+        cli.command,
+        Command::Capture {
+            allow_private: true,
+            ..
+        }
+    );
+    let overrides = Overrides {
+        config_file: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+        allow_private,
+    };
+    let config = Config::load(&overrides).map_err(|e| Failure::Usage(e.into()))?;
+
+    // Check seeds before opening anything, so bad input fetches nothing.
+    if let Command::Capture { urls, .. } = &cli.command {
+        for u in urls {
+            check_seed(u, config.capture.allow_private).map_err(|e| Failure::Usage(e.into()))?;
+        }
+    }
+    if let Command::Export {
+        format: ExportFormat::Wacz,
+        ..
+    } = &cli.command
+    {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "--format wacz is not available yet; use --format warc"
+        )));
+    }
+    let at = match &cli.command {
+        Command::Get { at: Some(at), .. } => {
+            Some(parse_at(at).map_err(|e| Failure::Usage(e.into()))?)
+        }
+        _ => None,
+    };
+
+    let pipeline = Pipeline::open(config).await.map_err(open_failure)?;
+    match cli.command {
+        Command::Capture { urls, json, .. } => capture(&pipeline, &urls, json).await,
+        Command::Captures { url, json } => {
+            let url = url
+                .map(|u| normalize_url(&u))
+                .transpose()
+                .map_err(|e| Failure::Usage(e.into()))?;
+            let captures = pipeline.index().captures(url.as_deref()).await?;
+            for c in &captures {
+                if json {
+                    print_json(c)?;
+                } else {
+                    eprintln!("{}", summary_line(c));
+                }
+            }
+            if !json && captures.is_empty() {
+                eprintln!("no captures yet; make one with `custody capture URL`");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { capture_id, json } => {
+            let id: CaptureId = capture_id
+                .parse()
+                .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
+            let capture = pipeline.index().capture(&id).await?.ok_or_else(|| {
+                anyhow::anyhow!("no capture {id}; list them with `custody captures`")
+            })?;
+            let records = pipeline.index().records(&id).await?;
+            if json {
+                let mut value = serde_json::to_value(&capture).context("serialising capture")?;
+                value["records_detail"] =
+                    serde_json::to_value(&records).context("serialising records")?;
+                print_json(&value)?;
+            } else {
+                eprintln!("{}", summary_line(&capture));
+                if let Some(w) = &capture.warc {
+                    eprintln!("  warc  {} ({} bytes, sha256 {})", w.key, w.bytes, w.sha256);
+                }
+                for r in &capture.resources {
+                    let status = r
+                        .status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "---".into());
+                    let note = r
+                        .error
+                        .as_deref()
+                        .map(|e| format!("  [{e}]"))
+                        .unwrap_or_default();
+                    eprintln!("  {status} {:>10}  {}{note}", r.bytes, r.url);
+                }
+                for r in &records {
+                    eprintln!(
+                        "  record {:<9} @{:<10} {:>8}  {}",
+                        r.warc_type,
+                        r.offset,
+                        r.length,
+                        r.target_uri.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export {
+            capture_id, output, ..
+        } => {
+            let id: CaptureId = capture_id
+                .parse()
+                .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
+            let warc = pipeline.export_warc(&id, &output).await?;
+            eprintln!(
+                "wrote {} ({} bytes, sha256 {})",
+                output.display(),
+                warc.bytes,
+                warc.sha256
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get { url, output, .. } => {
+            let retrieved = match &output {
+                Some(path) => {
+                    let dir = path
+                        .parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."));
+                    let mut tmp = tempfile::Builder::new()
+                        .prefix(".custody-get-")
+                        .tempfile_in(dir)
+                        .with_context(|| format!("cannot write in {}", dir.display()))?;
+                    let r = pipeline.get(&url, at, tmp.as_file_mut()).await?;
+                    tmp.persist(path)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    r
+                }
+                None => {
+                    let mut stdout = std::io::stdout().lock();
+                    let r = pipeline.get(&url, at, &mut stdout).await?;
+                    stdout.flush().context("writing to stdout")?;
+                    r
+                }
+            };
+            eprintln!(
+                "{} as captured {} (capture {}, HTTP {}, {} bytes, WARC sha256 {})",
+                retrieved.url,
+                custody::model::rfc3339_utc(&retrieved.date),
+                retrieved.capture_id,
+                retrieved.status,
+                retrieved.bytes,
+                retrieved.warc_sha256
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open_failure(e: PipelineError) -> Failure {
+    match e {
+        PipelineError::Store(
+            custody::store::StoreError::BadUrl(_) | custody::store::StoreError::Unsupported(_),
+        )
+        | PipelineError::Index(
+            custody::index::IndexError::BadUrl(_) | custody::index::IndexError::Unsupported(_),
+        )
+        | PipelineError::Capture(_) => Failure::Usage(e.into()),
+        e => Failure::Failed(e.into()),
+    }
+}
+
+async fn capture(pipeline: &Pipeline, urls: &[String], json: bool) -> Result<ExitCode, Failure> {
+    let mut all_ok = true;
+    for raw in urls {
+        let seed = check_seed(raw, pipeline.config().capture.allow_private)
+            .map_err(|e| Failure::Usage(e.into()))?;
+        let bar = ProgressBar::new(seed.as_str());
+        let result = pipeline.capture(seed, &bar).await;
+        bar.clear();
+        let capture = result?;
+        if json {
+            print_json(&capture)?;
+        }
+        eprintln!("{}", summary_line(&capture));
+        for r in capture.resources.iter().filter(|r| r.error.is_some()) {
+            eprintln!("  warning: {}: {}", r.url, r.error.as_deref().unwrap_or(""));
+        }
+        if capture.status == CaptureStatus::Failed {
+            all_ok = false;
+            if !json {
+                eprintln!(
+                    "error: capture of {} failed: {}",
+                    capture.seed_url,
+                    capture.error.as_deref().unwrap_or("unknown error")
+                );
+            }
+        }
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn summary_line(c: &Capture) -> String {
+    let when = custody::model::rfc3339_utc(&c.started_at);
+    match (&c.status, &c.warc) {
+        (CaptureStatus::Ok, Some(w)) => format!(
+            "{} {} ok  {} resources, {} records, {} bytes  {}  warc sha256 {}",
+            c.id,
+            when,
+            c.resources.len(),
+            c.records,
+            w.bytes,
+            c.seed_url,
+            w.sha256
+        ),
+        _ => format!(
+            "{} {} failed  {}  {}",
+            c.id,
+            when,
+            c.seed_url,
+            c.error.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let line = serde_json::to_string(value).context("serialising JSON")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").context("writing to stdout")?;
+    Ok(())
+}
+
+/// A one-line progress display on stderr; silent when stderr is not a terminal.
+struct ProgressBar {
+    enabled: bool,
+    started: Instant,
+    seed: String,
+    last: Mutex<Option<Instant>>,
+}
+
+impl ProgressBar {
+    fn new(seed: &str) -> Self {
+        ProgressBar {
+            enabled: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            seed: seed.to_string(),
+            last: Mutex::new(None),
+        }
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+impl Progress for ProgressBar {
+    fn exchange_done(&self, resources: usize, bytes: u64, url: &str) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed().as_millis() < 100) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let secs = self.started.elapsed().as_secs_f64();
+        let mib = bytes as f64 / (1024.0 * 1024.0);
+        let shown: String = url.chars().take(60).collect();
+        eprint!(
+            "\r\x1b[2K[{}] {resources} resources, {mib:.1} MiB, {secs:.0}s  {shown}",
+            self.seed.chars().take(40).collect::<String>()
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! Plain data shared by every module: identifiers, digests, captures, records.
+//!
+//! Nothing here does I/O. Types are serialisable because they travel into the
+//! capture manifest (inside the WARC) and out through `--json`; their field
+//! names are part of the CLI contract in DESIGN.md, so rename with care.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::Digest;
+
+/// A SHA-256 digest. Displays as lowercase hex; parses from hex or
+/// `sha256:<hex>` (the WARC labelled form).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256([u8; 32]);
+
+impl Sha256 {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Sha256(bytes)
+    }
+
+    pub fn of(data: &[u8]) -> Self {
+        Sha256(sha2::Sha256::digest(data).into())
+    }
+
+    pub fn from_hasher(hasher: sha2::Sha256) -> Self {
+        Sha256(hasher.finalize().into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The labelled form used in `WARC-Block-Digest` and `WARC-Payload-Digest`.
+    pub fn labelled(&self) -> String {
+        format!("sha256:{}", self.hex())
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({})", self.hex())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not a sha256 digest (want 64 hex digits, optionally prefixed by `sha256:`): {0:?}")]
+pub struct ParseDigestError(String);
+
+impl FromStr for Sha256 {
+    type Err = ParseDigestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex_part = s.strip_prefix("sha256:").unwrap_or(s);
+        let mut out = [0u8; 32];
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(ParseDigestError(s.to_string()));
+        }
+        hex::decode_to_slice(hex_part, &mut out).map_err(|_| ParseDigestError(s.to_string()))?;
+        Ok(Sha256(out))
+    }
+}
+
+impl Serialize for Sha256 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A capture's identifier: a UUIDv7, so identifiers sort by creation time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CaptureId(String);
+
+impl CaptureId {
+    pub fn new() -> Self {
+        CaptureId(uuid::Uuid::now_v7().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for CaptureId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for CaptureId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not a capture id (want a UUID such as 0193f1e2-7c4a-7d2e-9b1a-3c5d7e9f1a2b): {0:?}")]
+pub struct ParseCaptureIdError(String);
+
+impl FromStr for CaptureId {
+    type Err = ParseCaptureIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s.trim())
+            .map(|u| CaptureId(u.hyphenated().to_string()))
+            .map_err(|_| ParseCaptureIdError(s.to_string()))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureStatus {
+    Ok,
+    Failed,
+}
+
+impl CaptureStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureStatus::Ok => "ok",
+            CaptureStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ok" => Some(CaptureStatus::Ok),
+            "failed" => Some(CaptureStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// The WARC file holding a capture, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarcRef {
+    pub key: String,
+    pub sha256: Sha256,
+    pub bytes: u64,
+}
+
+/// One fetched URL of a capture (the seed, a redirect hop or a requisite).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    pub url: String,
+    /// HTTP status, absent when no response arrived.
+    pub status: Option<u16>,
+    pub mime: Option<String>,
+    pub payload_sha256: Option<Sha256>,
+    /// Payload bytes (transfer-encoding removed, content-encoding kept).
+    pub bytes: u64,
+    /// `length`, `time` or `disconnect` when the body was cut short.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub truncated: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// A capture as the index knows it. Serialises to the `--json` shape that
+/// DESIGN.md fixes for `capture`, `captures` and `show`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capture {
+    pub id: CaptureId,
+    pub seed_url: String,
+    pub status: CaptureStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub finished_at: DateTime<Utc>,
+    pub warc: Option<WarcRef>,
+    /// Number of WARC records in the capture's file.
+    pub records: u64,
+    pub resources: Vec<Resource>,
+}
+
+/// One WARC record in the index: the CDXJ fields plus where the record lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordEntry {
+    pub record_id: String,
+    pub warc_type: String,
+    pub target_uri: Option<String>,
+    /// SURT form of the target URI (CDXJ sort key).
+    pub surt: Option<String>,
+    /// `WARC-Date` of the record.
+    #[serde(with = "rfc3339")]
+    pub date: DateTime<Utc>,
+    /// 14-digit `YYYYMMDDhhmmss` capture time.
+    pub timestamp: String,
+    pub mime: Option<String>,
+    pub status: Option<u16>,
+    pub payload_digest: Option<Sha256>,
+    pub block_digest: Sha256,
+    /// Offset and length of the record's gzip member in the WARC file.
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// Formats an instant as RFC 3339 UTC with second precision, e.g.
+/// `2016-11-29T10:04:00Z`.
+pub fn rfc3339_utc(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The 14-digit timestamp used by CDXJ, Wayback URLs and `--at`.
+pub fn timestamp14(t: &DateTime<Utc>) -> String {
+    t.format("%Y%m%d%H%M%S").to_string()
+}
+
+pub mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339_utc(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_parses_both_forms_and_rejects_uppercase_and_short() {
+        let d = Sha256::of(b"nearly 25 civilians were killed");
+        assert_eq!(d.hex().parse::<Sha256>().unwrap(), d);
+        assert_eq!(d.labelled().parse::<Sha256>().unwrap(), d);
+        assert!(d.hex().to_uppercase().parse::<Sha256>().is_err());
+        assert!("sha256:abcd".parse::<Sha256>().is_err());
+        assert!("sha1:FNXWBUS7VMY4GF4WOZKRYFDT4FUWIZD4"
+            .parse::<Sha256>()
+            .is_err());
+    }
+
+    #[test]
+    fn capture_ids_sort_by_creation() {
+        let a = CaptureId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = CaptureId::new();
+        assert!(a < b);
+        assert_eq!(a.as_str().parse::<CaptureId>().unwrap(), a);
+        assert!("../../etc/passwd".parse::<CaptureId>().is_err());
+    }
+}
+
+/// The SURT form of a URL used as the CDXJ sort key, as pywb writes it:
+/// `http://www.Example.org:8080/News?b=2&a=1` becomes
+/// `org,example:8080)/news?a=1&b=2`.
+pub fn surt(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let reversed = if url
+        .host()
+        .is_some_and(|h| !matches!(h, url::Host::Domain(_)))
+    {
+        host.to_string()
+    } else {
+        host.split('.').rev().collect::<Vec<_>>().join(",")
+    };
+    let mut out = reversed;
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push(')');
+    out.push_str(url.path());
+    if let Some(q) = url.query() {
+        let mut args: Vec<&str> = q.split('&').collect();
+        args.sort_unstable();
+        out.push('?');
+        out.push_str(&args.join("&"));
+    }
+    out.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod surt_tests {
+    #[test]
+    fn surt_matches_pywb_form() {
+        let u = url::Url::parse("http://www.Example.org:8080/News/Item?b=2&a=1#frag").unwrap();
+        assert_eq!(super::surt(&u), "org,example:8080)/news/item?a=1&b=2");
+        let u = url::Url::parse("https://127.0.0.1/a").unwrap();
+        assert_eq!(super::surt(&u), "127.0.0.1)/a");
+    }
+}

@@ -1,0 +1,848 @@
+//! One capture job end to end: capture → WARC → store → index.
+//!
+//! The crawler hands over exchanges as they complete; each is written into a
+//! spool WARC in the data directory (on a blocking thread: hashing and
+//! deflate must not stall the runtime). When the crawl ends, a `metadata`
+//! record with the capture manifest closes the file, which is fsync'd; its
+//! SHA-256 (computed while writing) names the object; the store writes and
+//! verifies it; and only then is the capture committed to the index, in one
+//! transaction.
+//!
+//! **Invariant:** bytes are hashed before they are first written to storage,
+//! and the index only names durable objects. A crash before the index commit
+//! leaves at most a spool file (`*.warc.gz.partial`) and possibly a stored
+//! object the index does not name; neither is ever shown as a capture.
+
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::capture::{self, CaptureError, CrawlOutcome, Crawler, Exchange, TlsInfo};
+use crate::config::Config;
+use crate::index::{self, Hit, Index, IndexError};
+use crate::model::{
+    self, Capture, CaptureId, CaptureStatus, RecordEntry, Resource, Sha256, WarcRef,
+};
+use crate::store::{Store, StoreError};
+use crate::warc::{
+    self, new_record_id, Deflate, RecordHeader, WarcError, WarcFileReader, WarcWriter,
+};
+
+pub const SOFTWARE: &str = concat!("custody/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("WARC error: {0}")]
+    Warc(#[from] WarcError),
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
+    move |source| PipelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Receives progress while a capture runs (the CLI draws a bar with it).
+pub trait Progress: Send + Sync {
+    fn exchange_done(&self, resources: usize, bytes: u64, url: &str);
+}
+
+/// A progress sink that ignores everything.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn exchange_done(&self, _: usize, _: u64, _: &str) {}
+}
+
+pub struct Pipeline {
+    config: Config,
+    store: Store,
+    index: Arc<dyn Index>,
+    crawler: Crawler,
+}
+
+impl Pipeline {
+    /// Opens the store and the index the configuration names.
+    pub async fn open(config: Config) -> Result<Pipeline, PipelineError> {
+        let spool = config.spool_dir();
+        std::fs::create_dir_all(&spool).map_err(io_at(&spool))?;
+        warn_about_leftover_spools(&spool);
+        let store = Store::open(&config.store_url)?;
+        let index = index::open(&config.index_url).await?;
+        let crawler = Crawler::new(config.capture.clone(), spool)?;
+        Ok(Pipeline {
+            config,
+            store,
+            index,
+            crawler,
+        })
+    }
+
+    pub fn index(&self) -> &Arc<dyn Index> {
+        &self.index
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Captures `seed` and its requisites. A capture whose seed could not be
+    /// fetched at all is recorded as failed (with its reason) and returned
+    /// as `Ok`; `Err` means custody itself could not do its job (disk, store,
+    /// index).
+    pub async fn capture(
+        &self,
+        seed: Url,
+        progress: &dyn Progress,
+    ) -> Result<Capture, PipelineError> {
+        let id = CaptureId::new();
+        let started_at = Utc::now();
+        let spool_path = self
+            .config
+            .spool_dir()
+            .join(format!("{id}.warc.gz.partial"));
+        let result = self
+            .capture_into(&id, &seed, started_at, &spool_path, progress)
+            .await;
+        // Whatever happened, the spool file is no longer needed: it was
+        // stored, or the capture failed before anything was stored.
+        let _ = std::fs::remove_file(&spool_path);
+        result
+    }
+
+    async fn capture_into(
+        &self,
+        id: &CaptureId,
+        seed: &Url,
+        started_at: DateTime<Utc>,
+        spool_path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<Capture, PipelineError> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(spool_path)
+            .map_err(io_at(spool_path))?;
+        let mut writer = WarcWriter::new(BufWriter::with_capacity(1024 * 1024, file));
+        let warcinfo_id = new_record_id();
+        let info = warcinfo_block(id, seed, &self.config);
+        let mut header = RecordHeader::new("warcinfo", &warcinfo_id, &started_at);
+        header.push("Content-Type", "application/warc-fields");
+        let span = writer.write_bytes(&header, info.as_bytes(), Deflate::Compress)?;
+        let mut written = Written::default();
+        written.entries.push(entry(&header, None, None, span));
+
+        let (tx, mut rx) = mpsc::channel::<Exchange>(2);
+        let crawl = self.crawler.run(seed.clone(), tx);
+        let consume = async {
+            let mut writer = writer;
+            let mut written = written;
+            while let Some(ex) = rx.recv().await {
+                let warcinfo_id = warcinfo_id.clone();
+                let (w, out) = tokio::task::spawn_blocking(move || {
+                    let mut w = writer;
+                    let out = write_exchange(&mut w, ex, &warcinfo_id);
+                    (w, out)
+                })
+                .await
+                .map_err(|e| PipelineError::Internal(e.to_string()))?;
+                writer = w;
+                let out = out?;
+                written.bytes += out.resource.bytes;
+                written.resources.push(out.resource);
+                written.entries.extend(out.entries);
+                written.exchanges.push(out.manifest);
+                progress.exchange_done(
+                    written.resources.len(),
+                    written.bytes,
+                    &written
+                        .exchanges
+                        .last()
+                        .map(|e| e.url.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            Ok::<_, PipelineError>((writer, written))
+        };
+        let (outcome, consumed): (CrawlOutcome, _) = tokio::join!(crawl, consume);
+        let (mut writer, mut written) = consumed?;
+
+        if let Some(err) = outcome.seed_error {
+            let capture = Capture {
+                id: id.clone(),
+                seed_url: seed.to_string(),
+                status: CaptureStatus::Failed,
+                error: Some(err.to_string()),
+                started_at,
+                finished_at: Utc::now(),
+                warc: None,
+                records: 0,
+                resources: written.resources,
+            };
+            self.index.put_capture(&capture, &[]).await?;
+            return Ok(capture);
+        }
+
+        // Close the file with the capture manifest.
+        let finished_at = Utc::now();
+        let manifest = json!({
+            "custody_manifest": 1,
+            "software": SOFTWARE,
+            "capture_id": id,
+            "seed_url": seed.as_str(),
+            "final_url": outcome.final_url.as_str(),
+            "started_at": model::rfc3339_utc(&started_at),
+            "finished_at": model::rfc3339_utc(&finished_at),
+            "user_agent": self.config.capture.user_agent,
+            "options": options_json(&self.config),
+            "egress_ips": egress_ips(&written.exchanges),
+            "exchanges": written.exchanges,
+            "errors": written.resources.iter().filter_map(|r| r.error.as_ref().map(|e| json!({"url": r.url, "error": e}))).collect::<Vec<_>>(),
+        });
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        let mut header = RecordHeader::new("metadata", &new_record_id(), &finished_at);
+        header
+            .push("WARC-Target-URI", seed.as_str())
+            .push("WARC-Warcinfo-ID", warcinfo_id.as_str())
+            .push("Content-Type", "application/json");
+        let spool = spool_path.to_path_buf();
+        let (summary, metadata_entry) =
+            tokio::task::spawn_blocking(move || -> Result<_, PipelineError> {
+                let span = writer.write_bytes(&header, &manifest_bytes, Deflate::Compress)?;
+                let (buffered, summary) = writer.finish()?;
+                let file = buffered.into_inner().map_err(|e| PipelineError::Io {
+                    path: spool.clone(),
+                    source: e.into_error(),
+                })?;
+                file.sync_all().map_err(io_at(&spool))?;
+                Ok((summary, entry(&header, Some(seed_str(&header)), None, span)))
+            })
+            .await
+            .map_err(|e| PipelineError::Internal(e.to_string()))??;
+        written.entries.push(metadata_entry);
+
+        let stored = self
+            .store
+            .put_file(spool_path, summary.sha256, summary.bytes)
+            .await?;
+        let capture = Capture {
+            id: id.clone(),
+            seed_url: seed.to_string(),
+            status: CaptureStatus::Ok,
+            error: None,
+            started_at,
+            finished_at,
+            warc: Some(WarcRef {
+                key: stored.key,
+                sha256: summary.sha256,
+                bytes: summary.bytes,
+            }),
+            records: summary.records,
+            resources: written.resources,
+        };
+        self.index.put_capture(&capture, &written.entries).await?;
+        tracing::info!(capture = %id, seed = %seed, warc = %summary.sha256, bytes = summary.bytes, "capture stored");
+        Ok(capture)
+    }
+
+    /// Copies a capture's WARC to `dest`, checked against its digest. `dest`
+    /// appears only when complete.
+    pub async fn export_warc(&self, id: &CaptureId, dest: &Path) -> Result<WarcRef, PipelineError> {
+        let capture = self.index.capture(id).await?.ok_or_else(|| {
+            PipelineError::NotFound(format!(
+                "no capture {id}; list them with `custody captures`"
+            ))
+        })?;
+        let Some(warc) = capture.warc else {
+            return Err(PipelineError::NotFound(format!(
+                "capture {id} failed and has no WARC ({})",
+                capture.error.unwrap_or_default()
+            )));
+        };
+        let dir = dest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".custody-export-")
+            .tempfile_in(dir)
+            .map_err(io_at(dir))?;
+        let (file, tmp_path) = tmp.into_parts();
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        self.store.copy_to(&warc.key, warc.sha256, &mut out).await?;
+        let file = out.into_inner().into_std().await;
+        file.sync_all().map_err(io_at(dest))?;
+        tmp_path.persist(dest).map_err(|e| PipelineError::Io {
+            path: dest.to_path_buf(),
+            source: e.error,
+        })?;
+        Ok(warc)
+    }
+
+    /// Finds the response for `url` nearest to `at`, following archived
+    /// redirects, and writes its body (content-encoding undone) to `out`.
+    pub async fn get(
+        &self,
+        url: &str,
+        at: Option<DateTime<Utc>>,
+        out: &mut dyn Write,
+    ) -> Result<Retrieved, PipelineError> {
+        let mut url = normalize_url(url)?;
+        let mut at = at;
+        for _hop in 0..=10 {
+            let hit = self
+                .index
+                .nearest_response(&url, at)
+                .await?
+                .ok_or_else(|| {
+                    PipelineError::NotFound(format!(
+                        "no archived response for {url}; capture it with `custody capture {url}`"
+                    ))
+                })?;
+            let (head, payload) = self.read_response(&hit).await?;
+            let location = head.as_ref().and_then(|h| h.header("location"));
+            let status = head.as_ref().map(|h| h.status).unwrap_or(0);
+            if (300..400).contains(&status) {
+                if let Some(next) = location.and_then(|l| Url::parse(&url).ok()?.join(&l).ok()) {
+                    url = next.to_string();
+                    at = Some(hit.record.date);
+                    continue;
+                }
+            }
+            let encoding = head.as_ref().and_then(|h| h.content_encoding());
+            let mut payload = payload;
+            payload
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| PipelineError::Io {
+                    path: PathBuf::from("payload"),
+                    source: e,
+                })?;
+            let bytes = decode_body(BufReader::new(payload), encoding.as_deref(), out)?;
+            return Ok(Retrieved {
+                url,
+                capture_id: hit.capture_id,
+                date: hit.record.date,
+                status,
+                bytes,
+                warc_sha256: hit.warc.sha256,
+            });
+        }
+        Err(PipelineError::NotFound(format!(
+            "more than 10 archived redirects from {url}"
+        )))
+    }
+
+    /// Reads one response record by its offset and checks its digests.
+    async fn read_response(
+        &self,
+        hit: &Hit,
+    ) -> Result<(Option<warc::ResponseHead>, std::fs::File), PipelineError> {
+        let spool = self.config.spool_dir();
+        let (file, path) = tempfile::Builder::new()
+            .prefix("record-")
+            .tempfile_in(&spool)
+            .map_err(io_at(&spool))?
+            .into_parts();
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        let range = hit.record.offset..hit.record.offset + hit.record.length;
+        self.store
+            .copy_range_to(&hit.warc.key, range, &mut out)
+            .await?;
+        let record_file = out.into_inner().into_std().await;
+        drop(path); // unlinked; the handle keeps the bytes
+        let expected_payload = hit.record.payload_digest;
+        tokio::task::spawn_blocking(move || -> Result<_, PipelineError> {
+            let mut record_file = record_file;
+            record_file
+                .seek(SeekFrom::Start(0))
+                .map_err(io_at(Path::new("record")))?;
+            let mut payload = tempfile::tempfile().map_err(io_at(Path::new("payload")))?;
+            let mut reader = WarcFileReader::new(BufReader::new(record_file));
+            let mut write_err = None;
+            let mut sink_writer = BufWriter::new(&mut payload);
+            let record = reader
+                .next_record(&mut |piece| {
+                    if write_err.is_none() {
+                        if let Err(e) = sink_writer.write_all(piece) {
+                            write_err = Some(e);
+                        }
+                    }
+                })?
+                .ok_or_else(|| {
+                    PipelineError::Warc(WarcError::Malformed(
+                        "no record at the indexed offset".into(),
+                    ))
+                })?;
+            if let Some(e) = write_err {
+                return Err(io_at(Path::new("payload"))(e));
+            }
+            sink_writer.flush().map_err(io_at(Path::new("payload")))?;
+            drop(sink_writer);
+            record.verify_digests()?;
+            if let (Some(expected), Some(actual)) = (expected_payload, record.payload_sha256()) {
+                if expected != actual {
+                    return Err(PipelineError::Warc(WarcError::DigestMismatch {
+                        record_id: record.head.record_id().to_string(),
+                        which: "payload (index)",
+                        expected,
+                        actual,
+                    }));
+                }
+            }
+            Ok((record.http.and_then(|h| h.head), payload))
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))?
+    }
+}
+
+/// What `get` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Retrieved {
+    pub url: String,
+    pub capture_id: CaptureId,
+    #[serde(with = "model::rfc3339")]
+    pub date: DateTime<Utc>,
+    pub status: u16,
+    pub bytes: u64,
+    pub warc_sha256: Sha256,
+}
+
+/// The URL as the index stores it (parsed and re-serialised, no fragment).
+pub fn normalize_url(raw: &str) -> Result<String, PipelineError> {
+    let mut url = Url::parse(raw.trim())
+        .map_err(|e| PipelineError::Invalid(format!("{raw:?} is not a valid URL ({e})")))?;
+    url.set_fragment(None);
+    Ok(url.to_string())
+}
+
+/// Parses `--at`: 4 to 14 digits of `YYYYMMDDhhmmss`, missing parts taken as
+/// the start of the period (as Wayback timestamps are read).
+pub fn parse_at(s: &str) -> Result<DateTime<Utc>, PipelineError> {
+    let bad = || {
+        PipelineError::Invalid(format!(
+            "--at {s:?} is not a timestamp; use YYYYMMDDhhmmss, e.g. 20161129100400"
+        ))
+    };
+    if !(4..=14).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let full = format!("{s}{}", &"00000101000000"[s.len()..]);
+    chrono::NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%S")
+        .map(|t| t.and_utc())
+        .map_err(|_| bad())
+}
+
+#[derive(Default)]
+struct Written {
+    resources: Vec<Resource>,
+    entries: Vec<RecordEntry>,
+    exchanges: Vec<ExchangeManifest>,
+    bytes: u64,
+}
+
+/// An exchange as the capture manifest describes it.
+#[derive(Clone, Debug, Serialize)]
+struct ExchangeManifest {
+    url: String,
+    started_at: String,
+    remote_ip: Option<String>,
+    local_ip: Option<String>,
+    dns: Vec<String>,
+    tls: Option<TlsInfo>,
+    timings: capture::fetch::Timings,
+    request_record_id: Option<String>,
+    response_record_id: Option<String>,
+    status: Option<u16>,
+    mime: Option<String>,
+    block_sha256: Option<Sha256>,
+    payload_sha256: Option<Sha256>,
+    payload_bytes: u64,
+    truncated: Option<String>,
+    error: Option<String>,
+}
+
+struct ExchangeOut {
+    resource: Resource,
+    entries: Vec<RecordEntry>,
+    manifest: ExchangeManifest,
+}
+
+fn seed_str(header: &RecordHeader) -> String {
+    header
+        .get("WARC-Target-URI")
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn entry(
+    header: &RecordHeader,
+    target: Option<String>,
+    response: Option<&warc::ScanResult>,
+    span: warc::RecordSpan,
+) -> RecordEntry {
+    let date = header
+        .get("WARC-Date")
+        .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now);
+    let head = response.and_then(|r| r.head.as_ref());
+    RecordEntry {
+        record_id: header.get("WARC-Record-ID").unwrap_or_default().to_string(),
+        warc_type: header.get("WARC-Type").unwrap_or_default().to_string(),
+        surt: target
+            .as_deref()
+            .and_then(|t| Url::parse(t).ok())
+            .map(|u| model::surt(&u)),
+        target_uri: target,
+        timestamp: model::timestamp14(&date),
+        date,
+        mime: head.and_then(|h| h.mime()),
+        status: head.map(|h| h.status),
+        payload_digest: response.map(|r| r.payload_sha256),
+        block_digest: span.block_digest,
+        offset: span.offset,
+        length: span.length,
+    }
+}
+
+/// Writes one exchange (response, then request) into the WARC.
+fn write_exchange<W: Write>(
+    writer: &mut WarcWriter<W>,
+    ex: Exchange,
+    warcinfo_id: &str,
+) -> Result<ExchangeOut, PipelineError> {
+    let url = ex.url.to_string();
+    let response_id = ex.response.as_ref().map(|_| new_record_id());
+    let request_id = (!ex.request.is_empty()).then(new_record_id);
+    let mut entries = Vec::new();
+    let ip = ex.remote.map(|a| a.ip().to_string());
+
+    let mut protocols = vec!["http/1.1".to_string()];
+    if let Some(tls) = &ex.tls {
+        protocols.push(tls.protocol.clone());
+    }
+    let common = |h: &mut RecordHeader| {
+        h.push("WARC-Target-URI", url.as_str());
+        h.push("WARC-Warcinfo-ID", warcinfo_id);
+        if let Some(ip) = &ip {
+            h.push("WARC-IP-Address", ip.as_str());
+        }
+        for p in &protocols {
+            h.push("WARC-Protocol", p.as_str());
+        }
+        if let Some(tls) = &ex.tls {
+            if !tls.cipher_suite.is_empty() {
+                h.push("WARC-Cipher-Suite", tls.cipher_suite.as_str());
+            }
+        }
+    };
+
+    let mut manifest = ExchangeManifest {
+        url: url.clone(),
+        started_at: warc::warc_date(&ex.started_at),
+        remote_ip: ip.clone(),
+        local_ip: ex.local.map(|a| a.ip().to_string()),
+        dns: ex.dns.iter().map(|a| a.to_string()).collect(),
+        tls: ex.tls.clone(),
+        timings: ex.timings.clone(),
+        request_record_id: request_id.clone(),
+        response_record_id: response_id.clone(),
+        status: None,
+        mime: None,
+        block_sha256: None,
+        payload_sha256: None,
+        payload_bytes: 0,
+        truncated: None,
+        error: ex.error.as_ref().map(|e| e.to_string()),
+    };
+    let mut resource = Resource {
+        url: url.clone(),
+        status: None,
+        mime: None,
+        payload_sha256: None,
+        bytes: 0,
+        truncated: None,
+        error: manifest.error.clone(),
+    };
+
+    if let (Some(mut response), Some(rid)) = (ex.response, response_id.as_ref()) {
+        let head = response.scan.head.as_ref();
+        let mime = head.and_then(|h| h.mime());
+        let encoded = head.and_then(|h| h.content_encoding()).is_some();
+        let mut h = RecordHeader::new("response", rid, &ex.started_at);
+        common(&mut h);
+        if let Some(req) = &request_id {
+            h.push("WARC-Concurrent-To", req.as_str());
+        }
+        h.push("Content-Type", "application/http;msgtype=response");
+        h.push(
+            "WARC-Payload-Digest",
+            response.scan.payload_sha256.labelled(),
+        );
+        if let Some(m) = &mime {
+            h.push("WARC-Identified-Payload-Type", m.as_str());
+        }
+        if let Some(t) = response.truncated {
+            h.push("WARC-Truncated", t.as_str());
+        }
+        let deflate = choose_deflate(mime.as_deref(), encoded, &mut response.raw);
+        let span = writer.write_stream(
+            &h,
+            response.raw_len,
+            response.raw_sha256,
+            &mut response.raw,
+            deflate,
+        )?;
+        entries.push(entry(&h, Some(url.clone()), Some(&response.scan), span));
+
+        manifest.status = response.status();
+        manifest.mime = mime.clone();
+        manifest.block_sha256 = Some(response.raw_sha256);
+        manifest.payload_sha256 = Some(response.scan.payload_sha256);
+        manifest.payload_bytes = response.scan.payload_len;
+        manifest.truncated = response.truncated.map(|t| t.as_str().to_string());
+        resource.status = response.status();
+        resource.mime = mime;
+        resource.payload_sha256 = Some(response.scan.payload_sha256);
+        resource.bytes = response.scan.payload_len;
+        resource.truncated = manifest.truncated.clone();
+    }
+    if let Some(req_id) = &request_id {
+        let mut h = RecordHeader::new("request", req_id, &ex.started_at);
+        common(&mut h);
+        if let Some(rid) = &response_id {
+            h.push("WARC-Concurrent-To", rid.as_str());
+        }
+        h.push("Content-Type", "application/http;msgtype=request");
+        let span = writer.write_bytes(&h, &ex.request, Deflate::Compress)?;
+        entries.push(entry(&h, Some(url.clone()), None, span));
+    }
+    Ok(ExchangeOut {
+        resource,
+        entries,
+        manifest,
+    })
+}
+
+/// Already-compressed payloads are stored at deflate level 0 (DESIGN.md,
+/// Compression): media types known to be compressed, any content-encoded
+/// body, and anything whose first 64 KiB do not shrink.
+fn choose_deflate(mime: Option<&str>, content_encoded: bool, raw: &mut std::fs::File) -> Deflate {
+    if content_encoded {
+        return Deflate::Store;
+    }
+    let m = mime.unwrap_or("");
+    let text_like = m.starts_with("text/")
+        || m.contains("json")
+        || m.contains("xml")
+        || m.contains("javascript")
+        || m == "image/svg+xml"
+        || m.contains("mpegurl")
+        || m.contains("dash");
+    if text_like {
+        return Deflate::Compress;
+    }
+    let compressed_media = (m.starts_with("image/") && m != "image/bmp")
+        || m.starts_with("video/")
+        || m.starts_with("audio/")
+        || m.starts_with("font/woff")
+        || matches!(
+            m,
+            "application/zip"
+                | "application/gzip"
+                | "application/x-gzip"
+                | "application/pdf"
+                | "application/x-7z-compressed"
+                | "application/x-xz"
+                | "application/zstd"
+                | "application/font-woff"
+        );
+    if compressed_media {
+        return Deflate::Store;
+    }
+    // Unknown: try a sample.
+    let mut sample = vec![0u8; 64 * 1024];
+    let n = raw.read(&mut sample).unwrap_or(0);
+    let _ = raw.seek(SeekFrom::Start(0));
+    if n < 1024 {
+        return Deflate::Compress;
+    }
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = enc.write_all(&sample[..n]);
+    let size = enc.finish().map(|v| v.len()).unwrap_or(n);
+    if size * 10 > n * 9 {
+        Deflate::Store
+    } else {
+        Deflate::Compress
+    }
+}
+
+fn decode_body(
+    mut body: impl Read,
+    encoding: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<u64, PipelineError> {
+    let io = |e: std::io::Error| PipelineError::Io {
+        path: PathBuf::from("archived body"),
+        source: e,
+    };
+    let mut out = CountingWriter {
+        inner: out,
+        count: 0,
+    };
+    match encoding {
+        Some("gzip") | Some("x-gzip") => {
+            std::io::copy(&mut flate2::read::MultiGzDecoder::new(body), &mut out).map_err(io)?;
+        }
+        Some("deflate") => {
+            let mut raw = Vec::new();
+            body.read_to_end(&mut raw).map_err(io)?;
+            if std::io::copy(&mut flate2::read::ZlibDecoder::new(&raw[..]), &mut out).is_err() {
+                out.count = 0;
+                std::io::copy(&mut flate2::read::DeflateDecoder::new(&raw[..]), &mut out)
+                    .map_err(io)?;
+            }
+        }
+        _ => {
+            std::io::copy(&mut body, &mut out).map_err(io)?;
+        }
+    }
+    out.flush().map_err(io)?;
+    Ok(out.count)
+}
+
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    count: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn warcinfo_block(id: &CaptureId, seed: &Url, config: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let mut fields = vec![
+        ("software", SOFTWARE.to_string()),
+        ("format", "WARC File Format 1.1".to_string()),
+        (
+            "conformsTo",
+            "http://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/"
+                .to_string(),
+        ),
+        ("hostname", host),
+        ("http-header-user-agent", config.capture.user_agent.clone()),
+        ("robots", "ignore".to_string()),
+        ("custody-capture-id", id.to_string()),
+        ("custody-seed", seed.to_string()),
+    ];
+    fields.retain(|(_, v)| !v.is_empty());
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}: {}\r\n", v.replace(['\r', '\n'], " ")))
+        .collect()
+}
+
+fn options_json(config: &Config) -> serde_json::Value {
+    let c = &config.capture;
+    json!({
+        "allow_private_networks": c.allow_private,
+        "connect_timeout_secs": c.limits.connect_timeout.as_secs_f64(),
+        "read_timeout_secs": c.limits.read_timeout.as_secs_f64(),
+        "resource_timeout_secs": c.limits.resource_deadline.as_secs_f64(),
+        "max_resource_bytes": c.limits.max_body_bytes,
+        "max_capture_bytes": c.max_capture_bytes,
+        "max_header_bytes": c.limits.max_header_bytes,
+        "max_headers": c.limits.max_headers,
+        "max_redirects": c.max_redirects,
+        "max_resources": c.max_resources,
+        "concurrency": c.concurrency,
+    })
+}
+
+fn egress_ips(exchanges: &[ExchangeManifest]) -> Vec<String> {
+    let mut ips: Vec<String> = exchanges
+        .iter()
+        .filter_map(|e| e.local_ip.clone())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+fn warn_about_leftover_spools(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".warc.gz.partial") {
+            tracing::warn!(file = %e.path().display(), "unfinished spool from an interrupted capture; it was never indexed");
+        } else if name.starts_with("exchange-") || name.starts_with("record-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_accepts_wayback_prefixes() {
+        assert_eq!(
+            model::timestamp14(&parse_at("20161129100400").unwrap()),
+            "20161129100400"
+        );
+        assert_eq!(
+            model::timestamp14(&parse_at("2016").unwrap()),
+            "20160101000000"
+        );
+        assert_eq!(
+            model::timestamp14(&parse_at("201611").unwrap()),
+            "20161101000000"
+        );
+        assert!(parse_at("2016-11-29").is_err());
+        assert!(parse_at("20161399").is_err());
+    }
+}

@@ -1,0 +1,332 @@
+//! Content-addressed, write-once object storage.
+//!
+//! Objects live behind `object_store`, chosen once from a URL (`file://PATH`
+//! today; the S3 backend plugs in here). A WARC's key is
+//! `warc/<first two hex>/<sha256>.warc.gz`, computed before the first byte is
+//! written. An existing object is never overwritten: a put of a key that is
+//! already present only checks that the present bytes hash to the key. Every
+//! put is verified afterwards by size and by re-reading and hashing, and
+//! every read through [`Store::copy_to`] is hashed again, so a corrupt object
+//! is an error, never a silent copy. Local writes are fsync'd (file and
+//! directories) before a put returns.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use sha2::Digest;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::model::Sha256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store URL {0:?} is not valid: use file:///absolute/path or file://relative/path")]
+    BadUrl(String),
+    #[error("store URL scheme {0:?} is not supported by this build; use file://")]
+    Unsupported(String),
+    #[error("object {0} is not in the store")]
+    NotFound(String),
+    #[error("object {key} is corrupt: its content hashes to {actual}, not {expected}; run `custody audit`")]
+    Corrupt {
+        key: String,
+        expected: Sha256,
+        actual: Sha256,
+    },
+    #[error("object {key} has {actual} bytes, expected {expected}")]
+    SizeMismatch {
+        key: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("storage error on {key}: {source}")]
+    Backend {
+        key: String,
+        source: object_store::Error,
+    },
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The key of a WARC file with the given digest.
+pub fn warc_key(sha256: &Sha256) -> String {
+    let hex = sha256.hex();
+    format!("warc/{}/{hex}.warc.gz", &hex[..2])
+}
+
+/// What a put did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub key: String,
+    /// The object was already there (same content); nothing was written.
+    pub already_present: bool,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).finish()
+    }
+}
+
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+impl Store {
+    /// Opens the store a URL names. Creates a local directory if needed.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        match scheme {
+            "file" => {
+                if rest.is_empty() {
+                    return Err(StoreError::BadUrl(url.to_string()));
+                }
+                let dir = PathBuf::from(rest);
+                std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let fs = LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(|source| StoreError::Backend {
+                        key: String::new(),
+                        source,
+                    })?
+                    .with_fsync(true);
+                Ok(Store {
+                    inner: Arc::new(fs),
+                    url: url.to_string(),
+                })
+            }
+            other => Err(StoreError::Unsupported(other.to_string())),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn backend(key: &str) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
+        move |source| match source {
+            object_store::Error::NotFound { .. } => StoreError::NotFound(key.to_string()),
+            source => StoreError::Backend {
+                key: key.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// Stores the file at `path`, whose digest and size the caller computed
+    /// while writing it, under its content key.
+    pub async fn put_file(
+        &self,
+        path: &Path,
+        sha256: Sha256,
+        size: u64,
+    ) -> Result<Stored, StoreError> {
+        let key = warc_key(&sha256);
+        let location = ObjectPath::from(key.as_str());
+        match self.inner.head(&location).await {
+            Ok(meta) => {
+                // Present already: never overwrite; check what is there.
+                if meta.size != size {
+                    return Err(StoreError::SizeMismatch {
+                        key,
+                        expected: size,
+                        actual: meta.size,
+                    });
+                }
+                self.verify(&key, sha256, size).await?;
+                return Ok(Stored {
+                    key,
+                    already_present: true,
+                });
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Self::backend(&key)(e)),
+        }
+
+        let io_err = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
+        let upload = self
+            .inner
+            .put_multipart(&location)
+            .await
+            .map_err(Self::backend(&key))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut hasher = sha2::Sha256::new();
+        let mut sent = 0u64;
+        let result: Result<(), StoreError> = async {
+            loop {
+                let n = file.read(&mut buf).await.map_err(io_err)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                sent += n as u64;
+                writer
+                    .wait_for_capacity(2)
+                    .await
+                    .map_err(Self::backend(&key))?;
+                writer.write(&buf[..n]);
+            }
+            Ok(())
+        }
+        .await;
+        let actual = Sha256::from_hasher(hasher);
+        let checked = result.and_then(|()| {
+            if sent != size {
+                Err(StoreError::SizeMismatch {
+                    key: key.clone(),
+                    expected: size,
+                    actual: sent,
+                })
+            } else if actual != sha256 {
+                Err(StoreError::Corrupt {
+                    key: key.clone(),
+                    expected: sha256,
+                    actual,
+                })
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = checked {
+            // The spool changed or could not be read: publish nothing.
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer.finish().await.map_err(Self::backend(&key))?;
+        self.verify(&key, sha256, size).await?;
+        Ok(Stored {
+            key,
+            already_present: false,
+        })
+    }
+
+    /// Re-reads an object and checks its size and digest.
+    pub async fn verify(&self, key: &str, sha256: Sha256, size: u64) -> Result<(), StoreError> {
+        let mut sink = tokio::io::sink();
+        let (actual, bytes) = self.stream_to(key, None, &mut sink).await?;
+        if bytes != size {
+            return Err(StoreError::SizeMismatch {
+                key: key.to_string(),
+                expected: size,
+                actual: bytes,
+            });
+        }
+        if actual != sha256 {
+            return Err(StoreError::Corrupt {
+                key: key.to_string(),
+                expected: sha256,
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies a whole object to `dest`, checking it against its digest. The
+    /// caller must discard `dest` on error.
+    pub async fn copy_to<W: AsyncWrite + Unpin>(
+        &self,
+        key: &str,
+        sha256: Sha256,
+        dest: &mut W,
+    ) -> Result<u64, StoreError> {
+        let (actual, bytes) = self.stream_to(key, None, dest).await?;
+        if actual != sha256 {
+            return Err(StoreError::Corrupt {
+                key: key.to_string(),
+                expected: sha256,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Copies a byte range of an object to `dest` (a record, by its offset
+    /// and length). The range alone cannot be checked against the object's
+    /// key; record digests inside it are checked by the reader.
+    pub async fn copy_range_to<W: AsyncWrite + Unpin>(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        dest: &mut W,
+    ) -> Result<u64, StoreError> {
+        let want = range.end - range.start;
+        let (_, bytes) = self.stream_to(key, Some(range), dest).await?;
+        if bytes != want {
+            return Err(StoreError::SizeMismatch {
+                key: key.to_string(),
+                expected: want,
+                actual: bytes,
+            });
+        }
+        Ok(bytes)
+    }
+
+    async fn stream_to<W: AsyncWrite + Unpin>(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+        dest: &mut W,
+    ) -> Result<(Sha256, u64), StoreError> {
+        let location = ObjectPath::from(key);
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let result = self
+            .inner
+            .get_opts(&location, options)
+            .await
+            .map_err(Self::backend(key))?;
+        let mut stream = result.into_stream();
+        let mut hasher = sha2::Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(Self::backend(key))?;
+            hasher.update(&chunk);
+            bytes += chunk.len() as u64;
+            dest.write_all(&chunk)
+                .await
+                .map_err(|source| StoreError::Io {
+                    path: PathBuf::from(key),
+                    source,
+                })?;
+        }
+        dest.flush().await.map_err(|source| StoreError::Io {
+            path: PathBuf::from(key),
+            source,
+        })?;
+        Ok((Sha256::from_hasher(hasher), bytes))
+    }
+
+    /// Every key under `prefix`, sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let prefix_path = ObjectPath::from(prefix);
+        let mut keys = Vec::new();
+        let mut stream = self.inner.list(Some(&prefix_path));
+        while let Some(meta) = stream.next().await {
+            keys.push(meta.map_err(Self::backend(prefix))?.location.to_string());
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}

@@ -1,0 +1,307 @@
+//! Reading WARC files written one gzip member per record.
+//!
+//! Layered like warcio's: a buffered, seekable file; a gzip member decoder; a
+//! header parser; a block limited to `Content-Length`; hashers over the block
+//! and (through [`ResponseScanner`]) over the HTTP payload. Every record's
+//! offset and compressed length are reported, and every declared digest can
+//! be checked against the bytes actually there.
+
+use std::io::{self, BufRead, Read, Seek};
+
+use flate2::bufread::GzDecoder;
+use sha2::Digest;
+
+use super::http::{ResponseScanner, ScanResult};
+use super::WarcError;
+use crate::model::Sha256;
+
+/// Longest record header accepted (all fields together).
+const MAX_RECORD_HEAD: usize = 1024 * 1024;
+/// Longest HTTP head accepted inside a stored response.
+const MAX_HTTP_HEAD: usize = 1024 * 1024;
+const MAX_HTTP_HEADERS: usize = 10_000;
+
+/// The version line and header fields of a record, in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordHead {
+    pub version: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl RecordHead {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn warc_type(&self) -> &str {
+        self.get("WARC-Type").unwrap_or("")
+    }
+
+    pub fn record_id(&self) -> &str {
+        self.get("WARC-Record-ID").unwrap_or("")
+    }
+
+    fn is_http_response(&self) -> bool {
+        matches!(self.warc_type(), "response" | "revisit")
+            && self
+                .get("Content-Type")
+                .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/http"))
+    }
+}
+
+/// One record as read, with digests computed from its bytes.
+#[derive(Clone, Debug)]
+pub struct ScannedRecord {
+    pub head: RecordHead,
+    pub offset: u64,
+    pub length: u64,
+    pub block_len: u64,
+    pub block_sha256: Sha256,
+    /// For HTTP responses: the parsed head and payload digest.
+    pub http: Option<ScanResult>,
+}
+
+impl ScannedRecord {
+    /// The payload digest as computed: the HTTP entity body for responses,
+    /// the whole block for `resource` records.
+    pub fn payload_sha256(&self) -> Option<Sha256> {
+        match self.head.warc_type() {
+            "response" => self.http.as_ref().map(|h| h.payload_sha256),
+            "resource" => Some(self.block_sha256),
+            _ => None,
+        }
+    }
+
+    /// Checks `WARC-Block-Digest` and `WARC-Payload-Digest` against the bytes.
+    pub fn verify_digests(&self) -> Result<(), WarcError> {
+        let id = self.head.record_id().to_string();
+        let Some(declared) = self.head.get("WARC-Block-Digest") else {
+            return Err(WarcError::MissingField {
+                record_id: id,
+                field: "WARC-Block-Digest",
+            });
+        };
+        check_digest(&id, "block", declared, self.block_sha256)?;
+        if let (Some(declared), Some(actual)) =
+            (self.head.get("WARC-Payload-Digest"), self.payload_sha256())
+        {
+            check_digest(&id, "payload", declared, actual)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_digest(
+    record_id: &str,
+    which: &'static str,
+    declared: &str,
+    actual: Sha256,
+) -> Result<(), WarcError> {
+    let expected: Sha256 = declared.parse().map_err(|_| WarcError::UnsupportedDigest {
+        record_id: record_id.to_string(),
+        value: declared.to_string(),
+    })?;
+    if expected != actual {
+        return Err(WarcError::DigestMismatch {
+            record_id: record_id.to_string(),
+            which,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Iterates over the records of a `.warc.gz` file.
+pub struct WarcFileReader<R> {
+    inner: R,
+}
+
+impl<R: BufRead + Seek> WarcFileReader<R> {
+    pub fn new(inner: R) -> Self {
+        WarcFileReader { inner }
+    }
+
+    /// Reads the next record, passing each piece of its payload (HTTP body
+    /// with transfer-encoding removed, or the block of a `resource`) to
+    /// `payload_sink`. `Ok(None)` at the end of the file.
+    pub fn next_record(
+        &mut self,
+        payload_sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<ScannedRecord>, WarcError> {
+        let offset = self.inner.stream_position()?;
+        if self.inner.fill_buf()?.is_empty() {
+            return Ok(None);
+        }
+        let at = |e: WarcError| WarcError::AtOffset {
+            offset,
+            source: Box::new(e),
+        };
+        let mut gz = GzDecoder::new(&mut self.inner);
+        let record = read_one(&mut gz, payload_sink).map_err(at)?;
+        // Drain what is left of the member (nothing, for a well-formed record)
+        // so the next read starts at the next member.
+        let extra = io::copy(&mut gz, &mut io::sink()).map_err(|e| at(e.into()))?;
+        if extra > 0 {
+            return Err(at(WarcError::Malformed(format!(
+                "{extra} bytes after the record inside its gzip member"
+            ))));
+        }
+        drop(gz);
+        let end = self.inner.stream_position()?;
+        let (head, block_len, block_sha256, http) = record;
+        Ok(Some(ScannedRecord {
+            head,
+            offset,
+            length: end - offset,
+            block_len,
+            block_sha256,
+            http,
+        }))
+    }
+}
+
+type OneRecord = (RecordHead, u64, Sha256, Option<ScanResult>);
+
+fn read_one(
+    gz: &mut dyn Read,
+    payload_sink: &mut dyn FnMut(&[u8]),
+) -> Result<OneRecord, WarcError> {
+    let mut reader = io::BufReader::with_capacity(64 * 1024, gz);
+    let head = read_head(&mut reader)?;
+    let len: u64 = head
+        .get("Content-Length")
+        .ok_or_else(|| WarcError::MissingField {
+            record_id: head.record_id().to_string(),
+            field: "Content-Length",
+        })?
+        .trim()
+        .parse()
+        .map_err(|_| WarcError::Malformed("Content-Length is not a number".into()))?;
+
+    let mut scanner = head
+        .is_http_response()
+        .then(|| ResponseScanner::new(MAX_HTTP_HEAD, MAX_HTTP_HEADERS, false));
+    let is_resource = head.warc_type() == "resource";
+    let mut hasher = sha2::Sha256::new();
+    let mut block = (&mut reader).take(len);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0u64;
+    let mut http_error = None;
+    loop {
+        let n = block.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+        hasher.update(&buf[..n]);
+        if let Some(s) = scanner.as_mut() {
+            if http_error.is_none() {
+                if let Err(e) = s.feed(&buf[..n], payload_sink) {
+                    http_error = Some(e);
+                }
+            }
+        } else if is_resource {
+            payload_sink(&buf[..n]);
+        }
+    }
+    if got != len {
+        return Err(WarcError::Truncated {
+            expected: len,
+            actual: got,
+        });
+    }
+    let mut end = [0u8; 4];
+    reader
+        .read_exact(&mut end)
+        .map_err(|_| WarcError::Malformed("record not followed by CRLF CRLF".into()))?;
+    if &end != b"\r\n\r\n" {
+        return Err(WarcError::Malformed(
+            "record not followed by CRLF CRLF".into(),
+        ));
+    }
+    let mut rest = [0u8; 1];
+    if reader.read(&mut rest)? != 0 {
+        return Err(WarcError::Malformed(
+            "more than one record in a gzip member".into(),
+        ));
+    }
+    if let Some(e) = http_error {
+        return Err(WarcError::Http {
+            record_id: head.record_id().to_string(),
+            source: e,
+        });
+    }
+    let http = scanner.map(|s| s.finish());
+    Ok((head, len, Sha256::from_hasher(hasher), http))
+}
+
+/// Parses the version line and fields up to the empty line.
+pub fn read_head<R: BufRead>(reader: &mut R) -> Result<RecordHead, WarcError> {
+    let mut total = 0usize;
+    let mut next_line = |reader: &mut R| -> Result<String, WarcError> {
+        let mut line = Vec::new();
+        let n = reader
+            .take((MAX_RECORD_HEAD - total) as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        total += n;
+        if total > MAX_RECORD_HEAD {
+            return Err(WarcError::Malformed(
+                "record header longer than 1 MiB".into(),
+            ));
+        }
+        if n == 0 || !line.ends_with(b"\n") {
+            return Err(WarcError::Malformed("record header ends early".into()));
+        }
+        let text = String::from_utf8(line)
+            .map_err(|_| WarcError::Malformed("record header is not UTF-8".into()))?;
+        Ok(text.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let version = next_line(reader)?;
+    if version != "WARC/1.1" && version != "WARC/1.0" {
+        return Err(WarcError::Malformed(format!(
+            "not a WARC record (first line {:?})",
+            truncate(&version)
+        )));
+    }
+    let mut fields: Vec<(String, String)> = Vec::new();
+    loop {
+        let line = next_line(reader)?;
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            // A continuation line folds into the previous field.
+            let Some(last) = fields.last_mut() else {
+                return Err(WarcError::Malformed(
+                    "continuation line before any field".into(),
+                ));
+            };
+            last.1.push(' ');
+            last.1.push_str(line.trim());
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(WarcError::Malformed(format!(
+                "header line without a colon: {:?}",
+                truncate(&line)
+            )));
+        };
+        fields.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    Ok(RecordHead { version, fields })
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(60).collect()
+}
