@@ -177,6 +177,12 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             "--format wacz is not available yet; use --format warc"
         )));
     }
+    // Capture ids are checked before anything is opened too.
+    if let Command::Show { capture_id, .. } | Command::Export { capture_id, .. } = &cli.command {
+        capture_id
+            .parse::<CaptureId>()
+            .map_err(|e| Failure::Usage(e.into()))?;
+    }
     let at = match &cli.command {
         Command::Get { at: Some(at), .. } => {
             Some(parse_at(at).map_err(|e| Failure::Usage(e.into()))?)
@@ -324,19 +330,15 @@ async fn capture(pipeline: &Pipeline, urls: &[String], json: bool) -> Result<Exi
         if json {
             print_json(&capture)?;
         }
+        if capture.status == CaptureStatus::Failed {
+            all_ok = false;
+            let reason = capture.error.as_deref().unwrap_or("unknown error");
+            eprintln!("error: capture of {} failed: {reason}", capture.seed_url);
+            continue;
+        }
         eprintln!("{}", summary_line(&capture));
         for r in capture.resources.iter().filter(|r| r.error.is_some()) {
             eprintln!("  warning: {}: {}", r.url, r.error.as_deref().unwrap_or(""));
-        }
-        if capture.status == CaptureStatus::Failed {
-            all_ok = false;
-            if !json {
-                eprintln!(
-                    "error: capture of {} failed: {}",
-                    capture.seed_url,
-                    capture.error.as_deref().unwrap_or("unknown error")
-                );
-            }
         }
     }
     Ok(if all_ok {

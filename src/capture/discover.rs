@@ -323,10 +323,12 @@ mod tests {
     #[test]
     fn srcset_follows_whatwg_candidate_rules() {
         assert_eq!(srcset_urls("a.jpg 1x, b.jpg 2x"), vec!["a.jpg", "b.jpg"]);
-        assert_eq!(srcset_urls("a.jpg,b.jpg"), vec!["a.jpg", "b.jpg"]);
+        // A URL runs to the next whitespace: commas inside it belong to it.
+        assert_eq!(srcset_urls("a.jpg,b.jpg"), vec!["a.jpg,b.jpg"]);
+        assert_eq!(srcset_urls("a.jpg, b.jpg"), vec!["a.jpg", "b.jpg"]);
         assert_eq!(
             srcset_urls("  a,b.jpg 100w , c.jpg"),
-            vec!["a", "b.jpg", "c.jpg"]
+            vec!["a,b.jpg", "c.jpg"]
         );
         assert_eq!(
             srcset_urls("img.jpg?w=1,2 (max-width: 3px) 1x, x.jpg"),

@@ -148,10 +148,12 @@ impl<R: BufRead + Seek> WarcFileReader<R> {
             source: Box::new(e),
         };
         let mut gz = GzDecoder::new(&mut self.inner);
-        let record = read_one(&mut gz, payload_sink).map_err(at)?;
+        let record = read_one(&mut gz, payload_sink)
+            .map_err(damaged_gzip)
+            .map_err(at)?;
         // Drain what is left of the member (nothing, for a well-formed record)
         // so the next read starts at the next member.
-        let extra = io::copy(&mut gz, &mut io::sink()).map_err(|e| at(e.into()))?;
+        let extra = io::copy(&mut gz, &mut io::sink()).map_err(|e| at(damaged_gzip(e.into())))?;
         if extra > 0 {
             return Err(at(WarcError::Malformed(format!(
                 "{extra} bytes after the record inside its gzip member"
@@ -168,6 +170,24 @@ impl<R: BufRead + Seek> WarcFileReader<R> {
             block_sha256,
             http,
         }))
+    }
+}
+
+/// Decoder failures mean the compressed bytes are damaged, not that the disk
+/// failed; say so.
+fn damaged_gzip(e: WarcError) -> WarcError {
+    match e {
+        WarcError::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::InvalidInput
+                    | io::ErrorKind::InvalidData
+                    | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            WarcError::Malformed(format!("damaged or truncated gzip data ({io})"))
+        }
+        e => e,
     }
 }
 

@@ -1,0 +1,486 @@
+//! End-to-end captures through the CLI against the fixture site.
+
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use custody::model::{CaptureStatus, Sha256};
+use custody::warc::{ScannedRecord, WarcFileReader};
+
+use crate::cli::{stderr_text, Workdir};
+use crate::site;
+
+/// Every record of a WARC file, with its block bytes (small files only).
+fn records_with_blocks(path: &Path) -> Vec<(ScannedRecord, Vec<u8>)> {
+    // Our reader gives offsets and computed digests; the block bytes come
+    // from the independent `warc` crate below, so compare both.
+    let mut reader = WarcFileReader::new(BufReader::new(
+        std::fs::File::open(path).expect("open warc"),
+    ));
+    let mut scanned = Vec::new();
+    while let Some(r) = reader.next_record(&mut |_| {}).expect("read record") {
+        scanned.push(r);
+    }
+    let blocks: Vec<Vec<u8>> = warc::WarcReader::from_path_gzip(path)
+        .expect("warc crate opens the file")
+        .iter_records()
+        .map(|r| r.expect("warc crate reads every record").body().to_vec())
+        .collect();
+    assert_eq!(
+        scanned.len(),
+        blocks.len(),
+        "both readers see the same records"
+    );
+    scanned.into_iter().zip(blocks).collect()
+}
+
+fn sha256_file(path: &Path) -> Sha256 {
+    let mut f = std::fs::File::open(path).expect("open");
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).expect("read");
+    Sha256::of(&data)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn article_capture_is_complete_content_addressed_and_readable_by_an_independent_reader() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let (capture, out) = work.capture(&url);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert_eq!(capture.status, CaptureStatus::Ok);
+    assert_eq!(capture.seed_url, url);
+    assert!(capture.finished_at >= capture.started_at);
+
+    // Every requisite was fetched once, with the digest of what was served.
+    let article = site::article_html();
+    let seed = capture
+        .resources
+        .iter()
+        .find(|r| r.url == url)
+        .expect("seed resource");
+    assert_eq!(seed.status, Some(200));
+    assert_eq!(seed.payload_sha256, Some(Sha256::of(article.as_bytes())));
+    for (path, mime, body) in site::requisites() {
+        let want = format!("http://{addr}{path}");
+        let found: Vec<_> = capture.resources.iter().filter(|r| r.url == want).collect();
+        assert_eq!(found.len(), 1, "{want} fetched exactly once");
+        assert_eq!(found[0].status, Some(200), "{want}");
+        assert_eq!(found[0].mime.as_deref(), Some(mime), "{want}");
+        assert_eq!(found[0].payload_sha256, Some(Sha256::of(&body)), "{want}");
+        assert_eq!(found[0].bytes, body.len() as u64);
+    }
+    assert_eq!(capture.resources.len(), site::requisites().len() + 1);
+
+    // The object key is the WARC's own sha256, and the export is identical.
+    let warc = capture.warc.clone().expect("warc");
+    assert_eq!(
+        warc.key,
+        format!(
+            "warc/{}/{}.warc.gz",
+            &warc.sha256.hex()[..2],
+            warc.sha256.hex()
+        )
+    );
+    let stored = work.path().join("custody-data/objects").join(&warc.key);
+    assert_eq!(sha256_file(&stored), warc.sha256);
+    let exported = work.path().join("article.warc.gz");
+    work.ok(&[
+        "export",
+        capture.id.as_str(),
+        "--format",
+        "warc",
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+    assert_eq!(sha256_file(&exported), warc.sha256);
+    assert_eq!(std::fs::metadata(&exported).unwrap().len(), warc.bytes);
+
+    // Structure: warcinfo first, every record WARC/1.1, digests hold, and
+    // each response is paired with its request.
+    let records = records_with_blocks(&exported);
+    assert_eq!(records.len() as u64, capture.records);
+    assert_eq!(records[0].0.head.warc_type(), "warcinfo");
+    assert_eq!(records.last().unwrap().0.head.warc_type(), "metadata");
+    for (r, block) in &records {
+        assert_eq!(r.head.version, "WARC/1.1");
+        r.verify_digests().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            Sha256::of(block),
+            r.block_sha256,
+            "the warc crate reads the same block"
+        );
+        assert_eq!(
+            r.head.get("WARC-Block-Digest"),
+            Some(Sha256::of(block).labelled().as_str())
+        );
+    }
+    let responses: Vec<_> = records
+        .iter()
+        .filter(|(r, _)| r.head.warc_type() == "response")
+        .collect();
+    let requests: Vec<_> = records
+        .iter()
+        .filter(|(r, _)| r.head.warc_type() == "request")
+        .collect();
+    assert_eq!(responses.len(), capture.resources.len());
+    assert_eq!(requests.len(), responses.len());
+    for (resp, _) in &responses {
+        let req_id = resp
+            .head
+            .get("WARC-Concurrent-To")
+            .expect("response names its request");
+        let (req, req_block) = requests
+            .iter()
+            .find(|(q, _)| q.head.record_id() == req_id)
+            .expect("request exists");
+        assert_eq!(
+            req.head.get("WARC-Concurrent-To"),
+            Some(resp.head.record_id())
+        );
+        assert_eq!(
+            req.head.get("WARC-Target-URI"),
+            resp.head.get("WARC-Target-URI")
+        );
+        assert_eq!(resp.head.get("WARC-IP-Address"), Some("127.0.0.1"));
+        assert_eq!(resp.head.get("WARC-Protocol"), Some("http/1.1"));
+        assert!(
+            req_block.starts_with(b"GET /"),
+            "request block is the raw request"
+        );
+    }
+
+    // The manifest names everything an investigator would ask about.
+    let (_, manifest_block) = records.last().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(manifest_block).expect("manifest is JSON");
+    assert_eq!(manifest["capture_id"], capture.id.as_str());
+    assert_eq!(
+        manifest["software"],
+        format!("custody/{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        manifest["exchanges"].as_array().unwrap().len(),
+        capture.resources.len()
+    );
+    assert!(manifest["options"]["max_resource_bytes"].is_u64());
+    assert_eq!(manifest["egress_ips"][0], "127.0.0.1");
+
+    // `get` prints the archived article, from the store.
+    let body = work.ok(&["get", &url]);
+    assert_eq!(String::from_utf8(body).unwrap(), article);
+    let text = site::article_text();
+    assert!(text.contains("nearly 25 civilians were killed in airstrikes"));
+
+    // `captures` and `show` agree with `capture`.
+    let listed = work.ok(&["captures", "--json"]);
+    let listed: custody::model::Capture =
+        serde_json::from_slice(listed.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(listed, capture);
+    let shown: serde_json::Value =
+        serde_json::from_slice(&work.ok(&["show", capture.id.as_str(), "--json"])).unwrap();
+    assert_eq!(shown["id"], capture.id.as_str());
+    assert_eq!(
+        shown["records_detail"].as_array().unwrap().len() as u64,
+        capture.records
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redirect_hops_are_their_own_exchanges_and_get_follows_them() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let short = format!("http://{addr}/short-link");
+    let (capture, out) = work.capture(&short);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert_eq!(capture.resources[0].url, short);
+    assert_eq!(capture.resources[0].status, Some(301));
+    assert_eq!(
+        capture.resources[1].url,
+        format!("http://{addr}{}", site::ARTICLE_PATH)
+    );
+    assert_eq!(capture.resources[1].status, Some(200));
+    let body = work.ok(&["get", &short]);
+    assert_eq!(String::from_utf8(body).unwrap(), site::article_html());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_capture_records_protocol_cipher_suite_and_certificate_chain() {
+    let ca = site::test_ca();
+    let addr = site::serve_https(&ca).await;
+    let work = Workdir::new(&format!("extra_root_certificates = [{:?}]", ca.ca_pem_path));
+    let url = format!("https://localhost:{}{}", addr.port(), site::ARTICLE_PATH);
+    let (capture, out) = work.capture(&url);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert_eq!(capture.status, CaptureStatus::Ok);
+    assert!(
+        capture.resources.iter().all(|r| r.status == Some(200)),
+        "{:?}",
+        capture.resources
+    );
+
+    let exported = work.path().join("tls.warc.gz");
+    work.ok(&[
+        "export",
+        capture.id.as_str(),
+        "--format",
+        "warc",
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+    let records = records_with_blocks(&exported);
+    let (resp, _) = records
+        .iter()
+        .find(|(r, _)| r.head.warc_type() == "response")
+        .unwrap();
+    let protocols: Vec<&str> = resp.head.get_all("WARC-Protocol").collect();
+    assert_eq!(protocols, vec!["http/1.1", "tls/1.3"]);
+    let suite = resp.head.get("WARC-Cipher-Suite").expect("cipher suite");
+    assert!(
+        suite.starts_with("TLS_") && !suite.starts_with("TLS13_"),
+        "{suite}"
+    );
+    let (_, manifest) = records.last().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    let tls = &manifest["exchanges"][0]["tls"];
+    assert_eq!(tls["protocol"], "tls/1.3");
+    assert_eq!(tls["alpn"], "http/1.1");
+    let chain = tls["peer_certificates"].as_array().unwrap();
+    assert_eq!(chain.len(), 2, "leaf and CA");
+    assert!(chain[0]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----\n"));
+
+    // Without the test CA the same capture fails on the certificate.
+    let untrusting = Workdir::new("");
+    let (failed, out) = untrusting.capture(&url);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(failed.status, CaptureStatus::Failed);
+    assert!(
+        failed.error.as_deref().unwrap().contains("TLS handshake"),
+        "{:?}",
+        failed.error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_gzip_response_is_stored_byte_for_byte_with_payload_digest_of_the_dechunked_body() {
+    let text = site::article_text();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    let compressed = gz.finish().unwrap();
+    // Uneven chunks with an extension and a trailer, header case as sent.
+    let mut wire = b"HTTP/1.1 200 OK\r\nServer: nginx/1.10.3\r\ncontent-type: text/plain; charset=utf-8\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\nX-Cache: MISS\r\n\r\n".to_vec();
+    let (a, rest) = compressed.split_at(100);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    for (i, part) in [a, b, c].iter().enumerate() {
+        if i == 1 {
+            wire.extend_from_slice(format!("{:x};name=value\r\n", part.len()).as_bytes());
+        } else {
+            wire.extend_from_slice(format!("{:X}\r\n", part.len()).as_bytes());
+        }
+        wire.extend_from_slice(part);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(b"0\r\nX-Checksum: done\r\n\r\n");
+    let addr = site::serve_raw(wire.clone()).await;
+
+    let work = Workdir::new("");
+    let url = format!("http://{addr}/2016/11/29/report.txt");
+    let (capture, out) = work.capture(&url);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert_eq!(
+        capture.resources[0].payload_sha256,
+        Some(Sha256::of(&compressed))
+    );
+    assert_eq!(capture.resources[0].bytes, compressed.len() as u64);
+
+    let exported = work.path().join("chunked.warc.gz");
+    work.ok(&[
+        "export",
+        capture.id.as_str(),
+        "--format",
+        "warc",
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+    let records = records_with_blocks(&exported);
+    let (resp, block) = records
+        .iter()
+        .find(|(r, _)| r.head.warc_type() == "response")
+        .unwrap();
+    assert_eq!(
+        block, &wire,
+        "the response block is exactly what was received"
+    );
+    assert_eq!(
+        resp.head.get("WARC-Payload-Digest"),
+        Some(Sha256::of(&compressed).labelled().as_str())
+    );
+    assert!(resp.head.get("WARC-Truncated").is_none());
+
+    // `get` undoes the content-encoding for the reader.
+    assert_eq!(String::from_utf8(work.ok(&["get", &url])).unwrap(), text);
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_fetched() {
+    let work = Workdir::new("");
+    for (args, says) in [
+        (vec!["capture", "aleppo news"], "not a valid URL"),
+        (
+            vec!["capture", "ftp://aleppo-news.example/report.txt"],
+            "unsupported scheme",
+        ),
+        (
+            vec!["capture", "http://127.0.0.1:9/"],
+            "pass --allow-private",
+        ),
+        (vec!["capture", "http://[::1]/"], "pass --allow-private"),
+        (
+            vec!["capture", "http://192.168.1.20/admin"],
+            "pass --allow-private",
+        ),
+        (
+            vec!["capture", "http://localhost:8080/"],
+            "pass --allow-private",
+        ),
+        (
+            vec!["get", "http://aleppo-news.example/", "--at", "29-11-2016"],
+            "--at",
+        ),
+        (vec!["show", "not-an-id"], "not a capture id"),
+    ] {
+        let out = work.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr_text(&out)
+        );
+        let err = stderr_text(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+        assert!(
+            err.starts_with("error: ") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        !work.path().join("custody-data").exists(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_sources_become_failed_captures_with_their_reason_and_no_object() {
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // dropped: nothing listens there now
+    let silent = site::serve_silent().await;
+    let work = Workdir::new("read_timeout_secs = 1\nconnect_timeout_secs = 2");
+    let cases = [
+        (format!("http://{refused}/"), "connection to"),
+        (
+            "http://custody-fixture.invalid/".to_string(),
+            "DNS lookup of custody-fixture.invalid failed",
+        ),
+        (format!("http://{silent}/slow"), "timed out"),
+    ];
+    for (url, says) in &cases {
+        let started = std::time::Instant::now();
+        let (capture, out) = work.capture(url);
+        assert_eq!(out.status.code(), Some(1), "{url}");
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "{url} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(capture.status, CaptureStatus::Failed);
+        let error = capture.error.clone().unwrap();
+        assert!(error.contains(says), "{url}: {error}");
+        assert!(capture.warc.is_none());
+        let err = stderr_text(&out);
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("error: ") && l.contains(says)),
+            "{err}"
+        );
+    }
+    let listed = String::from_utf8(work.ok(&["captures", "--json"])).unwrap();
+    let failed: Vec<custody::model::Capture> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(failed.len(), cases.len());
+    assert!(failed
+        .iter()
+        .all(|c| c.status == CaptureStatus::Failed && c.error.is_some()));
+    assert!(
+        work.objects().is_empty(),
+        "no object in the store: {:?}",
+        work.objects()
+    );
+    let spool: Vec<_> = std::fs::read_dir(work.path().join("custody-data/spool"))
+        .unwrap()
+        .collect();
+    assert!(spool.is_empty(), "spool is clean");
+}
+
+/// Peak resident memory of a child, from `wait4`.
+fn run_measuring_peak_rss(
+    mut cmd: std::process::Command,
+) -> (std::process::ExitStatus, u64, Vec<u8>) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child with valid pointers.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4");
+    let out = reader.join().expect("reader");
+    (
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss as u64 * 1024,
+        out,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_gib_media_file_is_captured_in_bounded_memory() {
+    const GIB: u64 = 1 << 30;
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}/media/generated.mp4?bytes={GIB}");
+    let cmd = work.command(&["capture", &url, "--json", "--allow-private"]);
+    let (status, peak, stdout) = tokio::task::spawn_blocking(move || run_measuring_peak_rss(cmd))
+        .await
+        .unwrap();
+    assert!(status.success());
+    let capture: custody::model::Capture = serde_json::from_slice(&stdout).expect("capture JSON");
+    assert_eq!(capture.resources[0].bytes, GIB);
+    assert!(capture.resources[0].truncated.is_none());
+    assert!(
+        capture.warc.as_ref().unwrap().bytes > GIB,
+        "stored at deflate level 0, not dropped"
+    );
+    eprintln!(
+        "peak RSS capturing 1 GiB: {:.1} MiB",
+        peak as f64 / 1048576.0
+    );
+    assert!(
+        peak < 100 * 1024 * 1024,
+        "peak RSS {peak} bytes is over 100 MiB"
+    );
+}

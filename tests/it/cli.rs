@@ -1,0 +1,106 @@
+//! Running the `custody` binary in a scratch directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use custody::model::Capture;
+
+/// A scratch working directory with a `custody.toml`; the binary runs there,
+/// so its data lives in `custody-data/` below it.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    /// `extra` is appended to the `[capture]` table of the config file.
+    pub fn new(extra_capture: &str) -> Workdir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Test defaults, each unless `extra_capture` sets it.
+        let defaults = [
+            "connect_timeout_secs = 5",
+            "read_timeout_secs = 5",
+            "resource_timeout_secs = 60",
+        ];
+        let mut config = String::from("[capture]\n");
+        for line in defaults {
+            let key = line.split(' ').next().unwrap_or_default();
+            if !extra_capture
+                .lines()
+                .any(|l| l.trim_start().starts_with(key))
+            {
+                config.push_str(line);
+                config.push('\n');
+            }
+        }
+        config.push_str(extra_capture);
+        config.push('\n');
+        std::fs::write(dir.path().join("custody.toml"), config).expect("write config");
+        Workdir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env_remove("CUSTODY_DATA_DIR")
+            .env_remove("CUSTODY_INDEX_URL")
+            .env_remove("CUSTODY_STORE_URL");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run custody")
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "custody {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// `capture URL --json --allow-private`, expecting one capture.
+    pub fn capture(&self, url: &str) -> (Capture, Output) {
+        let out = self.run(&["capture", url, "--json", "--allow-private"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().next().unwrap_or_else(|| {
+            panic!(
+                "no JSON from capture: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (serde_json::from_str(line).expect("capture JSON"), out)
+    }
+
+    pub fn objects(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.path().join("custody-data/objects")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    found.push(e.path());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+}
+
+pub fn stderr_text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

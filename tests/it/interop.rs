@@ -1,0 +1,161 @@
+//! Interoperability with the field's reference tools, from the virtual
+//! environment `scripts/test.sh` creates: `warcio check` and `warcio index`
+//! accept every WARC we write, and pywb replays the article and its images.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use custody::model::CaptureStatus;
+
+use crate::cli::Workdir;
+use crate::site;
+
+fn tool(name: &str) -> Command {
+    // scripts/test.sh puts the virtual environment's bin/ first on PATH.
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} not on PATH: run the tests with scripts/test.sh, which installs it"
+    );
+    Command::new(name)
+}
+
+async fn captured_article() -> (Workdir, std::path::PathBuf, std::net::SocketAddr) {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
+    assert_eq!(capture.status, CaptureStatus::Ok);
+    let out = work.path().join("article.warc.gz");
+    work.ok(&[
+        "export",
+        capture.id.as_str(),
+        "--format",
+        "warc",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    (work, out, addr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warcio_checks_and_indexes_our_warcs() {
+    let (_work, warc, _) = captured_article().await;
+    let check = tool("warcio")
+        .args(["check", "-v"])
+        .arg(&warc)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "warcio check failed:\n{text}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(!text.contains("digest failed"), "{text}");
+    assert!(text.matches("digest pass").count() >= 20, "{text}");
+
+    let index = tool("warcio").arg("index").arg(&warc).output().unwrap();
+    assert!(index.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&index.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["warc-type"], "warcinfo");
+    let responses = lines
+        .iter()
+        .filter(|l| l["warc-type"] == "response")
+        .count();
+    assert_eq!(responses, site::requisites().len() + 1);
+    assert_eq!(lines.last().unwrap()["warc-type"], "metadata");
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// HTTP/1.0 GET on loopback: status and body.
+fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head")
+        + 4;
+    let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
+    (status, raw[end..].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pywb_replays_the_article_and_its_images() {
+    let (work, warc, addr) = captured_article().await;
+    let root = work.path().join("pywb");
+    std::fs::create_dir_all(&root).unwrap();
+    let run = |args: &[&str]| {
+        let out = tool("wb-manager")
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "wb-manager {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["init", "evidence"]);
+    run(&["add", "evidence", warc.to_str().unwrap()]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = KillOnDrop(
+        tool("wayback")
+            .args(["-p", &port.to_string(), "-b", "127.0.0.1"])
+            .current_dir(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "pywb did not start"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let article = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let (status, body) = http_get(port, &format!("/evidence/2030id_/{article}"));
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8_lossy(&body), site::article_html());
+    let (status, body) = http_get(port, &format!("/evidence/2030mp_/{article}"));
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&body);
+    assert!(
+        page.contains("nearly 25 civilians were killed in airstrikes"),
+        "replayed page shows the report"
+    );
+    for (path, _, bytes) in site::requisites()
+        .into_iter()
+        .filter(|(_, m, _)| m.starts_with("image/"))
+    {
+        let (status, body) = http_get(port, &format!("/evidence/2030id_/http://{addr}{path}"));
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(body, bytes, "{path} replays byte for byte");
+    }
+}

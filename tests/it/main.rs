@@ -1,0 +1,11 @@
+//! Integration tests, built as one binary (as ripgrep does). Tests that need
+//! something outside the process (the Python reference tools) live behind
+//! the `interop` feature, which the README's test command turns on.
+
+mod capture;
+mod cli;
+mod index_conformance;
+#[cfg(feature = "interop")]
+mod interop;
+mod site;
+mod warc_reader;
