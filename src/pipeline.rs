@@ -231,7 +231,9 @@ impl Pipeline {
             .map_err(|e| PipelineError::Internal(e.to_string()))?;
         let mut header = RecordHeader::new("metadata", &new_record_id(), &finished_at);
         header
-            .push("WARC-Target-URI", seed.as_str())
+            // Not the seed URL: replay tools index metadata records by their
+            // target, and would serve the manifest in place of the page.
+            .push("WARC-Target-URI", format!("urn:custody:capture:{id}"))
             .push("WARC-Warcinfo-ID", warcinfo_id.as_str())
             .push("Content-Type", "application/json");
         let spool = spool_path.to_path_buf();
@@ -522,6 +524,7 @@ fn entry(
         surt: target
             .as_deref()
             .and_then(|t| Url::parse(t).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
             .map(|u| model::surt(&u)),
         target_uri: target,
         timestamp: model::timestamp14(&date),

@@ -155,6 +155,11 @@ async fn article_capture_is_complete_content_addressed_and_readable_by_an_indepe
         serde_json::from_slice(manifest_block).expect("manifest is JSON");
     assert_eq!(manifest["capture_id"], capture.id.as_str());
     assert_eq!(
+        records.last().unwrap().0.head.get("WARC-Target-URI"),
+        Some(format!("urn:custody:capture:{}", capture.id).as_str()),
+        "the manifest must not claim the page's URL"
+    );
+    assert_eq!(
         manifest["software"],
         format!("custody/{}", env!("CARGO_PKG_VERSION"))
     );
@@ -432,6 +437,7 @@ fn run_measuring_peak_rss(
     mut cmd: std::process::Command,
 ) -> (std::process::ExitStatus, u64, Vec<u8>) {
     use std::os::unix::process::ExitStatusExt;
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below
     let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())

@@ -138,23 +138,16 @@ pub fn router() -> Router {
             }),
         )
         .route("/media/generated.mp4", get(generated_media));
-    let mut by_path: std::collections::HashMap<
-        &'static str,
-        Vec<(&'static str, &'static str, Vec<u8>)>,
-    > = Default::default();
+    // One route per path; the query string (?ver=...) is not routed on.
+    let mut routed = std::collections::HashSet::new();
     for (path_query, mime, body) in requisites() {
         let path = path_query.split('?').next().unwrap_or(path_query);
-        by_path
-            .entry(path)
-            .or_default()
-            .push((path_query, mime, body));
-    }
-    for (path, variants) in by_path {
-        let (_, mime, body) = variants.into_iter().next().expect("variant");
-        app = app.route(
-            path,
-            get(move || async move { ([(header::CONTENT_TYPE, mime)], body) }),
-        );
+        if routed.insert(path) {
+            app = app.route(
+                path,
+                get(move || async move { ([(header::CONTENT_TYPE, mime)], body) }),
+            );
+        }
     }
     app
 }

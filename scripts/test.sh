@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite. On a fresh Debian machine it installs what the tests
+# need; on a warm one it reuses what is cached and starts straight away.
+#
+#   - the field's reference tools (warcio, pywb) in a Python virtual
+#     environment cached under ~/.cache/custody-test (CUSTODY_TEST_CACHE);
+#   - then `cargo test --features interop`, which runs every test, including
+#     those that check our WARCs with those tools.
+#
+# Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${CUSTODY_TEST_CACHE:-$HOME/.cache/custody-test}"
+VENV="$CACHE/venv"
+PY_TOOLS="warcio==1.8.1 pywb==2.10.0"
+
+say() { printf '[test.sh] %s\n' "$*" >&2; }
+
+apt_install() {
+    say "installing Debian packages: $*"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    fi
+}
+
+command -v cargo >/dev/null || { say "cargo not found: install Rust (https://rustup.rs) first"; exit 2; }
+command -v cc >/dev/null || apt_install build-essential
+command -v python3 >/dev/null || apt_install python3 python3-venv
+
+if [ ! -x "$VENV/bin/wayback" ] || [ "$(cat "$VENV/.custody-tools" 2>/dev/null)" != "$PY_TOOLS" ]; then
+    say "creating the reference-tools environment in $VENV"
+    mkdir -p "$CACHE"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$VENV"; }
+    "$VENV/bin/pip" install -q --disable-pip-version-check $PY_TOOLS
+    echo "$PY_TOOLS" > "$VENV/.custody-tools"
+fi
+export PATH="$VENV/bin:$PATH"
+
+say "running the test suite"
+cargo test --features interop "$@"
