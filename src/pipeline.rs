@@ -814,10 +814,22 @@ fn egress_ips(exchanges: &[ExchangeManifest]) -> Vec<String> {
 }
 
 fn warn_about_leftover_spools(dir: &Path) {
+    // Another custody process may be capturing into the same spool right
+    // now; only files untouched for a day are leftovers of a crash.
+    let day = std::time::Duration::from_secs(24 * 3600);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        if !stale {
+            continue;
+        }
         let name = e.file_name().to_string_lossy().into_owned();
         if name.ends_with(".warc.gz.partial") {
             tracing::warn!(file = %e.path().display(), "unfinished spool from an interrupted capture; it was never indexed");
