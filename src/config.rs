@@ -34,11 +34,30 @@ struct RawConfig {
     store_url: Option<String>,
     #[serde(default)]
     capture: RawCapture,
+    #[serde(default)]
+    daemon: RawDaemon,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawCapture {
+struct RawDaemon {
+    schedules_dir: Option<PathBuf>,
+    listen: Option<String>,
+    workers: Option<usize>,
+    per_host: Option<usize>,
+    politeness_secs: Option<f64>,
+    lease_secs: Option<f64>,
+    shutdown_grace_secs: Option<f64>,
+    retry_base_secs: Option<f64>,
+    max_attempts: Option<u32>,
+    reload_secs: Option<f64>,
+}
+
+/// The capture options a config file's `[capture]` table, or a schedule's
+/// `[schedule.capture]` table, may set.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
     allow_private_networks: Option<bool>,
     user_agent: Option<String>,
     connect_timeout_secs: Option<f64>,
@@ -61,6 +80,32 @@ pub struct Config {
     pub index_url: String,
     pub store_url: String,
     pub capture: CaptureSettings,
+    pub daemon: DaemonSettings,
+}
+
+/// How the daemon runs its schedules.
+#[derive(Clone, Debug)]
+pub struct DaemonSettings {
+    pub schedules_dir: PathBuf,
+    pub listen: std::net::SocketAddr,
+    /// Captures running at once, in all.
+    pub workers: usize,
+    /// Captures running at once against one host.
+    pub per_host: usize,
+    /// Pause between the end of one capture and the start of the next on
+    /// the same host.
+    pub politeness: Duration,
+    /// How long a claimed run stays claimed without renewal; after a crash,
+    /// its run is taken up again once this has passed.
+    pub lease: Duration,
+    /// How long in-flight captures may finish after SIGTERM.
+    pub shutdown_grace: Duration,
+    /// First retry delay after a transient failure; doubles per attempt.
+    pub retry_base: Duration,
+    /// Attempts per run, the first included.
+    pub max_attempts: u32,
+    /// How often the schedules directory is checked for changes.
+    pub reload: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -70,6 +115,7 @@ impl std::fmt::Debug for Config {
             .field("index_url", &redact_url(&self.index_url))
             .field("store_url", &redact_url(&self.store_url))
             .field("capture", &self.capture)
+            .field("daemon", &self.daemon)
             .finish()
     }
 }
@@ -146,12 +192,15 @@ impl Config {
                 )));
             }
         }
-        let capture = capture_settings(raw.capture, overrides.allow_private)?;
+        let mut capture = apply_capture(&CaptureSettings::default(), raw.capture)?;
+        capture.allow_private |= overrides.allow_private;
+        let daemon = daemon_settings(raw.daemon)?;
         Ok(Config {
             data_dir,
             index_url,
             store_url,
             capture,
+            daemon,
         })
     }
 
@@ -180,17 +229,23 @@ fn parse(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
     })
 }
 
-fn secs(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
+fn secs(
+    table: &str,
+    name: &str,
+    value: Option<f64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(default),
         Some(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
         Some(v) => Err(ConfigError::Invalid(format!(
-            "capture.{name} = {v} must be between 0 and 86400 seconds"
+            "{table}.{name} = {v} must be between 0 and 86400 seconds"
         ))),
     }
 }
 
 fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
+    table: &str,
     name: &str,
     v: Option<T>,
     default: T,
@@ -199,57 +254,106 @@ fn positive<T: PartialOrd + Default + Copy + std::fmt::Display>(
         None => Ok(default),
         Some(v) if v > T::default() => Ok(v),
         Some(v) => Err(ConfigError::Invalid(format!(
-            "capture.{name} = {v} must be greater than 0"
+            "{table}.{name} = {v} must be greater than 0"
         ))),
     }
 }
 
-fn capture_settings(
+/// `base` with the options `raw` sets replaced.
+pub fn apply_capture(
+    base: &CaptureSettings,
     raw: RawCapture,
-    allow_private_flag: bool,
 ) -> Result<CaptureSettings, ConfigError> {
-    let d = CaptureSettings::default();
+    let d = base;
+    let t = "capture";
     let limits = FetchLimits {
         connect_timeout: secs(
+            t,
             "connect_timeout_secs",
             raw.connect_timeout_secs,
             d.limits.connect_timeout,
         )?,
         read_timeout: secs(
+            t,
             "read_timeout_secs",
             raw.read_timeout_secs,
             d.limits.read_timeout,
         )?,
         resource_deadline: secs(
+            t,
             "resource_timeout_secs",
             raw.resource_timeout_secs,
             d.limits.resource_deadline,
         )?,
         max_body_bytes: positive(
+            t,
             "max_resource_bytes",
             raw.max_resource_bytes,
             d.limits.max_body_bytes,
         )?,
         max_header_bytes: positive(
+            t,
             "max_header_bytes",
             raw.max_header_bytes,
             d.limits.max_header_bytes,
         )?,
-        max_headers: positive("max_headers", raw.max_headers, d.limits.max_headers)?,
+        max_headers: positive(t, "max_headers", raw.max_headers, d.limits.max_headers)?,
     };
     Ok(CaptureSettings {
-        allow_private: allow_private_flag || raw.allow_private_networks.unwrap_or(false),
-        user_agent: raw.user_agent.unwrap_or(d.user_agent),
+        allow_private: raw.allow_private_networks.unwrap_or(d.allow_private),
+        user_agent: raw.user_agent.unwrap_or_else(|| d.user_agent.clone()),
         limits,
         max_capture_bytes: positive(
+            t,
             "max_capture_bytes",
             raw.max_capture_bytes,
             d.max_capture_bytes,
         )?,
         max_redirects: raw.max_redirects.unwrap_or(d.max_redirects),
-        max_resources: positive("max_resources", raw.max_resources, d.max_resources)?,
-        concurrency: positive("concurrency", raw.concurrency, d.concurrency)?,
-        extra_root_certificates: raw.extra_root_certificates.unwrap_or_default(),
+        max_resources: positive(t, "max_resources", raw.max_resources, d.max_resources)?,
+        concurrency: positive(t, "concurrency", raw.concurrency, d.concurrency)?,
+        extra_root_certificates: raw
+            .extra_root_certificates
+            .unwrap_or_else(|| d.extra_root_certificates.clone()),
+    })
+}
+
+fn daemon_settings(raw: RawDaemon) -> Result<DaemonSettings, ConfigError> {
+    let t = "daemon";
+    let listen = match raw.listen {
+        None => std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(l) => l.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "daemon.listen {l:?} is not an address; use e.g. 127.0.0.1:8080"
+            ))
+        })?,
+    };
+    Ok(DaemonSettings {
+        schedules_dir: raw
+            .schedules_dir
+            .unwrap_or_else(|| PathBuf::from("schedules")),
+        listen,
+        workers: positive(t, "workers", raw.workers, 4)?,
+        per_host: positive(t, "per_host", raw.per_host, 1)?,
+        politeness: match raw.politeness_secs {
+            Some(0.0) => Duration::ZERO,
+            v => secs(t, "politeness_secs", v, Duration::from_secs(2))?,
+        },
+        lease: secs(t, "lease_secs", raw.lease_secs, Duration::from_secs(120))?,
+        shutdown_grace: secs(
+            t,
+            "shutdown_grace_secs",
+            raw.shutdown_grace_secs,
+            Duration::from_secs(30),
+        )?,
+        retry_base: secs(
+            t,
+            "retry_base_secs",
+            raw.retry_base_secs,
+            Duration::from_secs(30),
+        )?,
+        max_attempts: positive(t, "max_attempts", raw.max_attempts, 4)?,
+        reload: secs(t, "reload_secs", raw.reload_secs, Duration::from_secs(2))?,
     })
 }
 

@@ -4,8 +4,11 @@
 
 pub mod capture;
 pub mod config;
+pub mod daemon;
+pub mod http;
 pub mod index;
 pub mod model;
 pub mod pipeline;
+pub mod scheduler;
 pub mod store;
 pub mod warc;

@@ -71,6 +71,26 @@ enum Command {
         #[arg(short, long, value_name = "PATH")]
         output: PathBuf,
     },
+    /// Run scheduled captures until SIGTERM; serve /healthz and /metrics.
+    Daemon {
+        /// Schedules directory [default: daemon.schedules_dir, ./schedules].
+        #[arg(long, value_name = "DIR")]
+        schedules: Option<PathBuf>,
+        /// Address for /healthz and /metrics [default: daemon.listen, 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Allow loopback, private and link-local destinations.
+        #[arg(long)]
+        allow_private: bool,
+        /// Log lines as text or as JSON objects (for log shippers).
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Check and inspect schedule files.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
     /// Print the archived body of URL nearest in time (redirects followed).
     Get {
         url: String,
@@ -81,6 +101,36 @@ enum Command {
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Check every schedule file; print `file:line: message` per problem.
+    Validate {
+        /// Schedules directory [default: daemon.schedules_dir, ./schedules].
+        dir: Option<PathBuf>,
+    },
+    /// List schedules with their next run, in their zone and in UTC.
+    List {
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The next fire times of every schedule.
+    Next {
+        dir: Option<PathBuf>,
+        /// How many fire times per schedule.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -105,13 +155,22 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    // The daemon logs a line per run; other commands only warnings.
+    let (default_level, json_logs) = match &cli.command {
+        Command::Daemon { log_format, .. } => ("info", *log_format == LogFormat::Json),
+        _ => ("warn", false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTODY_LOG")
+        .unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CUSTODY_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter);
+    if json_logs {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,6 +212,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Capture {
             allow_private: true,
             ..
+        } | Command::Daemon {
+            allow_private: true,
+            ..
         }
     );
     let overrides = Overrides {
@@ -160,7 +222,28 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         data_dir: cli.data_dir.clone(),
         allow_private,
     };
-    let config = Config::load(&overrides).map_err(|e| Failure::Usage(e.into()))?;
+    let mut config = Config::load(&overrides).map_err(|e| Failure::Usage(e.into()))?;
+
+    if let Command::Schedule { command } = &cli.command {
+        return schedule_command(command, &config);
+    }
+    if let Command::Daemon {
+        schedules, listen, ..
+    } = &cli.command
+    {
+        if let Some(dir) = schedules {
+            config.daemon.schedules_dir = dir.clone();
+        }
+        if let Some(addr) = listen {
+            config.daemon.listen = *addr;
+        }
+        if !config.daemon.schedules_dir.is_dir() {
+            return Err(Failure::Usage(anyhow::anyhow!(
+                "schedules directory {} does not exist; create it or pass --schedules DIR",
+                config.daemon.schedules_dir.display()
+            )));
+        }
+    }
 
     // Check seeds before opening anything, so bad input fetches nothing.
     if let Command::Capture { urls, .. } = &cli.command {
@@ -192,6 +275,17 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
 
     let pipeline = Pipeline::open(config).await.map_err(open_failure)?;
     match cli.command {
+        Command::Schedule { .. } => unreachable!("handled before opening the pipeline"),
+        Command::Daemon { .. } => {
+            let settings = pipeline.config().daemon.clone();
+            custody::daemon::run(std::sync::Arc::new(pipeline), settings)
+                .await
+                .map_err(|e| match e {
+                    custody::daemon::DaemonError::Listen { .. } => Failure::Usage(e.into()),
+                    e => Failure::Failed(e.into()),
+                })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Capture { urls, json, .. } => capture(&pipeline, &urls, json).await,
         Command::Captures { url, json } => {
             let url = url
@@ -303,6 +397,86 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn schedule_command(command: &ScheduleCommand, config: &Config) -> Result<ExitCode, Failure> {
+    use custody::scheduler::load_dir;
+    let dir = match command {
+        ScheduleCommand::Validate { dir }
+        | ScheduleCommand::List { dir, .. }
+        | ScheduleCommand::Next { dir, .. } => dir
+            .clone()
+            .unwrap_or_else(|| config.daemon.schedules_dir.clone()),
+    };
+    let (files, problems) = load_dir(&dir, &config.capture);
+    for p in &problems {
+        println!("{p}");
+    }
+    let count: usize = files.iter().map(|f| f.schedules.len()).sum();
+    let now = chrono::Utc::now();
+    match command {
+        ScheduleCommand::Validate { .. } => {
+            if problems.is_empty() {
+                eprintln!("{count} schedules in {} files: all valid", files.len());
+            } else {
+                eprintln!("{} problems in {}", problems.len(), dir.display());
+            }
+        }
+        ScheduleCommand::List { json, .. } | ScheduleCommand::Next { json, .. } => {
+            let times = match command {
+                ScheduleCommand::Next { count, .. } => *count,
+                _ => 1,
+            };
+            for file in &files {
+                for s in &file.schedules {
+                    let mut next = Vec::new();
+                    let mut t = now;
+                    while next.len() < times {
+                        let Some(n) = s.next_after(t) else { break };
+                        next.push(n);
+                        t = n;
+                    }
+                    if *json {
+                        let value = serde_json::json!({
+                            "name": s.name,
+                            "file": s.file.display().to_string(),
+                            "line": s.line,
+                            "cron": s.cron_text,
+                            "timezone": s.timezone.name(),
+                            "enabled": s.enabled,
+                            "urls": s.urls.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                            "next": next.iter().map(|n| serde_json::json!({
+                                "local": n.with_timezone(&s.timezone).to_rfc3339(),
+                                "utc": custody::model::rfc3339_utc(n),
+                            })).collect::<Vec<_>>(),
+                        });
+                        print_json(&value)?;
+                    } else {
+                        let state = if s.enabled { "" } else { "  (disabled)" };
+                        eprintln!(
+                            "{}  {:?} {}  {} URL(s){state}",
+                            s.name,
+                            s.cron_text,
+                            s.timezone.name(),
+                            s.urls.len()
+                        );
+                        for n in &next {
+                            eprintln!(
+                                "    {}  ({})",
+                                n.with_timezone(&s.timezone).format("%Y-%m-%d %H:%M:%S %Z"),
+                                custody::model::rfc3339_utc(n)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn open_failure(e: PipelineError) -> Failure {

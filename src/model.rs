@@ -197,6 +197,11 @@ pub struct Capture {
     /// Number of WARC records in the capture's file.
     pub records: u64,
     pub resources: Vec<Resource>,
+    /// The schedule that made this capture, if one did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub schedule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default, with = "opt_rfc3339")]
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 /// One WARC record in the index: the CDXJ fields plus where the record lives.
@@ -230,6 +235,28 @@ pub fn rfc3339_utc(t: &DateTime<Utc>) -> String {
 /// The 14-digit timestamp used by CDXJ, Wayback URLs and `--at`.
 pub fn timestamp14(t: &DateTime<Utc>) -> String {
     t.format("%Y%m%d%H%M%S").to_string()
+}
+
+pub mod opt_rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&super::rfc3339_utc(t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
 }
 
 pub mod rfc3339 {
@@ -313,4 +340,113 @@ mod surt_tests {
         let u = url::Url::parse("https://127.0.0.1/a").unwrap();
         assert_eq!(super::surt(&u), "127.0.0.1)/a");
     }
+}
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Recorded, waiting for `not_before` and a free worker.
+    Due,
+    /// Claimed by a worker holding a lease.
+    Running,
+    /// Captured (the capture may still hold HTTP errors: they are evidence).
+    Done,
+    /// Every attempt failed.
+    Failed,
+    /// Not run: the previous run of the same URL was still going.
+    Skipped,
+    /// Stopped by a shutdown; taken up again when the daemon starts.
+    Interrupted,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 6] = [
+        RunState::Due,
+        RunState::Running,
+        RunState::Done,
+        RunState::Failed,
+        RunState::Skipped,
+        RunState::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Due => "due",
+            RunState::Running => "running",
+            RunState::Done => "done",
+            RunState::Failed => "failed",
+            RunState::Skipped => "skipped",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        RunState::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// One scheduled capture of one URL at one instant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: i64,
+    pub schedule: String,
+    pub url: String,
+    #[serde(with = "rfc3339")]
+    pub scheduled_for: DateTime<Utc>,
+    pub state: RunState,
+    /// Not started before this instant (jitter, retry backoff).
+    #[serde(with = "rfc3339")]
+    pub not_before: DateTime<Utc>,
+    pub attempts: u32,
+    /// True for a run made up for instants missed while the daemon was down.
+    pub catch_up: bool,
+    pub lease_owner: Option<String>,
+    pub capture_id: Option<CaptureId>,
+    pub error: Option<String>,
+}
+
+/// A run about to be recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRun {
+    pub scheduled_for: DateTime<Utc>,
+    pub not_before: DateTime<Utc>,
+    pub catch_up: bool,
+    /// `Due`, or `Skipped` when the previous run is still going.
+    pub state: RunState,
+    pub error: Option<String>,
+}
+
+/// How a run attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunFinish {
+    Done {
+        capture_id: CaptureId,
+    },
+    /// A transient failure: run again at `at`.
+    Retry {
+        capture_id: Option<CaptureId>,
+        error: String,
+        at: DateTime<Utc>,
+    },
+    Failed {
+        capture_id: Option<CaptureId>,
+        error: String,
+    },
+    Interrupted {
+        error: String,
+    },
+}
+
+/// Counts for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub captures_ok: u64,
+    pub captures_failed: u64,
+    pub stored_bytes: u64,
+    pub runs: Vec<(RunState, u64)>,
+    /// Due runs whose `not_before` has passed.
+    pub queue_depth: u64,
+    /// The oldest such run's scheduled instant.
+    pub oldest_waiting: Option<DateTime<Utc>>,
 }

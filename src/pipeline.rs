@@ -23,7 +23,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::capture::{self, CaptureError, CrawlOutcome, Crawler, Exchange, TlsInfo};
+use crate::capture::{
+    self, CaptureError, CaptureSettings, CrawlOutcome, Crawler, Exchange, TlsInfo,
+};
 use crate::config::Config;
 use crate::index::{self, Hit, Index, IndexError};
 use crate::model::{
@@ -57,6 +59,8 @@ pub enum PipelineError {
     Invalid(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("capture interrupted by shutdown before anything was stored")]
+    Interrupted,
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
@@ -114,15 +118,27 @@ impl Pipeline {
         &self.config
     }
 
-    /// Captures `seed` and its requisites. A capture whose seed could not be
-    /// fetched at all is recorded as failed (with its reason) and returned
-    /// as `Ok`; `Err` means custody itself could not do its job (disk, store,
-    /// index).
+    /// Captures `seed` and its requisites with the configured settings.
+    /// A capture whose seed could not be fetched at all is recorded as
+    /// failed (with its reason) and returned as `Ok`; `Err` means custody
+    /// itself could not do its job (disk, store, index).
     pub async fn capture(
         &self,
         seed: Url,
         progress: &dyn Progress,
     ) -> Result<Capture, PipelineError> {
+        Ok(self
+            .capture_with(CaptureRequest::new(seed), progress)
+            .await?
+            .capture)
+    }
+
+    /// Captures as `request` says (the daemon's entry point).
+    pub async fn capture_with(
+        &self,
+        request: CaptureRequest,
+        progress: &dyn Progress,
+    ) -> Result<CaptureReport, PipelineError> {
         let id = CaptureId::new();
         let started_at = Utc::now();
         let spool_path = self
@@ -130,10 +146,10 @@ impl Pipeline {
             .spool_dir()
             .join(format!("{id}.warc.gz.partial"));
         let result = self
-            .capture_into(&id, &seed, started_at, &spool_path, progress)
+            .capture_into(&id, &request, started_at, &spool_path, progress)
             .await;
         // Whatever happened, the spool file is no longer needed: it was
-        // stored, or the capture failed before anything was stored.
+        // stored, or the capture ended before anything was stored.
         let _ = std::fs::remove_file(&spool_path);
         result
     }
@@ -141,11 +157,20 @@ impl Pipeline {
     async fn capture_into(
         &self,
         id: &CaptureId,
-        seed: &Url,
+        request: &CaptureRequest,
         started_at: DateTime<Utc>,
         spool_path: &Path,
         progress: &dyn Progress,
-    ) -> Result<Capture, PipelineError> {
+    ) -> Result<CaptureReport, PipelineError> {
+        let seed = &request.seed;
+        let own_crawler;
+        let crawler = match &request.settings {
+            Some(settings) => {
+                own_crawler = Crawler::new(settings.clone(), self.config.spool_dir())?;
+                &own_crawler
+            }
+            None => &self.crawler,
+        };
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -153,7 +178,7 @@ impl Pipeline {
             .map_err(io_at(spool_path))?;
         let mut writer = WarcWriter::new(BufWriter::with_capacity(1024 * 1024, file));
         let warcinfo_id = new_record_id();
-        let info = warcinfo_block(id, seed, &self.config);
+        let info = warcinfo_block(id, seed, crawler.settings());
         let mut header = RecordHeader::new("warcinfo", &warcinfo_id, &started_at);
         header.push("Content-Type", "application/warc-fields");
         let span = writer.write_bytes(&header, info.as_bytes(), Deflate::Compress)?;
@@ -161,7 +186,7 @@ impl Pipeline {
         written.entries.push(entry(&header, None, None, span));
 
         let (tx, mut rx) = mpsc::channel::<Exchange>(2);
-        let crawl = self.crawler.run(seed.clone(), tx);
+        let crawl = crawler.run(seed.clone(), tx);
         let consume = async {
             let mut writer = writer;
             let mut written = written;
@@ -192,9 +217,24 @@ impl Pipeline {
             }
             Ok::<_, PipelineError>((writer, written))
         };
-        let (outcome, consumed): (CrawlOutcome, _) = tokio::join!(crawl, consume);
+        // Cancellation stops the crawl; once the file is complete, storing
+        // and indexing run to the end, so a shutdown never leaves an object
+        // the index does not name.
+        let both = async { tokio::join!(crawl, consume) };
+        let (outcome, consumed): (CrawlOutcome, _) = match request.cancel.clone() {
+            None => both.await,
+            Some(mut cancel) => tokio::select! {
+                done = both => done,
+                _ = cancel.wait_for(|c| *c) => return Err(PipelineError::Interrupted),
+            },
+        };
         let (mut writer, mut written) = consumed?;
+        let seed_status = written.resources.first().and_then(|r| r.status);
 
+        let (schedule, scheduled_for) = match &request.schedule {
+            Some((name, at)) => (Some(name.clone()), Some(*at)),
+            None => (None, None),
+        };
         if let Some(err) = outcome.seed_error {
             let capture = Capture {
                 id: id.clone(),
@@ -206,9 +246,15 @@ impl Pipeline {
                 warc: None,
                 records: 0,
                 resources: written.resources,
+                schedule,
+                scheduled_for,
             };
             self.index.put_capture(&capture, &[]).await?;
-            return Ok(capture);
+            return Ok(CaptureReport {
+                capture,
+                seed_error: Some(err),
+                seed_status: None,
+            });
         }
 
         // Close the file with the capture manifest.
@@ -221,8 +267,10 @@ impl Pipeline {
             "final_url": outcome.final_url.as_str(),
             "started_at": model::rfc3339_utc(&started_at),
             "finished_at": model::rfc3339_utc(&finished_at),
-            "user_agent": self.config.capture.user_agent,
-            "options": options_json(&self.config),
+            "user_agent": crawler.settings().user_agent,
+            "options": options_json(crawler.settings()),
+            "schedule": schedule,
+            "scheduled_for": scheduled_for.as_ref().map(model::rfc3339_utc),
             "egress_ips": egress_ips(&written.exchanges),
             "exchanges": written.exchanges,
             "errors": written.resources.iter().filter_map(|r| r.error.as_ref().map(|e| json!({"url": r.url, "error": e}))).collect::<Vec<_>>(),
@@ -270,10 +318,16 @@ impl Pipeline {
             }),
             records: summary.records,
             resources: written.resources,
+            schedule,
+            scheduled_for,
         };
         self.index.put_capture(&capture, &written.entries).await?;
         tracing::info!(capture = %id, seed = %seed, warc = %summary.sha256, bytes = summary.bytes, "capture stored");
-        Ok(capture)
+        Ok(CaptureReport {
+            capture,
+            seed_error: None,
+            seed_status,
+        })
     }
 
     /// Copies a capture's WARC to `dest`, checked against its digest. `dest`
@@ -425,6 +479,39 @@ impl Pipeline {
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))?
     }
+}
+
+/// What to capture and how.
+#[derive(Clone, Debug)]
+pub struct CaptureRequest {
+    pub seed: Url,
+    /// Settings for this capture; the configuration's when absent.
+    pub settings: Option<CaptureSettings>,
+    /// The schedule and instant this capture is for.
+    pub schedule: Option<(String, DateTime<Utc>)>,
+    /// Set to true to stop the capture before anything is stored.
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl CaptureRequest {
+    pub fn new(seed: Url) -> Self {
+        CaptureRequest {
+            seed,
+            settings: None,
+            schedule: None,
+            cancel: None,
+        }
+    }
+}
+
+/// A finished capture and what the daemon needs to decide on a retry.
+#[derive(Debug)]
+pub struct CaptureReport {
+    pub capture: Capture,
+    /// Why the seed could not be fetched, when it could not.
+    pub seed_error: Option<capture::FetchError>,
+    /// The HTTP status of the seed's first response.
+    pub seed_status: Option<u16>,
 }
 
 /// What `get` found.
@@ -761,7 +848,7 @@ impl Write for CountingWriter<'_> {
     }
 }
 
-fn warcinfo_block(id: &CaptureId, seed: &Url, config: &Config) -> String {
+fn warcinfo_block(id: &CaptureId, seed: &Url, settings: &CaptureSettings) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -774,7 +861,7 @@ fn warcinfo_block(id: &CaptureId, seed: &Url, config: &Config) -> String {
                 .to_string(),
         ),
         ("hostname", host),
-        ("http-header-user-agent", config.capture.user_agent.clone()),
+        ("http-header-user-agent", settings.user_agent.clone()),
         ("robots", "ignore".to_string()),
         ("custody-capture-id", id.to_string()),
         ("custody-seed", seed.to_string()),
@@ -786,8 +873,7 @@ fn warcinfo_block(id: &CaptureId, seed: &Url, config: &Config) -> String {
         .collect()
 }
 
-fn options_json(config: &Config) -> serde_json::Value {
-    let c = &config.capture;
+fn options_json(c: &CaptureSettings) -> serde_json::Value {
     json!({
         "allow_private_networks": c.allow_private,
         "connect_timeout_secs": c.limits.connect_timeout.as_secs_f64(),

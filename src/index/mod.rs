@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{Capture, CaptureId, RecordEntry, WarcRef};
+use crate::model::{Capture, CaptureId, NewRun, RecordEntry, Run, RunFinish, Stats, WarcRef};
 
 pub use sqlite::SqliteIndex;
 
@@ -73,6 +73,66 @@ pub trait Index: Send + Sync {
         url: &str,
         at: Option<DateTime<Utc>>,
     ) -> Result<Option<Hit>, IndexError>;
+
+    // Scheduled runs.
+
+    /// How far runs of `schedule` for `url` have been planned.
+    async fn planned_until(
+        &self,
+        schedule: &str,
+        url: &str,
+    ) -> Result<Option<DateTime<Utc>>, IndexError>;
+
+    /// Records `runs` (ignoring any already recorded for the same instant)
+    /// and moves the planning mark to `until`, in one transaction. Returns
+    /// how many runs were new.
+    async fn plan_runs(
+        &self,
+        schedule: &str,
+        url: &str,
+        runs: &[NewRun],
+        until: DateTime<Utc>,
+    ) -> Result<u64, IndexError>;
+
+    /// Whether a run of `schedule` for `url` is waiting or running.
+    async fn has_active_run(&self, schedule: &str, url: &str) -> Result<bool, IndexError>;
+
+    /// Claims the oldest run that may start now (due and past `not_before`,
+    /// or running with an expired lease), skipping hosts in `busy_hosts` and
+    /// URLs whose previous run still holds a lease. Records the attempt.
+    async fn claim_run(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        busy_hosts: &[String],
+    ) -> Result<Option<Run>, IndexError>;
+
+    /// Extends a lease; false when `owner` no longer holds it.
+    async fn renew_lease(
+        &self,
+        run_id: i64,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, IndexError>;
+
+    /// Ends the current attempt of a run that `owner` holds.
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        owner: &str,
+        finish: &RunFinish,
+        now: DateTime<Utc>,
+    ) -> Result<(), IndexError>;
+
+    /// Makes interrupted runs due again (at start-up). Returns how many.
+    async fn requeue_interrupted(&self, now: DateTime<Utc>) -> Result<u64, IndexError>;
+
+    /// Runs, oldest instant first; only those of a schedule when given.
+    async fn runs(&self, schedule: Option<&str>) -> Result<Vec<Run>, IndexError>;
+
+    /// Counts for metrics.
+    async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError>;
 }
 
 /// Opens (creating and migrating if needed) the index a URL names.

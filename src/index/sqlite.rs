@@ -17,14 +17,20 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use super::{db_time, parse_db_time, Hit, Index, IndexError};
-use crate::model::{Capture, CaptureId, CaptureStatus, RecordEntry, Resource, Sha256, WarcRef};
+use crate::model::{
+    Capture, CaptureId, CaptureStatus, NewRun, RecordEntry, Resource, Run, RunFinish, RunState,
+    Sha256, Stats, WarcRef,
+};
 
 /// Migrations in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("migrations/sqlite/0001_initial.sql"),
+    ),
+    (2, "runs", include_str!("migrations/sqlite/0002_runs.sql")),
+];
 
 pub struct SqliteIndex {
     pool: SqlitePool,
@@ -132,12 +138,18 @@ impl SqliteIndex {
             warc,
             records: row.get::<i64, _>("record_count") as u64,
             resources: self.resources(&id).await?,
+            schedule: row.get("schedule"),
+            scheduled_for: row
+                .get::<Option<String>, _>("scheduled_for")
+                .as_deref()
+                .map(parse_db_time)
+                .transpose()?,
         })
     }
 }
 
 const CAPTURE_COLUMNS: &str = "SELECT c.id, c.seed_url, c.status, c.error, c.started_at, c.finished_at, c.warc_sha256, \
-     c.record_count, w.key, w.bytes FROM capture c LEFT JOIN warc_file w ON w.sha256 = c.warc_sha256";
+     c.record_count, c.schedule, c.scheduled_for, w.key, w.bytes FROM capture c LEFT JOIN warc_file w ON w.sha256 = c.warc_sha256";
 
 const RECORD_COLUMNS: &str =
     "record_id, warc_type, target_uri, surt, date, timestamp, mime, status, \
@@ -195,8 +207,8 @@ impl Index for SqliteIndex {
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO capture (id, seed_url, status, error, started_at, finished_at, warc_sha256, record_count) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO capture (id, seed_url, status, error, started_at, finished_at, warc_sha256, record_count, \
+             schedule, scheduled_for) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(capture.id.as_str())
         .bind(&capture.seed_url)
@@ -206,6 +218,8 @@ impl Index for SqliteIndex {
         .bind(db_time(&capture.finished_at))
         .bind(capture.warc.as_ref().map(|w| w.sha256.hex()))
         .bind(capture.records as i64)
+        .bind(&capture.schedule)
+        .bind(capture.scheduled_for.as_ref().map(db_time))
         .execute(&mut *tx)
         .await?;
         for (seq, r) in capture.resources.iter().enumerate() {
@@ -366,4 +380,324 @@ impl Index for SqliteIndex {
             (b, a) => b.or(a),
         })
     }
+
+    async fn planned_until(
+        &self,
+        schedule: &str,
+        url: &str,
+    ) -> Result<Option<DateTime<Utc>>, IndexError> {
+        let t: Option<String> = sqlx::query_scalar(
+            "SELECT planned_until FROM schedule_state WHERE schedule = ? AND url = ?",
+        )
+        .bind(schedule)
+        .bind(url)
+        .fetch_optional(&self.pool)
+        .await?;
+        t.as_deref().map(parse_db_time).transpose()
+    }
+
+    async fn plan_runs(
+        &self,
+        schedule: &str,
+        url: &str,
+        runs: &[NewRun],
+        until: DateTime<Utc>,
+    ) -> Result<u64, IndexError> {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let now = db_time(&Utc::now());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut added = 0;
+        for r in runs {
+            let done = sqlx::query(
+                "INSERT INTO run (schedule, url, host, scheduled_for, state, not_before, catch_up, error, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (schedule, url, scheduled_for) DO NOTHING",
+            )
+            .bind(schedule)
+            .bind(url)
+            .bind(&host)
+            .bind(db_time(&r.scheduled_for))
+            .bind(r.state.as_str())
+            .bind(db_time(&r.not_before))
+            .bind(r.catch_up)
+            .bind(&r.error)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            added += done.rows_affected();
+        }
+        sqlx::query(
+            "INSERT INTO schedule_state (schedule, url, planned_until) VALUES (?, ?, ?) \
+             ON CONFLICT (schedule, url) DO UPDATE SET planned_until = excluded.planned_until \
+             WHERE excluded.planned_until > schedule_state.planned_until",
+        )
+        .bind(schedule)
+        .bind(url)
+        .bind(db_time(&until))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn has_active_run(&self, schedule: &str, url: &str) -> Result<bool, IndexError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM run WHERE schedule = ? AND url = ? AND state IN ('due', 'running')")
+            .bind(schedule)
+            .bind(url)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn claim_run(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        busy_hosts: &[String],
+    ) -> Result<Option<Run>, IndexError> {
+        let now_s = db_time(&now);
+        let placeholders = vec!["?"; busy_hosts.len()].join(", ");
+        let host_filter = if busy_hosts.is_empty() {
+            String::new()
+        } else {
+            format!("AND r.host NOT IN ({placeholders})")
+        };
+        let pick = format!(
+            "SELECT r.id FROM run r \
+             WHERE ((r.state = 'due' AND r.not_before <= ?) OR (r.state = 'running' AND r.lease_expires < ?)) {host_filter} \
+             AND NOT EXISTS (SELECT 1 FROM run o WHERE o.schedule = r.schedule AND o.url = r.url AND o.id <> r.id \
+                             AND o.state = 'running' AND o.lease_expires >= ?) \
+             ORDER BY r.scheduled_for, r.id LIMIT 1"
+        );
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(pick))
+            .bind(&now_s)
+            .bind(&now_s);
+        for h in busy_hosts {
+            q = q.bind(h);
+        }
+        let Some(id) = q.bind(&now_s).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        // An attempt whose lease ran out without an ending was lost (its
+        // worker died); say so before starting the next one.
+        sqlx::query("UPDATE run_attempt SET outcome = 'lease_expired', finished_at = ? WHERE run_id = ? AND outcome = 'running'")
+            .bind(&now_s)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE run SET state = 'running', lease_owner = ?, lease_expires = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+        )
+        .bind(owner)
+        .bind(db_time(&lease_until))
+        .bind(&now_s)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM run WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let run = run_from_row(&row)?;
+        sqlx::query("INSERT INTO run_attempt (run_id, attempt, owner, started_at, outcome) VALUES (?, ?, ?, ?, 'running')")
+            .bind(id)
+            .bind(run.attempts as i64)
+            .bind(owner)
+            .bind(&now_s)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(run))
+    }
+
+    async fn renew_lease(
+        &self,
+        run_id: i64,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, IndexError> {
+        let done = sqlx::query("UPDATE run SET lease_expires = ? WHERE id = ? AND lease_owner = ? AND state = 'running'")
+            .bind(db_time(&until))
+            .bind(run_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        owner: &str,
+        finish: &RunFinish,
+        now: DateTime<Utc>,
+    ) -> Result<(), IndexError> {
+        let now_s = db_time(&now);
+        let (state, outcome, capture_id, error, not_before) = match finish {
+            RunFinish::Done { capture_id } => {
+                ("done", "done", Some(capture_id.to_string()), None, None)
+            }
+            RunFinish::Retry {
+                capture_id,
+                error,
+                at,
+            } => (
+                "due",
+                "retry",
+                capture_id.as_ref().map(|c| c.to_string()),
+                Some(error.clone()),
+                Some(db_time(at)),
+            ),
+            RunFinish::Failed { capture_id, error } => (
+                "failed",
+                "failed",
+                capture_id.as_ref().map(|c| c.to_string()),
+                Some(error.clone()),
+                None,
+            ),
+            RunFinish::Interrupted { error } => (
+                "interrupted",
+                "interrupted",
+                None,
+                Some(error.clone()),
+                None,
+            ),
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE run SET state = ?, capture_id = COALESCE(?, capture_id), error = ?, not_before = COALESCE(?, not_before), \
+             lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'",
+        )
+        .bind(state)
+        .bind(&capture_id)
+        .bind(&error)
+        .bind(&not_before)
+        .bind(&now_s)
+        .bind(run_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE run_attempt SET outcome = ?, finished_at = ?, capture_id = ?, error = ? \
+                 WHERE run_id = ? AND owner = ? AND outcome = 'running'",
+            )
+            .bind(outcome)
+            .bind(&now_s)
+            .bind(&capture_id)
+            .bind(&error)
+            .bind(run_id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue_interrupted(&self, now: DateTime<Utc>) -> Result<u64, IndexError> {
+        let done = sqlx::query("UPDATE run SET state = 'due', not_before = ?, updated_at = ? WHERE state = 'interrupted'")
+            .bind(db_time(&now))
+            .bind(db_time(&now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn runs(&self, schedule: Option<&str>) -> Result<Vec<Run>, IndexError> {
+        let rows = match schedule {
+            Some(s) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {RUN_COLUMNS} FROM run WHERE schedule = ? ORDER BY scheduled_for, id"
+                )))
+                .bind(s)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {RUN_COLUMNS} FROM run ORDER BY scheduled_for, id"
+                )))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError> {
+        let counts = sqlx::query("SELECT status, COUNT(*) AS n FROM capture GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut stats = Stats::default();
+        for row in &counts {
+            let n = row.get::<i64, _>("n") as u64;
+            match row.get::<String, _>("status").as_str() {
+                "ok" => stats.captures_ok = n,
+                _ => stats.captures_failed += n,
+            }
+        }
+        stats.stored_bytes =
+            sqlx::query_scalar::<_, Option<i64>>("SELECT SUM(bytes) FROM warc_file")
+                .fetch_one(&self.pool)
+                .await?
+                .unwrap_or(0) as u64;
+        let by_state = sqlx::query("SELECT state, COUNT(*) AS n FROM run GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        for state in RunState::ALL {
+            let n = by_state
+                .iter()
+                .find(|r| r.get::<String, _>("state") == state.as_str())
+                .map(|r| r.get::<i64, _>("n") as u64)
+                .unwrap_or(0);
+            stats.runs.push((state, n));
+        }
+        let now_s = db_time(&now);
+        let waiting = sqlx::query("SELECT COUNT(*) AS n, MIN(scheduled_for) AS oldest FROM run WHERE state = 'due' AND not_before <= ?")
+            .bind(&now_s)
+            .fetch_one(&self.pool)
+            .await?;
+        stats.queue_depth = waiting.get::<i64, _>("n") as u64;
+        stats.oldest_waiting = waiting
+            .get::<Option<String>, _>("oldest")
+            .as_deref()
+            .map(parse_db_time)
+            .transpose()?;
+        Ok(stats)
+    }
+}
+
+const RUN_COLUMNS: &str =
+    "id, schedule, url, scheduled_for, state, not_before, attempts, catch_up, lease_owner, capture_id, error";
+
+fn run_from_row(r: &SqliteRow) -> Result<Run, IndexError> {
+    let state: String = r.get("state");
+    Ok(Run {
+        id: r.get("id"),
+        schedule: r.get("schedule"),
+        url: r.get("url"),
+        scheduled_for: parse_db_time(r.get("scheduled_for"))?,
+        state: RunState::parse(&state)
+            .ok_or_else(|| IndexError::Corrupt(format!("run state {state:?}")))?,
+        not_before: parse_db_time(r.get("not_before"))?,
+        attempts: r.get::<i64, _>("attempts") as u32,
+        catch_up: r.get::<bool, _>("catch_up"),
+        lease_owner: r.get("lease_owner"),
+        capture_id: r
+            .get::<Option<String>, _>("capture_id")
+            .map(|c| {
+                c.parse()
+                    .map_err(|_| IndexError::Corrupt(format!("capture id {c:?}")))
+            })
+            .transpose()?,
+        error: r.get("error"),
+    })
 }

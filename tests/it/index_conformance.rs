@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use custody::index::{Index, IndexError};
 use custody::model::{Capture, CaptureId, CaptureStatus, RecordEntry, Resource, Sha256, WarcRef};
+use custody::model::{NewRun, RunFinish, RunState};
 
 const ARTICLE: &str = "https://aleppo-news.example/2016/11/29/regime-airstrikes/";
 
@@ -38,6 +39,8 @@ fn ok_capture(started: DateTime<Utc>, body: &str) -> (Capture, Vec<RecordEntry>)
             truncated: None,
             error: None,
         }],
+        schedule: None,
+        scheduled_for: None,
     };
     let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
         record_id: format!("<urn:uuid:{}>", uuid_like(&capture.id, offset)),
@@ -95,6 +98,8 @@ pub async fn conformance(index: Arc<dyn Index>) {
         warc: None,
         records: 0,
         resources: vec![],
+        schedule: Some("aleppo-reports".into()),
+        scheduled_for: Some(at("2016-12-02T00:00:00Z")),
     };
     index.put_capture(&failed, &[]).await.unwrap();
     assert_eq!(
@@ -151,6 +156,8 @@ pub async fn conformance(index: Arc<dyn Index>) {
         .await
         .unwrap()
         .is_none());
+
+    runs(index.as_ref()).await;
 }
 
 #[tokio::test]
@@ -171,4 +178,173 @@ async fn unknown_index_urls_are_refused_with_the_fix() {
         .unwrap()
         .to_string();
     assert!(err.contains("use sqlite://PATH"), "{err}");
+}
+
+fn due(t: &str) -> NewRun {
+    NewRun {
+        scheduled_for: at(t),
+        not_before: at(t),
+        catch_up: false,
+        state: RunState::Due,
+        error: None,
+    }
+}
+
+async fn runs(index: &dyn Index) {
+    let s = "aleppo-reports";
+    let t0 = at("2026-11-24T10:00:00Z");
+    assert_eq!(index.planned_until(s, ARTICLE).await.unwrap(), None);
+    // Runs are unique per instant; the planning mark only moves forward.
+    let added = index
+        .plan_runs(
+            s,
+            ARTICLE,
+            &[due("2026-11-24T10:00:00Z"), due("2026-11-24T10:05:00Z")],
+            t0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(added, 2);
+    let again = index
+        .plan_runs(
+            s,
+            ARTICLE,
+            &[due("2026-11-24T10:05:00Z")],
+            at("2026-11-24T09:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    assert_eq!(index.planned_until(s, ARTICLE).await.unwrap(), Some(t0));
+    assert!(index.has_active_run(s, ARTICLE).await.unwrap());
+
+    // Claims take the oldest run whose time has come, one per URL at a time.
+    let lease = |t: DateTime<Utc>| t + Duration::seconds(30);
+    assert!(index
+        .claim_run("node-a", at("2026-11-24T09:59:59Z"), lease(t0), &[])
+        .await
+        .unwrap()
+        .is_none());
+    let busy = ["aleppo-news.example".to_string()];
+    assert!(
+        index
+            .claim_run("node-a", t0, lease(t0), &busy)
+            .await
+            .unwrap()
+            .is_none(),
+        "busy host skipped"
+    );
+    let first = index
+        .claim_run("node-a", t0, lease(t0), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.scheduled_for, first.state, first.attempts),
+        (t0, RunState::Running, 1)
+    );
+    let t1 = at("2026-11-24T10:06:00Z");
+    // Renewed (as a worker does while it captures), the lease holds at t1.
+    assert!(index
+        .renew_lease(first.id, "node-a", lease(t1))
+        .await
+        .unwrap());
+    assert!(!index
+        .renew_lease(first.id, "node-b", lease(t1))
+        .await
+        .unwrap());
+    let blocked = index.claim_run("node-b", t1, lease(t1), &[]).await.unwrap();
+    assert!(
+        blocked.is_none(),
+        "the URL's run holds its lease, and the next one waits for it"
+    );
+
+    // A lease that runs out is taken over by another node, as a new attempt.
+    let t2 = at("2026-11-24T10:07:00Z");
+    let taken = index
+        .claim_run("node-b", t2, lease(t2), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (taken.id, taken.attempts, taken.lease_owner.as_deref()),
+        (first.id, 2, Some("node-b"))
+    );
+    // The old owner can no longer finish it.
+    let captured = index.captures(None).await.unwrap()[0].id.clone();
+    index
+        .finish_run(
+            first.id,
+            "node-a",
+            &RunFinish::Done {
+                capture_id: captured.clone(),
+            },
+            t2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        index.runs(Some(s)).await.unwrap()[0].state,
+        RunState::Running
+    );
+    let retry_at = at("2026-11-24T10:08:00Z");
+    let retry = RunFinish::Retry {
+        capture_id: None,
+        error: "DNS lookup failed".into(),
+        at: retry_at,
+    };
+    index
+        .finish_run(first.id, "node-b", &retry, t2)
+        .await
+        .unwrap();
+    let r = &index.runs(Some(s)).await.unwrap()[0];
+    assert_eq!(
+        (r.state, r.not_before, r.error.as_deref()),
+        (RunState::Due, retry_at, Some("DNS lookup failed"))
+    );
+
+    // Interrupted runs are queued again at start-up.
+    let second = index
+        .claim_run("node-a", retry_at, lease(retry_at), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.id, first.id, "the oldest instant first");
+    let interrupted = RunFinish::Interrupted {
+        error: "shutdown".into(),
+    };
+    index
+        .finish_run(second.id, "node-a", &interrupted, retry_at)
+        .await
+        .unwrap();
+    assert_eq!(index.requeue_interrupted(retry_at).await.unwrap(), 1);
+    let third = index
+        .claim_run("node-a", retry_at, lease(retry_at), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.attempts, 4);
+    index
+        .finish_run(
+            third.id,
+            "node-a",
+            &RunFinish::Done {
+                capture_id: captured.clone(),
+            },
+            retry_at,
+        )
+        .await
+        .unwrap();
+    let r = &index.runs(Some(s)).await.unwrap()[0];
+    assert_eq!(
+        (r.state, r.capture_id.as_ref()),
+        (RunState::Done, Some(&captured))
+    );
+
+    let stats = index.stats(retry_at).await.unwrap();
+    assert_eq!((stats.captures_ok, stats.captures_failed), (2, 1));
+    assert_eq!(stats.stored_bytes, 2 * 48_213);
+    assert!(stats.runs.contains(&(RunState::Done, 1)) && stats.runs.contains(&(RunState::Due, 1)));
+    assert_eq!(stats.queue_depth, 1);
+    assert_eq!(stats.oldest_waiting, Some(at("2026-11-24T10:05:00Z")));
 }

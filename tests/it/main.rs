@@ -4,6 +4,7 @@
 
 mod capture;
 mod cli;
+mod daemon;
 mod index_conformance;
 #[cfg(feature = "interop")]
 mod interop;

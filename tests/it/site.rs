@@ -313,3 +313,62 @@ async fn read_request_head(sock: &mut tokio::net::TcpStream) {
         }
     }
 }
+
+/// Sends a response head, then one body byte per second, forever.
+pub async fn serve_drip() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                read_request_head(&mut sock).await;
+                let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n<html>";
+                if sock.write_all(head).await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    if sock.write_all(b" ").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The first connection gets half a response head and then silence; every
+/// later one gets `response` in full.
+pub async fn serve_hang_once(response: Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let response = Arc::new(response);
+    tokio::spawn(async move {
+        let mut first = true;
+        let mut held = Vec::new();
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            if std::mem::take(&mut first) {
+                read_request_head(&mut sock).await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/ht")
+                    .await;
+                held.push(sock);
+                continue;
+            }
+            let response = response.clone();
+            tokio::spawn(async move {
+                read_request_head(&mut sock).await;
+                let _ = sock.write_all(&response).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    addr
+}

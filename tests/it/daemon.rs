@@ -1,0 +1,539 @@
+//! The scheduled daemon, run as a process against the fixture site: runs per
+//! instant, shutdown, downtime and catch-up, bad schedule files, crashes.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use custody::index::Index;
+use custody::model::{CaptureStatus, RunState};
+
+use crate::cli::Workdir;
+use crate::site;
+
+const DAEMON_CONFIG: &str = "[daemon]\npoliteness_secs = 0\nlease_secs = 3\nshutdown_grace_secs = 2\nretry_base_secs = 1\nreload_secs = 0.5\n";
+
+/// A scratch directory with a schedules folder and daemon settings for tests.
+struct Setup {
+    work: Workdir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let work = Workdir::new("");
+        let config =
+            std::fs::read_to_string(work.path().join("custody.toml")).unwrap() + DAEMON_CONFIG;
+        std::fs::write(work.path().join("custody.toml"), config).unwrap();
+        std::fs::create_dir_all(work.path().join("schedules")).unwrap();
+        Setup { work }
+    }
+
+    fn schedules(&self) -> PathBuf {
+        self.work.path().join("schedules")
+    }
+
+    fn write_schedule(&self, file: &str, text: &str) {
+        // Write then rename, so the daemon never reads half a file.
+        let tmp = self.work.path().join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.schedules().join(file)).unwrap();
+    }
+
+    fn start(&self) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = self.work.path().join(format!("daemon-{port}.log"));
+        let child = self
+            .work
+            .command(&[
+                "daemon",
+                "--schedules",
+                "schedules",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--allow-private",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            child: Some(child),
+            log,
+            port,
+        };
+        daemon.wait_healthy();
+        daemon
+    }
+
+    async fn index(&self) -> Arc<dyn Index> {
+        let url = format!(
+            "sqlite://{}",
+            self.work.path().join("custody-data/index.db").display()
+        );
+        custody::index::open(&url).await.unwrap()
+    }
+}
+
+struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+    port: u16,
+}
+
+impl Daemon {
+    fn pid(&self) -> libc::pid_t {
+        self.child.as_ref().unwrap().id() as libc::pid_t
+    }
+
+    fn wait_healthy(&self) {
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "daemon did not start: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends `signal` and waits for the exit; returns the status and how long it took.
+    fn stop_with(&mut self, signal: libc::c_int) -> (std::process::ExitStatus, Duration) {
+        let started = Instant::now();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.pid(), signal) };
+        let mut child = self.child.take().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "daemon did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn wait_for_run(
+    index: &dyn Index,
+    schedule: &str,
+    state: RunState,
+    timeout: Duration,
+) -> custody::model::Run {
+    let started = Instant::now();
+    loop {
+        if let Some(run) = index
+            .runs(Some(schedule))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.state == state)
+        {
+            return run;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "no {state:?} run of {schedule} in {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every stored object is named by the index.
+async fn store_matches_index(setup: &Setup, index: &dyn Index) {
+    let known: std::collections::HashSet<String> = index
+        .captures(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|c| c.warc.map(|w| w.key))
+        .collect();
+    for path in setup.work.objects() {
+        let key = path
+            .strip_prefix(setup.work.path().join("custody-data/objects"))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            known.contains(&key),
+            "object {key} is in the store but not in the index"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_five_second_schedule_captures_each_url_once_per_instant() {
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let article = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let short = format!("http://{addr}/short-link");
+    setup.write_schedule(
+        "fast.toml",
+        &format!("[[schedule]]\nname = \"every-five\"\ncron = \"*/5 * * * * *\"\nurls = [\"{article}\", \"{short}\"]\n"),
+    );
+    let mut daemon = setup.start();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let metrics = daemon.metrics();
+    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{}", daemon.log_text());
+    assert!(
+        metrics.contains("custody_captures_total{status=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("custody_run_lag_seconds"), "{metrics}");
+
+    let index = setup.index().await;
+    let captures = index.captures(None).await.unwrap();
+    for url in [&article, &short] {
+        let mine: Vec<_> = captures.iter().filter(|c| &c.seed_url == url).collect();
+        assert!(
+            (5..=7).contains(&mine.len()),
+            "{url}: {} captures in 30 s",
+            mine.len()
+        );
+        let mut instants: Vec<DateTime<Utc>> = mine
+            .iter()
+            .map(|c| c.scheduled_for.expect("scheduled_for"))
+            .collect();
+        let n = instants.len();
+        instants.sort();
+        instants.dedup();
+        assert_eq!(instants.len(), n, "{url}: an instant was captured twice");
+        assert!(
+            instants.iter().all(|t| t.timestamp() % 5 == 0),
+            "{instants:?}"
+        );
+        assert!(mine
+            .iter()
+            .all(|c| c.status == CaptureStatus::Ok && c.schedule.as_deref() == Some("every-five")));
+    }
+    let log = daemon.log_text();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("run finished") && l.contains("schedule=every-five"))
+            .count()
+            >= 10,
+        "{log}"
+    );
+    store_matches_index(&setup, index.as_ref()).await;
+
+    // `captures --json` carries the schedule and instant.
+    let listed = String::from_utf8(setup.work.ok(&["captures", "--json"])).unwrap();
+    let first: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(first["schedule"], "every-five");
+    assert!(first["scheduled_for"].as_str().unwrap().ends_with('Z'));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_slow_capture_exits_within_the_grace_period_and_leaves_nothing_half_done()
+{
+    let slow = site::serve_drip().await;
+    let setup = Setup::new();
+    setup.write_schedule(
+        "slow.toml",
+        &format!("[[schedule]]\nname = \"slow\"\ncron = \"*/2 * * * * *\"\nurls = [\"http://{slow}/slow-article\"]\n"),
+    );
+    let mut daemon = setup.start();
+    let index = setup.index().await;
+    wait_for_run(
+        index.as_ref(),
+        "slow",
+        RunState::Running,
+        Duration::from_secs(10),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, took) = daemon.stop_with(libc::SIGTERM);
+    assert!(status.success(), "exit {status}: {}", daemon.log_text());
+    assert!(
+        took < Duration::from_secs(6),
+        "took {took:?} with a 2 s grace period"
+    );
+    let runs = index.runs(Some("slow")).await.unwrap();
+    assert!(
+        runs.iter().any(|r| r.state == RunState::Interrupted),
+        "{runs:?}"
+    );
+    assert!(
+        runs.iter().all(|r| r.state != RunState::Running),
+        "{runs:?}"
+    );
+    assert!(
+        index.captures(None).await.unwrap().is_empty(),
+        "an interrupted capture is not indexed"
+    );
+    assert!(
+        setup.work.objects().is_empty(),
+        "nothing was stored: {:?}",
+        setup.work.objects()
+    );
+    let spool: Vec<_> = std::fs::read_dir(setup.work.path().join("custody-data/spool"))
+        .unwrap()
+        .collect();
+    assert!(spool.is_empty(), "spool is clean: {spool:?}");
+    assert!(
+        daemon.log_text().contains("status=\"interrupted\""),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_downtime_run_once_makes_one_catch_up_run_and_skip_makes_none() {
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let schedule = |name: &str, policy: &str, path: &str| {
+        format!("[[schedule]]\nname = \"{name}\"\ncron = \"*/5 * * * * *\"\non_missed = \"{policy}\"\nurls = [\"http://{addr}{path}\"]\n")
+    };
+    setup.write_schedule(
+        "downtime.toml",
+        &(schedule("catch-up-once", "run_once", site::ARTICLE_PATH)
+            + &schedule("catch-up-skip", "skip", "/short-link")),
+    );
+    let mut daemon = setup.start();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    let stopped = Utc::now();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let restarted = Utc::now();
+    let mut daemon = setup.start();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    assert!(status.success(), "{}", daemon.log_text());
+
+    let index = setup.index().await;
+    let in_downtime = |runs: &[custody::model::Run]| -> Vec<custody::model::Run> {
+        let until = restarted - chrono::Duration::seconds(4);
+        runs.iter()
+            .filter(|r| r.scheduled_for > stopped && r.scheduled_for < until)
+            .cloned()
+            .collect()
+    };
+    let once = index.runs(Some("catch-up-once")).await.unwrap();
+    let catch_up: Vec<_> = once.iter().filter(|r| r.catch_up).collect();
+    assert_eq!(
+        catch_up.len(),
+        1,
+        "exactly one catch-up run (stopped {stopped}, restarted {restarted}): {once:#?}"
+    );
+    assert_eq!(in_downtime(&once).len(), 1, "{once:?}");
+    assert_eq!(catch_up[0].state, RunState::Done);
+
+    let skip = index.runs(Some("catch-up-skip")).await.unwrap();
+    assert!(skip.iter().all(|r| !r.catch_up), "{skip:?}");
+    assert!(
+        in_downtime(&skip).is_empty(),
+        "no run for the missed instants: {skip:?}"
+    );
+    assert!(
+        skip.iter().any(|r| r.scheduled_for > restarted),
+        "the schedule resumed: {skip:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_cron_is_named_by_file_and_line_and_the_daemon_keeps_the_other_schedules() {
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let good = format!(
+        "[[schedule]]\nname = \"good\"\ncron = \"*/2 * * * * *\"\nurls = [\"http://{addr}{}\"]\n",
+        site::ARTICLE_PATH
+    );
+    setup.write_schedule("good.toml", &good);
+    setup.write_schedule("bad.toml", "# a typo in the minutes\n[[schedule]]\nname = \"bad\"\ncron = \"*/5 * * *\"\nurls = [\"https://example.org/\"]\n");
+
+    let out = setup.work.run(&["schedule", "validate", "schedules"]);
+    assert!(!out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.starts_with("schedules/bad.toml:4: invalid cron expression \"*/5 * * *\""),
+        "{printed}"
+    );
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+
+    let mut daemon = setup.start();
+    let index = setup.index().await;
+    wait_for_run(
+        index.as_ref(),
+        "good",
+        RunState::Done,
+        Duration::from_secs(10),
+    )
+    .await;
+    // Break the good file while the daemon runs: its last good version goes on.
+    setup.write_schedule(
+        "good.toml",
+        &good.replace("*/2 * * * * *", "every two seconds"),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = index.runs(Some("good")).await.unwrap().len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = index.runs(Some("good")).await.unwrap().len();
+    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    assert!(
+        after > before,
+        "runs went on with the last good version ({before} then {after})"
+    );
+    let log = daemon.log_text();
+    assert!(
+        log.contains("schedules/bad.toml:4: invalid cron expression"),
+        "{log}"
+    );
+    assert!(
+        log.contains("schedules/good.toml:3: invalid cron expression"),
+        "{log}"
+    );
+    assert!(index.runs(Some("bad")).await.unwrap().is_empty());
+}
+
+/// A cron expression that fires once, `secs` from now (UTC), today.
+fn once_in(secs: i64) -> (String, DateTime<Utc>) {
+    let at = Utc::now() + chrono::Duration::seconds(secs);
+    let at = at - chrono::Duration::nanoseconds(at.timestamp_subsec_nanos() as i64);
+    use chrono::Timelike;
+    (
+        format!("{} {} {} * * *", at.second(), at.minute(), at.hour()),
+        at,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_mid_capture_is_taken_up_again_when_its_lease_expires() {
+    let page = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{}",
+        site::article_html().len(),
+        site::article_html()
+    );
+    let addr = site::serve_hang_once(page.into_bytes()).await;
+    let setup = Setup::new();
+    let (cron, at) = once_in(3);
+    setup.write_schedule(
+        "once.toml",
+        &format!(
+            "[[schedule]]\nname = \"once\"\ncron = \"{cron}\"\nurls = [\"http://{addr}/report\"]\n"
+        ),
+    );
+    let mut daemon = setup.start();
+    let index = setup.index().await;
+    let running = wait_for_run(
+        index.as_ref(),
+        "once",
+        RunState::Running,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(running.scheduled_for, at);
+    let (_, _) = daemon.stop_with(libc::SIGKILL);
+
+    let mut daemon = setup.start();
+    let done = wait_for_run(
+        index.as_ref(),
+        "once",
+        RunState::Done,
+        Duration::from_secs(20),
+    )
+    .await;
+    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    assert_eq!(done.id, running.id, "the same run, not a new one");
+    assert_eq!(done.attempts, 2);
+    let runs = index.runs(Some("once")).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let captures: Vec<_> = index
+        .captures(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.scheduled_for == Some(at))
+        .collect();
+    assert_eq!(captures.len(), 1, "captured once: {captures:?}");
+    assert_eq!(captures[0].status, CaptureStatus::Ok);
+    store_matches_index(&setup, index.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failures_are_retried_with_backoff_and_every_attempt_is_a_failed_capture() {
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let setup = Setup::new();
+    let config = std::fs::read_to_string(setup.work.path().join("custody.toml"))
+        .unwrap()
+        .replace("[daemon]\n", "[daemon]\nmax_attempts = 3\n");
+    std::fs::write(setup.work.path().join("custody.toml"), config).unwrap();
+    let (cron, at) = once_in(2);
+    setup.write_schedule(
+        "down.toml",
+        &format!("[[schedule]]\nname = \"unreachable\"\ncron = \"{cron}\"\nurls = [\"http://{refused}/statement\"]\n"),
+    );
+    let mut daemon = setup.start();
+    let index = setup.index().await;
+    // Attempts at about +0 s, +1 s and +2 s more (retry_base_secs = 1, doubling).
+    let failed = wait_for_run(
+        index.as_ref(),
+        "unreachable",
+        RunState::Failed,
+        Duration::from_secs(20),
+    )
+    .await;
+    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    assert!(status.success());
+    assert_eq!(failed.scheduled_for, at);
+    assert_eq!(failed.attempts, 3);
+    assert!(
+        failed.error.as_deref().unwrap().contains("connection to"),
+        "{failed:?}"
+    );
+    let attempts: Vec<_> = index.captures(None).await.unwrap();
+    assert_eq!(
+        attempts.len(),
+        3,
+        "each attempt is a recorded (failed) capture"
+    );
+    assert!(attempts
+        .iter()
+        .all(|c| c.status == CaptureStatus::Failed && c.scheduled_for == Some(at)));
+    let gaps: Vec<i64> = attempts
+        .windows(2)
+        .map(|w| (w[1].started_at - w[0].started_at).num_milliseconds())
+        .collect();
+    assert!(
+        gaps[0] >= 900 && gaps[1] >= 1900,
+        "exponential backoff between attempts: {gaps:?} ms"
+    );
+    let log = daemon.log_text();
+    assert_eq!(log.matches("status=\"retry\"").count(), 2, "{log}");
+}
