@@ -2,7 +2,7 @@
 # The whole test suite. On a fresh Debian machine it installs what the tests
 # need; on a warm one it reuses what is cached and starts straight away.
 #
-#   - the field's reference tools (warcio, pywb) in a Python virtual
+#   - the field's reference tools (warcio, pywb, PyLD) in a Python virtual
 #     environment cached under ~/.cache/custody-test (CUSTODY_TEST_CACHE);
 #   - then `cargo test --features interop`, which runs every test, including
 #     those that check our WARCs with those tools.
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 CACHE="${CUSTODY_TEST_CACHE:-$HOME/.cache/custody-test}"
 VENV="$CACHE/venv"
-PY_TOOLS="warcio==1.8.1 pywb==2.10.0"
+PY_TOOLS="warcio==1.8.1 pywb==2.10.0 PyLD==3.3.0"
 
 say() { printf '[test.sh] %s\n' "$*" >&2; }
 

@@ -31,6 +31,7 @@ use crate::http;
 use crate::index::{Index, IndexError};
 use crate::model::{CaptureStatus, Run, RunFinish};
 use crate::pipeline::{CaptureRequest, NoProgress, Pipeline, PipelineError};
+use crate::provenance;
 use crate::scheduler::{self, schedule, Schedule};
 
 #[derive(Debug, thiserror::Error)]
@@ -256,16 +257,16 @@ fn host_of(url: &str) -> String {
 /// One attempt at one run.
 async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
     let started = Instant::now();
-    let settings = shared
+    let schedule = shared
         .schedules
         .read()
         .ok()
-        .and_then(|all| {
-            all.iter()
-                .find(|s| s.name == run.schedule)
-                .map(|s| s.capture.clone())
-        })
+        .and_then(|all| all.iter().find(|s| s.name == run.schedule).cloned());
+    let settings = schedule
+        .as_ref()
+        .map(|s| s.capture.clone())
         .unwrap_or_else(|| shared.pipeline.config().capture.clone());
+    let claims = schedule.map(|s| s.claims).unwrap_or_default();
     let lease = shared.settings.lease;
     let renewer = {
         let index = shared.index.clone();
@@ -301,6 +302,19 @@ async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
                 cancel: Some(cancel),
             };
             let result = shared.pipeline.capture_with(request, &NoProgress).await;
+            if let Ok(report) = &result {
+                // Re-check linked passages, and link the schedule's claims.
+                if let Err(e) = provenance::after_capture(
+                    &shared.pipeline,
+                    &report.capture,
+                    Some(&run.schedule),
+                    &claims,
+                )
+                .await
+                {
+                    tracing::error!(capture = %report.capture.id, error = %e, "checking claims after the capture failed");
+                }
+            }
             decide(result, &run, &shared.settings)
         }
     };

@@ -9,6 +9,7 @@ pub mod http;
 pub mod index;
 pub mod model;
 pub mod pipeline;
+pub mod provenance;
 pub mod scheduler;
 pub mod store;
 pub mod warc;

@@ -91,6 +91,25 @@ enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// Record and link claims.
+    Claim {
+        #[command(subcommand)]
+        command: Box<ClaimCommand>,
+    },
+    /// List claims (latest versions), oldest first.
+    Claims {
+        /// Only claims whose text contains every word of this.
+        #[arg(long)]
+        search: Option<String>,
+        /// Only claims with evidence at this URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// Only claims with evidence in this capture.
+        #[arg(long)]
+        capture: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the archived body of URL nearest in time (redirects followed).
     Get {
         url: String,
@@ -100,6 +119,100 @@ enum Command {
         /// Write the body to PATH instead of stdout.
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct ClaimArgs {
+    /// The day of the event (sets --event-start), YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    event_date: Option<String>,
+    #[arg(long, value_name = "DATE")]
+    event_start: Option<String>,
+    #[arg(long, value_name = "DATE")]
+    event_end: Option<String>,
+    /// Place name, e.g. "Bab Alnairab, Aleppo".
+    #[arg(long)]
+    place: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    lat: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    lon: Option<f64>,
+    /// A tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Language of the claim text (BCP 47, e.g. en, ar).
+    #[arg(long)]
+    language: Option<String>,
+    /// Who makes the claim [default: $USER].
+    #[arg(long)]
+    author: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ClaimCommand {
+    /// Record a new claim.
+    Add {
+        text: String,
+        #[command(flatten)]
+        fields: ClaimArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a new version of a claim (the old one is kept).
+    Edit {
+        claim_id: String,
+        /// The new text; unchanged when absent.
+        #[arg(long)]
+        text: Option<String>,
+        #[command(flatten)]
+        fields: ClaimArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link a claim to the exact passage (or media fragment) in a capture.
+    Link {
+        claim_id: String,
+        capture_id: String,
+        /// The passage, as it reads on the page.
+        #[arg(long)]
+        quote: Option<String>,
+        /// Text just before the passage, to choose among repeats.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Text just after the passage.
+        #[arg(long)]
+        suffix: Option<String>,
+        /// Code-point range in the readable text, instead of --quote.
+        #[arg(long, requires = "end")]
+        start: Option<u64>,
+        #[arg(long, requires = "start")]
+        end: Option<u64>,
+        /// A media fragment: t=START,END (audio, video) or xywh=X,Y,W,H (images).
+        #[arg(long)]
+        fragment: Option<String>,
+        /// The document in the capture, when not its page (a URL it fetched).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "supports", value_parser = ["supports", "refutes", "context", "first_appearance"])]
+        relation: String,
+        /// Why this passage bears on the claim.
+        #[arg(long)]
+        rationale: Option<String>,
+        /// Who made the link [default: $USER].
+        #[arg(long)]
+        author: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A claim with its evidence, re-verified against the store.
+    Show {
+        claim_id: String,
+        #[arg(long, conflicts_with = "jsonld")]
+        json: bool,
+        /// JSON-LD: Web Annotation, PROV-O and schema.org Claim.
+        #[arg(long)]
+        jsonld: bool,
     },
 }
 
@@ -276,6 +389,48 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let pipeline = Pipeline::open(config).await.map_err(open_failure)?;
     match cli.command {
         Command::Schedule { .. } => unreachable!("handled before opening the pipeline"),
+        Command::Claim { command } => claim_command(&pipeline, *command).await,
+        Command::Claims {
+            search,
+            url,
+            capture,
+            json,
+        } => {
+            use custody::index::LinkFilter;
+            let mut claims = pipeline.index().claims(search.as_deref()).await?;
+            if url.is_some() || capture.is_some() {
+                let filter = LinkFilter {
+                    claim_id: None,
+                    capture_id: capture
+                        .map(|c| c.parse::<CaptureId>())
+                        .transpose()
+                        .map_err(|e| Failure::Usage(e.into()))?,
+                    target_uri: url
+                        .map(|u| normalize_url(&u))
+                        .transpose()
+                        .map_err(|e| Failure::Usage(e.into()))?,
+                };
+                let linked: std::collections::HashSet<String> = pipeline
+                    .index()
+                    .links(&filter)
+                    .await?
+                    .into_iter()
+                    .map(|l| l.claim_id)
+                    .collect();
+                claims.retain(|c| linked.contains(&c.id));
+            }
+            for c in &claims {
+                if json {
+                    print_json(c)?;
+                } else {
+                    eprintln!("{} v{}  {}", c.id, c.version, c.text);
+                }
+            }
+            if !json && claims.is_empty() {
+                eprintln!("no claims found; add one with `custody claim add TEXT`");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Daemon { .. } => {
             let settings = pipeline.config().daemon.clone();
             custody::daemon::run(std::sync::Arc::new(pipeline), settings)
@@ -313,10 +468,37 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 anyhow::anyhow!("no capture {id}; list them with `custody captures`")
             })?;
             let records = pipeline.index().records(&id).await?;
+            let events = pipeline.index().events("capture", id.as_str()).await?;
+            let filter = custody::index::LinkFilter {
+                capture_id: Some(id.clone()),
+                ..Default::default()
+            };
+            let links = pipeline.index().links(&filter).await?;
+            if !json {
+                for l in &links {
+                    eprintln!(
+                        "  claim {} {} ({})",
+                        l.claim_id,
+                        l.relation.as_str(),
+                        l.target_uri
+                    );
+                }
+                for e in &events {
+                    eprintln!(
+                        "  event {} {} {} by {}",
+                        custody::model::rfc3339_utc(&e.at),
+                        e.event,
+                        e.outcome,
+                        e.actor.as_deref().unwrap_or("-")
+                    );
+                }
+            }
             if json {
                 let mut value = serde_json::to_value(&capture).context("serialising capture")?;
                 value["records_detail"] =
                     serde_json::to_value(&records).context("serialising records")?;
+                value["events"] = serde_json::to_value(&events).context("serialising events")?;
+                value["claims"] = serde_json::to_value(&links).context("serialising links")?;
                 print_json(&value)?;
             } else {
                 eprintln!("{}", summary_line(&capture));
@@ -479,6 +661,180 @@ fn schedule_command(command: &ScheduleCommand, config: &Config) -> Result<ExitCo
     })
 }
 
+fn claim_fields(text: Option<String>, a: ClaimArgs) -> custody::provenance::ClaimFields {
+    custody::provenance::ClaimFields {
+        text,
+        event_start: a.event_start.or(a.event_date),
+        event_end: a.event_end,
+        place: a.place,
+        latitude: a.lat,
+        longitude: a.lon,
+        tags: (!a.tags.is_empty()).then_some(a.tags),
+        language: a.language,
+        author: a.author.or_else(|| std::env::var("USER").ok()),
+        origin: None,
+    }
+}
+
+fn provenance_failure(e: custody::provenance::ProvenanceError) -> Failure {
+    use custody::provenance::ProvenanceError as P;
+    match e {
+        P::Invalid(_) => Failure::Usage(e.into()),
+        e => Failure::Failed(e.into()),
+    }
+}
+
+async fn claim_command(pipeline: &Pipeline, command: ClaimCommand) -> Result<ExitCode, Failure> {
+    use custody::provenance;
+    match command {
+        ClaimCommand::Add { text, fields, json } => {
+            let claim = provenance::add_claim(pipeline, claim_fields(Some(text), fields))
+                .await
+                .map_err(provenance_failure)?;
+            if json {
+                print_json(&claim)?;
+            }
+            eprintln!("claim {} v{}: {}", claim.id, claim.version, claim.text);
+        }
+        ClaimCommand::Edit {
+            claim_id,
+            text,
+            fields,
+            json,
+        } => {
+            let claim = provenance::edit_claim(pipeline, &claim_id, claim_fields(text, fields))
+                .await
+                .map_err(provenance_failure)?;
+            if json {
+                print_json(&claim)?;
+            }
+            eprintln!("claim {} v{}: {}", claim.id, claim.version, claim.text);
+        }
+        ClaimCommand::Link {
+            claim_id,
+            capture_id,
+            quote,
+            prefix,
+            suffix,
+            start,
+            end,
+            fragment,
+            url,
+            relation,
+            rationale,
+            author,
+            json,
+        } => {
+            let capture_id: CaptureId = capture_id
+                .parse()
+                .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
+            let request = provenance::LinkRequest {
+                claim_id,
+                capture_id,
+                target: url,
+                quote,
+                prefix,
+                suffix,
+                position: start.zip(end),
+                fragment,
+                relation: custody::model::Relation::parse(&relation)
+                    .unwrap_or(custody::model::Relation::Supports),
+                rationale,
+                author: author.or_else(|| std::env::var("USER").ok()),
+            };
+            let link = provenance::link(pipeline, request)
+                .await
+                .map_err(provenance_failure)?;
+            if json {
+                print_json(&link)?;
+            }
+            let passage = link
+                .selectors
+                .iter()
+                .find_map(|s| match s {
+                    custody::model::Selector::TextQuoteSelector { exact, .. } => {
+                        Some(format!("\"{exact}\""))
+                    }
+                    custody::model::Selector::FragmentSelector { value, .. } => Some(value.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "linked claim {} ({}) to {} in capture {}: {passage}",
+                link.claim_id,
+                link.relation.as_str(),
+                link.target_uri,
+                link.capture_id
+            );
+        }
+        ClaimCommand::Show {
+            claim_id,
+            json,
+            jsonld,
+        } => {
+            let ev = provenance::evidence(pipeline, &claim_id)
+                .await
+                .map_err(provenance_failure)?;
+            if jsonld {
+                let doc = provenance::jsonld::claim_document(&ev);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&doc).context("serialising JSON-LD")?
+                );
+            } else if json {
+                print_json(&ev)?;
+            } else {
+                let c = &ev.claim;
+                eprintln!("claim {} v{}: {}", c.id, c.version, c.text);
+                for e in &ev.evidence {
+                    let state = if e.verified {
+                        "verified"
+                    } else {
+                        "NOT VERIFIED"
+                    };
+                    eprintln!(
+                        "  {} {}  capture {} ({})  {}",
+                        e.relation.as_str(),
+                        state,
+                        e.capture_id,
+                        custody::model::rfc3339_utc(&e.captured_at),
+                        e.url
+                    );
+                    if let Some(custody::model::Selector::TextQuoteSelector { exact, .. }) =
+                        e.selector.first()
+                    {
+                        eprintln!("    \"{exact}\"");
+                    }
+                    if let Some(absent) = &e.passage_absent_since {
+                        eprintln!(
+                            "    passage absent since capture {} ({})",
+                            absent.capture_id,
+                            custody::model::rfc3339_utc(&absent.captured_at)
+                        );
+                    }
+                    if let Some(err) = &e.verification_error {
+                        eprintln!("    {err}");
+                    }
+                }
+                for e in &ev.events {
+                    eprintln!(
+                        "  event {} {} {} by {}",
+                        custody::model::rfc3339_utc(&e.at),
+                        e.event,
+                        e.outcome,
+                        e.actor.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            if ev.evidence.iter().any(|e| !e.verified) {
+                eprintln!("error: some evidence of claim {claim_id} no longer verifies");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn open_failure(e: PipelineError) -> Failure {
     match e {
         PipelineError::Store(
@@ -501,6 +857,10 @@ async fn capture(pipeline: &Pipeline, urls: &[String], json: bool) -> Result<Exi
         let result = pipeline.capture(seed, &bar).await;
         bar.clear();
         let capture = result?;
+        // Earlier links to this page: is their passage still there?
+        if let Err(e) = custody::provenance::after_capture(pipeline, &capture, None, &[]).await {
+            eprintln!("warning: re-checking linked passages failed: {e}");
+        }
         if json {
             print_json(&capture)?;
         }

@@ -450,3 +450,123 @@ pub struct Stats {
     /// The oldest such run's scheduled instant.
     pub oldest_waiting: Option<DateTime<Utc>>,
 }
+
+/// A statement someone wants to establish or test. Append-only: an edit is a
+/// new version with the same id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub id: String,
+    pub version: u32,
+    pub text: String,
+    /// ISO 8601 date (or date-time) the event began, and ended when a range.
+    pub event_start: Option<String>,
+    pub event_end: Option<String>,
+    pub place: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub tags: Vec<String>,
+    pub language: Option<String>,
+    pub author: Option<String>,
+    /// Where the claim came from when not typed in: `schedule:<name>`.
+    pub origin: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// How a piece of evidence bears on a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    Supports,
+    Refutes,
+    Context,
+    FirstAppearance,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Supports => "supports",
+            Relation::Refutes => "refutes",
+            Relation::Context => "context",
+            Relation::FirstAppearance => "first_appearance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Relation::Supports,
+            Relation::Refutes,
+            Relation::Context,
+            Relation::FirstAppearance,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// A W3C Web Annotation selector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Selector {
+    TextQuoteSelector {
+        exact: String,
+        prefix: String,
+        suffix: String,
+    },
+    /// Code-point offsets in the document's readable text.
+    TextPositionSelector { start: u64, end: u64 },
+    /// A media fragment: `t=10,20` (audio, video) or `xywh=...` (images).
+    FragmentSelector {
+        value: String,
+        #[serde(rename = "conformsTo")]
+        conforms_to: String,
+    },
+}
+
+/// A claim linked to one record of one capture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceLink {
+    pub id: String,
+    pub claim_id: String,
+    pub claim_version: u32,
+    pub capture_id: CaptureId,
+    pub record_id: String,
+    pub target_uri: String,
+    /// The payload digest of the record the selector was resolved against.
+    pub payload_digest: Sha256,
+    pub relation: Relation,
+    pub selectors: Vec<Selector>,
+    /// The quote as the user gave it (the selector holds the archived text).
+    pub quote_given: Option<String>,
+    pub rationale: Option<String>,
+    pub author: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Whether a link's passage was found in a later capture of its URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassageCheck {
+    pub link_id: String,
+    pub capture_id: CaptureId,
+    #[serde(with = "rfc3339")]
+    pub captured_at: DateTime<Utc>,
+    pub present: bool,
+}
+
+/// An entry of an object's append-only custody record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustodyEvent {
+    pub object_kind: String,
+    pub object_id: String,
+    /// captured, linked, rechecked, passage_absent, passage_restored,
+    /// exported, accessed, verified, claim_added, claim_edited.
+    pub event: String,
+    pub actor: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    /// ok, failed, present, absent...
+    pub outcome: String,
+    pub detail: serde_json::Value,
+}

@@ -361,6 +361,8 @@ impl Pipeline {
             path: dest.to_path_buf(),
             source: e.error,
         })?;
+        let detail = serde_json::json!({"format": "warc", "path": dest.display().to_string(), "sha256": warc.sha256});
+        self.event(id, "exported", detail).await;
         Ok(warc)
     }
 
@@ -403,6 +405,8 @@ impl Pipeline {
                     source: e,
                 })?;
             let bytes = decode_body(BufReader::new(payload), encoding.as_deref(), out)?;
+            let detail = serde_json::json!({"url": url, "record": hit.record.record_id});
+            self.event(&hit.capture_id, "accessed", detail).await;
             return Ok(Retrieved {
                 url,
                 capture_id: hit.capture_id,
@@ -415,6 +419,93 @@ impl Pipeline {
         Err(PipelineError::NotFound(format!(
             "more than 10 archived redirects from {url}"
         )))
+    }
+
+    /// The document a capture holds at `target` (a URL it fetched), or its
+    /// page when `target` is absent: the first response of the seed's
+    /// redirect chain that is not a redirect. The record's digests are
+    /// checked on the way; the body comes back with content-encoding undone
+    /// (at most 64 MiB).
+    pub async fn read_document(
+        &self,
+        capture_id: &CaptureId,
+        target: Option<&str>,
+    ) -> Result<Document, PipelineError> {
+        let capture = self.index.capture(capture_id).await?.ok_or_else(|| {
+            PipelineError::NotFound(format!(
+                "no capture {capture_id}; list them with `custody captures`"
+            ))
+        })?;
+        let Some(warc) = capture.warc.clone() else {
+            return Err(PipelineError::NotFound(format!(
+                "capture {capture_id} failed ({}) and holds no document",
+                capture.error.clone().unwrap_or_default()
+            )));
+        };
+        let url = match target {
+            Some(t) => normalize_url(t)?,
+            None => capture
+                .resources
+                .iter()
+                .find(|r| r.status.is_some_and(|s| !(300..400).contains(&s)))
+                .map(|r| r.url.clone())
+                .ok_or_else(|| {
+                    PipelineError::NotFound(format!("capture {capture_id} has no page response"))
+                })?,
+        };
+        let record = self
+            .index
+            .records(capture_id)
+            .await?
+            .into_iter()
+            .find(|r| r.warc_type == "response" && r.target_uri.as_deref() == Some(url.as_str()))
+            .ok_or_else(|| {
+                PipelineError::NotFound(format!("capture {capture_id} has no response for {url}"))
+            })?;
+        let hit = Hit {
+            capture_id: capture_id.clone(),
+            warc: warc.clone(),
+            record: record.clone(),
+        };
+        let (head, mut payload) = self.read_response(&hit).await?;
+        payload
+            .seek(SeekFrom::Start(0))
+            .map_err(io_at(Path::new("payload")))?;
+        let encoding = head.as_ref().and_then(|h| h.content_encoding());
+        let mut body = Vec::new();
+        {
+            let mut limited = LimitedWriter {
+                inner: &mut body,
+                left: MAX_DOCUMENT,
+            };
+            decode_body(BufReader::new(payload), encoding.as_deref(), &mut limited)?;
+        }
+        Ok(Document {
+            content_type: head.as_ref().and_then(|h| h.header("content-type")),
+            mime: head.as_ref().and_then(|h| h.mime()),
+            url,
+            capture,
+            warc,
+            record,
+            body,
+        })
+    }
+
+    /// Appends a custody event for a capture; a failure to record it is
+    /// logged (the evidence itself is unaffected).
+    async fn event(&self, capture: &CaptureId, event: &str, detail: serde_json::Value) {
+        let e = crate::model::CustodyEvent {
+            object_kind: "capture".into(),
+            object_id: capture.to_string(),
+            event: event.into(),
+            actor: std::env::var("USER").ok(),
+            at: Utc::now(),
+            outcome: "ok".into(),
+            detail,
+        };
+        if let Err(err) = self.index.add_event(&e).await {
+            tracing::error!(capture = %capture, event, error = %err, "recording a custody event failed");
+        }
     }
 
     /// Reads one response record by its offset and checks its digests.
@@ -512,6 +603,43 @@ pub struct CaptureReport {
     pub seed_error: Option<capture::FetchError>,
     /// The HTTP status of the seed's first response.
     pub seed_status: Option<u16>,
+}
+
+/// Largest document body read for text (quotes, diffs).
+const MAX_DOCUMENT: usize = 64 * 1024 * 1024;
+
+/// An archived document, read back and checked.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub capture: Capture,
+    pub warc: WarcRef,
+    pub record: RecordEntry,
+    pub url: String,
+    pub content_type: Option<String>,
+    pub mime: Option<String>,
+    /// The payload with content-encoding undone.
+    pub body: Vec<u8>,
+}
+
+/// Takes at most `left` bytes and then says the rest is too large.
+struct LimitedWriter<'a> {
+    inner: &'a mut Vec<u8>,
+    left: usize,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(std::io::Error::other("document larger than 64 MiB"));
+        }
+        self.left -= buf.len();
+        self.inner.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What `get` found.

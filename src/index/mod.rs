@@ -17,7 +17,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{Capture, CaptureId, NewRun, RecordEntry, Run, RunFinish, Stats, WarcRef};
+use crate::model::{
+    Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck, RecordEntry, Run,
+    RunFinish, Stats, WarcRef,
+};
 
 pub use sqlite::SqliteIndex;
 
@@ -133,6 +136,50 @@ pub trait Index: Send + Sync {
 
     /// Counts for metrics.
     async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError>;
+
+    // Provenance: claims, evidence links, passage checks, custody events.
+
+    /// Adds a claim version; (id, version) must be new.
+    async fn put_claim(&self, claim: &Claim) -> Result<(), IndexError>;
+
+    /// Every version of a claim, oldest first (empty when unknown).
+    async fn claim_versions(&self, id: &str) -> Result<Vec<Claim>, IndexError>;
+
+    /// The latest version of every claim, oldest claim first; with `search`,
+    /// only claims whose text contains every word of it (any case).
+    async fn claims(&self, search: Option<&str>) -> Result<Vec<Claim>, IndexError>;
+
+    /// The latest version of the claim with this origin and text.
+    async fn claim_by_origin(&self, origin: &str, text: &str) -> Result<Option<Claim>, IndexError>;
+
+    async fn put_link(&self, link: &EvidenceLink) -> Result<(), IndexError>;
+
+    /// Links, oldest first, filtered by claim, capture or target URI.
+    async fn links(&self, filter: &LinkFilter) -> Result<Vec<EvidenceLink>, IndexError>;
+
+    /// Records a passage check (once per link and capture).
+    async fn put_passage_check(&self, check: &PassageCheck) -> Result<(), IndexError>;
+
+    /// A link's passage checks, oldest capture first.
+    async fn passage_checks(&self, link_id: &str) -> Result<Vec<PassageCheck>, IndexError>;
+
+    /// Appends to an object's custody record.
+    async fn add_event(&self, event: &CustodyEvent) -> Result<(), IndexError>;
+
+    /// An object's custody record, in order.
+    async fn events(
+        &self,
+        object_kind: &str,
+        object_id: &str,
+    ) -> Result<Vec<CustodyEvent>, IndexError>;
+}
+
+/// Which links to list.
+#[derive(Clone, Debug, Default)]
+pub struct LinkFilter {
+    pub claim_id: Option<String>,
+    pub capture_id: Option<CaptureId>,
+    pub target_uri: Option<String>,
 }
 
 /// Opens (creating and migrating if needed) the index a URL names.

@@ -16,10 +16,10 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use super::{db_time, parse_db_time, Hit, Index, IndexError};
+use super::{db_time, parse_db_time, Hit, Index, IndexError, LinkFilter};
 use crate::model::{
-    Capture, CaptureId, CaptureStatus, NewRun, RecordEntry, Resource, Run, RunFinish, RunState,
-    Sha256, Stats, WarcRef,
+    Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck,
+    RecordEntry, Relation, Resource, Run, RunFinish, RunState, Sha256, Stats, WarcRef,
 };
 
 /// Migrations in order; each runs once, in its own transaction.
@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0001_initial.sql"),
     ),
     (2, "runs", include_str!("migrations/sqlite/0002_runs.sql")),
+    (
+        3,
+        "provenance",
+        include_str!("migrations/sqlite/0003_provenance.sql"),
+    ),
 ];
 
 pub struct SqliteIndex {
@@ -263,6 +268,21 @@ impl Index for SqliteIndex {
                 .await?;
             }
         }
+        // The capture's first custody event, in the same transaction.
+        let detail = serde_json::json!({
+            "seed_url": capture.seed_url,
+            "warc_sha256": capture.warc.as_ref().map(|w| w.sha256.hex()),
+            "error": capture.error,
+            "schedule": capture.schedule,
+        });
+        sqlx::query("INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) VALUES ('capture', ?, 'captured', ?, ?, ?, ?)")
+            .bind(capture.id.as_str())
+            .bind(capture.schedule.as_ref().map(|s| format!("schedule:{s}")).unwrap_or_else(|| "custody".into()))
+            .bind(db_time(&capture.finished_at))
+            .bind(capture.status.as_str())
+            .bind(detail.to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -673,6 +693,224 @@ impl Index for SqliteIndex {
             .transpose()?;
         Ok(stats)
     }
+
+    async fn put_claim(&self, c: &Claim) -> Result<(), IndexError> {
+        let tags = serde_json::to_string(&c.tags).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM claim WHERE id = ? AND version = ?")
+                .bind(&c.id)
+                .bind(c.version as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Err(IndexError::Duplicate(format!(
+                "claim {} version {}",
+                c.id, c.version
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO claim (id, version, text, event_start, event_end, place, latitude, longitude, tags, language, author, origin, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(c.version as i64)
+        .bind(&c.text)
+        .bind(&c.event_start)
+        .bind(&c.event_end)
+        .bind(&c.place)
+        .bind(c.latitude)
+        .bind(c.longitude)
+        .bind(tags)
+        .bind(&c.language)
+        .bind(&c.author)
+        .bind(&c.origin)
+        .bind(db_time(&c.created_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_versions(&self, id: &str) -> Result<Vec<Claim>, IndexError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLAIM_COLUMNS} FROM claim WHERE id = ? ORDER BY version"
+        )))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(claim_from_row).collect()
+    }
+
+    async fn claims(&self, search: Option<&str>) -> Result<Vec<Claim>, IndexError> {
+        let words: Vec<String> = search
+            .unwrap_or("")
+            .split_whitespace()
+            .map(|w| {
+                format!(
+                    "%{}%",
+                    w.to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                )
+            })
+            .collect();
+        let mut sql = format!(
+            "SELECT {CLAIM_COLUMNS} FROM claim c WHERE version = (SELECT MAX(version) FROM claim v WHERE v.id = c.id)"
+        );
+        for _ in &words {
+            sql.push_str(" AND lower(text) LIKE ? ESCAPE '\\'");
+        }
+        sql.push_str(" ORDER BY (SELECT MIN(created_at) FROM claim f WHERE f.id = c.id), id");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for w in &words {
+            q = q.bind(w);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(claim_from_row).collect()
+    }
+
+    async fn claim_by_origin(&self, origin: &str, text: &str) -> Result<Option<Claim>, IndexError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLAIM_COLUMNS} FROM claim WHERE origin = ? AND text = ? ORDER BY version DESC LIMIT 1"
+        )))
+        .bind(origin)
+        .bind(text)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(claim_from_row).transpose()
+    }
+
+    async fn put_link(&self, l: &EvidenceLink) -> Result<(), IndexError> {
+        let selectors =
+            serde_json::to_string(&l.selectors).map_err(|e| IndexError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO evidence_link (id, claim_id, claim_version, capture_id, record_id, target_uri, payload_digest, relation, \
+             selectors, quote_given, rationale, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&l.id)
+        .bind(&l.claim_id)
+        .bind(l.claim_version as i64)
+        .bind(l.capture_id.as_str())
+        .bind(&l.record_id)
+        .bind(&l.target_uri)
+        .bind(l.payload_digest.hex())
+        .bind(l.relation.as_str())
+        .bind(selectors)
+        .bind(&l.quote_given)
+        .bind(&l.rationale)
+        .bind(&l.author)
+        .bind(db_time(&l.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn links(&self, filter: &LinkFilter) -> Result<Vec<EvidenceLink>, IndexError> {
+        let mut sql = format!("SELECT {LINK_COLUMNS} FROM evidence_link WHERE 1 = 1");
+        if filter.claim_id.is_some() {
+            sql.push_str(" AND claim_id = ?");
+        }
+        if filter.capture_id.is_some() {
+            sql.push_str(" AND capture_id = ?");
+        }
+        if filter.target_uri.is_some() {
+            sql.push_str(" AND target_uri = ?");
+        }
+        sql.push_str(" ORDER BY created_at, id");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(c) = &filter.claim_id {
+            q = q.bind(c);
+        }
+        if let Some(c) = &filter.capture_id {
+            q = q.bind(c.as_str());
+        }
+        if let Some(t) = &filter.target_uri {
+            q = q.bind(t);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    async fn put_passage_check(&self, c: &PassageCheck) -> Result<(), IndexError> {
+        sqlx::query(
+            "INSERT INTO passage_check (link_id, capture_id, captured_at, present) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (link_id, capture_id) DO NOTHING",
+        )
+        .bind(&c.link_id)
+        .bind(c.capture_id.as_str())
+        .bind(db_time(&c.captured_at))
+        .bind(c.present)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn passage_checks(&self, link_id: &str) -> Result<Vec<PassageCheck>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT link_id, capture_id, captured_at, present FROM passage_check WHERE link_id = ? ORDER BY captured_at, capture_id",
+        )
+        .bind(link_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.get("capture_id");
+                Ok(PassageCheck {
+                    link_id: r.get("link_id"),
+                    capture_id: id
+                        .parse()
+                        .map_err(|_| IndexError::Corrupt(format!("capture id {id:?}")))?,
+                    captured_at: parse_db_time(r.get("captured_at"))?,
+                    present: r.get::<bool, _>("present"),
+                })
+            })
+            .collect()
+    }
+
+    async fn add_event(&self, e: &CustodyEvent) -> Result<(), IndexError> {
+        sqlx::query("INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&e.object_kind)
+            .bind(&e.object_id)
+            .bind(&e.event)
+            .bind(&e.actor)
+            .bind(db_time(&e.at))
+            .bind(&e.outcome)
+            .bind(e.detail.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn events(
+        &self,
+        object_kind: &str,
+        object_id: &str,
+    ) -> Result<Vec<CustodyEvent>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT object_kind, object_id, event, actor, at, outcome, detail FROM custody_event \
+             WHERE object_kind = ? AND object_id = ? ORDER BY seq",
+        )
+        .bind(object_kind)
+        .bind(object_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CustodyEvent {
+                    object_kind: r.get("object_kind"),
+                    object_id: r.get("object_id"),
+                    event: r.get("event"),
+                    actor: r.get("actor"),
+                    at: parse_db_time(r.get("at"))?,
+                    outcome: r.get("outcome"),
+                    detail: serde_json::from_str(r.get::<&str, _>("detail"))
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
+    }
 }
 
 const RUN_COLUMNS: &str =
@@ -699,5 +937,57 @@ fn run_from_row(r: &SqliteRow) -> Result<Run, IndexError> {
             })
             .transpose()?,
         error: r.get("error"),
+    })
+}
+
+const CLAIM_COLUMNS: &str =
+    "id, version, text, event_start, event_end, place, latitude, longitude, tags, language, author, origin, created_at";
+
+fn claim_from_row(r: &SqliteRow) -> Result<Claim, IndexError> {
+    let tags: String = r.get("tags");
+    Ok(Claim {
+        id: r.get("id"),
+        version: r.get::<i64, _>("version") as u32,
+        text: r.get("text"),
+        event_start: r.get("event_start"),
+        event_end: r.get("event_end"),
+        place: r.get("place"),
+        latitude: r.get("latitude"),
+        longitude: r.get("longitude"),
+        tags: serde_json::from_str(&tags)
+            .map_err(|_| IndexError::Corrupt(format!("claim tags {tags:?}")))?,
+        language: r.get("language"),
+        author: r.get("author"),
+        origin: r.get("origin"),
+        created_at: parse_db_time(r.get("created_at"))?,
+    })
+}
+
+const LINK_COLUMNS: &str =
+    "id, claim_id, claim_version, capture_id, record_id, target_uri, payload_digest, relation, \
+     selectors, quote_given, rationale, author, created_at";
+
+fn link_from_row(r: &SqliteRow) -> Result<EvidenceLink, IndexError> {
+    let capture: String = r.get("capture_id");
+    let relation: String = r.get("relation");
+    let selectors: String = r.get("selectors");
+    Ok(EvidenceLink {
+        id: r.get("id"),
+        claim_id: r.get("claim_id"),
+        claim_version: r.get::<i64, _>("claim_version") as u32,
+        capture_id: capture
+            .parse()
+            .map_err(|_| IndexError::Corrupt(format!("capture id {capture:?}")))?,
+        record_id: r.get("record_id"),
+        target_uri: r.get("target_uri"),
+        payload_digest: digest(r.get("payload_digest"))?,
+        relation: Relation::parse(&relation)
+            .ok_or_else(|| IndexError::Corrupt(format!("relation {relation:?}")))?,
+        selectors: serde_json::from_str(&selectors)
+            .map_err(|_| IndexError::Corrupt("link selectors".into()))?,
+        quote_given: r.get("quote_given"),
+        rationale: r.get("rationale"),
+        author: r.get("author"),
+        created_at: parse_db_time(r.get("created_at"))?,
     })
 }

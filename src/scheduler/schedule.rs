@@ -20,6 +20,8 @@ use url::Url;
 
 use crate::capture::CaptureSettings;
 use crate::config::{self, RawCapture};
+use crate::model::Relation;
+use crate::provenance::ScheduleClaim;
 
 /// A problem in a schedule file, at a line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +72,8 @@ pub struct Schedule {
     pub enabled: bool,
     /// Capture settings: the configuration's, with this schedule's overrides.
     pub capture: CaptureSettings,
+    /// Claims whose quotes every capture of these pages is checked for.
+    pub claims: Vec<ScheduleClaim>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -154,6 +158,17 @@ struct RawSchedule {
     jitter_secs: Option<Spanned<f64>>,
     enabled: Option<bool>,
     capture: Option<Spanned<RawCapture>>,
+    claim: Option<Vec<Spanned<RawClaim>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaim {
+    text: String,
+    quote: String,
+    prefix: Option<String>,
+    suffix: Option<String>,
+    relation: Option<String>,
 }
 
 /// One schedule file, parsed.
@@ -331,6 +346,34 @@ pub fn parse_file(
                 }
             }
         };
+        let mut claims = Vec::new();
+        for c in raw.claim.unwrap_or_default() {
+            let at = c.span().start;
+            let c = c.into_inner();
+            let relation = match c.relation.as_deref() {
+                None => Some(Relation::Supports),
+                Some(r) => Relation::parse(r),
+            };
+            match relation {
+                _ if c.text.trim().is_empty() || c.quote.trim().is_empty() => {
+                    problems.push(problem(at, "a claim needs text and quote".into()))
+                }
+                None => problems.push(problem(
+                    at,
+                    format!(
+                        "relation {:?} must be supports, refutes, context or first_appearance",
+                        c.relation.unwrap_or_default()
+                    ),
+                )),
+                Some(relation) => claims.push(ScheduleClaim {
+                    text: c.text.trim().to_string(),
+                    quote: c.quote,
+                    prefix: c.prefix,
+                    suffix: c.suffix,
+                    relation,
+                }),
+            }
+        }
         if let (Some(cron), Some(timezone), Some(capture)) = (cron, timezone, capture) {
             schedules.push(Schedule {
                 name,
@@ -343,6 +386,7 @@ pub fn parse_file(
                 jitter,
                 enabled: raw.enabled.unwrap_or(true),
                 capture,
+                claims,
                 file: path.to_path_buf(),
                 line: line_of(text, start),
             });

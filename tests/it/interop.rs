@@ -159,3 +159,85 @@ async fn pywb_replays_the_article_and_its_images() {
         assert_eq!(body, bytes, "{path} replays byte for byte");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pyld_expands_the_claim_export_and_its_selectors_reproduce_the_quote() {
+    let (work, warc, _) = captured_article().await;
+    let _ = warc;
+    let capture: serde_json::Value = serde_json::from_slice(
+        work.ok(&["captures", "--json"])
+            .split(|b| *b == b'\n')
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let capture_id = capture["id"].as_str().unwrap();
+    let claim: serde_json::Value = serde_json::from_slice(&work.ok(&[
+        "claim",
+        "add",
+        "Most victims were women and children",
+        "--json",
+    ]))
+    .unwrap();
+    let claim_id = claim["id"].as_str().unwrap();
+    work.ok(&[
+        "claim",
+        "link",
+        claim_id,
+        capture_id,
+        "--quote",
+        "most of the victims were women and children",
+    ]);
+    let doc = work.path().join("claim.jsonld");
+    std::fs::write(&doc, work.ok(&["claim", "show", claim_id, "--jsonld"])).unwrap();
+    // An independent JSON-LD processor, offline: expand, then read the
+    // Web Annotation selector back out of the expanded graph.
+    let script = r#"
+import json, sys
+from pyld import jsonld
+doc = json.load(open(sys.argv[1]))
+expanded = jsonld.expand(doc)
+OA = "http://www.w3.org/ns/oa#"
+def walk(node, found):
+    if isinstance(node, dict):
+        types = node.get("@type", [])
+        if OA + "TextQuoteSelector" in types:
+            found["exact"] = node[OA + "exact"][0]["@value"]
+        if OA + "TextPositionSelector" in types:
+            found["start"] = int(node[OA + "start"][0]["@value"])
+            found["end"] = int(node[OA + "end"][0]["@value"])
+        for v in node.values():
+            walk(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            walk(v, found)
+found = {}
+walk(expanded, found)
+print(json.dumps(found))
+"#;
+    let out = tool("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyld failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = custody::provenance::text::html_to_text(&site::article_html());
+    let (start, end) = (
+        found["start"].as_u64().unwrap() as usize,
+        found["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(
+        found["exact"],
+        "most of the victims were women and children"
+    );
+    assert_eq!(
+        custody::provenance::text::slice(&text, start, end).unwrap(),
+        found["exact"].as_str().unwrap()
+    );
+}

@@ -8,5 +8,6 @@ mod daemon;
 mod index_conformance;
 #[cfg(feature = "interop")]
 mod interop;
+mod provenance;
 mod site;
 mod warc_reader;

@@ -372,3 +372,33 @@ pub async fn serve_hang_once(response: Vec<u8>) -> SocketAddr {
     });
     addr
 }
+
+/// The article at `/article/`, until `edited` is set: then the Bab Alnairab
+/// passage is silently rewritten, as news sites do.
+pub async fn serve_editable() -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let edited = Arc::new(AtomicBool::new(false));
+    let flag = edited.clone();
+    let app = Router::new().route(
+        "/article/",
+        get(move || {
+            let flag = flag.clone();
+            async move {
+                let mut html = article_html();
+                if flag.load(Ordering::SeqCst) {
+                    html = html.replace(
+                        "nearly 25 civilians were killed in airstrikes",
+                        "several people died in an incident",
+                    );
+                }
+                ([(header::CONTENT_TYPE, "text/html; charset=UTF-8")], html)
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, edited)
+}
