@@ -4,8 +4,11 @@
 #
 #   - the field's reference tools (warcio, pywb, PyLD) in a Python virtual
 #     environment cached under ~/.cache/custody-test (CUSTODY_TEST_CACHE);
-#   - then `cargo test --features interop`, which runs every test, including
-#     those that check our WARCs with those tools.
+#   - Garage, a real S3 store, built once and started on loopback
+#     (scripts/garage.sh);
+#   - then `cargo test --features interop,s3`, which runs every test,
+#     including those that check our WARCs with those tools and the store
+#     suite against S3.
 #
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
@@ -40,5 +43,8 @@ if [ ! -x "$VENV/bin/wayback" ] || [ "$(cat "$VENV/.custody-tools" 2>/dev/null)"
 fi
 export PATH="$VENV/bin:$PATH"
 
+say "starting Garage (S3)"
+eval "$(bash scripts/garage.sh)"
+
 say "running the test suite"
-cargo test --features interop "$@"
+cargo test --features interop,s3 "$@"

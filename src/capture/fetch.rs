@@ -264,27 +264,22 @@ impl Fetcher {
         let addrs: Vec<SocketAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
             vec![SocketAddr::new(ip, port)]
         } else {
-            match tokio::time::timeout(
+            let lookup = tokio::net::lookup_host((host.as_str(), port));
+            let found = within(
                 self.limits.connect_timeout,
-                tokio::net::lookup_host((host.as_str(), port)),
-            )
-            .await
-            {
-                Err(_) => {
-                    ex.error = Some(FetchError::Timeout {
-                        stage: "resolving the host name",
-                        secs: connect_secs,
-                    });
+                "resolving the host name",
+                lookup,
+                |reason| FetchError::Dns {
+                    host: host.clone(),
+                    reason,
+                },
+            );
+            match found.await {
+                Ok(found) => found.collect(),
+                Err(e) => {
+                    ex.error = Some(e);
                     return;
                 }
-                Ok(Err(e)) => {
-                    ex.error = Some(FetchError::Dns {
-                        host: host.clone(),
-                        reason: e.to_string(),
-                    });
-                    return;
-                }
-                Ok(Ok(found)) => found.collect(),
             }
         };
         ex.timings.dns_ms = Some(t.elapsed().as_millis() as u64);
@@ -353,27 +348,23 @@ impl Fetcher {
                 }
             };
             let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
-            let tls = match tokio::time::timeout(
+            let handshake = connector.connect(name, tcp);
+            let tls = match within(
                 self.limits.connect_timeout,
-                connector.connect(name, tcp),
+                "in the TLS handshake",
+                handshake,
+                |reason| FetchError::Tls {
+                    host: host.clone(),
+                    reason,
+                },
             )
             .await
             {
-                Err(_) => {
-                    ex.error = Some(FetchError::Timeout {
-                        stage: "in the TLS handshake",
-                        secs: connect_secs,
-                    });
+                Ok(s) => s,
+                Err(e) => {
+                    ex.error = Some(e);
                     return;
                 }
-                Ok(Err(e)) => {
-                    ex.error = Some(FetchError::Tls {
-                        host,
-                        reason: e.to_string(),
-                    });
-                    return;
-                }
-                Ok(Ok(s)) => s,
             };
             ex.tls = Some(tls_info(tls.get_ref().1));
             ex.timings.tls_ms = Some(t.elapsed().as_millis() as u64);
@@ -577,6 +568,24 @@ impl Fetcher {
         if error.is_some() {
             ex.error = error;
         }
+    }
+}
+
+/// Runs `fut` with a time limit: a timeout names `stage`, a failure goes
+/// through `on_error`.
+async fn within<T, E: std::fmt::Display>(
+    limit: Duration,
+    stage: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+    on_error: impl FnOnce(String) -> FetchError,
+) -> Result<T, FetchError> {
+    match tokio::time::timeout(limit, fut).await {
+        Err(_) => Err(FetchError::Timeout {
+            stage,
+            secs: limit.as_secs(),
+        }),
+        Ok(Err(e)) => Err(on_error(e.to_string())),
+        Ok(Ok(v)) => Ok(v),
     }
 }
 

@@ -10,4 +10,5 @@ mod index_conformance;
 mod interop;
 mod provenance;
 mod site;
+mod store_conformance;
 mod warc_reader;
