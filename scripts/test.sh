@@ -6,9 +6,11 @@
 #     environment cached under ~/.cache/custody-test (CUSTODY_TEST_CACHE);
 #   - Garage, a real S3 store, built once and started on loopback
 #     (scripts/garage.sh);
-#   - then `cargo test --features interop,s3`, which runs every test,
-#     including those that check our WARCs with those tools and the store
-#     suite against S3.
+#   - a PostgreSQL server on 127.0.0.1:5432 (the one running, or Debian's,
+#     installed and started);
+#   - then `cargo test --features interop,s3,postgres`, which runs every
+#     test, including those that check our WARCs with those tools, the store
+#     suite against S3 and the index suite against PostgreSQL.
 #
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
@@ -43,8 +45,21 @@ if [ ! -x "$VENV/bin/wayback" ] || [ "$(cat "$VENV/.custody-tools" 2>/dev/null)"
 fi
 export PATH="$VENV/bin:$PATH"
 
+# PostgreSQL: use the server on 127.0.0.1:5432 when one answers; otherwise
+# install Debian's, start it, and give the tests a password login.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    say "no PostgreSQL on 127.0.0.1:5432: installing and starting one"
+    command -v pg_ctlcluster >/dev/null || apt_install postgresql
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && break; sleep 0.2; done
+    su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'custody-test'\"" >/dev/null
+    su postgres -c "psql -q -c 'CREATE DATABASE test'" >/dev/null 2>&1 || true
+    export CUSTODY_TEST_POSTGRES_URL="postgres://postgres:custody-test@127.0.0.1:5432/test"
+fi
+
 say "starting Garage (S3)"
 eval "$(bash scripts/garage.sh)"
 
 say "running the test suite"
-cargo test --features interop,s3 "$@"
+cargo test --features interop,s3,postgres "$@"

@@ -10,6 +10,7 @@
 //! and verified, and writes the capture, its WARC file and every record in
 //! one transaction.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -22,13 +23,14 @@ use crate::model::{
     RunFinish, Stats, WarcRef,
 };
 
+pub use postgres::PostgresIndex;
 pub use sqlite::SqliteIndex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("index URL {0:?} is not valid: use sqlite://PATH")]
+    #[error("index URL {0:?} is not valid: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     BadUrl(String),
-    #[error("index URL scheme {0:?} is not supported by this build; use sqlite://PATH")]
+    #[error("index URL scheme {0:?} is not supported; use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     Unsupported(String),
     #[error("capture {0} is already in the index")]
     Duplicate(String),
@@ -196,6 +198,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Index>, IndexError> {
                 SqliteIndex::open(std::path::Path::new(rest)).await?,
             ))
         }
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresIndex::open(url).await?)),
         other => Err(IndexError::Unsupported(other.to_string())),
     }
 }

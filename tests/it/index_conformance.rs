@@ -348,3 +348,105 @@ async fn runs(index: &dyn Index) {
     assert_eq!(stats.queue_depth, 1);
     assert_eq!(stats.oldest_waiting, Some(at("2026-11-24T10:05:00Z")));
 }
+
+/// A fresh schema on the test server, dropped afterwards.
+#[cfg(feature = "postgres")]
+struct PgSchema {
+    base: String,
+    name: String,
+}
+
+#[cfg(feature = "postgres")]
+impl PgSchema {
+    async fn new() -> PgSchema {
+        let base = std::env::var("CUSTODY_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+        let name = format!("custody_test_{}", uuid::Uuid::now_v7().simple());
+        let pool = sqlx::PgPool::connect(&base).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {base}: {e}; run the tests with scripts/test.sh")
+        });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        PgSchema { base, name }
+    }
+
+    fn url(&self) -> String {
+        format!("{}?options=-c%20search_path%3D{}", self.base, self.name)
+    }
+
+    async fn drop(self) {
+        let pool = sqlx::PgPool::connect(&self.base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.name
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_index_passes_the_conformance_suite() {
+    let schema = PgSchema::new().await;
+    conformance(custody::index::open(&schema.url()).await.unwrap()).await;
+    let again = custody::index::open(&schema.url()).await.unwrap();
+    assert_eq!(again.captures(None).await.unwrap().len(), 3);
+    schema.drop().await;
+}
+
+/// A capture, its retrieval and a claim link, end to end on PostgreSQL.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capture_and_a_claim_go_end_to_end_on_postgres() {
+    let schema = PgSchema::new().await;
+    let addr = crate::site::serve_http().await;
+    let work = crate::cli::Workdir::new("");
+    let url = format!("http://{addr}{}", crate::site::ARTICLE_PATH);
+    let run = |args: &[&str]| {
+        let out = work
+            .command(args)
+            .env("CUSTODY_INDEX_URL", schema.url())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let capture: Capture =
+        serde_json::from_slice(&run(&["capture", &url, "--json", "--allow-private"])).unwrap();
+    assert_eq!(
+        String::from_utf8(run(&["get", &url])).unwrap(),
+        crate::site::article_html()
+    );
+    let claim: serde_json::Value = serde_json::from_slice(&run(&[
+        "claim",
+        "add",
+        "Most victims were women and children",
+        "--json",
+    ]))
+    .unwrap();
+    let claim_id = claim["id"].as_str().unwrap();
+    run(&[
+        "claim",
+        "link",
+        claim_id,
+        capture.id.as_str(),
+        "--quote",
+        "most of the victims were women and children",
+    ]);
+    let shown: serde_json::Value =
+        serde_json::from_slice(&run(&["claim", "show", claim_id, "--json"])).unwrap();
+    assert_eq!(shown["evidence"][0]["verified"], true);
+    assert!(
+        !work.path().join("custody-data/index.db").exists(),
+        "the SQLite default was not used"
+    );
+    schema.drop().await;
+}

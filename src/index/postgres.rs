@@ -1,0 +1,990 @@
+//! The PostgreSQL backend (`postgres://...`), for several daemons sharing
+//! one database.
+//!
+//! The same statements as the SQLite backend, with PostgreSQL's placeholders
+//! (`$1`, written `?` here and numbered by [`pg`]), `FOR UPDATE SKIP LOCKED`
+//! when claiming runs, and an advisory lock around migrations so that daemons
+//! starting together do not race.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+
+use super::{db_time, parse_db_time, Hit, Index, IndexError, LinkFilter};
+use crate::model::{
+    Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck,
+    RecordEntry, Relation, Resource, Run, RunFinish, RunState, Sha256, Stats, WarcRef,
+};
+
+/// Migrations in order; each runs once, in its own transaction.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("migrations/postgres/0001_initial.sql"),
+    ),
+    (2, "runs", include_str!("migrations/postgres/0002_runs.sql")),
+    (
+        3,
+        "provenance",
+        include_str!("migrations/postgres/0003_provenance.sql"),
+    ),
+];
+
+pub struct PostgresIndex {
+    pool: PgPool,
+}
+
+impl PostgresIndex {
+    pub async fn open(url: &str) -> Result<PostgresIndex, IndexError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        let index = PostgresIndex { pool };
+        index.migrate().await?;
+        Ok(index)
+    }
+
+    async fn migrate(&self) -> Result<(), IndexError> {
+        sqlx::query(pg("CREATE TABLE IF NOT EXISTS custody_migration (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"),
+        )
+        .execute(&self.pool)
+        .await?;
+        for (version, name, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            // One migrator at a time across every daemon.
+            sqlx::query(pg("SELECT pg_advisory_xact_lock(7215540142)"))
+                .execute(&mut *tx)
+                .await?;
+            let done: Option<i64> = sqlx::query_scalar(pg(
+                "SELECT version FROM custody_migration WHERE version = ?",
+            ))
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(pg(
+                "INSERT INTO custody_migration (version, name, applied_at) VALUES (?, ?, ?)",
+            ))
+            .bind(version)
+            .bind(name)
+            .bind(db_time(&Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn resources(&self, id: &str) -> Result<Vec<Resource>, IndexError> {
+        let rows = sqlx::query(pg("SELECT url, status, mime, payload_sha256, bytes, truncated, error FROM resource WHERE capture_id = ? ORDER BY seq"),
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Resource {
+                    url: r.get("url"),
+                    status: r.get::<Option<i64>, _>("status").map(|s| s as u16),
+                    mime: r.get("mime"),
+                    payload_sha256: opt_digest(r.get("payload_sha256"))?,
+                    bytes: r.get::<i64, _>("bytes") as u64,
+                    truncated: r.get("truncated"),
+                    error: r.get("error"),
+                })
+            })
+            .collect()
+    }
+
+    async fn capture_from_row(&self, row: &PgRow) -> Result<Capture, IndexError> {
+        let id: String = row.get("id");
+        let status: String = row.get("status");
+        let warc = match row.get::<Option<String>, _>("warc_sha256") {
+            Some(sha) => Some(WarcRef {
+                key: row.get("key"),
+                sha256: digest(&sha)?,
+                bytes: row.get::<i64, _>("bytes") as u64,
+            }),
+            None => None,
+        };
+        Ok(Capture {
+            id: id
+                .parse()
+                .map_err(|_| IndexError::Corrupt(format!("capture id {id:?}")))?,
+            seed_url: row.get("seed_url"),
+            status: CaptureStatus::parse(&status)
+                .ok_or_else(|| IndexError::Corrupt(format!("status {status:?}")))?,
+            error: row.get("error"),
+            started_at: parse_db_time(row.get("started_at"))?,
+            finished_at: parse_db_time(row.get("finished_at"))?,
+            warc,
+            records: row.get::<i64, _>("record_count") as u64,
+            resources: self.resources(&id).await?,
+            schedule: row.get("schedule"),
+            scheduled_for: row
+                .get::<Option<String>, _>("scheduled_for")
+                .as_deref()
+                .map(parse_db_time)
+                .transpose()?,
+        })
+    }
+}
+
+const CAPTURE_COLUMNS: &str = "SELECT c.id, c.seed_url, c.status, c.error, c.started_at, c.finished_at, c.warc_sha256, \
+     c.record_count, c.schedule, c.scheduled_for, w.key, w.bytes FROM capture c LEFT JOIN warc_file w ON w.sha256 = c.warc_sha256";
+
+const RECORD_COLUMNS: &str =
+    "record_id, warc_type, target_uri, surt, date, timestamp, mime, status, \
+     payload_digest, block_digest, \"offset\", length";
+
+fn digest(s: &str) -> Result<Sha256, IndexError> {
+    s.parse()
+        .map_err(|_| IndexError::Corrupt(format!("digest {s:?}")))
+}
+
+fn opt_digest(s: Option<String>) -> Result<Option<Sha256>, IndexError> {
+    s.as_deref().map(digest).transpose()
+}
+
+fn record_from_row(r: &PgRow) -> Result<RecordEntry, IndexError> {
+    Ok(RecordEntry {
+        record_id: r.get("record_id"),
+        warc_type: r.get("warc_type"),
+        target_uri: r.get("target_uri"),
+        surt: r.get("surt"),
+        date: parse_db_time(r.get("date"))?,
+        timestamp: r.get("timestamp"),
+        mime: r.get("mime"),
+        status: r.get::<Option<i64>, _>("status").map(|s| s as u16),
+        payload_digest: opt_digest(r.get("payload_digest"))?,
+        block_digest: digest(r.get("block_digest"))?,
+        offset: r.get::<i64, _>("offset") as u64,
+        length: r.get::<i64, _>("length") as u64,
+    })
+}
+
+#[async_trait]
+impl Index for PostgresIndex {
+    async fn put_capture(
+        &self,
+        capture: &Capture,
+        records: &[RecordEntry],
+    ) -> Result<(), IndexError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<String> = sqlx::query_scalar(pg("SELECT id FROM capture WHERE id = ?"))
+            .bind(capture.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(IndexError::Duplicate(capture.id.to_string()));
+        }
+        if let Some(warc) = &capture.warc {
+            // The same bytes may already be known (content addressing).
+            sqlx::query(pg("INSERT INTO warc_file (sha256, key, bytes, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING"))
+                .bind(warc.sha256.hex())
+                .bind(&warc.key)
+                .bind(warc.bytes as i64)
+                .bind(db_time(&Utc::now()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(pg("INSERT INTO capture (id, seed_url, status, error, started_at, finished_at, warc_sha256, record_count, \
+             schedule, scheduled_for) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        )
+        .bind(capture.id.as_str())
+        .bind(&capture.seed_url)
+        .bind(capture.status.as_str())
+        .bind(&capture.error)
+        .bind(db_time(&capture.started_at))
+        .bind(db_time(&capture.finished_at))
+        .bind(capture.warc.as_ref().map(|w| w.sha256.hex()))
+        .bind(capture.records as i64)
+        .bind(&capture.schedule)
+        .bind(capture.scheduled_for.as_ref().map(db_time))
+        .execute(&mut *tx)
+        .await?;
+        for (seq, r) in capture.resources.iter().enumerate() {
+            sqlx::query(pg("INSERT INTO resource (capture_id, seq, url, status, mime, payload_sha256, bytes, truncated, error) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            )
+            .bind(capture.id.as_str())
+            .bind(seq as i64)
+            .bind(&r.url)
+            .bind(r.status.map(i64::from))
+            .bind(&r.mime)
+            .bind(r.payload_sha256.map(|d| d.hex()))
+            .bind(r.bytes as i64)
+            .bind(&r.truncated)
+            .bind(&r.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(warc) = &capture.warc {
+            for r in records {
+                sqlx::query(pg("INSERT INTO record (record_id, capture_id, warc_sha256, warc_type, target_uri, surt, date, timestamp, \
+                     mime, status, payload_digest, block_digest, \"offset\", length) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                )
+                .bind(&r.record_id)
+                .bind(capture.id.as_str())
+                .bind(warc.sha256.hex())
+                .bind(&r.warc_type)
+                .bind(&r.target_uri)
+                .bind(&r.surt)
+                .bind(db_time(&r.date))
+                .bind(&r.timestamp)
+                .bind(&r.mime)
+                .bind(r.status.map(i64::from))
+                .bind(r.payload_digest.map(|d| d.hex()))
+                .bind(r.block_digest.hex())
+                .bind(r.offset as i64)
+                .bind(r.length as i64)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        // The capture's first custody event, in the same transaction.
+        let detail = serde_json::json!({
+            "seed_url": capture.seed_url,
+            "warc_sha256": capture.warc.as_ref().map(|w| w.sha256.hex()),
+            "error": capture.error,
+            "schedule": capture.schedule,
+        });
+        sqlx::query(pg("INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) VALUES ('capture', ?, 'captured', ?, ?, ?, ?)"))
+            .bind(capture.id.as_str())
+            .bind(capture.schedule.as_ref().map(|s| format!("schedule:{s}")).unwrap_or_else(|| "custody".into()))
+            .bind(db_time(&capture.finished_at))
+            .bind(capture.status.as_str())
+            .bind(detail.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn capture(&self, id: &CaptureId) -> Result<Option<Capture>, IndexError> {
+        let sql = format!("{CAPTURE_COLUMNS} WHERE c.id = ?");
+        let row = sqlx::query(pg(&sql))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.capture_from_row(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn captures(&self, seed_url: Option<&str>) -> Result<Vec<Capture>, IndexError> {
+        let rows = match seed_url {
+            Some(url) => {
+                let sql =
+                    format!("{CAPTURE_COLUMNS} WHERE c.seed_url = ? ORDER BY c.started_at, c.id");
+                sqlx::query(pg(&sql))
+                    .bind(url)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!("{CAPTURE_COLUMNS} ORDER BY c.started_at, c.id");
+                sqlx::query(pg(&sql)).fetch_all(&self.pool).await?
+            }
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.capture_from_row(row).await?);
+        }
+        Ok(out)
+    }
+
+    async fn records(&self, id: &CaptureId) -> Result<Vec<RecordEntry>, IndexError> {
+        let sql =
+            format!("SELECT {RECORD_COLUMNS} FROM record WHERE capture_id = ? ORDER BY \"offset\"");
+        let rows = sqlx::query(pg(&sql))
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn nearest_response(
+        &self,
+        url: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Hit>, IndexError> {
+        let base = format!(
+            "SELECT r.capture_id, w.sha256 AS w_sha256, w.key AS w_key, w.bytes AS w_bytes, {} \
+             FROM record r JOIN warc_file w ON w.sha256 = r.warc_sha256 \
+             WHERE r.target_uri = ? AND r.warc_type = 'response'",
+            RECORD_COLUMNS
+                .split(", ")
+                .map(|c| format!("r.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let pick = |row: Option<PgRow>| -> Result<Option<Hit>, IndexError> {
+            let Some(row) = row else { return Ok(None) };
+            let capture_id: String = row.get("capture_id");
+            Ok(Some(Hit {
+                capture_id: capture_id
+                    .parse()
+                    .map_err(|_| IndexError::Corrupt(format!("capture id {capture_id:?}")))?,
+                warc: WarcRef {
+                    key: row.get("w_key"),
+                    sha256: digest(row.get("w_sha256"))?,
+                    bytes: row.get::<i64, _>("w_bytes") as u64,
+                },
+                record: record_from_row(&row)?,
+            }))
+        };
+        let Some(at) = at else {
+            let sql = format!("{base} ORDER BY r.date DESC LIMIT 1");
+            return pick(
+                sqlx::query(pg(&sql))
+                    .bind(url)
+                    .fetch_optional(&self.pool)
+                    .await?,
+            );
+        };
+        let t = db_time(&at);
+        let before = format!("{base} AND r.date <= ? ORDER BY r.date DESC LIMIT 1");
+        let after = format!("{base} AND r.date > ? ORDER BY r.date ASC LIMIT 1");
+        let before = pick(
+            sqlx::query(pg(&before))
+                .bind(url)
+                .bind(&t)
+                .fetch_optional(&self.pool)
+                .await?,
+        )?;
+        let after = pick(
+            sqlx::query(pg(&after))
+                .bind(url)
+                .bind(&t)
+                .fetch_optional(&self.pool)
+                .await?,
+        )?;
+        Ok(match (before, after) {
+            (Some(b), Some(a)) => {
+                if (a.record.date - at) < (at - b.record.date) {
+                    Some(a)
+                } else {
+                    Some(b)
+                }
+            }
+            (b, a) => b.or(a),
+        })
+    }
+
+    async fn planned_until(
+        &self,
+        schedule: &str,
+        url: &str,
+    ) -> Result<Option<DateTime<Utc>>, IndexError> {
+        let t: Option<String> = sqlx::query_scalar(pg(
+            "SELECT planned_until FROM schedule_state WHERE schedule = ? AND url = ?",
+        ))
+        .bind(schedule)
+        .bind(url)
+        .fetch_optional(&self.pool)
+        .await?;
+        t.as_deref().map(parse_db_time).transpose()
+    }
+
+    async fn plan_runs(
+        &self,
+        schedule: &str,
+        url: &str,
+        runs: &[NewRun],
+        until: DateTime<Utc>,
+    ) -> Result<u64, IndexError> {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
+        let now = db_time(&Utc::now());
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for r in runs {
+            let done = sqlx::query(pg("INSERT INTO run (schedule, url, host, scheduled_for, state, not_before, catch_up, error, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (schedule, url, scheduled_for) DO NOTHING"),
+            )
+            .bind(schedule)
+            .bind(url)
+            .bind(&host)
+            .bind(db_time(&r.scheduled_for))
+            .bind(r.state.as_str())
+            .bind(db_time(&r.not_before))
+            .bind(r.catch_up)
+            .bind(&r.error)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            added += done.rows_affected();
+        }
+        sqlx::query(pg(
+            "INSERT INTO schedule_state (schedule, url, planned_until) VALUES (?, ?, ?) \
+             ON CONFLICT (schedule, url) DO UPDATE SET planned_until = excluded.planned_until \
+             WHERE excluded.planned_until > schedule_state.planned_until",
+        ))
+        .bind(schedule)
+        .bind(url)
+        .bind(db_time(&until))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn has_active_run(&self, schedule: &str, url: &str) -> Result<bool, IndexError> {
+        let n: i64 = sqlx::query_scalar(pg("SELECT COUNT(*) FROM run WHERE schedule = ? AND url = ? AND state IN ('due', 'running')"))
+            .bind(schedule)
+            .bind(url)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn claim_run(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        busy_hosts: &[String],
+    ) -> Result<Option<Run>, IndexError> {
+        let now_s = db_time(&now);
+        let placeholders = vec!["?"; busy_hosts.len()].join(", ");
+        let host_filter = if busy_hosts.is_empty() {
+            String::new()
+        } else {
+            format!("AND r.host NOT IN ({placeholders})")
+        };
+        let pick = format!(
+            "SELECT r.id FROM run r \
+             WHERE ((r.state = 'due' AND r.not_before <= ?) OR (r.state = 'running' AND r.lease_expires < ?)) {host_filter} \
+             AND NOT EXISTS (SELECT 1 FROM run o WHERE o.schedule = r.schedule AND o.url = r.url AND o.id <> r.id \
+                             AND o.state = 'running' AND o.lease_expires >= ?) \
+             ORDER BY r.scheduled_for, r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED"
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut q = sqlx::query_scalar::<_, i64>(pg(&pick))
+            .bind(&now_s)
+            .bind(&now_s);
+        for h in busy_hosts {
+            q = q.bind(h);
+        }
+        let Some(id) = q.bind(&now_s).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        // An attempt whose lease ran out without an ending was lost (its
+        // worker died); say so before starting the next one.
+        sqlx::query(pg("UPDATE run_attempt SET outcome = 'lease_expired', finished_at = ? WHERE run_id = ? AND outcome = 'running'"))
+            .bind(&now_s)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(pg("UPDATE run SET state = 'running', lease_owner = ?, lease_expires = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?"),
+        )
+        .bind(owner)
+        .bind(db_time(&lease_until))
+        .bind(&now_s)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(pg(&format!("SELECT {RUN_COLUMNS} FROM run WHERE id = ?")))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let run = run_from_row(&row)?;
+        sqlx::query(pg("INSERT INTO run_attempt (run_id, attempt, owner, started_at, outcome) VALUES (?, ?, ?, ?, 'running')"))
+            .bind(id)
+            .bind(run.attempts as i64)
+            .bind(owner)
+            .bind(&now_s)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(run))
+    }
+
+    async fn renew_lease(
+        &self,
+        run_id: i64,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<bool, IndexError> {
+        let done = sqlx::query(pg("UPDATE run SET lease_expires = ? WHERE id = ? AND lease_owner = ? AND state = 'running'"))
+            .bind(db_time(&until))
+            .bind(run_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish_run(
+        &self,
+        run_id: i64,
+        owner: &str,
+        finish: &RunFinish,
+        now: DateTime<Utc>,
+    ) -> Result<(), IndexError> {
+        let now_s = db_time(&now);
+        let (state, outcome, capture_id, error, not_before) = match finish {
+            RunFinish::Done { capture_id } => {
+                ("done", "done", Some(capture_id.to_string()), None, None)
+            }
+            RunFinish::Retry {
+                capture_id,
+                error,
+                at,
+            } => (
+                "due",
+                "retry",
+                capture_id.as_ref().map(|c| c.to_string()),
+                Some(error.clone()),
+                Some(db_time(at)),
+            ),
+            RunFinish::Failed { capture_id, error } => (
+                "failed",
+                "failed",
+                capture_id.as_ref().map(|c| c.to_string()),
+                Some(error.clone()),
+                None,
+            ),
+            RunFinish::Interrupted { error } => (
+                "interrupted",
+                "interrupted",
+                None,
+                Some(error.clone()),
+                None,
+            ),
+        };
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(pg("UPDATE run SET state = ?, capture_id = COALESCE(?, capture_id), error = ?, not_before = COALESCE(?, not_before), \
+             lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? AND state = 'running'"),
+        )
+        .bind(state)
+        .bind(&capture_id)
+        .bind(&error)
+        .bind(&not_before)
+        .bind(&now_s)
+        .bind(run_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query(pg(
+                "UPDATE run_attempt SET outcome = ?, finished_at = ?, capture_id = ?, error = ? \
+                 WHERE run_id = ? AND owner = ? AND outcome = 'running'",
+            ))
+            .bind(outcome)
+            .bind(&now_s)
+            .bind(&capture_id)
+            .bind(&error)
+            .bind(run_id)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue_interrupted(&self, now: DateTime<Utc>) -> Result<u64, IndexError> {
+        let done = sqlx::query(pg("UPDATE run SET state = 'due', not_before = ?, updated_at = ? WHERE state = 'interrupted'"))
+            .bind(db_time(&now))
+            .bind(db_time(&now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn runs(&self, schedule: Option<&str>) -> Result<Vec<Run>, IndexError> {
+        let rows = match schedule {
+            Some(s) => {
+                sqlx::query(pg(&format!(
+                    "SELECT {RUN_COLUMNS} FROM run WHERE schedule = ? ORDER BY scheduled_for, id"
+                )))
+                .bind(s)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(pg(&format!(
+                    "SELECT {RUN_COLUMNS} FROM run ORDER BY scheduled_for, id"
+                )))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError> {
+        let counts = sqlx::query(pg(
+            "SELECT status, COUNT(*) AS n FROM capture GROUP BY status",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut stats = Stats::default();
+        for row in &counts {
+            let n = row.get::<i64, _>("n") as u64;
+            match row.get::<String, _>("status").as_str() {
+                "ok" => stats.captures_ok = n,
+                _ => stats.captures_failed += n,
+            }
+        }
+        stats.stored_bytes =
+            sqlx::query_scalar::<_, Option<i64>>("SELECT SUM(bytes)::BIGINT FROM warc_file")
+                .fetch_one(&self.pool)
+                .await?
+                .unwrap_or(0) as u64;
+        let by_state = sqlx::query(pg("SELECT state, COUNT(*) AS n FROM run GROUP BY state"))
+            .fetch_all(&self.pool)
+            .await?;
+        for state in RunState::ALL {
+            let n = by_state
+                .iter()
+                .find(|r| r.get::<String, _>("state") == state.as_str())
+                .map(|r| r.get::<i64, _>("n") as u64)
+                .unwrap_or(0);
+            stats.runs.push((state, n));
+        }
+        let now_s = db_time(&now);
+        let waiting = sqlx::query(pg("SELECT COUNT(*) AS n, MIN(scheduled_for) AS oldest FROM run WHERE state = 'due' AND not_before <= ?"))
+            .bind(&now_s)
+            .fetch_one(&self.pool)
+            .await?;
+        stats.queue_depth = waiting.get::<i64, _>("n") as u64;
+        stats.oldest_waiting = waiting
+            .get::<Option<String>, _>("oldest")
+            .as_deref()
+            .map(parse_db_time)
+            .transpose()?;
+        Ok(stats)
+    }
+
+    async fn put_claim(&self, c: &Claim) -> Result<(), IndexError> {
+        let tags = serde_json::to_string(&c.tags).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar(pg("SELECT version FROM claim WHERE id = ? AND version = ?"))
+                .bind(&c.id)
+                .bind(c.version as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Err(IndexError::Duplicate(format!(
+                "claim {} version {}",
+                c.id, c.version
+            )));
+        }
+        sqlx::query(pg("INSERT INTO claim (id, version, text, event_start, event_end, place, latitude, longitude, tags, language, author, origin, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        )
+        .bind(&c.id)
+        .bind(c.version as i64)
+        .bind(&c.text)
+        .bind(&c.event_start)
+        .bind(&c.event_end)
+        .bind(&c.place)
+        .bind(c.latitude)
+        .bind(c.longitude)
+        .bind(tags)
+        .bind(&c.language)
+        .bind(&c.author)
+        .bind(&c.origin)
+        .bind(db_time(&c.created_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_versions(&self, id: &str) -> Result<Vec<Claim>, IndexError> {
+        let rows = sqlx::query(pg(&format!(
+            "SELECT {CLAIM_COLUMNS} FROM claim WHERE id = ? ORDER BY version"
+        )))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(claim_from_row).collect()
+    }
+
+    async fn claims(&self, search: Option<&str>) -> Result<Vec<Claim>, IndexError> {
+        let words: Vec<String> = search
+            .unwrap_or("")
+            .split_whitespace()
+            .map(|w| {
+                format!(
+                    "%{}%",
+                    w.to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                )
+            })
+            .collect();
+        let mut sql = format!(
+            "SELECT {CLAIM_COLUMNS} FROM claim c WHERE version = (SELECT MAX(version) FROM claim v WHERE v.id = c.id)"
+        );
+        for _ in &words {
+            sql.push_str(" AND lower(text) LIKE ? ESCAPE '\\'");
+        }
+        sql.push_str(" ORDER BY (SELECT MIN(created_at) FROM claim f WHERE f.id = c.id), id");
+        let mut q = sqlx::query(pg(&sql));
+        for w in &words {
+            q = q.bind(w);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(claim_from_row).collect()
+    }
+
+    async fn claim_by_origin(&self, origin: &str, text: &str) -> Result<Option<Claim>, IndexError> {
+        let row = sqlx::query(pg(&format!(
+            "SELECT {CLAIM_COLUMNS} FROM claim WHERE origin = ? AND text = ? ORDER BY version DESC LIMIT 1"
+        )))
+        .bind(origin)
+        .bind(text)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(claim_from_row).transpose()
+    }
+
+    async fn put_link(&self, l: &EvidenceLink) -> Result<(), IndexError> {
+        let selectors =
+            serde_json::to_string(&l.selectors).map_err(|e| IndexError::Corrupt(e.to_string()))?;
+        sqlx::query(pg("INSERT INTO evidence_link (id, claim_id, claim_version, capture_id, record_id, target_uri, payload_digest, relation, \
+             selectors, quote_given, rationale, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        )
+        .bind(&l.id)
+        .bind(&l.claim_id)
+        .bind(l.claim_version as i64)
+        .bind(l.capture_id.as_str())
+        .bind(&l.record_id)
+        .bind(&l.target_uri)
+        .bind(l.payload_digest.hex())
+        .bind(l.relation.as_str())
+        .bind(selectors)
+        .bind(&l.quote_given)
+        .bind(&l.rationale)
+        .bind(&l.author)
+        .bind(db_time(&l.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn links(&self, filter: &LinkFilter) -> Result<Vec<EvidenceLink>, IndexError> {
+        let mut sql = format!("SELECT {LINK_COLUMNS} FROM evidence_link WHERE 1 = 1");
+        if filter.claim_id.is_some() {
+            sql.push_str(" AND claim_id = ?");
+        }
+        if filter.capture_id.is_some() {
+            sql.push_str(" AND capture_id = ?");
+        }
+        if filter.target_uri.is_some() {
+            sql.push_str(" AND target_uri = ?");
+        }
+        sql.push_str(" ORDER BY created_at, id");
+        let mut q = sqlx::query(pg(&sql));
+        if let Some(c) = &filter.claim_id {
+            q = q.bind(c);
+        }
+        if let Some(c) = &filter.capture_id {
+            q = q.bind(c.as_str());
+        }
+        if let Some(t) = &filter.target_uri {
+            q = q.bind(t);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    async fn put_passage_check(&self, c: &PassageCheck) -> Result<(), IndexError> {
+        sqlx::query(pg("INSERT INTO passage_check (link_id, capture_id, captured_at, present) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (link_id, capture_id) DO NOTHING"),
+        )
+        .bind(&c.link_id)
+        .bind(c.capture_id.as_str())
+        .bind(db_time(&c.captured_at))
+        .bind(c.present)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn passage_checks(&self, link_id: &str) -> Result<Vec<PassageCheck>, IndexError> {
+        let rows = sqlx::query(pg("SELECT link_id, capture_id, captured_at, present FROM passage_check WHERE link_id = ? ORDER BY captured_at, capture_id"),
+        )
+        .bind(link_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.get("capture_id");
+                Ok(PassageCheck {
+                    link_id: r.get("link_id"),
+                    capture_id: id
+                        .parse()
+                        .map_err(|_| IndexError::Corrupt(format!("capture id {id:?}")))?,
+                    captured_at: parse_db_time(r.get("captured_at"))?,
+                    present: r.get::<bool, _>("present"),
+                })
+            })
+            .collect()
+    }
+
+    async fn add_event(&self, e: &CustodyEvent) -> Result<(), IndexError> {
+        sqlx::query(pg("INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"))
+            .bind(&e.object_kind)
+            .bind(&e.object_id)
+            .bind(&e.event)
+            .bind(&e.actor)
+            .bind(db_time(&e.at))
+            .bind(&e.outcome)
+            .bind(e.detail.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn events(
+        &self,
+        object_kind: &str,
+        object_id: &str,
+    ) -> Result<Vec<CustodyEvent>, IndexError> {
+        let rows = sqlx::query(pg(
+            "SELECT object_kind, object_id, event, actor, at, outcome, detail FROM custody_event \
+             WHERE object_kind = ? AND object_id = ? ORDER BY seq",
+        ))
+        .bind(object_kind)
+        .bind(object_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CustodyEvent {
+                    object_kind: r.get("object_kind"),
+                    object_id: r.get("object_id"),
+                    event: r.get("event"),
+                    actor: r.get("actor"),
+                    at: parse_db_time(r.get("at"))?,
+                    outcome: r.get("outcome"),
+                    detail: serde_json::from_str(r.get::<&str, _>("detail"))
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
+    }
+}
+
+const RUN_COLUMNS: &str =
+    "id, schedule, url, scheduled_for, state, not_before, attempts, catch_up, lease_owner, capture_id, error";
+
+fn run_from_row(r: &PgRow) -> Result<Run, IndexError> {
+    let state: String = r.get("state");
+    Ok(Run {
+        id: r.get("id"),
+        schedule: r.get("schedule"),
+        url: r.get("url"),
+        scheduled_for: parse_db_time(r.get("scheduled_for"))?,
+        state: RunState::parse(&state)
+            .ok_or_else(|| IndexError::Corrupt(format!("run state {state:?}")))?,
+        not_before: parse_db_time(r.get("not_before"))?,
+        attempts: r.get::<i64, _>("attempts") as u32,
+        catch_up: r.get::<bool, _>("catch_up"),
+        lease_owner: r.get("lease_owner"),
+        capture_id: r
+            .get::<Option<String>, _>("capture_id")
+            .map(|c| {
+                c.parse()
+                    .map_err(|_| IndexError::Corrupt(format!("capture id {c:?}")))
+            })
+            .transpose()?,
+        error: r.get("error"),
+    })
+}
+
+const CLAIM_COLUMNS: &str =
+    "id, version, text, event_start, event_end, place, latitude, longitude, tags, language, author, origin, created_at";
+
+fn claim_from_row(r: &PgRow) -> Result<Claim, IndexError> {
+    let tags: String = r.get("tags");
+    Ok(Claim {
+        id: r.get("id"),
+        version: r.get::<i64, _>("version") as u32,
+        text: r.get("text"),
+        event_start: r.get("event_start"),
+        event_end: r.get("event_end"),
+        place: r.get("place"),
+        latitude: r.get("latitude"),
+        longitude: r.get("longitude"),
+        tags: serde_json::from_str(&tags)
+            .map_err(|_| IndexError::Corrupt(format!("claim tags {tags:?}")))?,
+        language: r.get("language"),
+        author: r.get("author"),
+        origin: r.get("origin"),
+        created_at: parse_db_time(r.get("created_at"))?,
+    })
+}
+
+const LINK_COLUMNS: &str =
+    "id, claim_id, claim_version, capture_id, record_id, target_uri, payload_digest, relation, \
+     selectors, quote_given, rationale, author, created_at";
+
+fn link_from_row(r: &PgRow) -> Result<EvidenceLink, IndexError> {
+    let capture: String = r.get("capture_id");
+    let relation: String = r.get("relation");
+    let selectors: String = r.get("selectors");
+    Ok(EvidenceLink {
+        id: r.get("id"),
+        claim_id: r.get("claim_id"),
+        claim_version: r.get::<i64, _>("claim_version") as u32,
+        capture_id: capture
+            .parse()
+            .map_err(|_| IndexError::Corrupt(format!("capture id {capture:?}")))?,
+        record_id: r.get("record_id"),
+        target_uri: r.get("target_uri"),
+        payload_digest: digest(r.get("payload_digest"))?,
+        relation: Relation::parse(&relation)
+            .ok_or_else(|| IndexError::Corrupt(format!("relation {relation:?}")))?,
+        selectors: serde_json::from_str(&selectors)
+            .map_err(|_| IndexError::Corrupt("link selectors".into()))?,
+        quote_given: r.get("quote_given"),
+        rationale: r.get("rationale"),
+        author: r.get("author"),
+        created_at: parse_db_time(r.get("created_at"))?,
+    })
+}
+
+/// Numbers `?` placeholders as `$1`, `$2`... (outside quoted strings).
+fn pg(sql: &str) -> sqlx::AssertSqlSafe<String> {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    let mut quoted = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            }
+            c => out.push(c),
+        }
+    }
+    sqlx::AssertSqlSafe(out)
+}
