@@ -642,6 +642,28 @@ pub async fn after_capture(
         return Ok(());
     }
     let index = pipeline.index();
+    // The page: the first response of the seed's chain that is not a redirect.
+    let Some(page) = capture
+        .resources
+        .iter()
+        .find(|r| r.status.is_some_and(|s| !(300..400).contains(&s)))
+    else {
+        return Ok(());
+    };
+    let text_like = page
+        .mime
+        .as_deref()
+        .is_none_or(|m| m.starts_with("text/") || m == "application/xhtml+xml");
+    let earlier = index
+        .links(&LinkFilter {
+            target_uri: Some(page.url.clone()),
+            ..Default::default()
+        })
+        .await?;
+    // Most captures concern no claim: read nothing back for them.
+    if !text_like || (earlier.is_empty() && (claims.is_empty() || schedule.is_none())) {
+        return Ok(());
+    }
     let doc = match pipeline.read_document(&capture.id, None).await {
         Ok(d) => d,
         Err(PipelineError::NotFound(_)) => return Ok(()),
@@ -651,12 +673,7 @@ pub async fn after_capture(
     let actor = schedule.map(|s| format!("schedule:{s}"));
 
     // Earlier links to this page: is their passage still there?
-    let earlier = index
-        .links(&LinkFilter {
-            target_uri: Some(doc.url.clone()),
-            ..Default::default()
-        })
-        .await?;
+
     for link in earlier.iter().filter(|l| l.capture_id != capture.id) {
         let Some(exact) = link.selectors.iter().find_map(|s| match s {
             Selector::TextQuoteSelector { exact, .. } => Some(exact.clone()),
