@@ -134,6 +134,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reload_tick = tokio::time::interval(settings.reload);
     reload_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_leader = false;
     let signal_name = loop {
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
@@ -143,8 +144,24 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
                 reload(&shared, &mut loaded, true);
             }
             _ = reload_tick.tick() => reload(&shared, &mut loaded, false),
-            _ = tick.tick() => {
-                let schedules = shared.schedules.read().map(|s| s.clone()).unwrap_or_default();
+                        _ = tick.tick() => {
+                // Only the leader plans; every daemon claims and captures.
+                let leading = match index.try_lead().await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "checking scheduler leadership failed");
+                        false
+                    }
+                };
+                if leading != was_leader {
+                    if leading {
+                        tracing::info!(owner = %shared.owner, "this daemon is now the scheduler leader");
+                    } else {
+                        tracing::info!(owner = %shared.owner, "another daemon is the scheduler leader");
+                    }
+                    was_leader = leading;
+                }
+                let schedules = if leading { shared.schedules.read().map(|s| s.clone()).unwrap_or_default() } else { Vec::new() };
                 match scheduler::plan(index.as_ref(), &schedules, Utc::now(), MISSED_GRACE).await {
                     Ok(p) if p.runs > 0 => tracing::debug!(runs = p.runs, catch_up = p.catch_up, missed_skipped = p.missed_skipped, "runs planned"),
                     Ok(_) => {}

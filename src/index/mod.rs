@@ -139,6 +139,12 @@ pub trait Index: Send + Sync {
     /// Counts for metrics.
     async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError>;
 
+    /// Whether this process leads the planning of runs. Several daemons may
+    /// share one index; one plans at a time. Backends that serve a single
+    /// node always answer true; PostgreSQL holds a session advisory lock on a
+    /// dedicated connection, released when the leader dies.
+    async fn try_lead(&self) -> Result<bool, IndexError>;
+
     // Provenance: claims, evidence links, passage checks, custody events.
 
     /// Adds a claim version; (id, version) must be new.

@@ -36,7 +36,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 pub struct PostgresIndex {
     pool: PgPool,
+    url: String,
+    /// The connection holding the scheduler-leader lock, while we lead.
+    leader: tokio::sync::Mutex<Option<sqlx::PgConnection>>,
 }
+
+/// The advisory lock key of the scheduler leader.
+const LEADER_LOCK: i64 = 7_215_540_143;
 
 impl PostgresIndex {
     pub async fn open(url: &str) -> Result<PostgresIndex, IndexError> {
@@ -45,7 +51,11 @@ impl PostgresIndex {
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
             .await?;
-        let index = PostgresIndex { pool };
+        let index = PostgresIndex {
+            pool,
+            url: url.to_string(),
+            leader: tokio::sync::Mutex::new(None),
+        };
         index.migrate().await?;
         Ok(index)
     }
@@ -886,6 +896,28 @@ impl Index for PostgresIndex {
                 })
             })
             .collect()
+    }
+
+    async fn try_lead(&self) -> Result<bool, IndexError> {
+        use sqlx::Connection;
+        let mut held = self.leader.lock().await;
+        if let Some(conn) = held.as_mut() {
+            // Still leading while the session that holds the lock lives.
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                return Ok(true);
+            }
+            *held = None;
+            return Ok(false);
+        }
+        let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+        let got: bool = sqlx::query_scalar(pg("SELECT pg_try_advisory_lock(?)"))
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut conn)
+            .await?;
+        if got {
+            *held = Some(conn);
+        }
+        Ok(got)
     }
 }
 

@@ -911,6 +911,11 @@ impl Index for SqliteIndex {
             })
             .collect()
     }
+
+    async fn try_lead(&self) -> Result<bool, IndexError> {
+        // One node per SQLite file: it always leads.
+        Ok(true)
+    }
 }
 
 const RUN_COLUMNS: &str =

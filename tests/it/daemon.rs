@@ -42,6 +42,10 @@ impl Setup {
     }
 
     fn start(&self) -> Daemon {
+        self.start_with(&[])
+    }
+
+    fn start_with(&self, env: &[(&str, &str)]) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -58,6 +62,7 @@ impl Setup {
                 &format!("127.0.0.1:{port}"),
                 "--allow-private",
             ])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -542,4 +547,72 @@ async fn transient_failures_are_retried_with_backoff_and_every_attempt_is_a_fail
     );
     let log = daemon.log_text();
     assert_eq!(log.matches("status=\"retry\"").count(), 2, "{log}");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_on_postgres_share_the_work_and_the_leader_fails_over() {
+    let schema = crate::index_conformance::PgSchema::new().await;
+    let index_url = schema.url();
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    setup.write_schedule(
+        "shared.toml",
+        &format!(
+            "[[schedule]]\nname = \"shared\"\ncron = \"*/2 * * * * *\"\nurls = [\"http://{addr}{}\", \"http://{addr}/short-link\"]\n",
+            site::ARTICLE_PATH
+        ),
+    );
+    let env = [("CUSTODY_INDEX_URL", index_url.as_str())];
+    let mut first = setup.start_with(&env);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut second = setup.start_with(&env);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        first.log_text().contains("now the scheduler leader"),
+        "{}",
+        first.log_text()
+    );
+    assert!(
+        !second.log_text().contains("now the scheduler leader"),
+        "one leader at a time: {}",
+        second.log_text()
+    );
+
+    // The leader dies; the other daemon takes over planning.
+    first.stop_with(libc::SIGKILL);
+    let killed = Utc::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        second.log_text().contains("now the scheduler leader"),
+        "{}",
+        second.log_text()
+    );
+    let (status, _) = second.stop_with(libc::SIGTERM);
+    assert!(status.success());
+
+    let index = custody::index::open(&index_url).await.unwrap();
+    let runs = index.runs(Some("shared")).await.unwrap();
+    let after = runs
+        .iter()
+        .filter(|r| r.scheduled_for > killed + chrono::Duration::seconds(3))
+        .count();
+    assert!(
+        after >= 4,
+        "runs went on being planned after the failover: {runs:#?}"
+    );
+    let done = runs.iter().filter(|r| r.state == RunState::Done).count();
+    assert!(done >= 8, "{runs:#?}");
+    // Each instant of each URL was captured at most once.
+    let captures = index.captures(None).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for c in captures.iter().filter(|c| c.status == CaptureStatus::Ok) {
+        assert!(
+            seen.insert((c.seed_url.clone(), c.scheduled_for)),
+            "captured twice: {} at {:?}",
+            c.seed_url,
+            c.scheduled_for
+        );
+    }
+    schema.drop().await;
 }

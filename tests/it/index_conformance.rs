@@ -351,14 +351,14 @@ async fn runs(index: &dyn Index) {
 
 /// A fresh schema on the test server, dropped afterwards.
 #[cfg(feature = "postgres")]
-struct PgSchema {
+pub struct PgSchema {
     base: String,
     name: String,
 }
 
 #[cfg(feature = "postgres")]
 impl PgSchema {
-    async fn new() -> PgSchema {
+    pub async fn new() -> PgSchema {
         let base = std::env::var("CUSTODY_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
         let name = format!("custody_test_{}", uuid::Uuid::now_v7().simple());
@@ -372,11 +372,11 @@ impl PgSchema {
         PgSchema { base, name }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("{}?options=-c%20search_path%3D{}", self.base, self.name)
     }
 
-    async fn drop(self) {
+    pub async fn drop(self) {
         let pool = sqlx::PgPool::connect(&self.base).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP SCHEMA {} CASCADE",
