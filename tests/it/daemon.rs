@@ -333,7 +333,8 @@ async fn after_downtime_run_once_makes_one_catch_up_run_and_skip_makes_none() {
     tokio::time::sleep(Duration::from_secs(20)).await;
     let restarted = Utc::now();
     let mut daemon = setup.start();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Long enough for at least one five-second instant after the restart.
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let (status, _) = daemon.stop_with(libc::SIGTERM);
     assert!(status.success(), "{}", daemon.log_text());
 
