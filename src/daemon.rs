@@ -470,6 +470,13 @@ fn reload(shared: &Shared, loaded: &mut Loaded, force: bool) {
         match schedule::parse_file(path, &text, base) {
             Ok(file) => {
                 tracing::info!(file = %path.display(), schedules = file.schedules.len(), "schedule file loaded");
+                for s in &file.schedules {
+                    let next = s
+                        .next_after(Utc::now())
+                        .map(|t| crate::model::rfc3339_utc(&t))
+                        .unwrap_or_else(|| "never".into());
+                    tracing::info!(schedule = %s.name, urls = s.urls.len(), enabled = s.enabled, next_run = %next, "schedule ready");
+                }
                 loaded.files.insert(path.clone(), (stamp, file.schedules));
             }
             Err(problems) => {
