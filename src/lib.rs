@@ -10,6 +10,7 @@ pub mod index;
 pub mod model;
 pub mod pipeline;
 pub mod provenance;
+pub mod rebuild;
 pub mod scheduler;
 pub mod store;
 pub mod warc;

@@ -94,16 +94,81 @@ impl Pipeline {
     pub async fn open(config: Config) -> Result<Pipeline, PipelineError> {
         let spool = config.spool_dir();
         std::fs::create_dir_all(&spool).map_err(io_at(&spool))?;
-        warn_about_leftover_spools(&spool);
+        remove_stale_scratch_files(&spool);
         let store = Store::open(&config.store_url)?;
         let index = index::open(&config.index_url).await?;
         let crawler = Crawler::new(config.capture.clone(), spool)?;
-        Ok(Pipeline {
+        let pipeline = Pipeline {
             config,
             store,
             index,
             crawler,
-        })
+        };
+        pipeline.recover_spools().await;
+        Ok(pipeline)
+    }
+
+    /// Finishes captures a crash interrupted after their WARC was complete:
+    /// each unlocked `*.warc.gz.partial` in the spool that holds its whole
+    /// manifest is stored and indexed under its own capture id (DESIGN.md,
+    /// invariant 2). A spool cut off mid-write cannot be finished; it is
+    /// renamed `*.incomplete` and kept for inspection. Never fails the caller:
+    /// problems are logged.
+    async fn recover_spools(&self) {
+        let dir = self.config.spool_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.to_string_lossy().ends_with(".warc.gz.partial") {
+                continue;
+            }
+            let Ok(lock) = std::fs::File::open(&path) else {
+                continue;
+            };
+            if lock.try_lock().is_err() {
+                continue; // a live capture in another process
+            }
+            let p = path.clone();
+            let rebuilt = match tokio::task::spawn_blocking(move || crate::rebuild::rebuild(&p))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "reading an unfinished spool failed");
+                    continue;
+                }
+            };
+            let rebuilt = match rebuilt {
+                Ok(r) => r,
+                Err(e) => {
+                    let kept = path.with_extension("incomplete");
+                    let _ = std::fs::rename(&path, &kept);
+                    tracing::warn!(file = %kept.display(), error = %e, "an interrupted capture cannot be finished; its spool is kept for inspection");
+                    continue;
+                }
+            };
+            let id = rebuilt.capture.id.clone();
+            let result: Result<(), PipelineError> = async {
+                if self.index.capture(&id).await?.is_none() {
+                    self.store.put_file(&path, rebuilt.sha256, rebuilt.bytes).await?;
+                    self.index.put_capture(&rebuilt.capture, &rebuilt.records).await?;
+                    tracing::warn!(capture = %id, seed = %rebuilt.capture.seed_url, warc = %rebuilt.sha256, "finished a capture interrupted before it was indexed");
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(e) => {
+                    tracing::error!(file = %path.display(), capture = %id, error = %e, "finishing an interrupted capture failed; will retry at the next start")
+                }
+            }
+            drop(lock);
+        }
     }
 
     pub fn index(&self) -> &Arc<dyn Index> {
@@ -176,6 +241,10 @@ impl Pipeline {
             .create_new(true)
             .open(spool_path)
             .map_err(io_at(spool_path))?;
+        // Held until the capture is indexed: start-up recovery in another
+        // process leaves a locked spool alone.
+        let _spool_lock = std::fs::File::open(spool_path).map_err(io_at(spool_path))?;
+        _spool_lock.lock().map_err(io_at(spool_path))?;
         let mut writer = WarcWriter::new(BufWriter::with_capacity(1024 * 1024, file));
         let warcinfo_id = new_record_id();
         let info = warcinfo_block(id, seed, crawler.settings());
@@ -265,12 +334,12 @@ impl Pipeline {
             "capture_id": id,
             "seed_url": seed.as_str(),
             "final_url": outcome.final_url.as_str(),
-            "started_at": model::rfc3339_utc(&started_at),
-            "finished_at": model::rfc3339_utc(&finished_at),
+            "started_at": warc::warc_date(&started_at),
+            "finished_at": warc::warc_date(&finished_at),
             "user_agent": crawler.settings().user_agent,
             "options": options_json(crawler.settings()),
             "schedule": schedule,
-            "scheduled_for": scheduled_for.as_ref().map(model::rfc3339_utc),
+            "scheduled_for": scheduled_for.as_ref().map(warc::warc_date),
             "egress_ips": egress_ips(&written.exchanges),
             "exchanges": written.exchanges,
             "errors": written.resources.iter().filter_map(|r| r.error.as_ref().map(|e| json!({"url": r.url, "error": e}))).collect::<Vec<_>>(),
@@ -1027,7 +1096,7 @@ fn egress_ips(exchanges: &[ExchangeManifest]) -> Vec<String> {
     ips
 }
 
-fn warn_about_leftover_spools(dir: &Path) {
+fn remove_stale_scratch_files(dir: &Path) {
     // Another custody process may be capturing into the same spool right
     // now; only files untouched for a day are leftovers of a crash.
     let day = std::time::Duration::from_secs(24 * 3600);
@@ -1045,9 +1114,9 @@ fn warn_about_leftover_spools(dir: &Path) {
             continue;
         }
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".warc.gz.partial") {
-            tracing::warn!(file = %e.path().display(), "unfinished spool from an interrupted capture; it was never indexed");
-        } else if name.starts_with("exchange-") || name.starts_with("record-") {
+        // Whole spooled captures are finished by `recover_spools`; these
+        // are per-exchange scratch files of crashed processes.
+        if name.starts_with("exchange-") || name.starts_with("record-") {
             let _ = std::fs::remove_file(e.path());
         }
     }

@@ -133,8 +133,9 @@ impl<R: BufRead + Seek> WarcFileReader<R> {
     }
 
     /// Reads the next record, passing each piece of its payload (HTTP body
-    /// with transfer-encoding removed, or the block of a `resource`) to
-    /// `payload_sink`. `Ok(None)` at the end of the file.
+    /// with transfer-encoding removed, or the block of a `resource`,
+    /// `metadata` or `warcinfo` record) to `payload_sink`. `Ok(None)` at the
+    /// end of the file.
     pub fn next_record(
         &mut self,
         payload_sink: &mut dyn FnMut(&[u8]),
@@ -212,7 +213,9 @@ fn read_one(
     let mut scanner = head
         .is_http_response()
         .then(|| ResponseScanner::new(MAX_HTTP_HEAD, MAX_HTTP_HEADERS, false));
-    let is_resource = head.warc_type() == "resource";
+    // Content records hand their block to the sink (for `resource` it is
+    // also the payload; for `metadata` and `warcinfo` it is the content).
+    let is_resource = matches!(head.warc_type(), "resource" | "metadata" | "warcinfo");
     let mut hasher = sha2::Sha256::new();
     let mut block = (&mut reader).take(len);
     let mut buf = vec![0u8; 256 * 1024];

@@ -490,3 +490,94 @@ async fn a_one_gib_media_file_is_captured_in_bounded_memory() {
         "peak RSS {peak} bytes is over 100 MiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_capture_interrupted_before_indexing_is_finished_at_the_next_start() {
+    // A complete WARC left in the spool, as a crash between writing the file
+    // and indexing it would leave it.
+    let addr = site::serve_http().await;
+    let first = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let (original, _) = first.capture(&url);
+    let exported = first.path().join("whole.warc.gz");
+    first.ok(&[
+        "export",
+        original.id.as_str(),
+        "--format",
+        "warc",
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&exported).unwrap();
+
+    let crashed = Workdir::new("");
+    let spool = crashed.path().join("custody-data/spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let whole = spool.join(format!("{}.warc.gz.partial", original.id));
+    std::fs::write(&whole, &bytes).unwrap();
+    // One cut off mid-write, and one still being written (locked).
+    let cut = spool.join(format!(
+        "{}.warc.gz.partial",
+        custody::model::CaptureId::new()
+    ));
+    std::fs::write(&cut, &bytes[..bytes.len() - 300]).unwrap();
+    let live = spool.join(format!(
+        "{}.warc.gz.partial",
+        custody::model::CaptureId::new()
+    ));
+    std::fs::write(&live, &bytes).unwrap();
+    let lock = std::fs::File::open(&live).unwrap();
+    lock.lock().unwrap();
+
+    let out = crashed.run(&["captures", "--json"]);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    let listed: Vec<custody::model::Capture> = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        vec![original.clone()],
+        "the capture is back, exactly as it was indexed"
+    );
+    assert!(!whole.exists(), "the finished spool is gone");
+    assert!(
+        stderr_text(&out).contains("finished a capture interrupted before it was indexed"),
+        "{}",
+        stderr_text(&out)
+    );
+    assert!(
+        !cut.exists() && cut.with_extension("incomplete").exists(),
+        "the cut-off spool is kept aside"
+    );
+    assert!(
+        stderr_text(&out).contains("cannot be finished"),
+        "{}",
+        stderr_text(&out)
+    );
+    assert!(
+        live.exists(),
+        "a locked spool belongs to a live capture and is left alone"
+    );
+    let records = crashed.ok(&["show", original.id.as_str(), "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&records).unwrap();
+    assert_eq!(
+        shown["records_detail"].as_array().unwrap().len() as u64,
+        original.records
+    );
+    assert_eq!(
+        String::from_utf8(crashed.ok(&["get", &url])).unwrap(),
+        site::article_html()
+    );
+
+    // Once its process is gone, the last one is finished too (once).
+    drop(lock);
+    let again: Vec<String> = String::from_utf8(crashed.ok(&["captures", "--json"]))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(again.len(), 1, "same capture id: indexed once");
+    assert!(!live.exists());
+}
