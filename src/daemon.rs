@@ -306,6 +306,31 @@ async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
             }
         })
     };
+    // A retried run whose earlier attempt died may have uploaded its capture
+    // without indexing it: adopt that instead of capturing the instant twice.
+    if run.attempts > 1 {
+        match adopt_lost(shared, &run).await {
+            Ok(Some(capture_id)) => {
+                renewer.abort();
+                let finish = RunFinish::Done {
+                    capture_id: capture_id.clone(),
+                };
+                if let Err(e) = shared
+                    .index
+                    .finish_run(run.id, &shared.owner, &finish, Utc::now())
+                    .await
+                {
+                    tracing::error!(run = run.id, error = %e, "recording the end of a run failed");
+                }
+                tracing::info!(schedule = %run.schedule, url = %run.url, capture = %capture_id, status = "adopted", "run finished");
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(run = run.id, error = %e, "adopting a lost attempt's capture failed; capturing again")
+            }
+        }
+    }
     let finish = match Url::parse(&run.url) {
         Err(e) => RunFinish::Failed {
             capture_id: None,
@@ -370,6 +395,23 @@ async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
         duration_ms = started.elapsed().as_millis() as u64,
         "run finished"
     );
+}
+
+/// The capture a dead attempt at `run` uploaded, indexed now, if any.
+async fn adopt_lost(
+    shared: &Shared,
+    run: &Run,
+) -> Result<Option<crate::model::CaptureId>, PipelineError> {
+    for pending in shared
+        .index
+        .pending_objects(&run.schedule, &run.url, run.scheduled_for)
+        .await?
+    {
+        if let Some(capture) = shared.pipeline.adopt_pending(&pending).await? {
+            return Ok(Some(capture.id));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether a result is done, worth retrying, or failed for good.

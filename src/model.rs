@@ -570,3 +570,14 @@ pub struct CustodyEvent {
     pub outcome: String,
     pub detail: serde_json::Value,
 }
+
+/// An object being uploaded for a capture that is not indexed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingObject {
+    pub key: String,
+    pub capture_id: CaptureId,
+    pub seed_url: String,
+    pub schedule: Option<String>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}

@@ -171,6 +171,69 @@ impl Pipeline {
         }
     }
 
+    /// Adopts an object a dead attempt uploaded but never indexed: downloads
+    /// it (checked against its key), rebuilds the capture from its own
+    /// records, and indexes it. `None` when the upload never completed (the
+    /// note is dropped). The capture is returned as indexed.
+    pub async fn adopt_pending(
+        &self,
+        pending: &crate::model::PendingObject,
+    ) -> Result<Option<Capture>, PipelineError> {
+        if let Some(done) = self.index.capture(&pending.capture_id).await? {
+            self.index
+                .remove_pending_object(&pending.key, &pending.capture_id)
+                .await?;
+            return Ok(Some(done));
+        }
+        match self.store.head(&pending.key).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound(_)) => {
+                self.index
+                    .remove_pending_object(&pending.key, &pending.capture_id)
+                    .await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let sha: Sha256 = pending
+            .key
+            .rsplit('/')
+            .next()
+            .and_then(|name| name.strip_suffix(".warc.gz"))
+            .and_then(|hex| hex.parse().ok())
+            .ok_or_else(|| {
+                PipelineError::Invalid(format!("{} is not a WARC object key", pending.key))
+            })?;
+        let spool = self.config.spool_dir();
+        let (file, path) = tempfile::Builder::new()
+            .prefix("record-adopt-")
+            .tempfile_in(&spool)
+            .map_err(io_at(&spool))?
+            .into_parts();
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        self.store.copy_to(&pending.key, sha, &mut out).await?;
+        drop(out);
+        let p = path.to_path_buf();
+        let rebuilt = tokio::task::spawn_blocking(move || crate::rebuild::rebuild(&p))
+            .await
+            .map_err(|e| PipelineError::Internal(e.to_string()))?
+            .map_err(|e| {
+                PipelineError::Invalid(format!("object {} cannot be adopted: {e}", pending.key))
+            })?;
+        drop(path);
+        if rebuilt.capture.id != pending.capture_id {
+            return Err(PipelineError::Invalid(format!(
+                "object {} holds capture {}, not {}",
+                pending.key, rebuilt.capture.id, pending.capture_id
+            )));
+        }
+        self.index
+            .put_capture(&rebuilt.capture, &rebuilt.records)
+            .await?;
+        tracing::warn!(capture = %rebuilt.capture.id, key = %pending.key, "adopted a capture whose process died before indexing it");
+        Ok(Some(rebuilt.capture))
+    }
+
     pub fn index(&self) -> &Arc<dyn Index> {
         &self.index
     }
@@ -369,6 +432,17 @@ impl Pipeline {
             .map_err(|e| PipelineError::Internal(e.to_string()))??;
         written.entries.push(metadata_entry);
 
+        // Note the upload before it starts: if this process dies between the
+        // upload and the index commit, the next attempt adopts the object.
+        let pending = crate::model::PendingObject {
+            key: crate::store::warc_key(&summary.sha256),
+            capture_id: id.clone(),
+            seed_url: seed.to_string(),
+            schedule: schedule.clone(),
+            scheduled_for,
+            created_at: Utc::now(),
+        };
+        self.index.add_pending_object(&pending).await?;
         let stored = self
             .store
             .put_file(spool_path, summary.sha256, summary.bytes)

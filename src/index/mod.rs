@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck, RecordEntry, Run,
-    RunFinish, Stats, WarcRef,
+    Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck, PendingObject,
+    RecordEntry, Run, RunFinish, Stats, WarcRef,
 };
 
 pub use postgres::PostgresIndex;
@@ -144,6 +144,24 @@ pub trait Index: Send + Sync {
     /// node always answer true; PostgreSQL holds a session advisory lock on a
     /// dedicated connection, released when the leader dies.
     async fn try_lead(&self) -> Result<bool, IndexError>;
+
+    /// Notes an object about to be uploaded for a capture not yet indexed.
+    /// `put_capture` of that capture removes the note in its transaction.
+    async fn add_pending_object(&self, pending: &PendingObject) -> Result<(), IndexError>;
+
+    /// Notes left for a scheduled instant (by attempts that died).
+    async fn pending_objects(
+        &self,
+        schedule: &str,
+        seed_url: &str,
+        scheduled_for: DateTime<Utc>,
+    ) -> Result<Vec<PendingObject>, IndexError>;
+
+    async fn remove_pending_object(
+        &self,
+        key: &str,
+        capture_id: &CaptureId,
+    ) -> Result<(), IndexError>;
 
     // Provenance: claims, evidence links, passage checks, custody events.
 

@@ -14,6 +14,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
 use super::{db_time, parse_db_time, Hit, Index, IndexError, LinkFilter};
+use crate::model::PendingObject;
 use crate::model::{
     Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck,
     RecordEntry, Relation, Resource, Run, RunFinish, RunState, Sha256, Stats, WarcRef,
@@ -31,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "provenance",
         include_str!("migrations/postgres/0003_provenance.sql"),
+    ),
+    (
+        4,
+        "pending objects",
+        include_str!("migrations/postgres/0004_pending_objects.sql"),
     ),
 ];
 
@@ -263,6 +269,11 @@ impl Index for PostgresIndex {
                 .await?;
             }
         }
+        // The capture is indexed: its upload is no longer pending.
+        sqlx::query(pg("DELETE FROM pending_object WHERE capture_id = ?"))
+            .bind(capture.id.as_str())
+            .execute(&mut *tx)
+            .await?;
         // The capture's first custody event, in the same transaction.
         let detail = serde_json::json!({
             "seed_url": capture.seed_url,
@@ -918,6 +929,67 @@ impl Index for PostgresIndex {
             *held = Some(conn);
         }
         Ok(got)
+    }
+
+    async fn add_pending_object(&self, p: &PendingObject) -> Result<(), IndexError> {
+        sqlx::query(pg("INSERT INTO pending_object (key, capture_id, seed_url, schedule, scheduled_for, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key, capture_id) DO NOTHING"))
+        .bind(&p.key)
+        .bind(p.capture_id.as_str())
+        .bind(&p.seed_url)
+        .bind(&p.schedule)
+        .bind(p.scheduled_for.as_ref().map(db_time))
+        .bind(db_time(&p.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn pending_objects(
+        &self,
+        schedule: &str,
+        seed_url: &str,
+        scheduled_for: DateTime<Utc>,
+    ) -> Result<Vec<PendingObject>, IndexError> {
+        let rows = sqlx::query(pg("SELECT key, capture_id, seed_url, schedule, scheduled_for, created_at FROM pending_object WHERE schedule = ? AND seed_url = ? AND scheduled_for = ? ORDER BY created_at"))
+        .bind(schedule)
+        .bind(seed_url)
+        .bind(db_time(&scheduled_for))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.get("capture_id");
+                Ok(PendingObject {
+                    key: r.get("key"),
+                    capture_id: id
+                        .parse()
+                        .map_err(|_| IndexError::Corrupt(format!("capture id {id:?}")))?,
+                    seed_url: r.get("seed_url"),
+                    schedule: r.get("schedule"),
+                    scheduled_for: r
+                        .get::<Option<String>, _>("scheduled_for")
+                        .as_deref()
+                        .map(parse_db_time)
+                        .transpose()?,
+                    created_at: parse_db_time(r.get("created_at"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_pending_object(
+        &self,
+        key: &str,
+        capture_id: &CaptureId,
+    ) -> Result<(), IndexError> {
+        sqlx::query(pg(
+            "DELETE FROM pending_object WHERE key = ? AND capture_id = ?",
+        ))
+        .bind(key)
+        .bind(capture_id.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 

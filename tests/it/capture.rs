@@ -581,3 +581,81 @@ async fn a_capture_interrupted_before_indexing_is_finished_at_the_next_start() {
     assert_eq!(again.len(), 1, "same capture id: indexed once");
     assert!(!live.exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_uploaded_by_a_dead_attempt_is_adopted_not_captured_again() {
+    // What a worker killed between upload and index commit leaves behind:
+    // the object in the store and the pending note, no capture row.
+    let addr = site::serve_http().await;
+    let first = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let (original, _) = first.capture(&url);
+    let exported = first.path().join("whole.warc.gz");
+    first.ok(&[
+        "export",
+        original.id.as_str(),
+        "--format",
+        "warc",
+        "-o",
+        exported.to_str().unwrap(),
+    ]);
+
+    let second = Workdir::new("");
+    let overrides = custody::config::Overrides {
+        config_file: Some(second.path().join("custody.toml")),
+        data_dir: Some(second.path().join("custody-data")),
+        allow_private: true,
+    };
+    let pipeline =
+        custody::pipeline::Pipeline::open(custody::config::Config::load(&overrides).unwrap())
+            .await
+            .unwrap();
+    let warc = original.warc.clone().unwrap();
+    pipeline
+        .store()
+        .put_file(&exported, warc.sha256, warc.bytes)
+        .await
+        .unwrap();
+    let pending = custody::model::PendingObject {
+        key: warc.key.clone(),
+        capture_id: original.id.clone(),
+        seed_url: url.clone(),
+        schedule: None,
+        scheduled_for: None,
+        created_at: chrono::Utc::now(),
+    };
+    pipeline.index().add_pending_object(&pending).await.unwrap();
+
+    let adopted = pipeline
+        .adopt_pending(&pending)
+        .await
+        .unwrap()
+        .expect("adopted");
+
+    // (Compared as the CLI prints them: instants to the second.)
+    let json = |c: &custody::model::Capture| serde_json::to_value(c).unwrap();
+    assert_eq!(
+        json(&adopted),
+        json(&original),
+        "the capture is indexed exactly as it would have been"
+    );
+    let indexed = pipeline.index().captures(None).await.unwrap();
+    assert_eq!(indexed.len(), 1);
+    assert_eq!(json(&indexed[0]), json(&original));
+    // Adopting again changes nothing; an upload that never completed is dropped.
+    assert_eq!(
+        pipeline.adopt_pending(&pending).await.unwrap(),
+        Some(indexed[0].clone())
+    );
+    let never = custody::model::PendingObject {
+        key: custody::store::warc_key(&Sha256::of(b"never uploaded")),
+        ..pending.clone()
+    };
+    let never = custody::model::PendingObject {
+        capture_id: custody::model::CaptureId::new(),
+        ..never
+    };
+    pipeline.index().add_pending_object(&never).await.unwrap();
+    assert_eq!(pipeline.adopt_pending(&never).await.unwrap(), None);
+    assert_eq!(pipeline.index().captures(None).await.unwrap().len(), 1);
+}

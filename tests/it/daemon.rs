@@ -617,3 +617,108 @@ async fn two_daemons_on_postgres_share_the_work_and_the_leader_fails_over() {
     }
     schema.drop().await;
 }
+
+/// Issue #8's acceptance: three daemons on one PostgreSQL and one Garage
+/// bucket, 300 runs in one minute, one daemon killed with SIGKILL mid-run.
+#[cfg(all(feature = "postgres", feature = "s3"))]
+#[tokio::test(flavor = "multi_thread")]
+async fn three_daemons_capture_300_runs_exactly_once_despite_a_sigkill() {
+    use chrono::Timelike;
+    let schema = crate::index_conformance::PgSchema::new().await;
+    let index_url = schema.url();
+    let bucket = std::env::var("CUSTODY_TEST_S3_BUCKET")
+        .expect("CUSTODY_TEST_S3_BUCKET: run with scripts/test.sh");
+    let store_url = format!("s3://{bucket}/scale-{}", uuid::Uuid::now_v7().simple());
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let config = std::fs::read_to_string(setup.work.path().join("custody.toml"))
+        .unwrap()
+        .replace("[daemon]\n", "[daemon]\nper_host = 16\nworkers = 4\n");
+    std::fs::write(setup.work.path().join("custody.toml"), config).unwrap();
+    // Every second of one whole minute, five URLs: 300 runs.
+    let minute = (Utc::now() + chrono::Duration::seconds(65))
+        .with_second(0)
+        .unwrap()
+        .with_nanosecond(0)
+        .unwrap();
+    let urls: Vec<String> = (1..=5)
+        .map(|n| format!("\"http://{addr}/media/generated.mp4?bytes=20000&clip={n}\""))
+        .collect();
+    setup.write_schedule(
+        "scale.toml",
+        &format!(
+            "[[schedule]]\nname = \"scale\"\ncron = \"* {} {} * * *\"\nurls = [{}]\n",
+            minute.minute(),
+            minute.hour(),
+            urls.join(", ")
+        ),
+    );
+    let env = [
+        ("CUSTODY_INDEX_URL", index_url.as_str()),
+        ("CUSTODY_STORE_URL", store_url.as_str()),
+    ];
+    let mut daemons: Vec<Daemon> = (0..3).map(|_| setup.start_with(&env)).collect();
+    let wait_until = |t: DateTime<Utc>| async move {
+        let left = (t - Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(left).await;
+    };
+    wait_until(minute + chrono::Duration::seconds(30)).await;
+    daemons[1].stop_with(libc::SIGKILL);
+
+    let index = custody::index::open(&index_url).await.unwrap();
+    let deadline = minute + chrono::Duration::seconds(150);
+    loop {
+        let runs = index.runs(Some("scale")).await.unwrap();
+        if runs.len() == 300 && runs.iter().all(|r| r.state == RunState::Done) {
+            break;
+        }
+        assert!(
+            Utc::now() < deadline,
+            "not every run finished: {:?}",
+            runs.iter()
+                .filter(|r| r.state != RunState::Done)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for i in [0, 2] {
+        let (status, _) = daemons[i].stop_with(libc::SIGTERM);
+        assert!(status.success(), "{}", daemons[i].log_text());
+    }
+
+    // Every scheduled instant captured exactly once.
+    let captures: Vec<_> = index
+        .captures(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.status == CaptureStatus::Ok)
+        .collect();
+    let mut per_instant = std::collections::HashMap::new();
+    for c in &captures {
+        *per_instant
+            .entry((c.seed_url.clone(), c.scheduled_for))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(per_instant.len(), 300);
+    assert!(
+        per_instant.values().all(|n| *n == 1),
+        "an instant was captured twice"
+    );
+    // Every WARC is in the bucket with the sha256 the index says, and the
+    // bucket holds nothing the index does not know.
+    let store = custody::store::Store::open(&store_url).unwrap();
+    let mut in_bucket = store.list("warc/").await.unwrap();
+    let mut known: Vec<String> = captures
+        .iter()
+        .map(|c| c.warc.as_ref().unwrap().key.clone())
+        .collect();
+    in_bucket.sort();
+    known.sort();
+    assert_eq!(in_bucket, known);
+    for c in captures.iter().take(20) {
+        let w = c.warc.as_ref().unwrap();
+        store.verify(&w.key, w.sha256, w.bytes).await.unwrap();
+    }
+    schema.drop().await;
+}
