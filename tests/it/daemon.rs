@@ -722,3 +722,55 @@ async fn three_daemons_capture_300_runs_exactly_once_despite_a_sigkill() {
     }
     schema.drop().await;
 }
+
+/// Benchmark (issue #8): captures per minute with one, two and three daemons
+/// on one PostgreSQL index against the same local site, printed side by side.
+/// `cargo test --release --features postgres --test it -- --ignored bench_daemons --nocapture`
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run on demand"]
+async fn bench_daemons() {
+    let addr = site::serve_http().await;
+    let window = Duration::from_secs(20);
+    let mut results = Vec::new();
+    for daemons in 1..=3 {
+        let schema = crate::index_conformance::PgSchema::new().await;
+        let index_url = schema.url();
+        let setup = Setup::new();
+        let config = std::fs::read_to_string(setup.work.path().join("custody.toml"))
+            .unwrap()
+            .replace("[daemon]\n", "[daemon]\nper_host = 64\nworkers = 4\n");
+        std::fs::write(setup.work.path().join("custody.toml"), config).unwrap();
+        // Ten article pages every second: more than the daemons can take, so
+        // the queue never runs dry and the rate is the daemons' own.
+        let urls: Vec<String> = (1..=10)
+            .map(|n| format!("\"http://{addr}{}?copy={n}\"", site::ARTICLE_PATH))
+            .collect();
+        setup.write_schedule(
+            "bench.toml",
+            &format!(
+                "[[schedule]]\nname = \"bench\"\ncron = \"* * * * * *\"\nurls = [{}]\n",
+                urls.join(", ")
+            ),
+        );
+        let env = [("CUSTODY_INDEX_URL", index_url.as_str())];
+        let mut running: Vec<Daemon> = (0..daemons).map(|_| setup.start_with(&env)).collect();
+        let index = custody::index::open(&index_url).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = index.stats(Utc::now()).await.unwrap().captures_ok;
+        tokio::time::sleep(window).await;
+        let after = index.stats(Utc::now()).await.unwrap().captures_ok;
+        for d in &mut running {
+            d.stop_with(libc::SIGTERM);
+        }
+        results.push((
+            daemons,
+            (after - before) as f64 * 60.0 / window.as_secs_f64(),
+        ));
+        schema.drop().await;
+    }
+    println!("\ndaemons  captures/min  vs one daemon");
+    for (n, rate) in &results {
+        println!("{n:>7}  {rate:>12.0}  {:>12.2}x", rate / results[0].1);
+    }
+}
