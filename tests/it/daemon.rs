@@ -716,7 +716,7 @@ async fn three_daemons_capture_300_runs_exactly_once_despite_a_sigkill() {
     in_bucket.sort();
     known.sort();
     assert_eq!(in_bucket, known);
-    for c in captures.iter().take(20) {
+    for c in &captures {
         let w = c.warc.as_ref().unwrap();
         store.verify(&w.key, w.sha256, w.bytes).await.unwrap();
     }
