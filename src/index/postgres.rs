@@ -47,8 +47,10 @@ pub struct PostgresIndex {
     leader: tokio::sync::Mutex<Option<sqlx::PgConnection>>,
 }
 
-/// The advisory lock key of the scheduler leader.
-const LEADER_LOCK: i64 = 7_215_540_143;
+/// The advisory lock class of the scheduler leader; the second key is the
+/// schema's hash, so installations in different schemas of one database
+/// do not block each other.
+const LEADER_LOCK: i32 = 72_155_402;
 
 impl PostgresIndex {
     pub async fn open(url: &str) -> Result<PostgresIndex, IndexError> {
@@ -74,9 +76,11 @@ impl PostgresIndex {
         for (version, name, sql) in MIGRATIONS {
             let mut tx = self.pool.begin().await?;
             // One migrator at a time across every daemon.
-            sqlx::query(pg("SELECT pg_advisory_xact_lock(7215540142)"))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(pg(
+                "SELECT pg_advisory_xact_lock(72155401, hashtext(current_schema()))",
+            ))
+            .execute(&mut *tx)
+            .await?;
             let done: Option<i64> = sqlx::query_scalar(pg(
                 "SELECT version FROM custody_migration WHERE version = ?",
             ))
@@ -921,10 +925,12 @@ impl Index for PostgresIndex {
             return Ok(false);
         }
         let mut conn = sqlx::PgConnection::connect(&self.url).await?;
-        let got: bool = sqlx::query_scalar(pg("SELECT pg_try_advisory_lock(?)"))
-            .bind(LEADER_LOCK)
-            .fetch_one(&mut conn)
-            .await?;
+        let got: bool = sqlx::query_scalar(pg(
+            "SELECT pg_try_advisory_lock(?, hashtext(current_schema()))",
+        ))
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut conn)
+        .await?;
         if got {
             *held = Some(conn);
         }
