@@ -581,3 +581,10 @@ pub struct PendingObject {
     pub scheduled_for: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
+
+/// The SURT of a WARC target, for http and https targets only (a
+/// `urn:custody:...` target has none).
+pub fn surt_of_target(target: Option<&str>) -> Option<String> {
+    let url = url::Url::parse(target?).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| surt(&url))
+}

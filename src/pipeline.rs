@@ -879,11 +879,7 @@ fn entry(
     RecordEntry {
         record_id: header.get("WARC-Record-ID").unwrap_or_default().to_string(),
         warc_type: header.get("WARC-Type").unwrap_or_default().to_string(),
-        surt: target
-            .as_deref()
-            .and_then(|t| Url::parse(t).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .map(|u| model::surt(&u)),
+        surt: model::surt_of_target(target.as_deref()),
         target_uri: target,
         timestamp: model::timestamp14(&date),
         date,

@@ -17,7 +17,6 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::Digest;
-use url::Url;
 
 use crate::model::{
     self, Capture, CaptureId, CaptureStatus, RecordEntry, Resource, Sha256, WarcRef,
@@ -132,11 +131,7 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
         records.push(RecordEntry {
             record_id: head.record_id().to_string(),
             warc_type: head.warc_type().to_string(),
-            surt: target
-                .as_deref()
-                .and_then(|t| Url::parse(t).ok())
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .map(|u| model::surt(&u)),
+            surt: model::surt_of_target(target.as_deref()),
             target_uri: target,
             timestamp: model::timestamp14(&date),
             date,
