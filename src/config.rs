@@ -70,6 +70,12 @@ pub struct RawCapture {
     max_redirects: Option<usize>,
     max_resources: Option<usize>,
     concurrency: Option<usize>,
+    min_bytes_per_sec: Option<u64>,
+    throughput_window_secs: Option<f64>,
+    max_frame_depth: Option<usize>,
+    max_stream_segments: Option<usize>,
+    max_stream_bytes: Option<u64>,
+    dedup: Option<bool>,
     extra_root_certificates: Option<Vec<PathBuf>>,
 }
 
@@ -298,6 +304,14 @@ pub fn apply_capture(
             d.limits.max_header_bytes,
         )?,
         max_headers: positive(t, "max_headers", raw.max_headers, d.limits.max_headers)?,
+        // 0 turns the rule off.
+        min_bytes_per_sec: raw.min_bytes_per_sec.unwrap_or(d.limits.min_bytes_per_sec),
+        throughput_window: secs(
+            t,
+            "throughput_window_secs",
+            raw.throughput_window_secs,
+            d.limits.throughput_window,
+        )?,
     };
     Ok(CaptureSettings {
         allow_private: raw.allow_private_networks.unwrap_or(d.allow_private),
@@ -312,6 +326,10 @@ pub fn apply_capture(
         max_redirects: raw.max_redirects.unwrap_or(d.max_redirects),
         max_resources: positive(t, "max_resources", raw.max_resources, d.max_resources)?,
         concurrency: positive(t, "concurrency", raw.concurrency, d.concurrency)?,
+        max_frame_depth: raw.max_frame_depth.unwrap_or(d.max_frame_depth),
+        max_stream_segments: raw.max_stream_segments.unwrap_or(d.max_stream_segments),
+        max_stream_bytes: raw.max_stream_bytes.unwrap_or(d.max_stream_bytes),
+        dedup: raw.dedup.unwrap_or(d.dedup),
         extra_root_certificates: raw
             .extra_root_certificates
             .unwrap_or_else(|| d.extra_root_certificates.clone()),

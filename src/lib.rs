@@ -3,8 +3,10 @@
 //! See `ARCHITECTURE.md` for the bird's-eye view and the code map.
 
 pub mod capture;
+pub mod charset;
 pub mod config;
 pub mod daemon;
+pub mod diff;
 pub mod http;
 pub mod index;
 pub mod model;

@@ -48,6 +48,20 @@ enum Command {
         /// Allow loopback, private and link-local destinations.
         #[arg(long)]
         allow_private: bool,
+        /// Write full response records even for payloads already stored
+        /// for the same URL (no revisit records).
+        #[arg(long)]
+        no_dedup: bool,
+    },
+    /// What changed between two captures: the page's text, paragraph by
+    /// paragraph, and the resources.
+    Diff {
+        /// The earlier capture.
+        capture_a: String,
+        /// The later capture.
+        capture_b: String,
+        #[arg(long)]
+        json: bool,
     },
     /// List captures, oldest first.
     Captures {
@@ -336,6 +350,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         allow_private,
     };
     let mut config = Config::load(&overrides).map_err(|e| Failure::Usage(e.into()))?;
+    if let Command::Capture { no_dedup: true, .. } = &cli.command {
+        config.capture.dedup = false;
+    }
 
     if let Command::Schedule { command } = &cli.command {
         return schedule_command(command, &config);
@@ -378,6 +395,17 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         capture_id
             .parse::<CaptureId>()
             .map_err(|e| Failure::Usage(e.into()))?;
+    }
+    if let Command::Diff {
+        capture_a,
+        capture_b,
+        ..
+    } = &cli.command
+    {
+        for id in [capture_a, capture_b] {
+            id.parse::<CaptureId>()
+                .map_err(|e| Failure::Usage(e.into()))?;
+        }
     }
     let at = match &cli.command {
         Command::Get { at: Some(at), .. } => {
@@ -442,6 +470,21 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Capture { urls, json, .. } => capture(&pipeline, &urls, json).await,
+        Command::Diff {
+            capture_a,
+            capture_b,
+            json,
+        } => {
+            let parse = |s: &str| s.parse::<CaptureId>().map_err(|e| Failure::Usage(e.into()));
+            let (a, b) = (parse(&capture_a)?, parse(&capture_b)?);
+            let d = custody::diff::diff(&pipeline, &a, &b).await?;
+            if json {
+                print_json(&d)?;
+            } else {
+                print_diff(&d).context("writing to stdout")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Captures { url, json } => {
             let url = url
                 .map(|u| normalize_url(&u))
@@ -505,6 +548,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 if let Some(w) = &capture.warc {
                     eprintln!("  warc  {} ({} bytes, sha256 {})", w.key, w.bytes, w.sha256);
                 }
+                if let Some(c) = &capture.change {
+                    let how = if c.changed { "changed" } else { "unchanged" };
+                    eprintln!("  page  {how} since capture {}", c.previous_capture);
+                }
                 for r in &capture.resources {
                     let status = r
                         .status
@@ -535,12 +582,19 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let id: CaptureId = capture_id
                 .parse()
                 .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
-            let warc = pipeline.export_warc(&id, &output).await?;
+            let exported = pipeline.export_warc(&id, &output).await?;
+            let originals = match exported.originals {
+                0 => String::new(),
+                n => format!(
+                    "; the stored WARC (sha256 {}) plus the {n} original record(s) its revisits refer to",
+                    exported.stored.sha256
+                ),
+            };
             eprintln!(
-                "wrote {} ({} bytes, sha256 {})",
+                "wrote {} ({} bytes, sha256 {}{originals})",
                 output.display(),
-                warc.bytes,
-                warc.sha256
+                exported.bytes,
+                exported.sha256
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -871,6 +925,10 @@ async fn capture(pipeline: &Pipeline, urls: &[String], json: bool) -> Result<Exi
             continue;
         }
         eprintln!("{}", summary_line(&capture));
+        if let Some(c) = &capture.change {
+            let how = if c.changed { "changed" } else { "unchanged" };
+            eprintln!("  page {how} since capture {}", c.previous_capture);
+        }
         for r in capture.resources.iter().filter(|r| r.error.is_some()) {
             eprintln!("  warning: {}: {}", r.url, r.error.as_deref().unwrap_or(""));
         }
@@ -880,6 +938,81 @@ async fn capture(pipeline: &Pipeline, urls: &[String], json: bool) -> Result<Exi
     } else {
         ExitCode::from(1)
     })
+}
+
+fn print_diff(d: &custody::diff::CaptureDiff) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for (label, s) in [("a", &d.a), ("b", &d.b)] {
+        writeln!(
+            out,
+            "capture {label} {} {}  {}  page sha256 {}",
+            s.capture_id,
+            s.started_at,
+            s.page_url.as_deref().unwrap_or(&s.seed_url),
+            s.page_sha256
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "-".into())
+        )?;
+    }
+    writeln!(
+        out,
+        "page: {}",
+        if d.page_changed {
+            "changed"
+        } else {
+            "unchanged"
+        }
+    )?;
+    if let Some(note) = &d.text_note {
+        writeln!(out, "text: not compared ({note})")?;
+    } else {
+        let count = |k: custody::diff::Change| d.text.iter().filter(|c| c.change == k).count();
+        writeln!(
+            out,
+            "text: {} edited, {} added, {} removed paragraph(s)",
+            count(custody::diff::Change::Edited),
+            count(custody::diff::Change::Added),
+            count(custody::diff::Change::Removed)
+        )?;
+    }
+    let number = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+    for c in &d.text {
+        writeln!(
+            out,
+            "  {} paragraph {} -> {}",
+            c.change.as_str(),
+            number(c.a_paragraph),
+            number(c.b_paragraph)
+        )?;
+        if let Some(before) = &c.before {
+            writeln!(out, "    - {before}")?;
+        }
+        if let Some(after) = &c.after {
+            writeln!(out, "    + {after}")?;
+        }
+    }
+    let count = |k: custody::diff::Change| d.resources.iter().filter(|c| c.change == k).count();
+    writeln!(
+        out,
+        "resources: {} changed, {} added, {} removed, {} unchanged",
+        count(custody::diff::Change::Changed),
+        count(custody::diff::Change::Added),
+        count(custody::diff::Change::Removed),
+        d.unchanged_resources
+    )?;
+    let digest =
+        |x: Option<custody::model::Sha256>| x.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    for r in &d.resources {
+        writeln!(
+            out,
+            "  {:<8} {}  {} -> {}",
+            r.change.as_str(),
+            r.url,
+            digest(r.a_sha256),
+            digest(r.b_sha256)
+        )?;
+    }
+    Ok(())
 }
 
 fn summary_line(c: &Capture) -> String {

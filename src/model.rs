@@ -202,6 +202,17 @@ pub struct Capture {
     pub schedule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default, with = "opt_rfc3339")]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// How the page compares with the previous capture of the same seed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub change: Option<PageChange>,
+}
+
+/// Whether a capture's page (the seed's final response) differs, byte for
+/// byte in its payload, from the previous capture of the same seed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageChange {
+    pub previous_capture: CaptureId,
+    pub changed: bool,
 }
 
 /// One WARC record in the index: the CDXJ fields plus where the record lives.

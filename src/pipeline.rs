@@ -324,9 +324,17 @@ impl Pipeline {
             let mut written = written;
             while let Some(ex) = rx.recv().await {
                 let warcinfo_id = warcinfo_id.clone();
+                let original = match dedup_key(&ex).filter(|_| crawler.settings().dedup) {
+                    Some((url, digest)) => self
+                        .index
+                        .original_response(&url, digest)
+                        .await?
+                        .map(|hit| hit.record),
+                    None => None,
+                };
                 let (w, out) = tokio::task::spawn_blocking(move || {
                     let mut w = writer;
-                    let out = write_exchange(&mut w, ex, &warcinfo_id);
+                    let out = write_exchange(&mut w, ex, &warcinfo_id, original);
                     (w, out)
                 })
                 .await
@@ -380,6 +388,7 @@ impl Pipeline {
                 resources: written.resources,
                 schedule,
                 scheduled_for,
+                change: None,
             };
             self.index.put_capture(&capture, &[]).await?;
             return Ok(CaptureReport {
@@ -389,6 +398,7 @@ impl Pipeline {
             });
         }
 
+        let change = self.page_change(seed, &written.resources).await?;
         // Close the file with the capture manifest.
         let finished_at = Utc::now();
         let manifest = json!({
@@ -404,6 +414,8 @@ impl Pipeline {
             "schedule": schedule,
             "scheduled_for": scheduled_for.as_ref().map(warc::warc_date),
             "egress_ips": egress_ips(&written.exchanges),
+            "previous_capture": change.as_ref().map(|c| &c.previous_capture),
+            "page_changed": change.as_ref().map(|c| c.changed),
             "exchanges": written.exchanges,
             "errors": written.resources.iter().filter_map(|r| r.error.as_ref().map(|e| json!({"url": r.url, "error": e}))).collect::<Vec<_>>(),
         });
@@ -463,6 +475,7 @@ impl Pipeline {
             resources: written.resources,
             schedule,
             scheduled_for,
+            change,
         };
         self.index.put_capture(&capture, &written.entries).await?;
         tracing::info!(capture = %id, seed = %seed, warc = %summary.sha256, bytes = summary.bytes, "capture stored");
@@ -473,9 +486,29 @@ impl Pipeline {
         })
     }
 
-    /// Copies a capture's WARC to `dest`, checked against its digest. `dest`
-    /// appears only when complete.
-    pub async fn export_warc(&self, id: &CaptureId, dest: &Path) -> Result<WarcRef, PipelineError> {
+    /// How this capture's page compares with the previous successful
+    /// capture of the same seed (by the page response's payload digest).
+    async fn page_change(
+        &self,
+        seed: &Url,
+        resources: &[Resource],
+    ) -> Result<Option<crate::model::PageChange>, PipelineError> {
+        let previous = self.index.latest_ok_capture(seed.as_str()).await?;
+        Ok(previous.map(|p| crate::model::PageChange {
+            changed: page_digest(&p.resources) != page_digest(resources),
+            previous_capture: p.id,
+        }))
+    }
+
+    /// Writes a capture's WARC to `dest`: the stored file, checked against
+    /// its digest, followed by the original response record of every
+    /// revisit in it (each checked against its digests), so the export
+    /// stands alone. `dest` appears only when complete.
+    pub async fn export_warc(
+        &self,
+        id: &CaptureId,
+        dest: &Path,
+    ) -> Result<Exported, PipelineError> {
         let capture = self.index.capture(id).await?.ok_or_else(|| {
             PipelineError::NotFound(format!(
                 "no capture {id}; list them with `custody captures`"
@@ -487,6 +520,21 @@ impl Pipeline {
                 capture.error.unwrap_or_default()
             )));
         };
+        let mut originals: Vec<Hit> = Vec::new();
+        for record in self.index.records(id).await? {
+            if record.warc_type != "revisit" {
+                continue;
+            }
+            let original = self.original_of(&record).await?;
+            if originals
+                .iter()
+                .all(|o| o.record.record_id != original.record.record_id)
+            {
+                // Read once to check its digests before it goes out.
+                self.read_response(&original).await?;
+                originals.push(original);
+            }
+        }
         let dir = dest
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -496,17 +544,36 @@ impl Pipeline {
             .tempfile_in(dir)
             .map_err(io_at(dir))?;
         let (file, tmp_path) = tmp.into_parts();
-        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        let mut out =
+            HashingWriter::new(tokio::io::BufWriter::new(tokio::fs::File::from_std(file)));
         self.store.copy_to(&warc.key, warc.sha256, &mut out).await?;
+        for o in &originals {
+            let range = o.record.offset..o.record.offset + o.record.length;
+            self.store
+                .copy_range_to(&o.warc.key, range, &mut out)
+                .await?;
+        }
+        let (out, sha256, bytes) = out.finish();
         let file = out.into_inner().into_std().await;
         file.sync_all().map_err(io_at(dest))?;
         tmp_path.persist(dest).map_err(|e| PipelineError::Io {
             path: dest.to_path_buf(),
             source: e.error,
         })?;
-        let detail = serde_json::json!({"format": "warc", "path": dest.display().to_string(), "sha256": warc.sha256});
+        let detail = serde_json::json!({
+            "format": "warc",
+            "path": dest.display().to_string(),
+            "sha256": sha256,
+            "stored_warc_sha256": warc.sha256,
+            "originals_included": originals.len(),
+        });
         self.event(id, "exported", detail).await;
-        Ok(warc)
+        Ok(Exported {
+            sha256,
+            bytes,
+            stored: warc,
+            originals: originals.len(),
+        })
     }
 
     /// Finds the response for `url` nearest to `at`, following archived
@@ -529,7 +596,7 @@ impl Pipeline {
                         "no archived response for {url}; capture it with `custody capture {url}`"
                     ))
                 })?;
-            let (head, payload) = self.read_response(&hit).await?;
+            let (head, payload) = self.read_resolved(&hit).await?;
             let location = head.as_ref().and_then(|h| h.header("location"));
             let status = head.as_ref().map(|h| h.status).unwrap_or(0);
             if (300..400).contains(&status) {
@@ -601,7 +668,10 @@ impl Pipeline {
             .records(capture_id)
             .await?
             .into_iter()
-            .find(|r| r.warc_type == "response" && r.target_uri.as_deref() == Some(url.as_str()))
+            .find(|r| {
+                matches!(r.warc_type.as_str(), "response" | "revisit")
+                    && r.target_uri.as_deref() == Some(url.as_str())
+            })
             .ok_or_else(|| {
                 PipelineError::NotFound(format!("capture {capture_id} has no response for {url}"))
             })?;
@@ -610,7 +680,7 @@ impl Pipeline {
             warc: warc.clone(),
             record: record.clone(),
         };
-        let (head, mut payload) = self.read_response(&hit).await?;
+        let (head, mut payload) = self.read_resolved(&hit).await?;
         payload
             .seek(SeekFrom::Start(0))
             .map_err(io_at(Path::new("payload")))?;
@@ -649,6 +719,39 @@ impl Pipeline {
         if let Err(err) = self.index.add_event(&e).await {
             tracing::error!(capture = %capture, event, error = %err, "recording a custody event failed");
         }
+    }
+
+    /// Reads a response record, or a revisit record's head with its
+    /// original's payload; digests are checked on the way.
+    async fn read_resolved(
+        &self,
+        hit: &Hit,
+    ) -> Result<(Option<warc::ResponseHead>, std::fs::File), PipelineError> {
+        let (head, payload) = self.read_response(hit).await?;
+        if hit.record.warc_type != "revisit" {
+            return Ok((head, payload));
+        }
+        let original = self.original_of(&hit.record).await?;
+        let (_, payload) = self.read_response(&original).await?;
+        Ok((head, payload))
+    }
+
+    /// The full response a revisit record refers to.
+    pub async fn original_of(&self, revisit: &RecordEntry) -> Result<Hit, PipelineError> {
+        let missing = || {
+            PipelineError::NotFound(format!(
+                "the original of revisit record {} ({}) is not in the index",
+                revisit.record_id,
+                revisit.target_uri.as_deref().unwrap_or("?")
+            ))
+        };
+        let (Some(url), Some(digest)) = (&revisit.target_uri, revisit.payload_digest) else {
+            return Err(missing());
+        };
+        self.index
+            .original_response(url, digest)
+            .await?
+            .ok_or_else(missing)
     }
 
     /// Reads one response record by its offset and checks its digests.
@@ -712,6 +815,80 @@ impl Pipeline {
         })
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))?
+    }
+}
+
+/// The payload digest of a capture's page: the first response of the
+/// seed's redirect chain that is not a redirect.
+pub fn page_resource(resources: &[Resource]) -> Option<&Resource> {
+    resources
+        .iter()
+        .find(|r| r.status.is_some_and(|s| !(300..400).contains(&s)))
+}
+
+fn page_digest(resources: &[Resource]) -> Option<Sha256> {
+    page_resource(resources).and_then(|r| r.payload_sha256)
+}
+
+/// What `export_warc` wrote.
+#[derive(Clone, Debug)]
+pub struct Exported {
+    pub sha256: Sha256,
+    pub bytes: u64,
+    /// The capture's stored WARC, which the export begins with.
+    pub stored: WarcRef,
+    /// Original records of revisits appended after it.
+    pub originals: usize,
+}
+
+/// An async writer that hashes and counts what passes through.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            bytes: 0,
+        }
+    }
+
+    fn finish(self) -> (W, Sha256, u64) {
+        (self.inner, Sha256::from_hasher(self.hasher), self.bytes)
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for HashingWriter<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &poll {
+            let n = *n;
+            sha2::Digest::update(&mut self.hasher, &buf[..n]);
+            self.bytes += n as u64;
+        }
+        poll
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -849,6 +1026,9 @@ struct ExchangeManifest {
     payload_bytes: u64,
     truncated: Option<String>,
     error: Option<String>,
+    /// The record this exchange's `revisit` record refers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revisit_of: Option<String>,
 }
 
 struct ExchangeOut {
@@ -893,10 +1073,21 @@ fn entry(
 }
 
 /// Writes one exchange (response, then request) into the WARC.
+/// The URL and payload digest under which an exchange's response may be a
+/// revisit: a complete, non-empty HTTP response.
+fn dedup_key(ex: &Exchange) -> Option<(String, Sha256)> {
+    let r = ex.response.as_ref()?;
+    (r.scan.head.is_some() && r.truncated.is_none() && r.scan.payload_len > 0)
+        .then(|| (ex.url.to_string(), r.scan.payload_sha256))
+}
+
+/// With `original` (an earlier record of the same URL and payload), the
+/// response is written as a `revisit` record.
 fn write_exchange<W: Write>(
     writer: &mut WarcWriter<W>,
     ex: Exchange,
     warcinfo_id: &str,
+    original: Option<RecordEntry>,
 ) -> Result<ExchangeOut, PipelineError> {
     let url = ex.url.to_string();
     let response_id = ex.response.as_ref().map(|_| new_record_id());
@@ -941,6 +1132,7 @@ fn write_exchange<W: Write>(
         payload_bytes: 0,
         truncated: None,
         error: ex.error.as_ref().map(|e| e.to_string()),
+        revisit_of: None,
     };
     let mut resource = Resource {
         url: url.clone(),
@@ -953,46 +1145,42 @@ fn write_exchange<W: Write>(
     };
 
     if let (Some(mut response), Some(rid)) = (ex.response, response_id.as_ref()) {
-        let head = response.scan.head.as_ref();
-        let mime = head.and_then(|h| h.mime());
-        let encoded = head.and_then(|h| h.content_encoding()).is_some();
-        let mut h = RecordHeader::new("response", rid, &ex.started_at);
-        common(&mut h);
-        if let Some(req) = &request_id {
-            h.push("WARC-Concurrent-To", req.as_str());
+        if response.scan.head.is_none() {
+            // Not HTTP: the bytes as received, in a `resource` record.
+            let mut h = RecordHeader::new("resource", rid, &ex.started_at);
+            common(&mut h);
+            h.push("Content-Type", "application/octet-stream");
+            h.push("WARC-Payload-Digest", response.raw_sha256.labelled());
+            if let Some(t) = response.truncated {
+                h.push("WARC-Truncated", t.as_str());
+            }
+            let span = writer.write_stream(
+                &h,
+                response.raw_len,
+                response.raw_sha256,
+                &mut response.raw,
+                Deflate::Compress,
+            )?;
+            let mut e = entry(&h, Some(url.clone()), None, span);
+            e.payload_digest = Some(response.raw_sha256);
+            entries.push(e);
+            manifest.block_sha256 = Some(response.raw_sha256);
+            manifest.payload_bytes = response.raw_len;
+            resource.bytes = response.raw_len;
+        } else {
+            write_response(
+                writer,
+                &mut response,
+                rid,
+                &ex.started_at,
+                request_id.as_deref(),
+                &common,
+                &mut entries,
+                &mut manifest,
+                &mut resource,
+                original.as_ref(),
+            )?;
         }
-        h.push("Content-Type", "application/http;msgtype=response");
-        h.push(
-            "WARC-Payload-Digest",
-            response.scan.payload_sha256.labelled(),
-        );
-        if let Some(m) = &mime {
-            h.push("WARC-Identified-Payload-Type", m.as_str());
-        }
-        if let Some(t) = response.truncated {
-            h.push("WARC-Truncated", t.as_str());
-        }
-        let deflate = choose_deflate(mime.as_deref(), encoded, &mut response.raw);
-        let span = writer.write_stream(
-            &h,
-            response.raw_len,
-            response.raw_sha256,
-            &mut response.raw,
-            deflate,
-        )?;
-        entries.push(entry(&h, Some(url.clone()), Some(&response.scan), span));
-
-        manifest.status = response.status();
-        manifest.mime = mime.clone();
-        manifest.block_sha256 = Some(response.raw_sha256);
-        manifest.payload_sha256 = Some(response.scan.payload_sha256);
-        manifest.payload_bytes = response.scan.payload_len;
-        manifest.truncated = response.truncated.map(|t| t.as_str().to_string());
-        resource.status = response.status();
-        resource.mime = mime;
-        resource.payload_sha256 = Some(response.scan.payload_sha256);
-        resource.bytes = response.scan.payload_len;
-        resource.truncated = manifest.truncated.clone();
     }
     if let Some(req_id) = &request_id {
         let mut h = RecordHeader::new("request", req_id, &ex.started_at);
@@ -1009,6 +1197,95 @@ fn write_exchange<W: Write>(
         entries,
         manifest,
     })
+}
+
+/// The WARC 1.1 revisit profile custody writes.
+pub const REVISIT_PROFILE: &str =
+    "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest";
+
+/// Writes a parsed response as a `response` record, or as a `revisit`
+/// record (the response head only) when `original` holds its payload.
+#[allow(clippy::too_many_arguments)]
+fn write_response<W: Write>(
+    writer: &mut WarcWriter<W>,
+    response: &mut capture::fetch::ResponseData,
+    rid: &str,
+    date: &DateTime<Utc>,
+    request_id: Option<&str>,
+    common: &dyn Fn(&mut RecordHeader),
+    entries: &mut Vec<RecordEntry>,
+    manifest: &mut ExchangeManifest,
+    resource: &mut Resource,
+    original: Option<&RecordEntry>,
+) -> Result<(), PipelineError> {
+    let head = response.scan.head.as_ref();
+    let mime = head.and_then(|h| h.mime());
+    let encoded = head.and_then(|h| h.content_encoding()).is_some();
+    let revisit = original.filter(|_| response.truncated.is_none());
+    let kind = if revisit.is_some() {
+        "revisit"
+    } else {
+        "response"
+    };
+    let mut h = RecordHeader::new(kind, rid, date);
+    common(&mut h);
+    if let Some(req) = request_id {
+        h.push("WARC-Concurrent-To", req);
+    }
+    h.push("Content-Type", "application/http;msgtype=response");
+    if let Some(o) = revisit {
+        h.push("WARC-Profile", REVISIT_PROFILE);
+        h.push("WARC-Refers-To", o.record_id.as_str());
+        if let Some(uri) = &o.target_uri {
+            h.push("WARC-Refers-To-Target-URI", uri.as_str());
+        }
+        h.push("WARC-Refers-To-Date", warc::warc_date(&o.date));
+    }
+    h.push(
+        "WARC-Payload-Digest",
+        response.scan.payload_sha256.labelled(),
+    );
+    if let Some(m) = &mime {
+        h.push("WARC-Identified-Payload-Type", m.as_str());
+    }
+    if let Some(t) = response.truncated {
+        h.push("WARC-Truncated", t.as_str());
+    }
+    let span = if revisit.is_some() {
+        // The block is the response head as received; the payload is the
+        // original's.
+        let mut head_bytes = vec![0u8; response.scan.head_len as usize];
+        response
+            .raw
+            .read_exact(&mut head_bytes)
+            .map_err(io_at(Path::new("spooled response")))?;
+        writer.write_bytes(&h, &head_bytes, Deflate::Compress)?
+    } else {
+        let deflate = choose_deflate(mime.as_deref(), encoded, &mut response.raw);
+        writer.write_stream(
+            &h,
+            response.raw_len,
+            response.raw_sha256,
+            &mut response.raw,
+            deflate,
+        )?
+    };
+    let url = resource.url.clone();
+    entries.push(entry(&h, Some(url), Some(&response.scan), span));
+
+    manifest.status = response.status();
+    manifest.mime = mime.clone();
+    manifest.block_sha256 = Some(span.block_digest);
+    manifest.payload_sha256 = Some(response.scan.payload_sha256);
+    manifest.payload_bytes = response.scan.payload_len;
+    manifest.truncated = response.truncated.map(|t| t.as_str().to_string());
+    manifest.revisit_of = revisit.map(|o| o.record_id.clone());
+    resource.status = response.status();
+    resource.mime = mime;
+    resource.payload_sha256 = Some(response.scan.payload_sha256);
+    resource.bytes = response.scan.payload_len;
+    resource.truncated = manifest.truncated.clone();
+    Ok(())
 }
 
 /// Already-compressed payloads are stored at deflate level 0 (DESIGN.md,

@@ -61,6 +61,10 @@ struct Manifest {
     schedule: Option<String>,
     #[serde(default, with = "model::opt_rfc3339")]
     scheduled_for: Option<DateTime<Utc>>,
+    #[serde(default)]
+    previous_capture: Option<CaptureId>,
+    #[serde(default)]
+    page_changed: Option<bool>,
     exchanges: Vec<ManifestExchange>,
 }
 
@@ -137,9 +141,12 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
             date,
             mime: http.and_then(|h| h.mime()),
             status: http.map(|h| h.status),
-            payload_digest: (head.warc_type() == "response")
-                .then(|| r.payload_sha256())
-                .flatten(),
+            payload_digest: match head.warc_type() {
+                "response" | "resource" => r.payload_sha256(),
+                // A revisit's payload is its original's, named in a header.
+                "revisit" => head.get("WARC-Payload-Digest").and_then(|d| d.parse().ok()),
+                _ => None,
+            },
             block_digest: r.block_sha256,
             offset: r.offset,
             length: r.length,
@@ -187,6 +194,12 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
         resources,
         schedule: m.schedule,
         scheduled_for: m.scheduled_for,
+        change: m
+            .previous_capture
+            .map(|previous_capture| model::PageChange {
+                previous_capture,
+                changed: m.page_changed.unwrap_or(true),
+            }),
     };
     Ok(Rebuilt {
         capture,

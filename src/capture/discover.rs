@@ -3,7 +3,10 @@
 //! HTML is tokenized (html5gum, WHATWG rules, entities decoded) rather than
 //! matched with patterns, so attribute values are read as a browser reads
 //! them. `<style>` and `<script>` switch the tokenizer into raw-text states,
-//! as the tree builder would. CSS is scanned for `url()` and `@import`.
+//! as the tree builder would; `<noscript>` content is read as markup, as a
+//! browser without scripts reads it. CSS is scanned for `url()`, `@import`
+//! and `image-set()`. HLS playlists and DASH manifests are read for their
+//! variants, segments, keys and initialisation maps.
 //! Only `http` and `https` URLs are returned, without fragments, in document
 //! order and without repeats.
 
@@ -14,6 +17,12 @@ use url::Url;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hint {
     Stylesheet,
+    /// An `iframe` or `frame` document, captured with its own requisites.
+    Frame,
+    /// An HLS playlist or DASH manifest (a variant, or one the page links).
+    Stream,
+    /// A media segment, key or initialisation map of a stream.
+    Segment,
     Other,
 }
 
@@ -89,7 +98,7 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                     }
                     "source" => {
                         if let Some(v) = attr("src") {
-                            links.add(&base, &v, Hint::Other);
+                            links.add(&base, &v, stream_hint(&v, attr("type").as_deref()));
                         }
                         if let Some(v) = attr("srcset") {
                             for candidate in srcset_urls(&v) {
@@ -98,9 +107,25 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                         }
                     }
                     "video" | "audio" | "track" | "embed" | "input" => {
-                        for a in ["src", "poster"] {
-                            if let Some(v) = attr(a) {
-                                links.add(&base, &v, Hint::Other);
+                        if let Some(v) = attr("src") {
+                            links.add(&base, &v, stream_hint(&v, attr("type").as_deref()));
+                        }
+                        if let Some(v) = attr("poster") {
+                            links.add(&base, &v, Hint::Other);
+                        }
+                    }
+                    "object" => {
+                        if let Some(v) = attr("data") {
+                            links.add(&base, &v, stream_hint(&v, attr("type").as_deref()));
+                        }
+                    }
+                    "iframe" | "frame" => {
+                        if let Some(v) = attr("src") {
+                            links.add(&base, &v, Hint::Frame);
+                        }
+                        if let Some(doc) = attr("srcdoc") {
+                            for link in html_links(&doc, &base) {
+                                links.add(&base, link.url.as_str(), link.hint);
                             }
                         }
                     }
@@ -115,8 +140,39 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                         if let Some(href) = attr("href") {
                             if rels.contains(&"stylesheet") {
                                 links.add(&base, &href, Hint::Stylesheet);
-                            } else if rels.iter().any(|r| r.contains("icon")) {
-                                links.add(&base, &href, Hint::Other);
+                            } else if rels.iter().any(|r| {
+                                r.contains("icon")
+                                    || matches!(*r, "preload" | "modulepreload" | "manifest")
+                            }) {
+                                let hint = match attr("as").as_deref() {
+                                    Some("style") => Hint::Stylesheet,
+                                    _ => stream_hint(&href, attr("type").as_deref()),
+                                };
+                                links.add(&base, &href, hint);
+                            }
+                        }
+                        if let Some(v) = attr("imagesrcset") {
+                            for candidate in srcset_urls(&v) {
+                                links.add(&base, candidate, Hint::Other);
+                            }
+                        }
+                    }
+                    "meta" => {
+                        let key = attr("property")
+                            .or_else(|| attr("name"))
+                            .unwrap_or_default()
+                            .to_ascii_lowercase();
+                        if META_MEDIA.contains(&key.as_str()) {
+                            if let Some(v) = attr("content") {
+                                links.add(&base, &v, stream_hint(&v, None));
+                            }
+                        }
+                    }
+                    "a" => {
+                        // A linked stream is part of what the page shows.
+                        if let Some(href) = attr("href") {
+                            if stream_hint(&href, attr("type").as_deref()) == Hint::Stream {
+                                links.add(&base, &href, Hint::Stream);
                             }
                         }
                     }
@@ -126,6 +182,10 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                     for u in css_urls(&style) {
                         links.add(&base, &u, Hint::Other);
                     }
+                }
+                // The legacy `background` attribute (body, table, td).
+                if let Some(bg) = attr("background") {
+                    links.add(&base, &bg, Hint::Other);
                 }
                 // Switch states as the tree builder would for raw-text elements.
                 let state = match name.as_str() {
@@ -153,6 +213,52 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
         }
     }
     links.out
+}
+
+/// `<meta>` properties whose content is media the page shows when shared.
+const META_MEDIA: &[&str] = &[
+    "og:image",
+    "og:image:url",
+    "og:image:secure_url",
+    "og:video",
+    "og:video:url",
+    "og:video:secure_url",
+    "og:audio",
+    "og:audio:url",
+    "og:audio:secure_url",
+    "twitter:image",
+    "twitter:image:src",
+    "twitter:player:stream",
+];
+
+/// `Stream` for a URL or type that names an HLS playlist or DASH manifest.
+pub fn stream_hint(url: &str, mime: Option<&str>) -> Hint {
+    let mime = mime.unwrap_or_default().to_ascii_lowercase();
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if is_stream_type(&mime) || path.ends_with(".m3u8") || path.ends_with(".mpd") {
+        Hint::Stream
+    } else {
+        Hint::Other
+    }
+}
+
+/// HLS playlist and DASH manifest media types.
+pub fn is_stream_type(mime: &str) -> bool {
+    is_hls_type(mime) || mime == "application/dash+xml"
+}
+
+pub fn is_hls_type(mime: &str) -> bool {
+    matches!(
+        mime,
+        "application/vnd.apple.mpegurl"
+            | "application/x-mpegurl"
+            | "audio/mpegurl"
+            | "audio/x-mpegurl"
+    )
 }
 
 /// Requisites of a stylesheet.
@@ -228,6 +334,32 @@ fn css_links_text(css: &str) -> Vec<(String, Hint)> {
         }
         pos = end;
     }
+    // image-set("a.png" 1x, "b.png" 2x): bare strings are URLs there.
+    let mut pos = 0;
+    while let Some(found) = lower[pos..].find("image-set(") {
+        let start = pos + found + "image-set(".len();
+        let mut depth = 1;
+        let mut i = start;
+        let bytes = css.as_bytes();
+        while i < bytes.len() && depth > 0 {
+            match bytes[i] {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                q @ (b'"' | b'\'') if depth == 1 => {
+                    if let Some(end) = css[i + 1..].find(q as char) {
+                        let value = &css[i + 1..i + 1 + end];
+                        if !value.starts_with("data:") {
+                            out.push((value.to_string(), Hint::Other));
+                        }
+                        i += end + 1;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        pos = i.max(start);
+    }
     // @import "sheet.css";
     let mut pos = 0;
     while let Some(found) = lower[pos..].find("@import") {
@@ -273,6 +405,366 @@ fn strip_css_comments(css: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// What an HLS playlist refers to: variant playlists and renditions
+/// (`Stream`), and media segments, keys and initialisation maps (`Segment`).
+/// At most `max_segments` segments are returned.
+pub fn hls_links(playlist: &str, base: &Url, max_segments: usize) -> Vec<Link> {
+    let mut links = Links::default();
+    let mut next_is_variant = false;
+    let mut segments = 0usize;
+    for line in playlist.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(tag) = line.strip_prefix('#') {
+            let name = tag.split(':').next().unwrap_or_default();
+            let hint = match name {
+                "EXT-X-STREAM-INF" => {
+                    next_is_variant = true;
+                    None
+                }
+                "EXT-X-MEDIA" | "EXT-X-I-FRAME-STREAM-INF" => Some(Hint::Stream),
+                "EXT-X-KEY" | "EXT-X-SESSION-KEY" | "EXT-X-MAP" | "EXT-X-PART"
+                | "EXT-X-PRELOAD-HINT" => Some(Hint::Segment),
+                _ => None,
+            };
+            if let (Some(hint), Some(uri)) = (hint, quoted_attribute(tag, "URI")) {
+                links.add(base, &uri, hint);
+            }
+            continue;
+        }
+        if next_is_variant {
+            links.add(base, line, Hint::Stream);
+            next_is_variant = false;
+        } else if segments < max_segments {
+            segments += 1;
+            links.add(base, line, Hint::Segment);
+        }
+    }
+    links.out
+}
+
+/// `NAME="value"` in an HLS attribute list.
+fn quoted_attribute(tag: &str, name: &str) -> Option<String> {
+    let list = tag.split_once(':')?.1;
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=')?;
+        let key = key.trim().trim_start_matches(',').trim();
+        let (value, after) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"')?;
+            (&quoted[..end], &quoted[end + 1..])
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        if key == name {
+            return Some(value.to_string());
+        }
+        rest = after.trim_start_matches(',');
+    }
+    None
+}
+
+/// What a DASH manifest refers to: initialisation and media segments of
+/// every representation (`SegmentTemplate` with or without a
+/// `SegmentTimeline`, `SegmentList`, or a single `BaseURL`), at most
+/// `max_segments` of them.
+pub fn dash_links(mpd: &str, base: &Url, max_segments: usize) -> Vec<Link> {
+    let mut links = Links::default();
+    let mut segments = 0usize;
+    let mut stack = vec![Level {
+        name: String::new(),
+        base: base.clone(),
+        own_base: false,
+        template: Default::default(),
+        timeline: Vec::new(),
+        period_secs: None,
+        rep_id: String::new(),
+        bandwidth: String::new(),
+        listed: false,
+        text: String::new(),
+    }];
+    let mut tokenizer = Tokenizer::new(mpd);
+    while let Some(token) = tokenizer.next() {
+        let Ok(token) = token;
+        match token {
+            Token::StartTag(tag) => {
+                let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
+                let attr = |n: &str| {
+                    tag.attributes
+                        .get(n.as_bytes())
+                        .map(|v| String::from_utf8_lossy(&v.value).into_owned())
+                };
+                let top = stack.last_mut().expect("root level");
+                match name.as_str() {
+                    "mpd" | "period" | "adaptationset" | "representation" | "baseurl" => {
+                        let mut level = top.clone();
+                        level.name = name.clone();
+                        level.own_base = false;
+                        level.listed = false;
+                        level.text.clear();
+                        let key = if name == "mpd" {
+                            "mediapresentationduration"
+                        } else {
+                            "duration"
+                        };
+                        if name == "mpd" || name == "period" {
+                            if let Some(secs) = attr(key).as_deref().and_then(iso_duration_secs) {
+                                level.period_secs = Some(secs);
+                            }
+                        }
+                        if name == "representation" {
+                            level.rep_id = attr("id").unwrap_or_default();
+                            level.bandwidth = attr("bandwidth").unwrap_or_default();
+                        }
+                        if !tag.self_closing {
+                            stack.push(level);
+                        } else if name == "representation" {
+                            emit_representation(&level, &mut links, &mut segments, max_segments);
+                        }
+                    }
+                    "segmenttemplate" => {
+                        for (k, v) in tag.attributes.iter() {
+                            top.template.insert(
+                                String::from_utf8_lossy(k).to_ascii_lowercase(),
+                                String::from_utf8_lossy(&v.value).into_owned(),
+                            );
+                        }
+                        top.timeline.clear();
+                    }
+                    "s" => {
+                        let num = |n: &str| attr(n).and_then(|v| v.trim().parse::<i64>().ok());
+                        if let Some(d) = num("d").filter(|d| *d > 0) {
+                            let t = num("t").and_then(|t| u64::try_from(t).ok());
+                            top.timeline.push((t, d as u64, num("r").unwrap_or(0)));
+                        }
+                    }
+                    "segmenturl" | "initialization" | "representationindex" => {
+                        let key = if name == "segmenturl" {
+                            "media"
+                        } else {
+                            "sourceurl"
+                        };
+                        if let Some(v) = attr(key) {
+                            if segments < max_segments {
+                                segments += 1;
+                                links.add(&top.base, &v, Hint::Segment);
+                            }
+                        }
+                        top.listed = true;
+                    }
+                    _ => {}
+                }
+            }
+            Token::String(text) => {
+                if let Some(top) = stack.last_mut().filter(|l| l.name == "baseurl") {
+                    top.text.push_str(&String::from_utf8_lossy(&text.value));
+                }
+            }
+            Token::EndTag(tag) => {
+                let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
+                let Some(pos) = stack.iter().rposition(|l| l.name == name) else {
+                    continue;
+                };
+                if pos == 0 {
+                    continue;
+                }
+                let level = stack.remove(pos);
+                stack.truncate(pos);
+                let parent = stack.last_mut().expect("root level");
+                match name.as_str() {
+                    "baseurl" => {
+                        if let Ok(joined) = parent.base.join(level.text.trim()) {
+                            parent.base = joined;
+                            parent.own_base = true;
+                        }
+                    }
+                    "representation" => {
+                        emit_representation(&level, &mut links, &mut segments, max_segments)
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    links.out
+}
+
+/// An element of a DASH manifest with what its children inherit.
+#[derive(Clone)]
+struct Level {
+    name: String,
+    base: Url,
+    own_base: bool,
+    template: std::collections::HashMap<String, String>,
+    timeline: Vec<(Option<u64>, u64, i64)>,
+    period_secs: Option<f64>,
+    rep_id: String,
+    bandwidth: String,
+    listed: bool,
+    text: String,
+}
+
+fn emit_representation(level: &Level, links: &mut Links, segments: &mut usize, max: usize) {
+    let room = max.saturating_sub(*segments);
+    let found = representation_segments(
+        &level.template,
+        &level.timeline,
+        level.period_secs,
+        &level.rep_id,
+        &level.bandwidth,
+        room,
+    );
+    if found.is_empty() && !level.listed && level.own_base && room > 0 {
+        // A single-file representation: its BaseURL.
+        *segments += 1;
+        links.add(&level.base, level.base.as_str(), Hint::Segment);
+    }
+    for url in found {
+        *segments += 1;
+        links.add(&level.base, &url, Hint::Segment);
+    }
+}
+
+/// The initialisation and media segment URLs a `SegmentTemplate` names.
+fn representation_segments(
+    template: &std::collections::HashMap<String, String>,
+    timeline: &[(Option<u64>, u64, i64)],
+    period_secs: Option<f64>,
+    rep_id: &str,
+    bandwidth: &str,
+    max: usize,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let fill = |pattern: &str, number: u64, time: u64| -> String {
+        let mut result = String::new();
+        let mut rest = pattern;
+        while let Some(start) = rest.find('$') {
+            result.push_str(&rest[..start]);
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('$') else {
+                result.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let ident = &after[..end];
+            let (name, format) = ident.split_once('%').unwrap_or((ident, ""));
+            let width: usize = format
+                .trim_start_matches('0')
+                .trim_end_matches('d')
+                .parse()
+                .unwrap_or(0);
+            let value = match name {
+                "" => "$".to_string(),
+                "RepresentationID" => rep_id.to_string(),
+                "Bandwidth" => bandwidth.to_string(),
+                "Number" => number.to_string(),
+                "Time" => time.to_string(),
+                other => format!("${other}$"),
+            };
+            result.push_str(&format!("{value:0>width$}"));
+            rest = &after[end + 1..];
+        }
+        result.push_str(rest);
+        result
+    };
+    if let Some(init) = template.get("initialization") {
+        if max > 0 {
+            out.push(fill(init, 0, 0));
+        }
+    }
+    let Some(media) = template.get("media") else {
+        return out;
+    };
+    let start_number: u64 = template
+        .get("startnumber")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let timescale: f64 = template
+        .get("timescale")
+        .and_then(|v| v.parse().ok())
+        .filter(|t: &f64| *t > 0.0)
+        .unwrap_or(1.0);
+    let mut number = start_number;
+    if !timeline.is_empty() {
+        let mut time = 0u64;
+        let period_end = period_secs.map(|s| (s * timescale) as u64);
+        for &(t, d, r) in timeline {
+            if let Some(t) = t {
+                time = t;
+            }
+            let repeats = if r < 0 {
+                match period_end {
+                    Some(end) if end > time => (end - time).div_ceil(d).saturating_sub(1),
+                    _ => 0,
+                }
+            } else {
+                r as u64
+            };
+            for _ in 0..=repeats {
+                if out.len() >= max {
+                    return out;
+                }
+                out.push(fill(media, number, time));
+                number += 1;
+                time += d;
+            }
+        }
+    } else if let (Some(duration), Some(total)) = (
+        template
+            .get("duration")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|d| *d > 0.0),
+        period_secs,
+    ) {
+        let count = (total * timescale / duration).ceil() as u64;
+        for i in 0..count {
+            if out.len() >= max {
+                break;
+            }
+            let time = (i as f64 * duration) as u64;
+            out.push(fill(media, number, time));
+            number += 1;
+        }
+    }
+    out
+}
+
+/// Seconds in an ISO 8601 duration such as `PT1M30.5S` or `P0DT2H`
+/// (a year is 365 days and a month 30, as DASH players reckon them).
+pub fn iso_duration_secs(value: &str) -> Option<f64> {
+    let rest = value.trim().strip_prefix('P')?;
+    let mut secs = 0.0;
+    let mut in_time = false;
+    let mut number = String::new();
+    for c in rest.chars() {
+        match c {
+            'T' => in_time = true,
+            '0'..='9' | '.' => number.push(c),
+            unit => {
+                let n: f64 = number.parse().ok()?;
+                number.clear();
+                secs += n * match (unit, in_time) {
+                    ('Y', false) => 365.0 * 86400.0,
+                    ('M', false) => 30.0 * 86400.0,
+                    ('W', false) => 7.0 * 86400.0,
+                    ('D', false) => 86400.0,
+                    ('H', true) => 3600.0,
+                    ('M', true) => 60.0,
+                    ('S', true) => 1.0,
+                    _ => return None,
+                };
+            }
+        }
+    }
+    number.is_empty().then_some(secs)
 }
 
 #[cfg(test)]
@@ -356,5 +848,162 @@ mod tests {
         );
         assert_eq!(found[0].hint, Hint::Stylesheet);
         assert_eq!(found[4].hint, Hint::Stylesheet);
+    }
+    #[test]
+    fn every_kind_of_page_requisite_is_found() {
+        let page = Url::parse("https://aleppo-news.example/article/").unwrap();
+        let html = r#"<html><head>
+            <meta property="og:image" content="/og.jpg"><meta name="twitter:image" content="/tw.jpg">
+            <meta property="og:video" content="https://cdn.example/og.mp4">
+            <link rel="apple-touch-icon" href="/touch.png"><link rel="preload" as="font" href="/f.woff2">
+            <link rel="manifest" href="/site.webmanifest"><link rel="preload" as="style" href="/late.css">
+            <style>.a { background-image: image-set("bg-1x.webp" 1x, url(bg-2x.webp) 2x) }</style>
+            </head><body background="/paper.gif">
+            <picture><source type="image/webp" srcset="/h.webp 1x, /h@2x.webp 2x"><img src="/h.jpg"></picture>
+            <img data-srcset="/lazy-300.jpg 300w, /lazy-600.jpg 600w" data-original="/orig.jpg">
+            <audio src="/report.mp3"></audio><video><track src="/subs.vtt" kind="subtitles"></video>
+            <embed src="/player.swf"><object data="/doc.pdf"></object>
+            <iframe src="https://player.example/embed/7"></iframe>
+            <iframe srcdoc="&lt;img src=&quot;/in-srcdoc.png&quot;&gt;"></iframe>
+            <noscript><img src="/noscript.jpg"></noscript>
+            <a href="/live/master.m3u8">live stream</a><a href="/vod/manifest.mpd">DASH</a><a href="/next/">next</a>
+            <video src="/hls/stream" type="application/x-mpegURL"></video>
+            </body></html>"#;
+        let found = html_links(html, &page);
+        let hint = |u: &str| found.iter().find(|l| l.url.as_str() == u).map(|l| l.hint);
+        for expected in [
+            "https://aleppo-news.example/og.jpg",
+            "https://aleppo-news.example/tw.jpg",
+            "https://cdn.example/og.mp4",
+            "https://aleppo-news.example/touch.png",
+            "https://aleppo-news.example/f.woff2",
+            "https://aleppo-news.example/site.webmanifest",
+            "https://aleppo-news.example/article/bg-1x.webp",
+            "https://aleppo-news.example/article/bg-2x.webp",
+            "https://aleppo-news.example/paper.gif",
+            "https://aleppo-news.example/h.webp",
+            "https://aleppo-news.example/h@2x.webp",
+            "https://aleppo-news.example/h.jpg",
+            "https://aleppo-news.example/lazy-300.jpg",
+            "https://aleppo-news.example/lazy-600.jpg",
+            "https://aleppo-news.example/orig.jpg",
+            "https://aleppo-news.example/report.mp3",
+            "https://aleppo-news.example/subs.vtt",
+            "https://aleppo-news.example/player.swf",
+            "https://aleppo-news.example/doc.pdf",
+            "https://aleppo-news.example/in-srcdoc.png",
+            "https://aleppo-news.example/noscript.jpg",
+        ] {
+            assert!(
+                hint(expected).is_some(),
+                "{expected} missing from {:?}",
+                urls(&found)
+            );
+        }
+        assert_eq!(
+            hint("https://aleppo-news.example/late.css"),
+            Some(Hint::Stylesheet)
+        );
+        assert_eq!(hint("https://player.example/embed/7"), Some(Hint::Frame));
+        assert_eq!(
+            hint("https://aleppo-news.example/live/master.m3u8"),
+            Some(Hint::Stream)
+        );
+        assert_eq!(
+            hint("https://aleppo-news.example/vod/manifest.mpd"),
+            Some(Hint::Stream)
+        );
+        assert_eq!(
+            hint("https://aleppo-news.example/hls/stream"),
+            Some(Hint::Stream)
+        );
+        assert_eq!(hint("https://aleppo-news.example/next/"), None);
+    }
+
+    #[test]
+    fn hls_master_and_media_playlists() {
+        let master = Url::parse("https://cdn.example/live/master.m3u8").unwrap();
+        let text = "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"ar\",URI=\"audio/ar.m3u8\"\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS=\"avc1.4d401e,mp4a.40.2\"\nlow/index.m3u8\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=2400000\nhttps://cdn2.example/high/index.m3u8\n\
+            #EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,URI=\"iframes.m3u8\"\n";
+        let found = hls_links(text, &master, 10);
+        assert_eq!(
+            urls(&found),
+            vec![
+                "https://cdn.example/live/audio/ar.m3u8",
+                "https://cdn.example/live/low/index.m3u8",
+                "https://cdn2.example/high/index.m3u8",
+                "https://cdn.example/live/iframes.m3u8",
+            ]
+        );
+        assert!(found.iter().all(|l| l.hint == Hint::Stream));
+        let media = Url::parse("https://cdn.example/live/low/index.m3u8").unwrap();
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init.mp4\"\n\
+            #EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/k1\",IV=0x1\n\
+            #EXTINF:4.0,\nseg0.m4s\n#EXTINF:4.0,\nseg1.m4s\n#EXTINF:4.0,\nseg2.m4s\n#EXT-X-ENDLIST\n";
+        let found = hls_links(text, &media, 2);
+        assert_eq!(
+            urls(&found),
+            vec![
+                "https://cdn.example/live/low/init.mp4",
+                "https://keys.example/k1",
+                "https://cdn.example/live/low/seg0.m4s",
+                "https://cdn.example/live/low/seg1.m4s",
+            ]
+        );
+        assert!(found.iter().all(|l| l.hint == Hint::Segment));
+    }
+
+    #[test]
+    fn dash_templates_timelines_lists_and_base_urls() {
+        let mpd_url = Url::parse("https://cdn.example/vod/manifest.mpd").unwrap();
+        let mpd = r#"<?xml version="1.0"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" mediaPresentationDuration="PT10S" type="static">
+ <BaseURL>media/</BaseURL>
+ <Period>
+  <AdaptationSet mimeType="video/mp4">
+   <SegmentTemplate timescale="1000" duration="4000" startNumber="1"
+     initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/seg-$Number%03d$.m4s"/>
+   <Representation id="v360" bandwidth="800000"/>
+  </AdaptationSet>
+  <AdaptationSet mimeType="audio/mp4">
+   <Representation id="a1" bandwidth="64000">
+    <SegmentTemplate timescale="48000" initialization="a-init.mp4" media="a-$Time$.m4s">
+     <SegmentTimeline><S t="0" d="96000" r="1"/><S d="48000"/></SegmentTimeline>
+    </SegmentTemplate>
+   </Representation>
+  </AdaptationSet>
+  <AdaptationSet mimeType="text/vtt">
+   <Representation id="subs"><BaseURL>subs/ar.vtt</BaseURL></Representation>
+  </AdaptationSet>
+  <AdaptationSet>
+   <Representation id="list"><SegmentList><Initialization sourceURL="l/init.mp4"/>
+    <SegmentURL media="l/1.m4s"/><SegmentURL media="l/2.m4s"/></SegmentList></Representation>
+  </AdaptationSet>
+ </Period>
+</MPD>"#;
+        let found = dash_links(mpd, &mpd_url, 100);
+        assert_eq!(
+            urls(&found),
+            vec![
+                "https://cdn.example/vod/media/v360/init.mp4",
+                "https://cdn.example/vod/media/v360/seg-001.m4s",
+                "https://cdn.example/vod/media/v360/seg-002.m4s",
+                "https://cdn.example/vod/media/v360/seg-003.m4s",
+                "https://cdn.example/vod/media/a-init.mp4",
+                "https://cdn.example/vod/media/a-0.m4s",
+                "https://cdn.example/vod/media/a-96000.m4s",
+                "https://cdn.example/vod/media/a-192000.m4s",
+                "https://cdn.example/vod/media/subs/ar.vtt",
+                "https://cdn.example/vod/media/l/init.mp4",
+                "https://cdn.example/vod/media/l/1.m4s",
+                "https://cdn.example/vod/media/l/2.m4s",
+            ]
+        );
+        assert_eq!(dash_links(mpd, &mpd_url, 3).len(), 3);
+        assert_eq!(iso_duration_secs("PT1M30.5S"), Some(90.5));
+        assert_eq!(iso_duration_secs("P1DT1H"), Some(90000.0));
+        assert_eq!(iso_duration_secs("1H"), None);
     }
 }

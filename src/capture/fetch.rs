@@ -43,6 +43,10 @@ pub struct FetchLimits {
     /// Largest response head (status line and header fields).
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// Slowest acceptable body rate, averaged over `throughput_window`: a
+    /// body that drips slower is cut (`WARC-Truncated: time`).
+    pub min_bytes_per_sec: u64,
+    pub throughput_window: Duration,
 }
 
 /// Why an exchange failed or ended early.
@@ -60,6 +64,8 @@ pub enum FetchError {
     Timeout { stage: &'static str, secs: u64 },
     #[error("invalid HTTP response: {0}")]
     Protocol(String),
+    #[error("body slower than {min} bytes/s over {secs}s; cut off")]
+    TooSlow { min: u64, secs: u64 },
     #[error("connection lost during the body: {0}")]
     Disconnected(String),
     #[error("spool i/o failed: {0}")]
@@ -77,6 +83,7 @@ impl FetchError {
             FetchError::Connect { .. } => "connect",
             FetchError::Tls { .. } => "tls",
             FetchError::Timeout { .. } => "timeout",
+            FetchError::TooSlow { .. } => "too_slow",
             FetchError::Protocol(_) => "protocol",
             FetchError::Disconnected(_) => "disconnected",
             FetchError::Spool(_) => "spool",
@@ -132,6 +139,9 @@ pub struct ResponseData {
     pub raw_sha256: Sha256,
     pub scan: ScanResult,
     pub truncated: Option<Truncation>,
+    /// Why the bytes did not parse as an HTTP response (`scan.head` is then
+    /// absent).
+    pub parse_error: Option<String>,
     /// The first bytes of the payload (content-encoding still applied), kept
     /// for link discovery when the response may hold links.
     pub sample: Option<Vec<u8>>,
@@ -498,6 +508,8 @@ impl Fetcher {
                 ex.timings.first_byte_ms = Some(started.elapsed().as_millis() as u64);
                 let mut body = response.into_body();
                 let limit = self.limits.max_body_bytes;
+                let mut pace =
+                    Throughput::new(self.limits.min_bytes_per_sec, self.limits.throughput_window);
                 loop {
                     if let Err(e) = spool.drain(tape).await {
                         error = Some(e);
@@ -509,9 +521,20 @@ impl Fetcher {
                         truncated = Some(Truncation::Length);
                         break;
                     }
+                    if pace.too_slow(spool.raw_len) {
+                        truncated = Some(Truncation::Time);
+                        error = Some(FetchError::TooSlow {
+                            min: self.limits.min_bytes_per_sec,
+                            secs: self.limits.throughput_window.as_secs(),
+                        });
+                        break;
+                    }
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    let wait = self.limits.read_timeout.min(left);
+                    let wait = self.limits.read_timeout.min(left).min(pace.next_check());
                     match tokio::time::timeout(wait, body.frame()).await {
+                        Err(_) if wait < self.limits.read_timeout.min(left) => {
+                            // Time to look at the pace again, not a timeout.
+                        }
                         Err(_) => {
                             truncated = Some(Truncation::Time);
                             error = Some(if wait == left {
@@ -550,15 +573,18 @@ impl Fetcher {
         match spool.finish(truncated, self.sample_limit).await {
             Ok(Some(data)) => {
                 if data.scan.head.is_none() {
-                    error.get_or_insert(FetchError::Protocol(
-                        "no complete response head received".into(),
-                    ));
+                    let reason = data
+                        .parse_error
+                        .clone()
+                        .unwrap_or_else(|| "no complete response head received".into());
+                    // The scanner's reason names the fault in the bytes;
+                    // hyper's is vaguer.
+                    error = Some(FetchError::Protocol(reason));
                 }
-                // A response whose head never parsed is not a response: keep
-                // the error, drop the bytes.
-                if data.scan.head.is_some() {
-                    ex.response = Some(data);
+                if let (Some(_), Some(reason)) = (&data.scan.head, &data.parse_error) {
+                    error.get_or_insert(FetchError::Protocol(reason.clone()));
                 }
+                ex.response = Some(data);
             }
             Ok(None) => {}
             Err(e) => {
@@ -568,6 +594,46 @@ impl Fetcher {
         if error.is_some() {
             ex.error = error;
         }
+    }
+}
+
+/// The minimum-throughput rule: after each full window, the bytes received
+/// in it must reach `min_bytes_per_sec` times its length.
+struct Throughput {
+    min: u64,
+    window: Duration,
+    started: tokio::time::Instant,
+    at_window_start: u64,
+}
+
+impl Throughput {
+    fn new(min: u64, window: Duration) -> Self {
+        Throughput {
+            min,
+            window,
+            started: tokio::time::Instant::now(),
+            at_window_start: 0,
+        }
+    }
+
+    fn next_check(&self) -> Duration {
+        if self.min == 0 {
+            return Duration::MAX;
+        }
+        (self.started + self.window).saturating_duration_since(tokio::time::Instant::now())
+            + Duration::from_millis(1)
+    }
+
+    /// Whether the window that just ended was too slow; starts the next.
+    fn too_slow(&mut self, received: u64) -> bool {
+        if self.min == 0 || self.started.elapsed() < self.window {
+            return false;
+        }
+        let needed = (self.min as f64 * self.window.as_secs_f64()) as u64;
+        let slow = received - self.at_window_start < needed;
+        self.started = tokio::time::Instant::now();
+        self.at_window_start = received;
+        slow
     }
 }
 
@@ -666,9 +732,8 @@ impl Spool {
         if self.raw_len == 0 {
             return Ok(None);
         }
-        if let Some(e) = self.parse_error {
-            return Err(FetchError::Protocol(e));
-        }
+        // Bytes that are not HTTP are kept too (as a `resource` record):
+        // what a server sent is evidence even when it is not a response.
         let mut raw = self.file.into_inner().into_std().await;
         let scan = self.scanner.finish();
         let wants_sample = scan
@@ -702,6 +767,7 @@ impl Spool {
             raw_sha256: Sha256::from_hasher(self.hasher),
             scan,
             truncated,
+            parse_error: self.parse_error,
             sample,
         }))
     }

@@ -34,6 +34,15 @@ pub struct CaptureSettings {
     pub max_redirects: usize,
     pub max_resources: usize,
     pub concurrency: usize,
+    /// How deep `iframe`/`frame` documents are captured with their own
+    /// requisites (1: frames of the page; 2: also frames inside those).
+    pub max_frame_depth: usize,
+    /// Segments (media, keys, maps) taken from HLS and DASH streams.
+    pub max_stream_segments: usize,
+    /// Bytes of stream segments per capture; later segments are skipped.
+    pub max_stream_bytes: u64,
+    /// Write `revisit` records for payloads already stored for the URL.
+    pub dedup: bool,
     /// Extra trusted root certificates (PEM files), beside the Mozilla roots.
     pub extra_root_certificates: Vec<PathBuf>,
 }
@@ -53,11 +62,17 @@ impl Default for CaptureSettings {
                 max_body_bytes: 4 << 30,
                 max_header_bytes: 64 * 1024,
                 max_headers: 200,
+                min_bytes_per_sec: 1024,
+                throughput_window: Duration::from_secs(30),
             },
             max_capture_bytes: 16 << 30,
             max_redirects: 10,
             max_resources: 1000,
             concurrency: 4,
+            max_frame_depth: 2,
+            max_stream_segments: 2000,
+            max_stream_bytes: 2 << 30,
+            dedup: true,
             extra_root_certificates: Vec::new(),
         }
     }
@@ -118,9 +133,29 @@ pub struct Crawler {
     settings: CaptureSettings,
 }
 
+/// A discovered URL waiting to be fetched.
+struct Pending {
+    link: discover::Link,
+    referer: Url,
+    /// Frame depth of the document that linked it (the page is 0).
+    depth: usize,
+}
+
+/// Stream segments and bytes taken so far in a capture.
+struct StreamBudget {
+    segments: usize,
+    bytes: u64,
+}
+
+fn is_markup(mime: &str) -> bool {
+    mime == "text/html" || mime == "application/xhtml+xml"
+}
+
 /// What the crawler keeps of an exchange after handing it to the writer.
 struct Seen {
     url: Url,
+    /// Bytes received for the exchange.
+    bytes: u64,
     status: Option<u16>,
     location: Option<String>,
     mime: Option<String>,
@@ -131,7 +166,7 @@ struct Seen {
 /// Longest decoded text examined for links (a gzip bomb stops here).
 const MAX_DECODED_TEXT: u64 = 32 * 1024 * 1024;
 /// Rounds of discovery (page, then stylesheets, then their imports...).
-const MAX_DISCOVERY_ROUNDS: usize = 5;
+const MAX_DISCOVERY_ROUNDS: usize = 16;
 
 impl Crawler {
     pub fn new(settings: CaptureSettings, spool_dir: PathBuf) -> Result<Self, CaptureError> {
@@ -175,61 +210,120 @@ impl Crawler {
                 final_url: page.url,
             };
         }
-        let mut queue: Vec<(discover::Link, Url)> = match (&page.text, page.mime.as_deref()) {
-            (Some(text), Some("text/css")) => discover::css_links(text, &page.url)
-                .into_iter()
-                .map(|l| (l, page.url.clone()))
-                .collect(),
-            (Some(text), _) => discover::html_links(text, &page.url)
-                .into_iter()
-                .map(|l| (l, page.url.clone()))
-                .collect(),
-            (None, _) => Vec::new(),
+        let mut streams = StreamBudget {
+            segments: 0,
+            bytes: 0,
         };
+        let mut queue = self.links_of(&page, discover::Hint::Frame, 0, &mut streams);
         let mut fetched = 1usize;
         for _round in 0..MAX_DISCOVERY_ROUNDS {
             if queue.is_empty() {
                 break;
             }
             let room = self.settings.max_resources.saturating_sub(fetched);
-            let batch: Vec<(discover::Link, Url)> = {
+            let batch: Vec<Pending> = {
                 let seen = visited.lock().expect("visited set");
                 let mut unique = HashSet::new();
+                let streams_full = streams.bytes >= self.settings.max_stream_bytes;
                 queue
                     .drain(..)
-                    .filter(|(l, _)| {
-                        !seen.contains(l.url.as_str()) && unique.insert(l.url.to_string())
+                    .filter(|p| {
+                        !(streams_full && p.link.hint == discover::Hint::Segment)
+                            && !seen.contains(p.link.url.as_str())
+                            && unique.insert(p.link.url.to_string())
                     })
                     .take(room)
                     .collect()
             };
             fetched += batch.len();
-            let results: Vec<Option<Seen>> = stream::iter(batch)
-                .map(|(link, referer)| {
+            let results: Vec<(Pending, Option<Seen>)> = stream::iter(batch)
+                .map(|pending| {
                     let (budget, visited, tx) = (&budget, &visited, &tx);
                     async move {
-                        self.follow(link.url, Some(referer), budget, visited, tx)
-                            .await
+                        let seen = self
+                            .follow(
+                                pending.link.url.clone(),
+                                Some(pending.referer.clone()),
+                                budget,
+                                visited,
+                                tx,
+                            )
+                            .await;
+                        (pending, seen)
                     }
                 })
                 .buffer_unordered(self.settings.concurrency.max(1))
                 .collect()
                 .await;
-            for seen in results.into_iter().flatten() {
-                let is_css = seen.mime.as_deref() == Some("text/css");
-                if let (true, Some(text)) = (is_css, &seen.text) {
-                    queue.extend(
-                        discover::css_links(text, &seen.url)
-                            .into_iter()
-                            .map(|l| (l, seen.url.clone())),
-                    );
+            for (pending, seen) in results {
+                let Some(seen) = seen else { continue };
+                if pending.link.hint == discover::Hint::Segment {
+                    streams.bytes += seen.bytes;
                 }
+                // The page is depth 0; a frame it holds is depth 1.
+                let depth = match pending.link.hint {
+                    discover::Hint::Frame => pending.depth + 1,
+                    _ => pending.depth,
+                };
+                queue.extend(self.links_of(&seen, pending.link.hint, depth, &mut streams));
             }
         }
         CrawlOutcome {
             seed_error: None,
             final_url: page.url,
         }
+    }
+
+    /// What a fetched document refers to, by what it turned out to be: a
+    /// stylesheet, a frame (or the page) within the depth limit, or a
+    /// stream. `depth` is the frame depth of `seen` itself.
+    fn links_of(
+        &self,
+        seen: &Seen,
+        hint: discover::Hint,
+        depth: usize,
+        streams: &mut StreamBudget,
+    ) -> Vec<Pending> {
+        use discover::Hint;
+        let Some(text) = &seen.text else {
+            return Vec::new();
+        };
+        let mime = seen.mime.as_deref().unwrap_or_default();
+        let path = seen.url.path().to_ascii_lowercase();
+        let is_hls = discover::is_hls_type(mime) || (path.ends_with(".m3u8") && !is_markup(mime));
+        let is_dash =
+            mime == "application/dash+xml" || (path.ends_with(".mpd") && !is_markup(mime));
+        let (links, depth) = if is_hls || is_dash {
+            let room = self
+                .settings
+                .max_stream_segments
+                .saturating_sub(streams.segments);
+            let links = if is_hls {
+                discover::hls_links(text, &seen.url, room)
+            } else {
+                discover::dash_links(text, &seen.url, room)
+            };
+            streams.segments += links.iter().filter(|l| l.hint == Hint::Segment).count();
+            (links, depth)
+        } else if mime == "text/css" || (hint == Hint::Stylesheet && !is_markup(mime)) {
+            (discover::css_links(text, &seen.url), depth)
+        } else if hint == Hint::Frame && is_markup(mime) {
+            let links = discover::html_links(text, &seen.url)
+                .into_iter()
+                .filter(|l| l.hint != Hint::Frame || depth < self.settings.max_frame_depth)
+                .collect();
+            (links, depth)
+        } else {
+            (Vec::new(), depth)
+        };
+        links
+            .into_iter()
+            .map(|link| Pending {
+                link,
+                referer: seen.url.clone(),
+                depth,
+            })
+            .collect()
     }
 
     /// Fetches `url`, following redirects; every hop is sent to `tx`.
@@ -269,16 +363,25 @@ impl Crawler {
 
 fn observe(ex: &Exchange) -> Seen {
     let head = ex.response.as_ref().and_then(|r| r.scan.head.as_ref());
+    let mime = head.and_then(|h| h.mime());
     let text = ex.response.as_ref().and_then(|r| {
         let sample = r.sample.as_ref()?;
         let encoding = head.and_then(|h| h.content_encoding());
-        decode_for_links(sample, encoding.as_deref())
+        let decoded = decode_for_links(sample, encoding.as_deref())?;
+        let content_type = head.and_then(|h| h.header("content-type"));
+        let html = mime.as_deref().is_none_or(is_markup);
+        Some(crate::charset::decode(
+            &decoded,
+            content_type.as_deref(),
+            html,
+        ))
     });
     Seen {
         url: ex.url.clone(),
+        bytes: ex.response.as_ref().map_or(0, |r| r.raw_len),
         status: head.map(|h| h.status),
         location: head.and_then(|h| h.header("location")),
-        mime: head.and_then(|h| h.mime()),
+        mime,
         text,
         error: ex.error.clone(),
     }
@@ -286,7 +389,7 @@ fn observe(ex: &Exchange) -> Seen {
 
 /// Undoes content-encoding on a payload sample, capped so that a
 /// decompression bomb costs at most [`MAX_DECODED_TEXT`] bytes.
-pub fn decode_for_links(sample: &[u8], encoding: Option<&str>) -> Option<String> {
+pub fn decode_for_links(sample: &[u8], encoding: Option<&str>) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let ok = match encoding {
         None => {
@@ -313,7 +416,7 @@ pub fn decode_for_links(sample: &[u8], encoding: Option<&str>) -> Option<String>
         Some(_) => false,
     };
     // A truncated sample decodes partly; what decoded is still useful.
-    (ok || !out.is_empty()).then(|| String::from_utf8_lossy(&out).into_owned())
+    (ok || !out.is_empty()).then_some(out)
 }
 
 fn tls_config(extra_roots: &[PathBuf]) -> Result<rustls::ClientConfig, CaptureError> {

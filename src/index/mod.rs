@@ -68,16 +68,30 @@ pub trait Index: Send + Sync {
     /// Captures, oldest first; only those of a seed URL when given.
     async fn captures(&self, seed_url: Option<&str>) -> Result<Vec<Capture>, IndexError>;
 
+    /// The latest successful capture of `seed_url`.
+    async fn latest_ok_capture(&self, seed_url: &str) -> Result<Option<Capture>, IndexError>;
+
     /// A capture's records in file order.
     async fn records(&self, id: &CaptureId) -> Result<Vec<RecordEntry>, IndexError>;
 
-    /// The response record for `url` nearest in time to `at` (the latest
-    /// when `at` is absent). Ties go to the earlier record.
+    /// The response (or revisit) record for `url` nearest in time to `at`
+    /// (the latest when `at` is absent). Ties go to the earlier record.
     async fn nearest_response(
         &self,
         url: &str,
         at: Option<DateTime<Utc>>,
     ) -> Result<Option<Hit>, IndexError>;
+
+    /// The earliest full response for `url` whose payload has this digest:
+    /// what a new capture's `revisit` record refers to.
+    async fn original_response(
+        &self,
+        url: &str,
+        payload_digest: crate::model::Sha256,
+    ) -> Result<Option<Hit>, IndexError>;
+
+    /// A record by its `WARC-Record-ID`, with its capture and WARC file.
+    async fn record_hit(&self, record_id: &str) -> Result<Option<Hit>, IndexError>;
 
     // Scheduled runs.
 

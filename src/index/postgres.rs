@@ -14,11 +14,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
 use super::{db_time, parse_db_time, Hit, Index, IndexError, LinkFilter};
-use crate::model::PendingObject;
 use crate::model::{
     Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck,
     RecordEntry, Relation, Resource, Run, RunFinish, RunState, Sha256, Stats, WarcRef,
 };
+use crate::model::{PageChange, PendingObject};
 
 /// Migrations in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "pending objects",
         include_str!("migrations/postgres/0004_pending_objects.sql"),
+    ),
+    (
+        5,
+        "page change",
+        include_str!("migrations/postgres/0005_page_change.sql"),
     ),
 ];
 
@@ -157,12 +162,31 @@ impl PostgresIndex {
                 .as_deref()
                 .map(parse_db_time)
                 .transpose()?,
+            change: page_change(
+                row.get("previous_capture"),
+                row.get::<Option<String>, _>("page_change").as_deref(),
+            )?,
         })
     }
 }
 
+fn page_change(
+    previous: Option<String>,
+    change: Option<&str>,
+) -> Result<Option<PageChange>, IndexError> {
+    let Some(previous) = previous else {
+        return Ok(None);
+    };
+    Ok(Some(PageChange {
+        previous_capture: previous
+            .parse()
+            .map_err(|_| IndexError::Corrupt(format!("capture id {previous:?}")))?,
+        changed: change == Some("changed"),
+    }))
+}
+
 const CAPTURE_COLUMNS: &str = "SELECT c.id, c.seed_url, c.status, c.error, c.started_at, c.finished_at, c.warc_sha256, \
-     c.record_count, c.schedule, c.scheduled_for, w.key, w.bytes FROM capture c LEFT JOIN warc_file w ON w.sha256 = c.warc_sha256";
+     c.record_count, c.schedule, c.scheduled_for, c.previous_capture, c.page_change, w.key, w.bytes FROM capture c LEFT JOIN warc_file w ON w.sha256 = c.warc_sha256";
 
 const RECORD_COLUMNS: &str =
     "record_id, warc_type, target_uri, surt, date, timestamp, mime, status, \
@@ -220,7 +244,7 @@ impl Index for PostgresIndex {
                 .await?;
         }
         sqlx::query(pg("INSERT INTO capture (id, seed_url, status, error, started_at, finished_at, warc_sha256, record_count, \
-             schedule, scheduled_for) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+             schedule, scheduled_for, previous_capture, page_change) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         )
         .bind(capture.id.as_str())
         .bind(&capture.seed_url)
@@ -232,6 +256,14 @@ impl Index for PostgresIndex {
         .bind(capture.records as i64)
         .bind(&capture.schedule)
         .bind(capture.scheduled_for.as_ref().map(db_time))
+        .bind(capture.change.as_ref().map(|c| c.previous_capture.to_string()))
+        .bind(capture.change.as_ref().map(|c| {
+            if c.changed {
+                "changed"
+            } else {
+                "unchanged"
+            }
+        }))
         .execute(&mut *tx)
         .await?;
         for (seq, r) in capture.resources.iter().enumerate() {
@@ -331,6 +363,21 @@ impl Index for PostgresIndex {
         Ok(out)
     }
 
+    async fn latest_ok_capture(&self, seed_url: &str) -> Result<Option<Capture>, IndexError> {
+        let sql = format!(
+            "{CAPTURE_COLUMNS} WHERE c.seed_url = ? AND c.status = 'ok' \
+             ORDER BY c.started_at DESC, c.id DESC LIMIT 1"
+        );
+        let row = sqlx::query(pg(&sql))
+            .bind(seed_url)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.capture_from_row(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
     async fn records(&self, id: &CaptureId) -> Result<Vec<RecordEntry>, IndexError> {
         let sql =
             format!("SELECT {RECORD_COLUMNS} FROM record WHERE capture_id = ? ORDER BY \"offset\"");
@@ -347,30 +394,10 @@ impl Index for PostgresIndex {
         at: Option<DateTime<Utc>>,
     ) -> Result<Option<Hit>, IndexError> {
         let base = format!(
-            "SELECT r.capture_id, w.sha256 AS w_sha256, w.key AS w_key, w.bytes AS w_bytes, {} \
-             FROM record r JOIN warc_file w ON w.sha256 = r.warc_sha256 \
-             WHERE r.target_uri = ? AND r.warc_type = 'response'",
-            RECORD_COLUMNS
-                .split(", ")
-                .map(|c| format!("r.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{} WHERE r.target_uri = ? AND r.warc_type IN ('response', 'revisit')",
+            hit_select()
         );
-        let pick = |row: Option<PgRow>| -> Result<Option<Hit>, IndexError> {
-            let Some(row) = row else { return Ok(None) };
-            let capture_id: String = row.get("capture_id");
-            Ok(Some(Hit {
-                capture_id: capture_id
-                    .parse()
-                    .map_err(|_| IndexError::Corrupt(format!("capture id {capture_id:?}")))?,
-                warc: WarcRef {
-                    key: row.get("w_key"),
-                    sha256: digest(row.get("w_sha256"))?,
-                    bytes: row.get::<i64, _>("w_bytes") as u64,
-                },
-                record: record_from_row(&row)?,
-            }))
-        };
+        let pick = |row: Option<PgRow>| row.as_ref().map(hit_from_row).transpose();
         let Some(at) = at else {
             let sql = format!("{base} ORDER BY r.date DESC LIMIT 1");
             return pick(
@@ -407,6 +434,33 @@ impl Index for PostgresIndex {
             }
             (b, a) => b.or(a),
         })
+    }
+
+    async fn original_response(
+        &self,
+        url: &str,
+        payload_digest: crate::model::Sha256,
+    ) -> Result<Option<Hit>, IndexError> {
+        let sql = format!(
+            "{} WHERE r.target_uri = ? AND r.warc_type = 'response' AND r.payload_digest = ? \
+             ORDER BY r.date ASC LIMIT 1",
+            hit_select()
+        );
+        let row = sqlx::query(pg(&sql))
+            .bind(url)
+            .bind(payload_digest.hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(hit_from_row).transpose()
+    }
+
+    async fn record_hit(&self, record_id: &str) -> Result<Option<Hit>, IndexError> {
+        let sql = format!("{} WHERE r.record_id = ?", hit_select());
+        let row = sqlx::query(pg(&sql))
+            .bind(record_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(hit_from_row).transpose()
     }
 
     async fn planned_until(
@@ -1097,4 +1151,32 @@ fn pg(sql: &str) -> sqlx::AssertSqlSafe<String> {
         }
     }
     sqlx::AssertSqlSafe(out)
+}
+
+/// The columns of a [`Hit`]: a record with its capture and WARC file.
+fn hit_select() -> String {
+    format!(
+        "SELECT r.capture_id, w.sha256 AS w_sha256, w.key AS w_key, w.bytes AS w_bytes, {} \
+         FROM record r JOIN warc_file w ON w.sha256 = r.warc_sha256",
+        RECORD_COLUMNS
+            .split(", ")
+            .map(|c| format!("r.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn hit_from_row(row: &PgRow) -> Result<Hit, IndexError> {
+    let capture_id: String = row.get("capture_id");
+    Ok(Hit {
+        capture_id: capture_id
+            .parse()
+            .map_err(|_| IndexError::Corrupt(format!("capture id {capture_id:?}")))?,
+        warc: WarcRef {
+            key: row.get("w_key"),
+            sha256: digest(row.get("w_sha256"))?,
+            bytes: row.get::<i64, _>("w_bytes") as u64,
+        },
+        record: record_from_row(row)?,
+    })
 }

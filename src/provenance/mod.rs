@@ -254,45 +254,12 @@ pub fn document_text(doc: &Document) -> Result<String, ProvenanceError> {
             mime,
         });
     }
-    let decoded = decode_charset(&doc.body, doc.content_type.as_deref(), is_html);
+    let decoded = crate::charset::decode(&doc.body, doc.content_type.as_deref(), is_html);
     Ok(if is_html {
         text::html_to_text(&decoded)
     } else {
         text::plain_to_text(&decoded)
     })
-}
-
-/// Decodes with the charset the response declared, or the page's `<meta>`,
-/// or a byte-order mark; UTF-8 otherwise.
-pub fn decode_charset(body: &[u8], content_type: Option<&str>, sniff_html: bool) -> String {
-    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(body) {
-        return encoding
-            .decode_without_bom_handling(&body[bom..])
-            .0
-            .into_owned();
-    }
-    let declared = content_type.and_then(|ct| {
-        ct.split(';').skip(1).find_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            (k.trim().eq_ignore_ascii_case("charset"))
-                .then(|| v.trim().trim_matches(['"', '\'']).to_string())
-        })
-    });
-    let sniffed = || {
-        let head = String::from_utf8_lossy(&body[..body.len().min(2048)]).to_ascii_lowercase();
-        let at = head.find("charset=")? + "charset=".len();
-        let rest = head[at..].trim_start_matches(['"', '\'', ' ']);
-        let label: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
-            .collect();
-        (!label.is_empty()).then_some(label)
-    };
-    let label = declared.or_else(|| if sniff_html { sniffed() } else { None });
-    let encoding = label
-        .and_then(|l| encoding_rs::Encoding::for_label(l.as_bytes()))
-        .unwrap_or(encoding_rs::UTF_8);
-    encoding.decode_without_bom_handling(body).0.into_owned()
 }
 
 /// Resolves the request against the archived document and records the link.

@@ -112,6 +112,8 @@ pub struct ResponseScanner {
     payload_len: u64,
     /// Bytes received after the message ended (ignored for the payload).
     trailing: u64,
+    /// Bytes of response heads (interim ones included) before the body.
+    head_bytes: u64,
 }
 
 /// What the scanner learnt from a whole (or cut-short) response.
@@ -124,6 +126,8 @@ pub struct ScanResult {
     /// read, or connection closed for a close-delimited body).
     pub complete: bool,
     pub trailing_bytes: u64,
+    /// Length of the response head(s) at the start of the raw bytes.
+    pub head_len: u64,
 }
 
 impl ResponseScanner {
@@ -139,6 +143,7 @@ impl ResponseScanner {
             hasher: sha2::Sha256::new(),
             payload_len: 0,
             trailing: 0,
+            head_bytes: 0,
         }
     }
 
@@ -184,6 +189,7 @@ impl ResponseScanner {
             return Err(HttpParseError::HeadTooLong(self.max_head));
         }
         let head = parse_head(&self.head_buf[..end], self.max_headers)?;
+        self.head_bytes += end as u64;
         // Bytes of `data` past the head belong to the body.
         let used_from_data = end - already;
         let rest = &data[used_from_data..];
@@ -348,6 +354,7 @@ impl ResponseScanner {
             payload_len: self.payload_len,
             complete,
             trailing_bytes: self.trailing,
+            head_len: self.head_bytes,
         }
     }
 }

@@ -41,6 +41,7 @@ fn ok_capture(started: DateTime<Utc>, body: &str) -> (Capture, Vec<RecordEntry>)
         }],
         schedule: None,
         scheduled_for: None,
+        change: None,
     };
     let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
         record_id: format!("<urn:uuid:{}>", uuid_like(&capture.id, offset)),
@@ -100,6 +101,7 @@ pub async fn conformance(index: Arc<dyn Index>) {
         resources: vec![],
         schedule: Some("aleppo-reports".into()),
         scheduled_for: Some(at("2016-12-02T00:00:00Z")),
+        change: None,
     };
     index.put_capture(&failed, &[]).await.unwrap();
     assert_eq!(
