@@ -490,8 +490,8 @@ pub fn dash_links(mpd: &str, base: &Url, max_segments: usize) -> Vec<Link> {
         listed: false,
         text: String::new(),
     }];
-    let mut tokenizer = Tokenizer::new(mpd);
-    while let Some(token) = tokenizer.next() {
+    let tokenizer = Tokenizer::new(mpd);
+    for token in tokenizer {
         let Ok(token) = token;
         match token {
             Token::StartTag(tag) => {

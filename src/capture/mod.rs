@@ -228,7 +228,8 @@ impl Crawler {
                 queue
                     .drain(..)
                     .filter(|p| {
-                        !(streams_full && p.link.hint == discover::Hint::Segment)
+                        let skipped = streams_full && p.link.hint == discover::Hint::Segment;
+                        !skipped
                             && !seen.contains(p.link.url.as_str())
                             && unique.insert(p.link.url.to_string())
                     })
