@@ -573,13 +573,16 @@ impl Fetcher {
         match spool.finish(truncated, self.sample_limit).await {
             Ok(Some(data)) => {
                 if data.scan.head.is_none() {
-                    let reason = data
-                        .parse_error
-                        .clone()
-                        .unwrap_or_else(|| "no complete response head received".into());
                     // The scanner's reason names the fault in the bytes;
-                    // hyper's is vaguer.
-                    error = Some(FetchError::Protocol(reason));
+                    // hyper's is vaguer, but better than none.
+                    match &data.parse_error {
+                        Some(reason) => error = Some(FetchError::Protocol(reason.clone())),
+                        None => {
+                            error.get_or_insert(FetchError::Protocol(
+                                "no complete response head received".into(),
+                            ));
+                        }
+                    }
                 }
                 if let (Some(_), Some(reason)) = (&data.scan.head, &data.parse_error) {
                     error.get_or_insert(FetchError::Protocol(reason.clone()));
@@ -792,16 +795,22 @@ fn payload_prefix(path: &std::path::Path, limit: usize) -> std::io::Result<Vec<u
     Ok(out)
 }
 
-/// Types worth scanning for links: HTML, CSS and unknowns.
+/// Types worth scanning for links: HTML, CSS, stream playlists and
+/// manifests, XML, and unknowns.
 fn may_hold_links(mime: Option<&str>) -> bool {
     match mime {
         None => true,
         Some(m) => {
-            m == "text/html"
-                || m == "application/xhtml+xml"
-                || m == "text/css"
-                || m == "text/plain"
-                || m == "application/octet-stream"
+            matches!(
+                m,
+                "text/html"
+                    | "application/xhtml+xml"
+                    | "text/css"
+                    | "text/plain"
+                    | "application/octet-stream"
+                    | "application/xml"
+                    | "text/xml"
+            ) || super::discover::is_stream_type(m)
         }
     }
 }

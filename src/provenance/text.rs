@@ -74,6 +74,7 @@ const BLOCKS: &[&str] = &[
 
 /// The readable text of an HTML document (see the module documentation).
 pub fn html_to_text(html: &str) -> String {
+    let html: &str = &crate::capture::discover::without_nul(html);
     let mut blocks: Vec<String> = Vec::new();
     let mut current = String::new();
     let mut hidden_depth: Vec<String> = Vec::new();

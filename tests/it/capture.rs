@@ -433,7 +433,7 @@ async fn unreachable_sources_become_failed_captures_with_their_reason_and_no_obj
 }
 
 /// Peak resident memory of a child, from `wait4`.
-fn run_measuring_peak_rss(
+pub fn run_measuring_peak_rss(
     mut cmd: std::process::Command,
 ) -> (std::process::ExitStatus, u64, Vec<u8>) {
     use std::os::unix::process::ExitStatusExt;

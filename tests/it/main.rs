@@ -5,6 +5,7 @@
 mod capture;
 mod cli;
 mod daemon;
+mod fidelity;
 mod index_conformance;
 #[cfg(feature = "interop")]
 mod interop;

@@ -111,6 +111,72 @@ pub fn requisites() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ]
 }
 
+pub const RICH_PATH: &str = "/2016/12/01/aleppo-evacuation-live/";
+
+/// A WordPress-like article that uses every way a page loads media: a
+/// `srcset` header image, a `picture` with a WebP source, a lazy `data-src`
+/// image, a stylesheet that imports another and loads a font and a
+/// background, a video with a poster, an audio file, an `og:image`, an
+/// iframe embed with its own video, and a linked HLS stream.
+pub fn rich_html() -> String {
+    r#"<!DOCTYPE html>
+<html lang="en-US"><head>
+<meta charset="UTF-8">
+<title>Evacuation of eastern Aleppo, live | Syrian Coalition News</title>
+<meta property="og:image" content="/wp-content/uploads/2016/12/og-evacuation.jpg">
+<link rel="stylesheet" href="/wp-content/themes/live/style.css?ver=4.7">
+</head>
+<body>
+<header><img src="/wp-content/uploads/2016/12/buses-1024x576.jpg"
+  srcset="/wp-content/uploads/2016/12/buses-300x169.jpg 300w, /wp-content/uploads/2016/12/buses-1024x576.jpg 1024w"
+  sizes="(max-width: 1024px) 100vw, 1024px" alt="Buses at Ramouseh"></header>
+<article><h1>Evacuation of eastern Aleppo, live</h1>
+<picture><source type="image/webp" srcset="/wp-content/uploads/2016/12/crossing.webp"><img src="/wp-content/uploads/2016/12/crossing.jpg" alt="The crossing"></picture>
+<p>Thousands waited in the cold for the buses.</p>
+<img class="lazyload" src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" data-src="/wp-content/uploads/2016/12/queue.jpg" alt="The queue">
+<video controls poster="/wp-content/uploads/2016/12/convoy-poster.jpg"><source src="/wp-content/uploads/2016/12/convoy.mp4" type="video/mp4"></video>
+<audio controls src="/wp-content/uploads/2016/12/witness.mp3"></audio>
+<iframe src="/embed/player/1207/" width="640" height="360"></iframe>
+<p><a href="/live/evacuation/master.m3u8">Watch the live stream</a></p>
+</article>
+</body></html>
+"#
+    .to_string()
+}
+
+/// Every resource the rich article loads, directly or through another.
+pub fn rich_requisites() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    vec![
+        ("/wp-content/themes/live/style.css?ver=4.7", "text/css",
+            b"@import url(\"base.css\");\nbody { background: #fafafa url(img/texture.png) }\n".to_vec()),
+        ("/wp-content/themes/live/base.css", "text/css",
+            b"@font-face { font-family: Amiri; src: url(fonts/amiri.woff2) format('woff2') }\n".to_vec()),
+        ("/wp-content/themes/live/img/texture.png", "image/png", media_bytes(PNG, 2_000, 21)),
+        ("/wp-content/themes/live/fonts/amiri.woff2", "font/woff2", media_bytes(b"wOF2", 30_000, 22)),
+        ("/wp-content/uploads/2016/12/og-evacuation.jpg", "image/jpeg", media_bytes(JPEG, 9_000, 23)),
+        ("/wp-content/uploads/2016/12/buses-1024x576.jpg", "image/jpeg", media_bytes(JPEG, 50_000, 24)),
+        ("/wp-content/uploads/2016/12/buses-300x169.jpg", "image/jpeg", media_bytes(JPEG, 10_000, 25)),
+        ("/wp-content/uploads/2016/12/crossing.webp", "image/webp", media_bytes(b"RIFF", 20_000, 26)),
+        ("/wp-content/uploads/2016/12/crossing.jpg", "image/jpeg", media_bytes(JPEG, 30_000, 27)),
+        ("/wp-content/uploads/2016/12/queue.jpg", "image/jpeg", media_bytes(JPEG, 15_000, 28)),
+        ("/wp-content/uploads/2016/12/convoy-poster.jpg", "image/jpeg", media_bytes(JPEG, 12_000, 29)),
+        ("/wp-content/uploads/2016/12/convoy.mp4", "video/mp4", media_bytes(MP4, 200_000, 30)),
+        ("/wp-content/uploads/2016/12/witness.mp3", "audio/mpeg", media_bytes(b"ID3", 40_000, 31)),
+        ("/embed/player/1207/", "text/html",
+            b"<!DOCTYPE html><html><body><video src=\"/embed/media/1207.mp4\" poster=\"/embed/media/1207.jpg\"></video></body></html>".to_vec()),
+        ("/embed/media/1207.mp4", "video/mp4", media_bytes(MP4, 80_000, 32)),
+        ("/embed/media/1207.jpg", "image/jpeg", media_bytes(JPEG, 5_000, 33)),
+        ("/live/evacuation/master.m3u8", "application/vnd.apple.mpegurl",
+            b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\nlow/index.m3u8\n".to_vec()),
+        ("/live/evacuation/low/index.m3u8", "application/vnd.apple.mpegurl",
+            b"#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.0,\nseg0.m4s\n#EXTINF:4.0,\nseg1.m4s\n#EXTINF:4.0,\nseg2.m4s\n#EXT-X-ENDLIST\n".to_vec()),
+        ("/live/evacuation/low/init.mp4", "video/mp4", media_bytes(MP4, 1_000, 34)),
+        ("/live/evacuation/low/seg0.m4s", "video/iso.segment", media_bytes(b"styp", 25_000, 35)),
+        ("/live/evacuation/low/seg1.m4s", "video/iso.segment", media_bytes(b"styp", 25_000, 36)),
+        ("/live/evacuation/low/seg2.m4s", "video/iso.segment", media_bytes(b"styp", 25_000, 37)),
+    ]
+}
+
 #[derive(serde::Deserialize)]
 struct SizeQuery {
     bytes: u64,
@@ -137,10 +203,19 @@ pub fn router() -> Router {
                 )
             }),
         )
-        .route("/media/generated.mp4", get(generated_media));
+        .route("/media/generated.mp4", get(generated_media))
+        .route(
+            RICH_PATH,
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                    rich_html(),
+                )
+            }),
+        );
     // One route per path; the query string (?ver=...) is not routed on.
     let mut routed = std::collections::HashSet::new();
-    for (path_query, mime, body) in requisites() {
+    for (path_query, mime, body) in requisites().into_iter().chain(rich_requisites()) {
         let path = path_query.split('?').next().unwrap_or(path_query);
         if routed.insert(path) {
             app = app.route(
@@ -401,4 +476,151 @@ pub async fn serve_editable() -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>
         let _ = axum::serve(listener, app).await;
     });
     (addr, edited)
+}
+
+/// One misbehaving server, by request path: `/endless` (a body that never
+/// ends), `/drip` (a byte a second), `/bomb` (a gzip bomb declared as
+/// HTML), `/loop?n=N` (redirects to N+1 forever), `/loop-a` and `/loop-b`
+/// (redirect to each other), `/headers` (5,000 header fields), `/reset`
+/// (connection reset mid-body), `/garbage` (not HTTP), `/badstatus` (an
+/// invalid status line), `/404` and `/500`.
+pub async fn serve_hostile(bomb: Arc<Vec<u8>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let bomb = bomb.clone();
+            tokio::spawn(async move {
+                let path = read_request_path(&mut sock).await;
+                let _ = hostile_answer(&mut sock, &path, &bomb).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn read_request_path(sock: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
+        match sock.read(&mut b).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&b[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&buf)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    line.split(' ').nth(1).unwrap_or("/").to_string()
+}
+
+async fn hostile_answer(
+    sock: &mut tokio::net::TcpStream,
+    path: &str,
+    bomb: &[u8],
+) -> std::io::Result<()> {
+    use std::time::Duration;
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    match route {
+        "/endless" => {
+            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
+                .await?;
+            let chunk = media_bytes(b"", 64 * 1024, 99);
+            loop {
+                sock.write_all(&chunk).await?;
+            }
+        }
+        "/drip" => {
+            sock.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 1000000\r\n\r\n",
+            )
+            .await?;
+            loop {
+                sock.write_all(b"x").await?;
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            }
+        }
+        "/bomb" => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                bomb.len()
+            );
+            sock.write_all(head.as_bytes()).await?;
+            sock.write_all(bomb).await?;
+        }
+        "/loop" => {
+            let n: u64 = query.trim_start_matches("n=").parse().unwrap_or(0);
+            let head = format!(
+                "HTTP/1.1 302 Found\r\nLocation: /loop?n={}\r\nContent-Length: 0\r\n\r\n",
+                n + 1
+            );
+            sock.write_all(head.as_bytes()).await?;
+        }
+        "/loop-a" | "/loop-b" => {
+            let other = if route == "/loop-a" {
+                "/loop-b"
+            } else {
+                "/loop-a"
+            };
+            let head = format!(
+                "HTTP/1.1 301 Moved Permanently\r\nLocation: {other}\r\nContent-Length: 0\r\n\r\n"
+            );
+            sock.write_all(head.as_bytes()).await?;
+        }
+        "/headers" => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n");
+            for i in 0..5000 {
+                head.push_str(&format!("X-Tracking-{i}: {i}\r\n"));
+            }
+            head.push_str("Content-Length: 2\r\n\r\nok");
+            sock.write_all(head.as_bytes()).await?;
+        }
+        "/reset" => {
+            sock.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 1048576\r\n\r\n",
+            )
+            .await?;
+            sock.write_all(&media_bytes(MP4, 65_536, 98)).await?;
+            sock.flush().await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // SO_LINGER 0: closing sends a reset, not a FIN (and cannot
+            // block, so the deprecation's concern does not apply).
+            #[allow(deprecated)]
+            sock.set_linger(Some(Duration::ZERO))?;
+            return Ok(());
+        }
+        "/page" => {
+            let body = "<!DOCTYPE html><p>Requisites that misbehave</p><img src=\"/garbage\"><img src=\"/reset\"><img src=\"/404\"><img src=\"/headers\">";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            sock.write_all(head.as_bytes()).await?;
+            sock.write_all(body.as_bytes()).await?;
+        }
+        "/garbage" => {
+            sock.write_all(b"SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n\x00\x01\x02 not a web server\r\n")
+                .await?;
+        }
+        "/badstatus" => {
+            sock.write_all(
+                b"HTTP/1.1 2OO OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok",
+            )
+            .await?;
+        }
+        "/404" => {
+            sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 26\r\n\r\n<h1>Article removed</h1>\r\n")
+                .await?;
+        }
+        _ => {
+            sock.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\nContent-Length: 21\r\n\r\n<h1>Server error</h1>")
+                .await?;
+        }
+    }
+    sock.shutdown().await
 }
