@@ -98,15 +98,13 @@ fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
     (status, raw[end..].to_vec())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pywb_replays_the_article_and_its_images() {
-    let (work, warc, addr) = captured_article().await;
-    let root = work.path().join("pywb");
-    std::fs::create_dir_all(&root).unwrap();
+/// pywb serving `warc` alone from a collection `evidence` under `root`.
+fn pywb_serving(root: &std::path::Path, warc: &std::path::Path) -> (KillOnDrop, u16) {
+    std::fs::create_dir_all(root).unwrap();
     let run = |args: &[&str]| {
         let out = tool("wb-manager")
             .args(args)
-            .current_dir(&root)
+            .current_dir(root)
             .output()
             .unwrap();
         assert!(
@@ -122,10 +120,10 @@ async fn pywb_replays_the_article_and_its_images() {
         .local_addr()
         .unwrap()
         .port();
-    let _server = KillOnDrop(
+    let server = KillOnDrop(
         tool("wayback")
             .args(["-p", &port.to_string(), "-b", "127.0.0.1"])
-            .current_dir(&root)
+            .current_dir(root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -139,6 +137,13 @@ async fn pywb_replays_the_article_and_its_images() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    (server, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pywb_replays_the_article_and_its_images() {
+    let (work, warc, addr) = captured_article().await;
+    let (_server, port) = pywb_serving(&work.path().join("pywb"), &warc);
     let article = format!("http://{addr}{}", site::ARTICLE_PATH);
     let (status, body) = http_get(port, &format!("/evidence/2030id_/{article}"));
     assert_eq!(status, 200);
@@ -240,4 +245,51 @@ print(json.dumps(found))
         custody::provenance::text::slice(&text, start, end).unwrap(),
         found["exact"].as_str().unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deduplicated_capture_exported_alone_passes_warcio_and_replays_in_pywb() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let article = format!("http://{addr}{}", site::ARTICLE_PATH);
+    work.capture(&article);
+    let (second, _) = work.capture(&article);
+    let warc = work.path().join("second.warc.gz");
+    work.ok(&[
+        "export",
+        second.id.as_str(),
+        "--format",
+        "warc",
+        "-o",
+        warc.to_str().unwrap(),
+    ]);
+    let check = tool("warcio")
+        .args(["check", "-v"])
+        .arg(&warc)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "warcio check failed:\n{text}");
+    assert!(!text.contains("digest failed"), "{text}");
+    let index = tool("warcio").arg("index").arg(&warc).output().unwrap();
+    let revisits = String::from_utf8_lossy(&index.stdout)
+        .lines()
+        .filter(|l| l.contains("\"warc-type\": \"revisit\""))
+        .count();
+    assert_eq!(
+        revisits,
+        site::requisites().len() + 1,
+        "every payload is a revisit"
+    );
+
+    // Only the export: pywb must find each revisit's original inside it.
+    let (_server, port) = pywb_serving(&work.path().join("pywb"), &warc);
+    let (status, body) = http_get(port, &format!("/evidence/2030id_/{article}"));
+    assert_eq!(status, 200);
+    assert_eq!(String::from_utf8_lossy(&body), site::article_html());
+    for (path, _, bytes) in site::requisites() {
+        let (status, body) = http_get(port, &format!("/evidence/2030id_/http://{addr}{path}"));
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(body, bytes, "{path} replays byte for byte from the export");
+    }
 }
