@@ -125,6 +125,21 @@ pub async fn conformance(index: Arc<dyn Index>) {
         .is_empty());
     assert!(index.capture(&CaptureId::new()).await.unwrap().is_none());
 
+    // The latest successful capture of a seed (the failure is later).
+    assert_eq!(
+        index
+            .latest_ok_capture(ARTICLE)
+            .await
+            .unwrap()
+            .map(|c| c.id),
+        Some(second.id.clone())
+    );
+    assert!(index
+        .latest_ok_capture("https://other.example/")
+        .await
+        .unwrap()
+        .is_none());
+
     // A capture id is recorded once.
     assert!(matches!(
         index.put_capture(&first, &first_records).await,
@@ -160,6 +175,59 @@ pub async fn conformance(index: Arc<dyn Index>) {
         .is_none());
 
     runs(index.as_ref()).await;
+
+    // Revisits: the original is the earliest response with the payload;
+    // a revisit is found by `nearest_response` and by its record id.
+    let payload = first.resources[0].payload_sha256.unwrap();
+    let original = index
+        .original_response(ARTICLE, payload)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(original.capture_id, first.id);
+    assert_eq!(original.record, first_records[1]);
+    assert!(index
+        .original_response(ARTICLE, Sha256::of(b"never stored"))
+        .await
+        .unwrap()
+        .is_none());
+    let (mut third, mut third_records) = ok_capture(
+        at("2016-12-03T08:00:00Z"),
+        "nearly 25 civilians were killed",
+    );
+    third_records[1].warc_type = "revisit".into();
+    third.change = Some(custody::model::PageChange {
+        previous_capture: second.id.clone(),
+        changed: true,
+    });
+    index.put_capture(&third, &third_records).await.unwrap();
+    assert_eq!(
+        index.capture(&third.id).await.unwrap().as_ref(),
+        Some(&third)
+    );
+    let revisit = index
+        .nearest_response(ARTICLE, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revisit.record.warc_type, "revisit");
+    assert_eq!(
+        index
+            .original_response(ARTICLE, payload)
+            .await
+            .unwrap()
+            .unwrap()
+            .capture_id,
+        first.id,
+        "a revisit is never an original"
+    );
+    let by_id = index
+        .record_hit(&third_records[1].record_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_id.capture_id, third.id);
+    assert!(index.record_hit("<urn:uuid:none>").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -169,7 +237,7 @@ async fn sqlite_index_passes_the_conformance_suite() {
     conformance(custody::index::open(&url).await.unwrap()).await;
     // Reopening migrates nothing twice and keeps the data.
     let again = custody::index::open(&url).await.unwrap();
-    assert_eq!(again.captures(None).await.unwrap().len(), 3);
+    assert_eq!(again.captures(None).await.unwrap().len(), 4);
 }
 
 #[tokio::test]
@@ -396,7 +464,7 @@ async fn postgres_index_passes_the_conformance_suite() {
     let schema = PgSchema::new().await;
     conformance(custody::index::open(&schema.url()).await.unwrap()).await;
     let again = custody::index::open(&schema.url()).await.unwrap();
-    assert_eq!(again.captures(None).await.unwrap().len(), 3);
+    assert_eq!(again.captures(None).await.unwrap().len(), 4);
     schema.drop().await;
 }
 

@@ -2,6 +2,7 @@
 //! something outside the process (the Python reference tools) live behind
 //! the `interop` feature, which the README's test command turns on.
 
+mod bench;
 mod capture;
 mod cli;
 mod daemon;

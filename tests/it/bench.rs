@@ -1,0 +1,151 @@
+//! Capture benchmarks against `wget --warc-file`, measured in the same run
+//! on the same loopback server (ignored: run them with
+//! `cargo test --release --test it -- --ignored bench_capture --nocapture --test-threads=1`).
+//!
+//! Each prints both wall-clock times, the ratio, and both peak resident
+//! set sizes. Targets (issue: full-fidelity capture): custody at least five
+//! times faster than wget's compressed WARC output on a 256 MiB media file,
+//! with a peak under 100 MiB.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use axum::http::header;
+use axum::routing::get;
+use axum::Router;
+
+use crate::capture::run_measuring_peak_rss;
+use crate::cli::Workdir;
+use crate::site;
+
+const MEDIA_BYTES: usize = 256 << 20;
+
+async fn serve_media() -> SocketAddr {
+    // One incompressible MiB sent 256 times: deflate's 32 KiB window cannot
+    // see the repetition, the server costs both clients the same and
+    // little, and this process stays small (a child's peak RSS as wait4
+    // reports it includes what its parent held at fork).
+    let block = axum::body::Bytes::from(site::media_bytes(b"\0\0\0\x20ftypisom", 1 << 20, 7));
+    let app = Router::new().route(
+        "/bench/evidence.mp4",
+        get(move || {
+            let block = block.clone();
+            async move {
+                let chunks =
+                    (0..MEDIA_BYTES >> 20).map(move |_| Ok::<_, std::io::Error>(block.clone()));
+                axum::response::Response::builder()
+                    .header(header::CONTENT_TYPE, "video/mp4")
+                    .header(header::CONTENT_LENGTH, MEDIA_BYTES)
+                    .body(axum::body::Body::from_stream(futures_util::stream::iter(
+                        chunks,
+                    )))
+                    .expect("response")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+struct Run {
+    took: Duration,
+    peak: u64,
+}
+
+fn timed(cmd: Command) -> Run {
+    let started = Instant::now();
+    let (status, peak, _) = run_measuring_peak_rss(cmd);
+    let took = started.elapsed();
+    assert!(status.success() || status.code() == Some(8), "{status}");
+    Run { took, peak }
+}
+
+fn custody(work: &Workdir, url: &str) -> Run {
+    let mut cmd = work.command(&["capture", "--allow-private", "--no-dedup", url]);
+    cmd.stderr(std::process::Stdio::null());
+    timed(cmd)
+}
+
+fn wget(dir: &std::path::Path, args: &[&str], url: &str) -> Run {
+    let mut cmd = Command::new("wget");
+    cmd.current_dir(dir)
+        .args(["-q", "--tries=1", "-e", "robots=off", "--warc-file=wget"])
+        .args(args)
+        .arg(url);
+    timed(cmd)
+}
+
+fn report(what: &str, ours: &Run, theirs: &Run) {
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "{what}: custody {:.2} s (peak {:.0} MiB), wget --warc-file {:.2} s (peak {:.0} MiB); custody is {:.1}x faster",
+        ours.took.as_secs_f64(),
+        mib(ours.peak),
+        theirs.took.as_secs_f64(),
+        mib(theirs.peak),
+        theirs.took.as_secs_f64() / ours.took.as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with --ignored bench_capture --nocapture"]
+async fn bench_capture_media_against_wget() {
+    let addr = serve_media().await;
+    let url = format!("http://{addr}/bench/evidence.mp4");
+    let work = Workdir::new("");
+    let dir = tempfile::tempdir().unwrap();
+    // One warm-up each, then the best of three.
+    let _ = custody(&work, &url);
+    let _ = wget(dir.path(), &["-O", "/dev/null"], &url);
+    let best = |f: &dyn Fn() -> Run| {
+        (0..3)
+            .map(|_| f())
+            .min_by_key(|r| r.took)
+            .expect("three runs")
+    };
+    let ours = best(&|| custody(&work, &url));
+    let theirs = best(&|| wget(dir.path(), &["-O", "/dev/null"], &url));
+    report("256 MiB media file", &ours, &theirs);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with --ignored bench_capture --nocapture"]
+async fn bench_capture_page_with_requisites_against_wget() {
+    let addr = site::serve_http().await;
+    let url = format!("http://{addr}{}", site::RICH_PATH);
+    let work = Workdir::new("");
+    let runs = 5;
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut wget_found = 0;
+    for i in 0..runs {
+        ours.push(custody(&work, &url));
+        let dir = tempfile::tempdir().unwrap();
+        theirs.push(wget(dir.path(), &["--page-requisites", "-H", "-nd"], &url));
+        if i == 0 {
+            wget_found = warc::WarcReader::from_path_gzip(dir.path().join("wget.warc.gz"))
+                .unwrap()
+                .iter_records()
+                .filter_map(Result::ok)
+                .filter(|r| r.warc_type() == &warc::RecordType::Response)
+                .count();
+        }
+    }
+    let best = |v: Vec<Run>| v.into_iter().min_by_key(|r| r.took).expect("runs");
+    report(
+        "article page with its requisites",
+        &best(ours),
+        &best(theirs),
+    );
+    println!(
+        "resources: custody {} (the page and all {} requisites), wget --page-requisites {}",
+        site::rich_requisites().len() + 1,
+        site::rich_requisites().len(),
+        wget_found
+    );
+}
