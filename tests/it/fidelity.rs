@@ -44,7 +44,11 @@ async fn the_rich_article_is_captured_with_every_requisite_frame_and_stream() {
         .map(|r| (r.url.as_str(), r))
         .collect();
     for (path, _, body) in site::rich_requisites() {
-        let url = format!("http://{addr}{path}");
+        let url = if path == site::CROSS_ORIGIN_PATH {
+            format!("http://localhost:{}{path}", addr.port())
+        } else {
+            format!("http://{addr}{path}")
+        };
         let r = by_url
             .get(url.as_str())
             .unwrap_or_else(|| panic!("{path} is missing from the capture"));
@@ -54,6 +58,37 @@ async fn the_rich_article_is_captured_with_every_requisite_frame_and_stream() {
     // The page, and nothing fetched twice or by mistake.
     assert_eq!(capture.resources.len(), site::rich_requisites().len() + 1);
     assert!(capture.resources.iter().all(|r| r.error.is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_windows_1256_page_is_decoded_by_its_declared_charset() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARABIC_PATH));
+    assert_eq!(capture.status, CaptureStatus::Ok);
+    let image = format!("http://{addr}{}", site::arabic_image_path());
+    let found = capture
+        .resources
+        .iter()
+        .find(|r| r.url == image)
+        .unwrap_or_else(|| panic!("{image} not captured: {:?}", capture.resources));
+    assert_eq!(found.status, Some(200));
+    // And quotes are read in the same charset.
+    let claim: serde_json::Value = serde_json::from_slice(&work.ok(&[
+        "claim",
+        "add",
+        "25 civilians killed in Bab Alnairab",
+        "--json",
+    ]))
+    .unwrap();
+    work.ok(&[
+        "claim",
+        "link",
+        claim["id"].as_str().unwrap(),
+        capture.id.as_str(),
+        "--quote",
+        "قتل نحو 25 مدنيا في باب النيرب",
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

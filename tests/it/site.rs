@@ -117,9 +117,11 @@ pub const RICH_PATH: &str = "/2016/12/01/aleppo-evacuation-live/";
 /// `srcset` header image, a `picture` with a WebP source, a lazy `data-src`
 /// image, a stylesheet that imports another and loads a font and a
 /// background, a video with a poster, an audio file, an `og:image`, an
-/// iframe embed with its own video, and a linked HLS stream.
-pub fn rich_html() -> String {
-    r#"<!DOCTYPE html>
+/// iframe embed with its own video and DASH stream, a linked HLS stream, and
+/// a photo from another origin (`localhost` at the same port, when the page
+/// is asked for by address).
+pub fn rich_html(port: u16) -> String {
+    let page = r#"<!DOCTYPE html>
 <html lang="en-US"><head>
 <meta charset="UTF-8">
 <title>Evacuation of eastern Aleppo, live | Syrian Coalition News</title>
@@ -138,10 +140,34 @@ pub fn rich_html() -> String {
 <audio controls src="/wp-content/uploads/2016/12/witness.mp3"></audio>
 <iframe src="/embed/player/1207/" width="640" height="360"></iframe>
 <p><a href="/live/evacuation/master.m3u8">Watch the live stream</a></p>
+<figure><img src="http://localhost:PORT/cdn/2016/12/helmets.jpg" alt="Civil Defence"></figure>
 </article>
 </body></html>
-"#
-    .to_string()
+"#;
+    page.replace("PORT", &port.to_string())
+}
+
+/// The photo the rich article loads from another origin.
+pub const CROSS_ORIGIN_PATH: &str = "/cdn/2016/12/helmets.jpg";
+
+/// A Windows-1256 page (as many Arabic-language news sites still serve)
+/// whose image has an Arabic file name: read as UTF-8, the name would come
+/// out wrong and the image would not be found.
+pub const ARABIC_PATH: &str = "/ar/2016/12/01/evacuation/";
+
+pub fn arabic_page() -> Vec<u8> {
+    let html = "<!DOCTYPE html><html lang=\"ar\" dir=\"rtl\"><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1256\">\
+        <title>إجلاء حلب الشرقية</title></head><body><p>قتل نحو 25 مدنيا في باب النيرب.</p>\
+        <img src=\"/ar/صور/باب-النيرب.jpg\"></body></html>";
+    encoding_rs::WINDOWS_1256.encode(html).0.into_owned()
+}
+
+/// The image's path as a client sends it (UTF-8, percent-encoded).
+pub fn arabic_image_path() -> String {
+    url::Url::parse("http://x/ar/صور/باب-النيرب.jpg")
+        .unwrap()
+        .path()
+        .to_string()
 }
 
 /// Every resource the rich article loads, directly or through another.
@@ -163,7 +189,15 @@ pub fn rich_requisites() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("/wp-content/uploads/2016/12/convoy.mp4", "video/mp4", media_bytes(MP4, 200_000, 30)),
         ("/wp-content/uploads/2016/12/witness.mp3", "audio/mpeg", media_bytes(b"ID3", 40_000, 31)),
         ("/embed/player/1207/", "text/html",
-            b"<!DOCTYPE html><html><body><video src=\"/embed/media/1207.mp4\" poster=\"/embed/media/1207.jpg\"></video></body></html>".to_vec()),
+            b"<!DOCTYPE html><html><body><video src=\"/embed/media/1207.mp4\" poster=\"/embed/media/1207.jpg\"></video>\
+<video><source src=\"/embed/media/1207.mpd\" type=\"application/dash+xml\"></video></body></html>".to_vec()),
+        ("/embed/media/1207.mpd", "application/dash+xml",
+            b"<?xml version=\"1.0\"?><MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\" mediaPresentationDuration=\"PT8S\">\
+<Period><AdaptationSet mimeType=\"video/mp4\"><SegmentTemplate timescale=\"1\" duration=\"4\" startNumber=\"1\" initialization=\"dash/$RepresentationID$-init.mp4\" media=\"dash/$RepresentationID$-$Number$.m4s\"/>\
+<Representation id=\"v1\" bandwidth=\"500000\"/></AdaptationSet></Period></MPD>".to_vec()),
+        ("/embed/media/dash/v1-init.mp4", "video/mp4", media_bytes(MP4, 900, 38)),
+        ("/embed/media/dash/v1-1.m4s", "video/iso.segment", media_bytes(b"styp", 20_000, 39)),
+        ("/embed/media/dash/v1-2.m4s", "video/iso.segment", media_bytes(b"styp", 20_000, 40)),
         ("/embed/media/1207.mp4", "video/mp4", media_bytes(MP4, 80_000, 32)),
         ("/embed/media/1207.jpg", "image/jpeg", media_bytes(JPEG, 5_000, 33)),
         ("/live/evacuation/master.m3u8", "application/vnd.apple.mpegurl",
@@ -174,6 +208,7 @@ pub fn rich_requisites() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("/live/evacuation/low/seg0.m4s", "video/iso.segment", media_bytes(b"styp", 25_000, 35)),
         ("/live/evacuation/low/seg1.m4s", "video/iso.segment", media_bytes(b"styp", 25_000, 36)),
         ("/live/evacuation/low/seg2.m4s", "video/iso.segment", media_bytes(b"styp", 25_000, 37)),
+        (CROSS_ORIGIN_PATH, "image/jpeg", media_bytes(JPEG, 18_000, 41)),
     ]
 }
 
@@ -206,10 +241,28 @@ pub fn router() -> Router {
         .route("/media/generated.mp4", get(generated_media))
         .route(
             RICH_PATH,
-            get(|| async {
+            get(|headers: axum::http::HeaderMap| async move {
+                let port = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| h.rsplit(':').next()?.parse().ok())
+                    .unwrap_or(80);
                 (
                     [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
-                    rich_html(),
+                    rich_html(port),
+                )
+            }),
+        )
+        .route(
+            ARABIC_PATH,
+            get(|| async { ([(header::CONTENT_TYPE, "text/html")], arabic_page()) }),
+        )
+        .route(
+            &arabic_image_path(),
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "image/jpeg")],
+                    media_bytes(JPEG, 7_000, 42),
                 )
             }),
         );
