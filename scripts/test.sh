@@ -61,5 +61,11 @@ fi
 say "starting Garage (S3)"
 eval "$(bash scripts/garage.sh)"
 
+# What users run is the release build (`cargo run --release -- daemon`);
+# make sure it compiles too (dependencies can differ by profile: html5gum
+# hides some methods outside debug builds).
+say "checking the release build"
+cargo check --release --quiet --bins
+
 say "running the test suite"
 cargo test --features interop,s3,postgres "$@"

@@ -196,10 +196,11 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                     "plaintext" => Some(State::PlainText),
                     _ => None,
                 };
+                // The tokenizer remembers the start tag itself, so the raw
+                // text ends at the matching end tag.
                 if let Some(state) = state {
                     if !tag.self_closing {
                         tokenizer.set_state(state);
-                        tokenizer.set_last_start_tag(Some(&name));
                         in_style = name == "style";
                     }
                 }

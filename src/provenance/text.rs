@@ -100,7 +100,6 @@ pub fn html_to_text(html: &str) -> String {
                         "title" | "textarea" => tokenizer.set_state(State::RcData),
                         _ => {}
                     }
-                    tokenizer.set_last_start_tag(Some(&name));
                     if name != "head" || hidden_depth.is_empty() {
                         hidden_depth.push(name);
                     }
