@@ -83,15 +83,7 @@ async fn article_capture_is_complete_content_addressed_and_readable_by_an_indepe
     );
     let stored = work.path().join("custody-data/objects").join(&warc.key);
     assert_eq!(sha256_file(&stored), warc.sha256);
-    let exported = work.path().join("article.warc.gz");
-    work.ok(&[
-        "export",
-        capture.id.as_str(),
-        "--format",
-        "warc",
-        "-o",
-        exported.to_str().unwrap(),
-    ]);
+    let exported = work.export_warc(capture.id.as_str(), "article.warc.gz");
     assert_eq!(sha256_file(&exported), warc.sha256);
     assert_eq!(std::fs::metadata(&exported).unwrap().len(), warc.bytes);
 
@@ -223,15 +215,7 @@ async fn https_capture_records_protocol_cipher_suite_and_certificate_chain() {
         capture.resources
     );
 
-    let exported = work.path().join("tls.warc.gz");
-    work.ok(&[
-        "export",
-        capture.id.as_str(),
-        "--format",
-        "warc",
-        "-o",
-        exported.to_str().unwrap(),
-    ]);
+    let exported = work.export_warc(capture.id.as_str(), "tls.warc.gz");
     let records = records_with_blocks(&exported);
     let (resp, _) = records
         .iter()
@@ -300,15 +284,7 @@ async fn chunked_gzip_response_is_stored_byte_for_byte_with_payload_digest_of_th
     );
     assert_eq!(capture.resources[0].bytes, compressed.len() as u64);
 
-    let exported = work.path().join("chunked.warc.gz");
-    work.ok(&[
-        "export",
-        capture.id.as_str(),
-        "--format",
-        "warc",
-        "-o",
-        exported.to_str().unwrap(),
-    ]);
+    let exported = work.export_warc(capture.id.as_str(), "chunked.warc.gz");
     let records = records_with_blocks(&exported);
     let (resp, block) = records
         .iter()
@@ -499,15 +475,7 @@ async fn a_capture_interrupted_before_indexing_is_finished_at_the_next_start() {
     let first = Workdir::new("");
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     let (original, _) = first.capture(&url);
-    let exported = first.path().join("whole.warc.gz");
-    first.ok(&[
-        "export",
-        original.id.as_str(),
-        "--format",
-        "warc",
-        "-o",
-        exported.to_str().unwrap(),
-    ]);
+    let exported = first.export_warc(original.id.as_str(), "whole.warc.gz");
     let bytes = std::fs::read(&exported).unwrap();
 
     let crashed = Workdir::new("");
@@ -590,15 +558,7 @@ async fn an_object_uploaded_by_a_dead_attempt_is_adopted_not_captured_again() {
     let first = Workdir::new("");
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     let (original, _) = first.capture(&url);
-    let exported = first.path().join("whole.warc.gz");
-    first.ok(&[
-        "export",
-        original.id.as_str(),
-        "--format",
-        "warc",
-        "-o",
-        exported.to_str().unwrap(),
-    ]);
+    let exported = first.export_warc(original.id.as_str(), "whole.warc.gz");
 
     let second = Workdir::new("");
     let overrides = custody::config::Overrides {

@@ -81,6 +81,21 @@ impl Workdir {
         (serde_json::from_str(line).expect("capture JSON"), out)
     }
 
+    /// `export ID --format warc -o NAME` in the working directory, which
+    /// must succeed; returns the file's path.
+    pub fn export_warc(&self, id: &str, name: &str) -> PathBuf {
+        let path = self.path().join(name);
+        self.ok(&[
+            "export",
+            id,
+            "--format",
+            "warc",
+            "-o",
+            path.to_str().expect("UTF-8 path"),
+        ]);
+        path
+    }
+
     pub fn objects(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let mut stack = vec![self.path().join("custody-data/objects")];

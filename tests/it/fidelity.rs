@@ -127,15 +127,7 @@ async fn a_second_capture_writes_revisits_and_its_export_stands_alone() {
     );
 
     // The export resolves every revisit: each one's original is in the file.
-    let export = work.path().join("second.warc.gz");
-    work.ok(&[
-        "export",
-        second.id.as_str(),
-        "--format",
-        "warc",
-        "-o",
-        export.to_str().unwrap(),
-    ]);
+    let export = work.export_warc(second.id.as_str(), "second.warc.gz");
     let mut reader = WarcFileReader::new(BufReader::new(std::fs::File::open(&export).unwrap()));
     let mut responses = HashMap::new();
     let mut revisits = Vec::new();

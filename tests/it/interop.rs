@@ -29,15 +29,7 @@ async fn captured_article() -> (Workdir, std::path::PathBuf, std::net::SocketAdd
     let work = Workdir::new("");
     let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
     assert_eq!(capture.status, CaptureStatus::Ok);
-    let out = work.path().join("article.warc.gz");
-    work.ok(&[
-        "export",
-        capture.id.as_str(),
-        "--format",
-        "warc",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let out = work.export_warc(capture.id.as_str(), "article.warc.gz");
     (work, out, addr)
 }
 
@@ -254,15 +246,7 @@ async fn a_deduplicated_capture_exported_alone_passes_warcio_and_replays_in_pywb
     let article = format!("http://{addr}{}", site::ARTICLE_PATH);
     work.capture(&article);
     let (second, _) = work.capture(&article);
-    let warc = work.path().join("second.warc.gz");
-    work.ok(&[
-        "export",
-        second.id.as_str(),
-        "--format",
-        "warc",
-        "-o",
-        warc.to_str().unwrap(),
-    ]);
+    let warc = work.export_warc(second.id.as_str(), "second.warc.gz");
     let check = tool("warcio")
         .args(["check", "-v"])
         .arg(&warc)

@@ -123,15 +123,7 @@ async fn every_fixture_claim_links_to_its_passage_and_claim_show_lists_the_evide
 
     // The capture's custody record: captured, linked (five times), accessed, exported.
     work.ok(&["get", &url]);
-    let out = work.path().join("a.warc.gz");
-    work.ok(&[
-        "export",
-        &capture_id,
-        "--format",
-        "warc",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    work.export_warc(&capture_id, "a.warc.gz");
     let show = json_line(&work.ok(&["show", &capture_id, "--json"]));
     let events: Vec<&str> = show["events"]
         .as_array()
