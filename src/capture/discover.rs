@@ -423,7 +423,7 @@ fn strip_css_comments(css: &str) -> String {
 
 /// What an HLS playlist refers to: variant playlists and renditions
 /// (`Stream`), and media segments, keys and initialisation maps (`Segment`).
-/// At most `max_segments` segments are returned.
+/// At most `max_segments` segments (keys and maps included) are returned.
 pub fn hls_links(playlist: &str, base: &Url, max_segments: usize) -> Vec<Link> {
     let mut links = Links::default();
     let mut next_is_variant = false;
@@ -446,6 +446,13 @@ pub fn hls_links(playlist: &str, base: &Url, max_segments: usize) -> Vec<Link> {
                 _ => None,
             };
             if let (Some(hint), Some(uri)) = (hint, quoted_attribute(tag, "URI")) {
+                // Keys and maps count as segments.
+                if hint == Hint::Segment {
+                    if segments >= max_segments {
+                        continue;
+                    }
+                    segments += 1;
+                }
                 links.add(base, &uri, hint);
             }
             continue;
@@ -980,7 +987,7 @@ mod tests {
         let text = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init.mp4\"\n\
             #EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/k1\",IV=0x1\n\
             #EXTINF:4.0,\nseg0.m4s\n#EXTINF:4.0,\nseg1.m4s\n#EXTINF:4.0,\nseg2.m4s\n#EXT-X-ENDLIST\n";
-        let found = hls_links(text, &media, 2);
+        let found = hls_links(text, &media, 4);
         assert_eq!(
             urls(&found),
             vec![

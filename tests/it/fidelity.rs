@@ -61,6 +61,31 @@ async fn the_rich_article_is_captured_with_every_requisite_frame_and_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn frame_depth_and_stream_limits_are_kept() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new(
+        "max_frame_depth = 0
+max_stream_segments = 2",
+    );
+    let (capture, _) = work.capture(&format!("http://{addr}{}", site::RICH_PATH));
+    assert_eq!(capture.status, CaptureStatus::Ok);
+    let urls: Vec<&str> = capture.resources.iter().map(|r| r.url.as_str()).collect();
+    let has = |path: &str| urls.iter().any(|u| u.ends_with(path));
+    // No frames at depth 0: neither the player nor its media.
+    assert!(!has("/embed/player/1207/"), "{urls:?}");
+    assert!(!has("/embed/media/1207.mp4"), "{urls:?}");
+    // Two stream segments in all: the HLS map and the first segment.
+    assert!(has("/live/evacuation/low/index.m3u8"));
+    let segments = urls
+        .iter()
+        .filter(|u| u.contains("/live/evacuation/low/") && !u.ends_with(".m3u8"))
+        .count();
+    assert_eq!(segments, 2, "{urls:?}");
+    // The rest of the page is whole.
+    assert!(has("/wp-content/uploads/2016/12/convoy.mp4"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_windows_1256_page_is_decoded_by_its_declared_charset() {
     let addr = site::serve_http().await;
     let work = Workdir::new("");
