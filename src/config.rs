@@ -51,6 +51,7 @@ struct RawDaemon {
     retry_base_secs: Option<f64>,
     max_attempts: Option<u32>,
     reload_secs: Option<f64>,
+    checkpoint_secs: Option<f64>,
 }
 
 /// The capture options a config file's `[capture]` table, or a schedule's
@@ -112,6 +113,8 @@ pub struct DaemonSettings {
     pub max_attempts: u32,
     /// How often the schedules directory is checked for changes.
     pub reload: Duration,
+    /// How often the leader signs a checkpoint of the transparency log.
+    pub checkpoint: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -372,6 +375,12 @@ fn daemon_settings(raw: RawDaemon) -> Result<DaemonSettings, ConfigError> {
         )?,
         max_attempts: positive(t, "max_attempts", raw.max_attempts, 4)?,
         reload: secs(t, "reload_secs", raw.reload_secs, Duration::from_secs(2))?,
+        checkpoint: secs(
+            t,
+            "checkpoint_secs",
+            raw.checkpoint_secs,
+            Duration::from_secs(300),
+        )?,
     })
 }
 

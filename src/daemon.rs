@@ -135,6 +135,15 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     let mut reload_tick = tokio::time::interval(settings.reload);
     reload_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_leader = false;
+    // The leader signs a checkpoint of the transparency log now and then.
+    let log_key = match crate::tlog::LogKey::load_or_create(&pipeline.config().data_dir) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::error!(error = %e, "no log signing key: checkpoints are disabled");
+            None
+        }
+    };
+    let mut last_checkpoint = tokio::time::Instant::now();
     let signal_name = loop {
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
@@ -168,6 +177,16 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
                     Err(e) => tracing::error!(error = %e, "planning runs failed; retrying"),
                 }
                 dispatch(&shared, &permits, &mut workers, &cancel_rx).await;
+                if let (true, Some(key)) = (leading, &log_key) {
+                    if last_checkpoint.elapsed() >= settings.checkpoint {
+                        last_checkpoint = tokio::time::Instant::now();
+                        match crate::tlog::make_checkpoint(index.as_ref(), key).await {
+                            Ok(c) => tracing::debug!(tree_size = c.tree_size, root = %c.root, "log checkpoint"),
+                            Err(crate::tlog::TlogError::NotFound(_)) => {}
+                            Err(e) => tracing::error!(error = %e, "signing a log checkpoint failed; retrying"),
+                        }
+                    }
+                }
             }
             Some(done) = workers.join_next(), if !workers.is_empty() => {
                 if let Err(e) = done {

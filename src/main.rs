@@ -105,6 +105,11 @@ enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// The transparency log: key, checkpoints, proofs.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Record and link claims.
     Claim {
         #[command(subcommand)]
@@ -227,6 +232,30 @@ enum ClaimCommand {
         /// JSON-LD: Web Annotation, PROV-O and schema.org Claim.
         #[arg(long)]
         jsonld: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Print the log's public key (note verifier-key form), for checking
+    /// checkpoints and proofs offline.
+    Key,
+    /// Sign and record a checkpoint of the log as it stands; print it.
+    Checkpoint {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A capture's inclusion proof in a signed checkpoint.
+    Proof {
+        capture_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every checkpoint: signature, root against the stored leaves,
+    /// consistency with the previous one. Exits 1 on any problem.
+    Check {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -470,6 +499,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Capture { urls, json, .. } => capture(&pipeline, &urls, json).await,
+        Command::Log { command } => log_command(&pipeline, command).await,
         Command::Diff {
             capture_a,
             capture_b,
@@ -938,6 +968,73 @@ async fn capture(pipeline: &Pipeline, urls: &[String], json: bool) -> Result<Exi
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn log_command(pipeline: &Pipeline, command: LogCommand) -> Result<ExitCode, Failure> {
+    use custody::tlog;
+    let key = tlog::LogKey::load_or_create(&pipeline.config().data_dir)?;
+    let index = pipeline.index().as_ref();
+    match command {
+        LogCommand::Key => {
+            println!("{}", key.verifier_key());
+        }
+        LogCommand::Checkpoint { json } => {
+            let c = tlog::make_checkpoint(index, &key).await?;
+            if json {
+                print_json(&c)?;
+            } else {
+                print!("{}", c.note);
+            }
+        }
+        LogCommand::Proof { capture_id, json } => {
+            let id: CaptureId = capture_id
+                .parse()
+                .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
+            let proof = tlog::capture_inclusion(index, &key, &id).await?;
+            tlog::verify_inclusion_proof(&proof, &key.verifier_key())?;
+            if json {
+                print_json(&proof)?;
+            } else {
+                println!(
+                    "capture {id}: leaf {} of {}",
+                    proof.leaf_index, proof.tree_size
+                );
+                println!("leaf hash {}", proof.leaf_hash.hex());
+                println!("root {}", proof.root.hex());
+                for (i, h) in proof.proof.iter().enumerate() {
+                    println!("proof[{i}] {}", h.hex());
+                }
+                println!("verifier key {}", proof.verifier_key);
+                print!("{}", proof.checkpoint);
+            }
+        }
+        LogCommand::Check { json } => {
+            let checks = tlog::check_log(index, &key).await?;
+            let bad = checks.iter().filter(|c| !c.ok).count();
+            if json {
+                for c in &checks {
+                    print_json(c)?;
+                }
+            } else {
+                for c in &checks {
+                    match &c.problem {
+                        None => eprintln!("checkpoint {} ok", c.tree_size),
+                        Some(p) => eprintln!("checkpoint {} FAILED: {p}", c.tree_size),
+                    }
+                }
+                eprintln!(
+                    "{} checkpoint(s), {} failed, log size {}",
+                    checks.len(),
+                    bad,
+                    index.log_size().await?
+                );
+            }
+            if bad > 0 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_diff(d: &custody::diff::CaptureDiff) -> std::io::Result<()> {

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{
     Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck, PendingObject,
-    RecordEntry, Run, RunFinish, Stats, WarcRef,
+    RecordEntry, Run, RunFinish, Sha256, Stats, WarcRef,
 };
 
 pub use postgres::PostgresIndex;
@@ -87,11 +87,37 @@ pub trait Index: Send + Sync {
     async fn original_response(
         &self,
         url: &str,
-        payload_digest: crate::model::Sha256,
+        payload_digest: Sha256,
     ) -> Result<Option<Hit>, IndexError>;
 
     /// A record by its `WARC-Record-ID`, with its capture and WARC file.
     async fn record_hit(&self, record_id: &str) -> Result<Option<Hit>, IndexError>;
+
+    // The transparency log (leaves are appended by `put_capture`,
+    // `put_link` and `add_event` in their own transactions).
+
+    /// Leaves in the log.
+    async fn log_size(&self) -> Result<u64, IndexError>;
+
+    /// Hashes of the first `size` leaves, in order.
+    async fn log_leaf_hashes(&self, size: u64) -> Result<Vec<Sha256>, IndexError>;
+
+    /// The leaves about one object (`capture`, `link` or `event` kind).
+    async fn log_leaves_of(
+        &self,
+        kind: &str,
+        object_id: &str,
+    ) -> Result<Vec<crate::tlog::LogLeaf>, IndexError>;
+
+    /// Leaves `from..to`.
+    async fn log_leaves(&self, from: u64, to: u64)
+        -> Result<Vec<crate::tlog::LogLeaf>, IndexError>;
+
+    /// Records a signed checkpoint (once per tree size).
+    async fn put_checkpoint(&self, c: &crate::tlog::Checkpoint) -> Result<(), IndexError>;
+
+    /// Every checkpoint, smallest tree first.
+    async fn checkpoints(&self) -> Result<Vec<crate::tlog::Checkpoint>, IndexError>;
 
     // Scheduled runs.
 

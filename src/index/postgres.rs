@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "page change",
         include_str!("migrations/postgres/0005_page_change.sql"),
     ),
+    (
+        6,
+        "transparency log",
+        include_str!("migrations/postgres/0006_transparency_log.sql"),
+    ),
 ];
 
 pub struct PostgresIndex {
@@ -325,6 +330,7 @@ impl Index for PostgresIndex {
             .bind(detail.to_string())
             .execute(&mut *tx)
             .await?;
+        append_leaf(&mut tx, &crate::tlog::capture_leaf(capture, records)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -753,6 +759,78 @@ impl Index for PostgresIndex {
         Ok(stats)
     }
 
+    async fn log_size(&self) -> Result<u64, IndexError> {
+        let n: i64 = sqlx::query_scalar(pg("SELECT COUNT(*) FROM log_leaf"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn log_leaf_hashes(&self, size: u64) -> Result<Vec<Sha256>, IndexError> {
+        let rows: Vec<String> = sqlx::query_scalar(pg(
+            "SELECT leaf_hash FROM log_leaf WHERE idx < ? ORDER BY idx",
+        ))
+        .bind(size as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|h| digest(h)).collect()
+    }
+
+    async fn log_leaves_of(
+        &self,
+        kind: &str,
+        object_id: &str,
+    ) -> Result<Vec<crate::tlog::LogLeaf>, IndexError> {
+        let rows = sqlx::query(pg("SELECT idx, kind, object_id, data, leaf_hash, appended_at FROM log_leaf WHERE kind = ? AND object_id = ? ORDER BY idx"))
+            .bind(kind)
+            .bind(object_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(leaf_from_row).collect()
+    }
+
+    async fn log_leaves(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<crate::tlog::LogLeaf>, IndexError> {
+        let rows = sqlx::query(pg("SELECT idx, kind, object_id, data, leaf_hash, appended_at FROM log_leaf WHERE idx >= ? AND idx < ? ORDER BY idx"))
+            .bind(from as i64)
+            .bind(to as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(leaf_from_row).collect()
+    }
+
+    async fn put_checkpoint(&self, c: &crate::tlog::Checkpoint) -> Result<(), IndexError> {
+        sqlx::query(pg("INSERT INTO checkpoint (tree_size, root, note, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (tree_size) DO NOTHING"))
+            .bind(c.tree_size as i64)
+            .bind(c.root.hex())
+            .bind(&c.note)
+            .bind(db_time(&c.created_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<crate::tlog::Checkpoint>, IndexError> {
+        let rows = sqlx::query(pg(
+            "SELECT tree_size, root, note, created_at FROM checkpoint ORDER BY tree_size",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::tlog::Checkpoint {
+                    tree_size: r.get::<i64, _>("tree_size") as u64,
+                    root: digest(r.get("root"))?,
+                    note: r.get("note"),
+                    created_at: parse_db_time(r.get("created_at"))?,
+                })
+            })
+            .collect()
+    }
+
     async fn put_claim(&self, c: &Claim) -> Result<(), IndexError> {
         let tags = serde_json::to_string(&c.tags).unwrap_or_else(|_| "[]".into());
         let mut tx = self.pool.begin().await?;
@@ -843,6 +921,7 @@ impl Index for PostgresIndex {
     async fn put_link(&self, l: &EvidenceLink) -> Result<(), IndexError> {
         let selectors =
             serde_json::to_string(&l.selectors).map_err(|e| IndexError::Corrupt(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(pg("INSERT INTO evidence_link (id, claim_id, claim_version, capture_id, record_id, target_uri, payload_digest, relation, \
              selectors, quote_given, rationale, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
         )
@@ -859,8 +938,10 @@ impl Index for PostgresIndex {
         .bind(&l.rationale)
         .bind(&l.author)
         .bind(db_time(&l.created_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        append_leaf(&mut tx, &crate::tlog::link_leaf(l)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -925,6 +1006,7 @@ impl Index for PostgresIndex {
     }
 
     async fn add_event(&self, e: &CustodyEvent) -> Result<(), IndexError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(pg("INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"))
             .bind(&e.object_kind)
             .bind(&e.object_id)
@@ -933,8 +1015,10 @@ impl Index for PostgresIndex {
             .bind(db_time(&e.at))
             .bind(&e.outcome)
             .bind(e.detail.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        append_leaf(&mut tx, &crate::tlog::event_leaf(e)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1151,6 +1235,42 @@ fn pg(sql: &str) -> sqlx::AssertSqlSafe<String> {
         }
     }
     sqlx::AssertSqlSafe(out)
+}
+
+/// Appends a leaf to the transparency log inside `tx` (the transaction
+/// that records its object), at the next index.
+async fn append_leaf(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    leaf: &crate::tlog::Leaf,
+) -> Result<u64, IndexError> {
+    // One appender at a time per schema: the next index is max + 1.
+    sqlx::query("SELECT pg_advisory_xact_lock(72155403, hashtext(current_schema()))")
+        .execute(&mut **tx)
+        .await?;
+    let next: i64 = sqlx::query_scalar(pg("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_leaf"))
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(pg("INSERT INTO log_leaf (idx, kind, object_id, data, leaf_hash, appended_at) VALUES (?, ?, ?, ?, ?, ?)"))
+        .bind(next)
+        .bind(leaf.kind)
+        .bind(&leaf.object_id)
+        .bind(&leaf.data)
+        .bind(leaf.hash().hex())
+        .bind(db_time(&Utc::now()))
+        .execute(&mut **tx)
+        .await?;
+    Ok(next as u64)
+}
+
+fn leaf_from_row(r: &PgRow) -> Result<crate::tlog::LogLeaf, IndexError> {
+    Ok(crate::tlog::LogLeaf {
+        index: r.get::<i64, _>("idx") as u64,
+        kind: r.get("kind"),
+        object_id: r.get("object_id"),
+        data: r.get("data"),
+        leaf_hash: digest(r.get("leaf_hash"))?,
+        appended_at: parse_db_time(r.get("appended_at"))?,
+    })
 }
 
 /// The columns of a [`Hit`]: a record with its capture and WARC file.

@@ -228,6 +228,49 @@ pub async fn conformance(index: Arc<dyn Index>) {
         .unwrap();
     assert_eq!(by_id.capture_id, third.id);
     assert!(index.record_hit("<urn:uuid:none>").await.unwrap().is_none());
+
+    // Every capture was appended to the log, in order, once.
+    let size = index.log_size().await.unwrap();
+    assert_eq!(size, 4);
+    let leaves = index.log_leaves(0, size).await.unwrap();
+    let ids: Vec<&str> = leaves.iter().map(|l| l.object_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            first.id.as_str(),
+            second.id.as_str(),
+            failed.id.as_str(),
+            third.id.as_str()
+        ]
+    );
+    assert!(leaves
+        .iter()
+        .enumerate()
+        .all(|(i, l)| l.index == i as u64 && l.kind == "capture"));
+    let of_first = index
+        .log_leaves_of("capture", first.id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(of_first, vec![leaves[0].clone()]);
+    let hashes = index.log_leaf_hashes(size).await.unwrap();
+    assert_eq!(hashes.len(), 4);
+    assert_eq!(
+        hashes[0],
+        custody::tlog::capture_leaf(&first, &first_records).hash()
+    );
+    assert_eq!(
+        index.log_leaf_hashes(2).await.unwrap(),
+        hashes[..2].to_vec()
+    );
+    let checkpoint = custody::tlog::Checkpoint {
+        tree_size: 2,
+        root: custody::tlog::root_of(&hashes[..2]),
+        note: "signed note".into(),
+        created_at: at("2016-12-04T00:00:00Z"),
+    };
+    index.put_checkpoint(&checkpoint).await.unwrap();
+    index.put_checkpoint(&checkpoint).await.unwrap();
+    assert_eq!(index.checkpoints().await.unwrap(), vec![checkpoint]);
 }
 
 #[tokio::test]

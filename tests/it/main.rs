@@ -13,4 +13,5 @@ mod interop;
 mod provenance;
 mod site;
 mod store_conformance;
+mod tlog;
 mod warc_reader;

@@ -1,0 +1,654 @@
+//! The transparency log: an append-only Merkle tree (RFC 9162 hashing, see
+//! [`merkle`]) over canonical encodings of every capture manifest, evidence
+//! link and custody event, with checkpoints signed by the instance's Ed25519
+//! key in the C2SP `tlog-checkpoint` signed-note form.
+//!
+//! Leaves are appended by the index in the same transaction that records
+//! their object, so an indexed capture always has its leaf. A checkpoint
+//! commits to the tree's size and root; inclusion and consistency proofs
+//! against checkpoints can be checked offline with the public key that
+//! `custody log key` prints.
+
+pub mod merkle;
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use serde::Serialize;
+use sha2::Digest;
+
+use crate::model::{Capture, CustodyEvent, EvidenceLink, RecordEntry, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlogError {
+    #[error("cannot read or create the log key {path}: {source}")]
+    KeyIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the log key {path} is malformed: {reason}")]
+    BadKey { path: PathBuf, reason: String },
+    #[error("{0}")]
+    BadNote(String),
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+    #[error("{0}")]
+    NotFound(String),
+    /// The stored log does not reproduce what a checkpoint signed.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// A leaf to append: what it is about and its canonical bytes (JSON with a
+/// fixed field order; maps sorted by key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    pub kind: &'static str,
+    pub object_id: String,
+    pub data: String,
+}
+
+impl Leaf {
+    pub fn hash(&self) -> Sha256 {
+        Sha256::from_bytes(merkle::leaf_hash(self.data.as_bytes()))
+    }
+}
+
+/// A leaf as stored, with its position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LogLeaf {
+    pub index: u64,
+    pub kind: String,
+    pub object_id: String,
+    pub data: String,
+    pub leaf_hash: Sha256,
+    #[serde(with = "crate::model::rfc3339")]
+    pub appended_at: DateTime<Utc>,
+}
+
+/// A signed checkpoint: the tree's size and root in a signed note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    pub tree_size: u64,
+    pub root: Sha256,
+    pub note: String,
+    #[serde(with = "crate::model::rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct CaptureLeaf<'a> {
+    leaf: &'static str,
+    capture_id: &'a str,
+    seed_url: &'a str,
+    status: &'a str,
+    started_at: String,
+    finished_at: String,
+    warc_sha256: Option<String>,
+    warc_bytes: Option<u64>,
+    error: Option<&'a str>,
+    records: Vec<RecordLeaf<'a>>,
+}
+
+#[derive(Serialize)]
+struct RecordLeaf<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    warc_type: &'a str,
+    target: Option<&'a str>,
+    block: String,
+    payload: Option<String>,
+    offset: u64,
+    length: u64,
+}
+
+/// The leaf of a capture manifest: id, seed, times, WARC digest and every
+/// record's digests and place.
+pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
+    let body = CaptureLeaf {
+        leaf: "capture",
+        capture_id: c.id.as_str(),
+        seed_url: &c.seed_url,
+        status: c.status.as_str(),
+        started_at: crate::model::rfc3339_utc(&c.started_at),
+        finished_at: crate::model::rfc3339_utc(&c.finished_at),
+        warc_sha256: c.warc.as_ref().map(|w| w.sha256.hex()),
+        warc_bytes: c.warc.as_ref().map(|w| w.bytes),
+        error: c.error.as_deref(),
+        records: records
+            .iter()
+            .map(|r| RecordLeaf {
+                id: &r.record_id,
+                warc_type: &r.warc_type,
+                target: r.target_uri.as_deref(),
+                block: r.block_digest.hex(),
+                payload: r.payload_digest.map(|d| d.hex()),
+                offset: r.offset,
+                length: r.length,
+            })
+            .collect(),
+    };
+    Leaf {
+        kind: "capture",
+        object_id: c.id.to_string(),
+        data: serde_json::to_string(&body).expect("a capture leaf serialises"),
+    }
+}
+
+/// The leaf of an evidence link.
+pub fn link_leaf(l: &EvidenceLink) -> Leaf {
+    let mut value = serde_json::to_value(l).expect("a link serialises");
+    value["leaf"] = "evidence_link".into();
+    Leaf {
+        kind: "link",
+        object_id: l.id.clone(),
+        data: value.to_string(),
+    }
+}
+
+/// The leaf of a custody event.
+pub fn event_leaf(e: &CustodyEvent) -> Leaf {
+    let mut value = serde_json::to_value(e).expect("an event serialises");
+    value["leaf"] = "custody_event".into();
+    Leaf {
+        kind: "event",
+        object_id: format!("{}:{}", e.object_kind, e.object_id),
+        data: value.to_string(),
+    }
+}
+
+/// The instance's log signing key, kept in the data directory.
+pub struct LogKey {
+    name: String,
+    signing: SigningKey,
+}
+
+/// File name of the signing key in the data directory (mode 0600).
+pub const KEY_FILE: &str = "log-signing.key";
+
+/// The Ed25519 algorithm byte of the signed-note key formats.
+const ALG_ED25519: u8 = 1;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// The 4-byte key hash of the note formats: SHA-256 of the key name, a
+/// newline, the algorithm byte and the public key.
+pub fn key_hash(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    let mut h = sha2::Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([ALG_ED25519]);
+    h.update(public);
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+impl LogKey {
+    /// Loads the key from `data_dir`, creating it (with a random origin
+    /// name) on first use.
+    pub fn load_or_create(data_dir: &Path) -> Result<LogKey, TlogError> {
+        let path = data_dir.join(KEY_FILE);
+        let io = |source| TlogError::KeyIo {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&path, text.trim()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir).map_err(io)?;
+                let seed: [u8; 32] = rand::random();
+                let suffix: [u8; 4] = rand::random();
+                let key = LogKey {
+                    name: format!("custody-{}", hex::encode(suffix)),
+                    signing: SigningKey::from_bytes(&seed),
+                };
+                let public = key.signing.verifying_key().to_bytes();
+                let hash = key_hash(&key.name, &public);
+                let text = format!(
+                    "PRIVATE+KEY+{}+{}+{}\n",
+                    key.name,
+                    hex::encode(hash),
+                    b64().encode([&[ALG_ED25519][..], &seed].concat())
+                );
+                write_private(&path, text.as_bytes()).map_err(io)?;
+                // Another process may have won the race: use what is there.
+                let text = std::fs::read_to_string(&path).map_err(io)?;
+                Self::parse(&path, text.trim())
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<LogKey, TlogError> {
+        let bad = |reason: &str| TlogError::BadKey {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        let rest = text
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("it does not start with PRIVATE+KEY+"))?;
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("expected PRIVATE+KEY+name+hash+key"));
+        };
+        let raw = b64()
+            .decode(key)
+            .map_err(|_| bad("the key is not base64"))?;
+        if raw.len() != 33 || raw[0] != ALG_ED25519 {
+            return Err(bad("not an Ed25519 key"));
+        }
+        let seed: [u8; 32] = raw[1..].try_into().map_err(|_| bad("wrong length"))?;
+        let signing = SigningKey::from_bytes(&seed);
+        let public = signing.verifying_key().to_bytes();
+        if hex::encode(key_hash(name, &public)) != hash {
+            return Err(bad("its hash does not match its name and key"));
+        }
+        Ok(LogKey {
+            name: name.to_string(),
+            signing,
+        })
+    }
+
+    /// The log's origin line and key name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The public key in the note verifier-key form:
+    /// `name+hash+base64(0x01 || public key)`.
+    pub fn verifier_key(&self) -> String {
+        let public = self.signing.verifying_key().to_bytes();
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(key_hash(&self.name, &public)),
+            b64().encode([&[ALG_ED25519][..], &public].concat())
+        )
+    }
+
+    /// A signed checkpoint note for a tree of `size` leaves with `root`.
+    pub fn sign_checkpoint(&self, size: u64, root: &Sha256) -> String {
+        let body = checkpoint_body(&self.name, size, root);
+        let signature = self.signing.sign(body.as_bytes()).to_bytes();
+        let public = self.signing.verifying_key().to_bytes();
+        let mut sig = key_hash(&self.name, &public).to_vec();
+        sig.extend_from_slice(&signature);
+        format!("{body}\n\u{2014} {} {}\n", self.name, b64().encode(sig))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut f) => {
+            f.write_all(bytes)?;
+            f.sync_all()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// The checkpoint text (C2SP tlog-checkpoint): origin, size, base64 root.
+pub fn checkpoint_body(origin: &str, size: u64, root: &Sha256) -> String {
+    format!("{origin}\n{size}\n{}\n", b64().encode(root.as_bytes()))
+}
+
+/// What a verified checkpoint note says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedCheckpoint {
+    pub origin: String,
+    pub tree_size: u64,
+    pub root: Sha256,
+}
+
+/// Verifies a checkpoint note against a verifier key (as `log key` prints
+/// it) and returns what it commits to.
+pub fn verify_checkpoint(note: &str, verifier_key: &str) -> Result<CheckedCheckpoint, TlogError> {
+    let bad = |s: &str| TlogError::BadNote(s.to_string());
+    let mut vk = verifier_key.trim().splitn(3, '+');
+    let (Some(name), Some(hash), Some(key)) = (vk.next(), vk.next(), vk.next()) else {
+        return Err(bad("the verifier key is not name+hash+key"));
+    };
+    let raw = b64()
+        .decode(key)
+        .map_err(|_| bad("the verifier key is not base64"))?;
+    if raw.len() != 33 || raw[0] != ALG_ED25519 {
+        return Err(bad("the verifier key is not an Ed25519 key"));
+    }
+    let public: [u8; 32] = raw[1..].try_into().map_err(|_| bad("bad key length"))?;
+    let expected_hash = key_hash(name, &public);
+    if hex::encode(expected_hash) != hash {
+        return Err(bad("the verifier key's hash does not match"));
+    }
+    let verifying = VerifyingKey::from_bytes(&public)
+        .map_err(|_| bad("the verifier key is not a valid point"))?;
+    let (body, signatures) = note
+        .split_once("\n\n")
+        .ok_or_else(|| bad("the note has no signature block"))?;
+    let body = format!("{body}\n");
+    let mut verified = false;
+    for line in signatures.lines() {
+        let Some(rest) = line.strip_prefix("\u{2014} ") else {
+            continue;
+        };
+        let Some((signer, sig)) = rest.split_once(' ') else {
+            continue;
+        };
+        if signer != name {
+            continue;
+        }
+        let sig = b64()
+            .decode(sig)
+            .map_err(|_| bad("a signature is not base64"))?;
+        if sig.len() != 68 || sig[..4] != expected_hash {
+            continue;
+        }
+        let signature = ed25519_dalek::Signature::from_slice(&sig[4..])
+            .map_err(|_| bad("a signature is malformed"))?;
+        if verifying.verify(body.as_bytes(), &signature).is_ok() {
+            verified = true;
+        } else {
+            return Err(bad("the checkpoint's signature does not verify"));
+        }
+    }
+    if !verified {
+        return Err(bad("the checkpoint has no signature by this key"));
+    }
+    let mut lines = body.lines();
+    let origin = lines.next().unwrap_or_default().to_string();
+    let tree_size = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| bad("the checkpoint's size line is not a number"))?;
+    let root = lines
+        .next()
+        .and_then(|l| b64().decode(l).ok())
+        .and_then(|r| <[u8; 32]>::try_from(r).ok())
+        .map(Sha256::from_bytes)
+        .ok_or_else(|| bad("the checkpoint's root is not 32 bytes of base64"))?;
+    if origin != name {
+        return Err(bad("the checkpoint's origin is not the key's name"));
+    }
+    Ok(CheckedCheckpoint {
+        origin,
+        tree_size,
+        root,
+    })
+}
+
+/// The tree head of the first `size` leaf hashes.
+pub fn root_of(hashes: &[Sha256]) -> Sha256 {
+    let raw: Vec<merkle::Hash> = hashes.iter().map(|h| *h.as_bytes()).collect();
+    Sha256::from_bytes(merkle::root(&raw))
+}
+
+/// Signs and records a checkpoint of the whole log as it stands (or returns
+/// the existing one for this size).
+pub async fn make_checkpoint(
+    index: &dyn crate::index::Index,
+    key: &LogKey,
+) -> Result<Checkpoint, TlogError> {
+    let size = index.log_size().await?;
+    if size == 0 {
+        return Err(TlogError::NotFound(
+            "the log is empty: capture something first".into(),
+        ));
+    }
+    if let Some(c) = index
+        .checkpoints()
+        .await?
+        .into_iter()
+        .find(|c| c.tree_size == size)
+    {
+        return Ok(c);
+    }
+    let hashes = index.log_leaf_hashes(size).await?;
+    let root = root_of(&hashes);
+    let checkpoint = Checkpoint {
+        tree_size: size,
+        root,
+        note: key.sign_checkpoint(size, &root),
+        created_at: Utc::now(),
+    };
+    index.put_checkpoint(&checkpoint).await?;
+    Ok(checkpoint)
+}
+
+/// A leaf's inclusion proof in a checkpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct InclusionProof {
+    pub leaf_index: u64,
+    pub leaf_hash: Sha256,
+    /// The leaf's canonical bytes (hash them with a 0x00 prefix).
+    pub leaf_data: String,
+    pub tree_size: u64,
+    pub root: Sha256,
+    /// Sibling hashes from the leaf up, as RFC 9162 orders them.
+    pub proof: Vec<Sha256>,
+    pub checkpoint: String,
+    pub verifier_key: String,
+}
+
+/// The inclusion proof of a capture's leaf in the latest checkpoint that
+/// covers it (made now if none does), checked before it is returned.
+pub async fn capture_inclusion(
+    index: &dyn crate::index::Index,
+    key: &LogKey,
+    capture_id: &crate::model::CaptureId,
+) -> Result<InclusionProof, TlogError> {
+    let leaf = index
+        .log_leaves_of("capture", capture_id.as_str())
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            TlogError::NotFound(format!(
+                "capture {capture_id} is not in the log; list captures with `custody captures`"
+            ))
+        })?;
+    let covering = index
+        .checkpoints()
+        .await?
+        .into_iter()
+        .rfind(|c| c.tree_size > leaf.index);
+    let checkpoint = match covering {
+        Some(c) => c,
+        None => make_checkpoint(index, key).await?,
+    };
+    let hashes = index.log_leaf_hashes(checkpoint.tree_size).await?;
+    let raw: Vec<merkle::Hash> = hashes.iter().map(|h| *h.as_bytes()).collect();
+    let root = Sha256::from_bytes(merkle::root(&raw));
+    if root != checkpoint.root {
+        return Err(TlogError::Mismatch(format!(
+            "the stored log no longer reproduces checkpoint {} (root {} signed, {} now): a leaf was changed or removed",
+            checkpoint.tree_size, checkpoint.root, root
+        )));
+    }
+    let proof = merkle::inclusion_proof(leaf.index as usize, &raw)
+        .ok_or_else(|| TlogError::Mismatch("leaf outside its checkpoint".into()))?;
+    if Sha256::from_bytes(merkle::leaf_hash(leaf.data.as_bytes())) != leaf.leaf_hash {
+        return Err(TlogError::Mismatch(format!(
+            "log leaf {} does not hash to its recorded hash",
+            leaf.index
+        )));
+    }
+    Ok(InclusionProof {
+        leaf_index: leaf.index,
+        leaf_hash: leaf.leaf_hash,
+        leaf_data: leaf.data,
+        tree_size: checkpoint.tree_size,
+        root: checkpoint.root,
+        proof: proof.into_iter().map(Sha256::from_bytes).collect(),
+        checkpoint: checkpoint.note,
+        verifier_key: key.verifier_key(),
+    })
+}
+
+/// Checks an inclusion proof offline: the checkpoint's signature, then the
+/// path from the leaf's bytes to its root.
+pub fn verify_inclusion_proof(p: &InclusionProof, verifier_key: &str) -> Result<(), TlogError> {
+    let checked = verify_checkpoint(&p.checkpoint, verifier_key)?;
+    if checked.tree_size != p.tree_size || checked.root != p.root {
+        return Err(TlogError::Mismatch(
+            "the proof's size or root is not the checkpoint's".into(),
+        ));
+    }
+    let leaf = merkle::leaf_hash(p.leaf_data.as_bytes());
+    let path: Vec<merkle::Hash> = p.proof.iter().map(|h| *h.as_bytes()).collect();
+    if !merkle::verify_inclusion(p.leaf_index, p.tree_size, &leaf, &path, p.root.as_bytes()) {
+        return Err(TlogError::Mismatch(format!(
+            "leaf {} is not included in checkpoint {}",
+            p.leaf_index, p.tree_size
+        )));
+    }
+    Ok(())
+}
+
+/// One checkpoint's standing in a log check.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckpointCheck {
+    pub tree_size: u64,
+    pub root: Sha256,
+    /// Signature verified, root reproduced from the stored leaves, and
+    /// consistent with the previous checkpoint.
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// The consistency proof from the previous checkpoint.
+    pub consistency_from: Option<u64>,
+    pub consistency_proof: Vec<Sha256>,
+}
+
+/// Checks every checkpoint: its signature, its root against the stored
+/// leaves, and a consistency proof from the previous checkpoint, verified
+/// against both signed roots. Every leaf's hash is also recomputed from its
+/// bytes.
+pub async fn check_log(
+    index: &dyn crate::index::Index,
+    key: &LogKey,
+) -> Result<Vec<CheckpointCheck>, TlogError> {
+    let checkpoints = index.checkpoints().await?;
+    let size = index.log_size().await?;
+    let leaves = index.log_leaves(0, size).await?;
+    let mut bad_leaves = Vec::new();
+    let raw: Vec<merkle::Hash> = leaves
+        .iter()
+        .map(|l| {
+            let h = merkle::leaf_hash(l.data.as_bytes());
+            if h != *l.leaf_hash.as_bytes() {
+                bad_leaves.push(l.index);
+            }
+            h
+        })
+        .collect();
+    let verifier = key.verifier_key();
+    let mut out = Vec::new();
+    let mut previous: Option<&Checkpoint> = None;
+    for c in &checkpoints {
+        let mut problems = Vec::new();
+        if let Err(e) = verify_checkpoint(&c.note, &verifier) {
+            problems.push(format!("signature: {e}"));
+        }
+        let n = c.tree_size as usize;
+        let reproduced = (n <= raw.len()).then(|| merkle::root(&raw[..n]));
+        match reproduced {
+            None => problems.push(format!(
+                "the log holds {} leaves, fewer than the {} this checkpoint signed",
+                raw.len(),
+                n
+            )),
+            Some(r) if r != *c.root.as_bytes() => problems.push(format!(
+                "the stored leaves give root {}, not the signed {}",
+                Sha256::from_bytes(r),
+                c.root
+            )),
+            Some(_) => {}
+        }
+        let mut proof = Vec::new();
+        if let (Some(p), true) = (previous, n <= raw.len()) {
+            let m = p.tree_size as usize;
+            proof = merkle::consistency_proof(m, &raw[..n]).unwrap_or_default();
+            if !merkle::verify_consistency(
+                p.tree_size,
+                c.tree_size,
+                p.root.as_bytes(),
+                c.root.as_bytes(),
+                &proof,
+            ) {
+                problems.push(format!(
+                    "not consistent with checkpoint {}: the log was rewritten between them",
+                    p.tree_size
+                ));
+            }
+        }
+        if let Some(i) = bad_leaves.iter().find(|i| (**i as usize) < n) {
+            problems.push(format!("leaf {i} does not hash to its recorded hash"));
+        }
+        out.push(CheckpointCheck {
+            tree_size: c.tree_size,
+            root: c.root,
+            ok: problems.is_empty(),
+            problem: (!problems.is_empty()).then(|| problems.join("; ")),
+            consistency_from: previous.map(|p| p.tree_size),
+            consistency_proof: proof.into_iter().map(Sha256::from_bytes).collect(),
+        });
+        previous = Some(c);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_created_once_private_and_signs_verifiable_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = LogKey::load_or_create(dir.path()).unwrap();
+        let again = LogKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(key.verifier_key(), again.verifier_key());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let root = Sha256::of(b"root");
+        let note = key.sign_checkpoint(7, &root);
+        let lines: Vec<&str> = note.lines().collect();
+        assert_eq!(lines[0], key.name());
+        assert_eq!(lines[1], "7");
+        assert_eq!(lines[3], "");
+        assert!(lines[4].starts_with(&format!("\u{2014} {} ", key.name())));
+        let checked = verify_checkpoint(&note, &key.verifier_key()).unwrap();
+        assert_eq!(checked.tree_size, 7);
+        assert_eq!(checked.root, root);
+
+        // A changed size, a different key: refused.
+        let forged = note.replacen("\n7\n", "\n8\n", 1);
+        assert!(verify_checkpoint(&forged, &key.verifier_key()).is_err());
+        let other = tempfile::tempdir().unwrap();
+        let other_key = LogKey::load_or_create(other.path()).unwrap();
+        assert!(verify_checkpoint(&note, &other_key.verifier_key()).is_err());
+    }
+}
