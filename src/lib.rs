@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod diff;
 pub mod http;
 pub mod index;
+pub mod integrity;
 pub mod model;
 pub mod pipeline;
 pub mod provenance;

@@ -105,6 +105,22 @@ enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// Re-read every stored WARC and compare its SHA-256 with the index;
+    /// a mismatch or a missing object is quarantined. Exits 1 on any.
+    Audit {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute every digest of a capture (or of all, with --all) and
+    /// check its place in the transparency log. Exits 1 naming what fails.
+    Verify {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        capture_id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The transparency log: key, checkpoints, proofs.
     Log {
         #[command(subcommand)]
@@ -500,6 +516,112 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Capture { urls, json, .. } => capture(&pipeline, &urls, json).await,
         Command::Log { command } => log_command(&pipeline, command).await,
+        Command::Audit { json } => {
+            let events = custody::integrity::audit(&pipeline).await?;
+            let bad = events.iter().filter(|e| e.outcome != "ok").count();
+            for e in &events {
+                if json {
+                    print_json(e)?;
+                } else if e.outcome == "ok" {
+                    eprintln!("ok       {}", e.object_key);
+                } else {
+                    eprintln!(
+                        "{:<8} {}  {}",
+                        e.outcome.to_uppercase(),
+                        e.object_key,
+                        e.detail.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            if !json {
+                eprintln!("{} object(s) checked, {} failed", events.len(), bad);
+            }
+            Ok(if bad == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Verify {
+            capture_id,
+            all,
+            json,
+        } => {
+            let key = custody::tlog::LogKey::load_or_create(&pipeline.config().data_dir)?;
+            let print_capture =
+                |v: &custody::integrity::CaptureVerification| -> Result<(), Failure> {
+                    if json {
+                        return print_json(v);
+                    }
+                    for c in &v.checks {
+                        let detail = c
+                            .detail
+                            .as_deref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default();
+                        if c.ok {
+                            eprintln!("  ok    {}{detail}", c.item);
+                        } else {
+                            eprintln!("  FAIL  {}{detail}", c.item);
+                        }
+                    }
+                    let failed = v.checks.iter().filter(|c| !c.ok).count();
+                    match failed {
+                        0 => eprintln!("capture {}: verified", v.capture_id),
+                        n => eprintln!("capture {}: {n} check(s) failed", v.capture_id),
+                    }
+                    Ok(())
+                };
+            let ok = if all {
+                let v = custody::integrity::verify_all(&pipeline, &key).await?;
+                for c in &v.captures {
+                    print_capture(c)?;
+                }
+                if json {
+                    print_json(&serde_json::json!({"log": v.log, "ok": v.ok}))?;
+                } else {
+                    for c in &v.log {
+                        let detail = c
+                            .detail
+                            .as_deref()
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default();
+                        let mark = if c.ok { "ok  " } else { "FAIL" };
+                        eprintln!("  {mark}  {}{detail}", c.item);
+                    }
+                    eprintln!(
+                        "{} capture(s), {} failed; log {}",
+                        v.captures.len(),
+                        v.captures.iter().filter(|c| !c.ok).count(),
+                        if v.log.iter().all(|c| c.ok) {
+                            "ok"
+                        } else {
+                            "FAILED"
+                        }
+                    );
+                }
+                v.ok
+            } else {
+                let arg = capture_id.unwrap_or_default();
+                let id: CaptureId = arg.parse().map_err(|e: custody::model::ParseCaptureIdError| {
+                    if custody::integrity::looks_like_path(&arg) {
+                        Failure::Usage(anyhow::anyhow!(
+                            "{arg} looks like a file: verifying exported packages is not supported yet; give a capture id or --all"
+                        ))
+                    } else {
+                        Failure::Usage(e.into())
+                    }
+                })?;
+                let v = custody::integrity::verify_capture(&pipeline, &key, &id).await?;
+                print_capture(&v)?;
+                v.ok
+            };
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Diff {
             capture_a,
             capture_b,

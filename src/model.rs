@@ -599,3 +599,30 @@ pub fn surt_of_target(target: Option<&str>) -> Option<String> {
     let url = url::Url::parse(target?).ok()?;
     matches!(url.scheme(), "http" | "https").then(|| surt(&url))
 }
+
+/// One check of a stored object's digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixityEvent {
+    pub object_key: String,
+    pub algorithm: String,
+    pub expected: Sha256,
+    pub observed: Option<Sha256>,
+    /// `ok`, `corrupt`, `missing`, or `error` (the store could not be read;
+    /// nothing is concluded about the object).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+}
+
+/// A stored WARC file as the index knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarcFile {
+    pub sha256: Sha256,
+    pub key: String,
+    pub bytes: u64,
+    /// Why the object is quarantined (its last check failed), if it is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub quarantined: Option<String>,
+}

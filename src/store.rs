@@ -451,6 +451,17 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Copies an object to `dest` as it is, and returns its digest and
+    /// size without judging them (for verification that names what is
+    /// wrong).
+    pub async fn download<W: AsyncWrite + Unpin>(
+        &self,
+        key: &str,
+        dest: &mut W,
+    ) -> Result<(Sha256, u64), StoreError> {
+        self.stream_to(key, None, dest).await
+    }
+
     async fn stream_to<W: AsyncWrite + Unpin>(
         &self,
         key: &str,

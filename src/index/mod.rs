@@ -119,6 +119,18 @@ pub trait Index: Send + Sync {
     /// Every checkpoint, smallest tree first.
     async fn checkpoints(&self) -> Result<Vec<crate::tlog::Checkpoint>, IndexError>;
 
+    // Fixity.
+
+    /// Every stored WARC file, oldest first, with its quarantine state.
+    async fn warc_files(&self) -> Result<Vec<crate::model::WarcFile>, IndexError>;
+
+    /// Records a fixity check, sets or clears the object's quarantine, and
+    /// appends the check to the log, in one transaction.
+    async fn record_fixity(&self, e: &crate::model::FixityEvent) -> Result<(), IndexError>;
+
+    /// The checks of one object, oldest first.
+    async fn fixity_events(&self, key: &str) -> Result<Vec<crate::model::FixityEvent>, IndexError>;
+
     // Scheduled runs.
 
     /// How far runs of `schedule` for `url` have been planned.

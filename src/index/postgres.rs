@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "transparency log",
         include_str!("migrations/postgres/0006_transparency_log.sql"),
     ),
+    (
+        7,
+        "fixity",
+        include_str!("migrations/postgres/0007_fixity.sql"),
+    ),
 ];
 
 pub struct PostgresIndex {
@@ -826,6 +831,78 @@ impl Index for PostgresIndex {
                     root: digest(r.get("root"))?,
                     note: r.get("note"),
                     created_at: parse_db_time(r.get("created_at"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn warc_files(&self) -> Result<Vec<crate::model::WarcFile>, IndexError> {
+        let rows = sqlx::query(pg(
+            "SELECT sha256, key, bytes, quarantined FROM warc_file ORDER BY stored_at, sha256",
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::model::WarcFile {
+                    sha256: digest(r.get("sha256"))?,
+                    key: r.get("key"),
+                    bytes: r.get::<i64, _>("bytes") as u64,
+                    quarantined: r.get("quarantined"),
+                })
+            })
+            .collect()
+    }
+
+    async fn record_fixity(&self, e: &crate::model::FixityEvent) -> Result<(), IndexError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(pg("INSERT INTO fixity_event (object_key, algorithm, expected, observed, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)"))
+            .bind(&e.object_key)
+            .bind(&e.algorithm)
+            .bind(e.expected.hex())
+            .bind(e.observed.map(|o| o.hex()))
+            .bind(&e.outcome)
+            .bind(&e.detail)
+            .bind(db_time(&e.at))
+            .execute(&mut *tx)
+            .await?;
+        // A failed check quarantines the object; a good one releases it. A
+        // store error concludes nothing.
+        if e.outcome != "error" {
+            let reason = (e.outcome != "ok").then(|| {
+                format!(
+                    "{} at {}: {}",
+                    e.outcome,
+                    db_time(&e.at),
+                    e.detail.clone().unwrap_or_default()
+                )
+            });
+            sqlx::query(pg("UPDATE warc_file SET quarantined = ? WHERE key = ?"))
+                .bind(reason)
+                .bind(&e.object_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        append_leaf(&mut tx, &crate::tlog::fixity_leaf(e)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fixity_events(&self, key: &str) -> Result<Vec<crate::model::FixityEvent>, IndexError> {
+        let rows = sqlx::query(pg("SELECT object_key, algorithm, expected, observed, outcome, detail, at FROM fixity_event WHERE object_key = ? ORDER BY id"))
+            .bind(key)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::model::FixityEvent {
+                    object_key: r.get("object_key"),
+                    algorithm: r.get("algorithm"),
+                    expected: digest(r.get("expected"))?,
+                    observed: opt_digest(r.get("observed"))?,
+                    outcome: r.get("outcome"),
+                    detail: r.get("detail"),
+                    at: parse_db_time(r.get("at"))?,
                 })
             })
             .collect()

@@ -159,6 +159,17 @@ pub fn event_leaf(e: &CustodyEvent) -> Leaf {
     }
 }
 
+/// The leaf of a fixity check.
+pub fn fixity_leaf(e: &crate::model::FixityEvent) -> Leaf {
+    let mut value = serde_json::to_value(e).expect("a fixity event serialises");
+    value["leaf"] = "fixity_event".into();
+    Leaf {
+        kind: "fixity",
+        object_id: e.object_key.clone(),
+        data: value.to_string(),
+    }
+}
+
 /// The instance's log signing key, kept in the data directory.
 pub struct LogKey {
     name: String,

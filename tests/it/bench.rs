@@ -149,3 +149,39 @@ async fn bench_capture_page_with_requisites_against_wget() {
         wget_found
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with --ignored bench_audit --nocapture"]
+async fn bench_audit_against_sha256sum() {
+    // Four 64 MiB captures: the same objects for both.
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    for i in 0..4 {
+        let url = format!("http://{addr}/media/generated.mp4?bytes={}", (64 << 20) + i);
+        work.ok(&["capture", "--allow-private", &url]);
+    }
+    let objects = work.objects();
+    let total: u64 = objects
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    let mb = total as f64 / 1e6;
+    let best = |f: &dyn Fn() -> Duration| (0..3).map(|_| f()).min().expect("runs");
+    let ours = best(&|| {
+        let started = Instant::now();
+        work.ok(&["audit"]);
+        started.elapsed()
+    });
+    let theirs = best(&|| {
+        let started = Instant::now();
+        let out = Command::new("sha256sum").args(&objects).output().unwrap();
+        assert!(out.status.success());
+        started.elapsed()
+    });
+    let (a, s) = (mb / ours.as_secs_f64(), mb / theirs.as_secs_f64());
+    println!(
+        "audit of {} objects, {mb:.0} MB: custody audit {a:.0} MB/s, sha256sum {s:.0} MB/s; custody at {:.0}% of sha256sum",
+        objects.len(),
+        100.0 * a / s
+    );
+}

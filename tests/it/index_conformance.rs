@@ -271,6 +271,45 @@ pub async fn conformance(index: Arc<dyn Index>) {
     index.put_checkpoint(&checkpoint).await.unwrap();
     index.put_checkpoint(&checkpoint).await.unwrap();
     assert_eq!(index.checkpoints().await.unwrap(), vec![checkpoint]);
+
+    // Fixity: a failed check quarantines, a good one releases; both are
+    // logged.
+    let files = index.warc_files().await.unwrap();
+    assert_eq!(files.len(), 3);
+    assert!(files.iter().all(|f| f.quarantined.is_none()));
+    let file = &files[0];
+    let check = |outcome: &str, at_s: &str| custody::model::FixityEvent {
+        object_key: file.key.clone(),
+        algorithm: "sha256".into(),
+        expected: file.sha256,
+        observed: (outcome == "ok").then_some(file.sha256),
+        outcome: outcome.into(),
+        detail: (outcome != "ok").then(|| "not in the store".to_string()),
+        at: at(at_s),
+    };
+    index
+        .record_fixity(&check("missing", "2016-12-05T00:00:00Z"))
+        .await
+        .unwrap();
+    let quarantined = index.warc_files().await.unwrap()[0].quarantined.clone();
+    assert!(quarantined.unwrap().starts_with("missing"));
+    index
+        .record_fixity(&check("error", "2016-12-05T00:01:00Z"))
+        .await
+        .unwrap();
+    assert!(
+        index.warc_files().await.unwrap()[0].quarantined.is_some(),
+        "an error concludes nothing"
+    );
+    index
+        .record_fixity(&check("ok", "2016-12-05T00:02:00Z"))
+        .await
+        .unwrap();
+    assert!(index.warc_files().await.unwrap()[0].quarantined.is_none());
+    let events = index.fixity_events(&file.key).await.unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0], check("missing", "2016-12-05T00:00:00Z"));
+    assert_eq!(index.log_size().await.unwrap(), size + 3);
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod cli;
 mod daemon;
 mod fidelity;
 mod index_conformance;
+mod integrity;
 #[cfg(feature = "interop")]
 mod interop;
 mod provenance;

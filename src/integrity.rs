@@ -1,0 +1,400 @@
+//! Fixity audits and verification.
+//!
+//! `audit` re-reads every stored WARC and compares its SHA-256 with the
+//! index; each check is a fixity event (in the index and the log), and a
+//! failed one quarantines the object. `verify` goes further for one capture
+//! or all of them: the WARC file's digest, every record's block and payload
+//! digests against the bytes and the index, the manifest, the capture's
+//! leaf against the index, and its inclusion in a signed checkpoint; with
+//! `--all`, also every checkpoint's signature, root and consistency, and
+//! whether the log holds captures the index has lost. Every failure names
+//! the exact item.
+
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::model::{CaptureId, FixityEvent, RecordEntry};
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::store::StoreError;
+use crate::tlog::{self, LogKey};
+use crate::warc::WarcFileReader;
+
+/// Checks every stored WARC file once; returns the events recorded.
+pub async fn audit(pipeline: &Pipeline) -> Result<Vec<FixityEvent>, PipelineError> {
+    let index = pipeline.index();
+    let mut events = Vec::new();
+    for file in index.warc_files().await? {
+        let checked = pipeline
+            .store()
+            .verify(&file.key, file.sha256, file.bytes)
+            .await;
+        let (outcome, observed, detail) = match checked {
+            Ok(()) => ("ok", Some(file.sha256), None),
+            Err(StoreError::Corrupt { actual, .. }) => (
+                "corrupt",
+                Some(actual),
+                Some(format!("content hashes to {actual}")),
+            ),
+            Err(StoreError::SizeMismatch {
+                expected, actual, ..
+            }) => (
+                "corrupt",
+                None,
+                Some(format!("{actual} bytes, expected {expected}")),
+            ),
+            Err(StoreError::NotFound(_)) => ("missing", None, Some("not in the store".to_string())),
+            Err(e) => ("error", None, Some(e.to_string())),
+        };
+        let event = FixityEvent {
+            object_key: file.key.clone(),
+            algorithm: "sha256".into(),
+            expected: file.sha256,
+            observed,
+            outcome: outcome.into(),
+            detail,
+            at: Utc::now(),
+        };
+        match outcome {
+            "ok" => tracing::debug!(object = %file.key, "fixity ok"),
+            _ => {
+                tracing::error!(object = %file.key, outcome, detail = ?event.detail, "fixity check failed")
+            }
+        }
+        index.record_fixity(&event).await?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// One verified item.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub item: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Check {
+    fn ok(item: impl Into<String>, detail: Option<String>) -> Check {
+        Check {
+            item: item.into(),
+            ok: true,
+            detail,
+        }
+    }
+
+    fn failed(item: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            item: item.into(),
+            ok: false,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CaptureVerification {
+    pub capture_id: CaptureId,
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+/// Verifies one capture (see the module documentation).
+pub async fn verify_capture(
+    pipeline: &Pipeline,
+    key: &LogKey,
+    id: &CaptureId,
+) -> Result<CaptureVerification, PipelineError> {
+    let index = pipeline.index();
+    let capture = index.capture(id).await?.ok_or_else(|| {
+        PipelineError::NotFound(format!(
+            "no capture {id} in the index; `custody verify --all` compares the index with the log"
+        ))
+    })?;
+    let records = index.records(id).await?;
+    let mut checks = Vec::new();
+
+    if let Some(warc) = &capture.warc {
+        let spool = pipeline.config().spool_dir();
+        let (file, path) = tempfile::Builder::new()
+            .prefix("verify-")
+            .tempfile_in(&spool)
+            .map_err(|source| PipelineError::Io {
+                path: spool.clone(),
+                source,
+            })?
+            .into_parts();
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        let item = format!("WARC file {}", warc.key);
+        match pipeline.store().download(&warc.key, &mut out).await {
+            Err(e) => checks.push(Check::failed(item, e.to_string())),
+            Ok((sha, bytes)) => {
+                use tokio::io::AsyncWriteExt;
+                out.flush().await.map_err(|source| PipelineError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                if sha != warc.sha256 || bytes != warc.bytes {
+                    checks.push(Check::failed(
+                        item,
+                        format!(
+                            "{bytes} bytes hashing to {sha}; the index says {} bytes, {}",
+                            warc.bytes, warc.sha256
+                        ),
+                    ));
+                } else {
+                    checks.push(Check::ok(item, Some(format!("sha256 {sha}"))));
+                }
+                let file = out.into_inner().into_std().await;
+                let (capture_id, seed) = (id.clone(), capture.seed_url.clone());
+                let recs = records.clone();
+                let found = tokio::task::spawn_blocking(move || {
+                    check_records(file, &recs, &capture_id, &seed)
+                })
+                .await
+                .map_err(|e| PipelineError::Internal(e.to_string()))?;
+                checks.extend(found);
+            }
+        }
+        drop(path);
+    }
+
+    checks.extend(check_log_entry(pipeline, key, &capture, &records).await?);
+    Ok(CaptureVerification {
+        capture_id: id.clone(),
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+    })
+}
+
+/// Every record the index lists, read at its offset from `file`: digests
+/// against the bytes and against the index; then the manifest.
+fn check_records(
+    mut file: std::fs::File,
+    records: &[RecordEntry],
+    id: &CaptureId,
+    seed: &str,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut bad = 0;
+    let mut manifest = None;
+    for r in records {
+        let item = format!(
+            "record {} ({} {})",
+            r.record_id,
+            r.warc_type,
+            r.target_uri.as_deref().unwrap_or("-")
+        );
+        let mut block = Vec::new();
+        let want_block = r.warc_type == "metadata";
+        let read = file
+            .seek(SeekFrom::Start(r.offset))
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                let mut reader = WarcFileReader::new(BufReader::new(&mut file));
+                reader
+                    .next_record(&mut |piece| {
+                        if want_block {
+                            block.extend_from_slice(piece)
+                        }
+                    })
+                    .map_err(|e| e.to_string())
+            });
+        let problem = match read {
+            Err(e) => Some(format!("unreadable at offset {}: {e}", r.offset)),
+            Ok(None) => Some(format!("no record at offset {}", r.offset)),
+            Ok(Some(rec)) => {
+                if let Err(e) = rec.verify_digests() {
+                    Some(e.to_string())
+                } else if rec.head.record_id() != r.record_id {
+                    Some(format!(
+                        "the record at offset {} is {}",
+                        r.offset,
+                        rec.head.record_id()
+                    ))
+                } else if rec.block_sha256 != r.block_digest {
+                    Some(format!(
+                        "block digest {} differs from the index's {}",
+                        rec.block_sha256, r.block_digest
+                    ))
+                } else if let (Some(actual), Some(indexed)) =
+                    (rec.payload_sha256(), r.payload_digest)
+                {
+                    (actual != indexed).then(|| {
+                        format!("payload digest {actual} differs from the index's {indexed}")
+                    })
+                } else {
+                    None
+                }
+            }
+        };
+        match problem {
+            Some(p) => {
+                bad += 1;
+                checks.push(Check::failed(item, p));
+            }
+            None if want_block => manifest = Some(block.clone()),
+            None => {}
+        }
+    }
+    if bad == 0 {
+        checks.push(Check::ok(
+            format!("{} records", records.len()),
+            Some("block and payload digests match the bytes and the index".into()),
+        ));
+    }
+    match manifest.map(|m| serde_json::from_slice::<serde_json::Value>(&m)) {
+        Some(Ok(m)) if m["capture_id"] == id.as_str() && m["seed_url"] == seed => {
+            checks.push(Check::ok("manifest", None))
+        }
+        Some(Ok(m)) => checks.push(Check::failed(
+            "manifest",
+            format!(
+                "names capture {} of {}, not {id} of {seed}",
+                m["capture_id"], m["seed_url"]
+            ),
+        )),
+        Some(Err(e)) => checks.push(Check::failed("manifest", format!("not JSON: {e}"))),
+        None if bad == 0 => checks.push(Check::failed("manifest", "no manifest record")),
+        None => {}
+    }
+    checks
+}
+
+/// The capture's leaf: present once, equal to the index's capture, and
+/// included in the latest checkpoint that covers it.
+async fn check_log_entry(
+    pipeline: &Pipeline,
+    key: &LogKey,
+    capture: &crate::model::Capture,
+    records: &[RecordEntry],
+) -> Result<Vec<Check>, PipelineError> {
+    let index = pipeline.index();
+    let leaves = index.log_leaves_of("capture", capture.id.as_str()).await?;
+    let Some(leaf) = leaves.first() else {
+        return Ok(vec![Check::failed(
+            "log leaf",
+            format!("capture {} is not in the transparency log", capture.id),
+        )]);
+    };
+    let mut checks = Vec::new();
+    let expected = tlog::capture_leaf(capture, records);
+    if expected.data != leaf.data {
+        checks.push(Check::failed(
+            format!("log leaf {}", leaf.index),
+            "the logged manifest differs from the index's capture",
+        ));
+    } else {
+        checks.push(Check::ok(format!("log leaf {}", leaf.index), None));
+    }
+    let covering = index
+        .checkpoints()
+        .await?
+        .into_iter()
+        .rfind(|c| c.tree_size > leaf.index);
+    let Some(checkpoint) = covering else {
+        checks.push(Check::ok(
+            "inclusion",
+            Some("not yet in a signed checkpoint; run `custody log checkpoint`".into()),
+        ));
+        return Ok(checks);
+    };
+    let item = format!("inclusion in checkpoint {}", checkpoint.tree_size);
+    let hashes = index.log_leaf_hashes(checkpoint.tree_size).await?;
+    let raw: Vec<tlog::merkle::Hash> = hashes.iter().map(|h| *h.as_bytes()).collect();
+    let proof = tlog::merkle::inclusion_proof(leaf.index as usize, &raw).unwrap_or_default();
+    let p = tlog::InclusionProof {
+        leaf_index: leaf.index,
+        leaf_hash: leaf.leaf_hash,
+        leaf_data: leaf.data.clone(),
+        tree_size: checkpoint.tree_size,
+        root: checkpoint.root,
+        proof: proof
+            .into_iter()
+            .map(crate::model::Sha256::from_bytes)
+            .collect(),
+        checkpoint: checkpoint.note.clone(),
+        verifier_key: key.verifier_key(),
+    };
+    match tlog::verify_inclusion_proof(&p, &key.verifier_key()) {
+        Ok(()) => checks.push(Check::ok(item, None)),
+        Err(e) => checks.push(Check::failed(item, e.to_string())),
+    }
+    Ok(checks)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AllVerification {
+    pub ok: bool,
+    pub captures: Vec<CaptureVerification>,
+    /// Checkpoints, and the log against the index.
+    pub log: Vec<Check>,
+}
+
+/// Verifies every capture, every checkpoint, and the log against the index.
+pub async fn verify_all(
+    pipeline: &Pipeline,
+    key: &LogKey,
+) -> Result<AllVerification, PipelineError> {
+    let index = pipeline.index();
+    let mut captures = Vec::new();
+    for c in index.captures(None).await? {
+        captures.push(verify_capture(pipeline, key, &c.id).await?);
+    }
+    let mut log = Vec::new();
+    let tlog_err = |e: tlog::TlogError| PipelineError::Internal(e.to_string());
+    for c in tlog::check_log(index.as_ref(), key)
+        .await
+        .map_err(tlog_err)?
+    {
+        let item = format!("checkpoint {}", c.tree_size);
+        log.push(match c.problem {
+            None => Check::ok(item, None),
+            Some(p) => Check::failed(item, p),
+        });
+    }
+    let size = index.log_size().await?;
+    let mut missing = 0;
+    for leaf in index.log_leaves(0, size).await? {
+        if leaf.kind != "capture" {
+            continue;
+        }
+        let id: Result<CaptureId, _> = leaf.object_id.parse();
+        let present = match &id {
+            Ok(id) => index.capture(id).await?.is_some(),
+            Err(_) => false,
+        };
+        if !present {
+            missing += 1;
+            log.push(Check::failed(
+                format!("log leaf {}", leaf.index),
+                format!(
+                    "the log holds capture {} that the index lacks",
+                    leaf.object_id
+                ),
+            ));
+        }
+    }
+    if missing == 0 {
+        log.push(Check::ok(
+            "log against index",
+            Some(format!(
+                "every capture in the log ({size} leaves) is in the index"
+            )),
+        ));
+    }
+    Ok(AllVerification {
+        ok: captures.iter().all(|c| c.ok) && log.iter().all(|c| c.ok),
+        captures,
+        log,
+    })
+}
+
+/// Whether `arg` names a package file rather than a capture id.
+pub fn looks_like_path(arg: &str) -> bool {
+    arg.contains('/') || arg.contains('.') || Path::new(arg).exists()
+}
