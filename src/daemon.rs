@@ -180,7 +180,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
                 if let (true, Some(key)) = (leading, &log_key) {
                     if last_checkpoint.elapsed() >= settings.checkpoint {
                         last_checkpoint = tokio::time::Instant::now();
-                        match crate::tlog::make_checkpoint(index.as_ref(), key).await {
+                        match crate::tlog::make_checkpoint(index.as_ref(), pipeline.store(), key).await {
                             Ok(c) => tracing::debug!(tree_size = c.tree_size, root = %c.root, "log checkpoint"),
                             Err(crate::tlog::TlogError::NotFound(_)) => {}
                             Err(e) => tracing::error!(error = %e, "signing a log checkpoint failed; retrying"),

@@ -121,6 +121,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild an empty index from the object store alone (the log's
+    /// leaves and checkpoints, then every WARC) and check it against the
+    /// log. Exits 1 if anything disagrees.
+    Reindex {
+        #[arg(long)]
+        json: bool,
+    },
     /// The transparency log: key, checkpoints, proofs.
     Log {
         #[command(subcommand)]
@@ -516,6 +523,42 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Capture { urls, json, .. } => capture(&pipeline, &urls, json).await,
         Command::Log { command } => log_command(&pipeline, command).await,
+        Command::Reindex { json } => {
+            let key = custody::tlog::LogKey::load_existing(&pipeline.config().data_dir)?;
+            if key.is_none() {
+                eprintln!(
+                    "warning: no log key in {}: checkpoints cannot be checked (restore {} from your backup first)",
+                    pipeline.config().data_dir.display(),
+                    custody::tlog::KEY_FILE
+                );
+            }
+            let r = custody::integrity::reindex(&pipeline, key.as_ref())
+                .await
+                .map_err(|e| match e {
+                    PipelineError::Invalid(_) => Failure::Usage(e.into()),
+                    e => Failure::Failed(e.into()),
+                })?;
+            if json {
+                print_json(&r)?;
+            } else {
+                eprintln!(
+                    "restored {} log leaves and {} checkpoints; rebuilt {} captures from their WARCs and {} failed captures from the log; {} captures newer than the last checkpoint appended to the log",
+                    r.leaves_restored,
+                    r.checkpoints_restored,
+                    r.captures_rebuilt,
+                    r.failed_captures_restored,
+                    r.leaves_appended
+                );
+                for p in &r.problems {
+                    eprintln!("  problem: {p}");
+                }
+            }
+            Ok(if r.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Audit { json } => {
             let events = custody::integrity::audit(&pipeline).await?;
             let bad = events.iter().filter(|e| e.outcome != "ok").count();
@@ -1101,7 +1144,7 @@ async fn log_command(pipeline: &Pipeline, command: LogCommand) -> Result<ExitCod
             println!("{}", key.verifier_key());
         }
         LogCommand::Checkpoint { json } => {
-            let c = tlog::make_checkpoint(index, &key).await?;
+            let c = tlog::make_checkpoint(index, pipeline.store(), &key).await?;
             if json {
                 print_json(&c)?;
             } else {
@@ -1112,7 +1155,7 @@ async fn log_command(pipeline: &Pipeline, command: LogCommand) -> Result<ExitCod
             let id: CaptureId = capture_id
                 .parse()
                 .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
-            let proof = tlog::capture_inclusion(index, &key, &id).await?;
+            let proof = tlog::capture_inclusion(index, pipeline.store(), &key, &id).await?;
             tlog::verify_inclusion_proof(&proof, &key.verifier_key())?;
             if json {
                 print_json(&proof)?;

@@ -451,6 +451,47 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Writes a small object under a chosen key, once: if the key exists,
+    /// its content must be the same bytes (then nothing is written).
+    pub async fn put_named(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let sha = Sha256::of(bytes);
+        if let Some(existing) = self.get_bytes_opt(key).await? {
+            return if Sha256::of(&existing) == sha {
+                Ok(())
+            } else {
+                Err(StoreError::Corrupt {
+                    key: key.to_string(),
+                    expected: sha,
+                    actual: Sha256::of(&existing),
+                })
+            };
+        }
+        let location = ObjectPath::from(key);
+        self.inner
+            .put(&location, bytes.to_vec().into())
+            .await
+            .map_err(Self::backend(key))?;
+        match self.get_bytes_opt(key).await? {
+            Some(back) if Sha256::of(&back) == sha => Ok(()),
+            Some(back) => Err(StoreError::Corrupt {
+                key: key.to_string(),
+                expected: sha,
+                actual: Sha256::of(&back),
+            }),
+            None => Err(StoreError::NotFound(key.to_string())),
+        }
+    }
+
+    /// A small object's bytes, or `None` when there is no such object.
+    pub async fn get_bytes_opt(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let location = ObjectPath::from(key);
+        match self.inner.get(&location).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(Self::backend(key))?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Self::backend(key)(e)),
+        }
+    }
+
     /// Copies an object to `dest` as it is, and returns its digest and
     /// size without judging them (for verification that names what is
     /// wrong).

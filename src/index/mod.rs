@@ -57,11 +57,26 @@ pub struct Hit {
 pub trait Index: Send + Sync {
     /// Records a finished capture. For an `ok` capture, `capture.warc` must be
     /// durable in the store already; `records` are its WARC's records.
+    /// Appends the capture's leaf to the log in the same transaction.
     async fn put_capture(
         &self,
         capture: &Capture,
         records: &[RecordEntry],
+    ) -> Result<(), IndexError> {
+        self.put_capture_with(capture, records, true).await
+    }
+
+    /// `put_capture`, appending a log leaf only when `log` is set (a
+    /// reindex restores captures whose leaves the log already holds).
+    async fn put_capture_with(
+        &self,
+        capture: &Capture,
+        records: &[RecordEntry],
+        log: bool,
     ) -> Result<(), IndexError>;
+
+    /// Puts back a leaf at its own index (reindex); it must be the next one.
+    async fn restore_leaf(&self, leaf: &crate::tlog::LogLeaf) -> Result<(), IndexError>;
 
     async fn capture(&self, id: &CaptureId) -> Result<Option<Capture>, IndexError>;
 

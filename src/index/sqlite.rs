@@ -228,10 +228,11 @@ fn record_from_row(r: &SqliteRow) -> Result<RecordEntry, IndexError> {
 
 #[async_trait]
 impl Index for SqliteIndex {
-    async fn put_capture(
+    async fn put_capture_with(
         &self,
         capture: &Capture,
         records: &[RecordEntry],
+        log: bool,
     ) -> Result<(), IndexError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM capture WHERE id = ?")
@@ -336,7 +337,9 @@ impl Index for SqliteIndex {
             .bind(detail.to_string())
             .execute(&mut *tx)
             .await?;
-        append_leaf(&mut tx, &crate::tlog::capture_leaf(capture, records)).await?;
+        if log {
+            append_leaf(&mut tx, &crate::tlog::capture_leaf(capture, records)).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -768,6 +771,27 @@ impl Index for SqliteIndex {
             .map(parse_db_time)
             .transpose()?;
         Ok(stats)
+    }
+
+    async fn restore_leaf(&self, leaf: &crate::tlog::LogLeaf) -> Result<(), IndexError> {
+        let next = self.log_size().await?;
+        if leaf.index != next {
+            return Err(IndexError::Corrupt(format!(
+                "log leaf {} cannot follow leaf {}",
+                leaf.index,
+                next as i64 - 1
+            )));
+        }
+        sqlx::query("INSERT INTO log_leaf (idx, kind, object_id, data, leaf_hash, appended_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(leaf.index as i64)
+            .bind(&leaf.kind)
+            .bind(&leaf.object_id)
+            .bind(&leaf.data)
+            .bind(leaf.leaf_hash.hex())
+            .bind(db_time(&leaf.appended_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn log_size(&self) -> Result<u64, IndexError> {

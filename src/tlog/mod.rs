@@ -34,6 +34,8 @@ pub enum TlogError {
     BadNote(String),
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     NotFound(String),
     /// The stored log does not reproduce what a checkpoint signed.
@@ -57,7 +59,7 @@ impl Leaf {
 }
 
 /// A leaf as stored, with its position.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LogLeaf {
     pub index: u64,
     pub kind: String,
@@ -112,8 +114,9 @@ pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
         capture_id: c.id.as_str(),
         seed_url: &c.seed_url,
         status: c.status.as_str(),
-        started_at: crate::model::rfc3339_utc(&c.started_at),
-        finished_at: crate::model::rfc3339_utc(&c.finished_at),
+        // Microseconds, as the index and the manifest keep them.
+        started_at: crate::warc::warc_date(&c.started_at),
+        finished_at: crate::warc::warc_date(&c.finished_at),
         warc_sha256: c.warc.as_ref().map(|w| w.sha256.hex()),
         warc_bytes: c.warc.as_ref().map(|w| w.bytes),
         error: c.error.as_deref(),
@@ -231,6 +234,16 @@ impl LogKey {
                 Self::parse(&path, text.trim())
             }
             Err(e) => Err(io(e)),
+        }
+    }
+
+    /// The key in `data_dir`, if there is one (never creates it).
+    pub fn load_existing(data_dir: &Path) -> Result<Option<LogKey>, TlogError> {
+        let path = data_dir.join(KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&path, text.trim()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(TlogError::KeyIo { path, source }),
         }
     }
 
@@ -414,6 +427,7 @@ pub fn root_of(hashes: &[Sha256]) -> Sha256 {
 /// the existing one for this size).
 pub async fn make_checkpoint(
     index: &dyn crate::index::Index,
+    store: &crate::store::Store,
     key: &LogKey,
 ) -> Result<Checkpoint, TlogError> {
     let size = index.log_size().await?;
@@ -438,8 +452,42 @@ pub async fn make_checkpoint(
         note: key.sign_checkpoint(size, &root),
         created_at: Utc::now(),
     };
+    // The log goes to the store first (the leaves since the previous
+    // checkpoint, then the note), so it outlives the index: `reindex`
+    // restores it from there. The checkpoint row comes last.
+    let previous = index
+        .checkpoints()
+        .await?
+        .into_iter()
+        .filter(|c| c.tree_size < size)
+        .map(|c| c.tree_size)
+        .max()
+        .unwrap_or(0);
+    let leaves = index.log_leaves(previous, size).await?;
+    let mut segment = String::new();
+    for leaf in &leaves {
+        segment.push_str(&serde_json::to_string(leaf).expect("a leaf serialises"));
+        segment.push('\n');
+    }
+    store
+        .put_named(&segment_key(previous, size), segment.as_bytes())
+        .await?;
+    store
+        .put_named(&checkpoint_key(size), checkpoint.note.as_bytes())
+        .await?;
     index.put_checkpoint(&checkpoint).await?;
     Ok(checkpoint)
+}
+
+/// Store key of the leaves `from..to` (JSON lines), written with the
+/// checkpoint of size `to`.
+pub fn segment_key(from: u64, to: u64) -> String {
+    format!("log/leaves/{from:020}-{to:020}.jsonl")
+}
+
+/// Store key of the signed checkpoint note of a tree of `size` leaves.
+pub fn checkpoint_key(size: u64) -> String {
+    format!("log/checkpoints/{size:020}.note")
 }
 
 /// A leaf's inclusion proof in a checkpoint.
@@ -461,6 +509,7 @@ pub struct InclusionProof {
 /// covers it (made now if none does), checked before it is returned.
 pub async fn capture_inclusion(
     index: &dyn crate::index::Index,
+    store: &crate::store::Store,
     key: &LogKey,
     capture_id: &crate::model::CaptureId,
 ) -> Result<InclusionProof, TlogError> {
@@ -481,7 +530,7 @@ pub async fn capture_inclusion(
         .rfind(|c| c.tree_size > leaf.index);
     let checkpoint = match covering {
         Some(c) => c,
-        None => make_checkpoint(index, key).await?,
+        None => make_checkpoint(index, store, key).await?,
     };
     let hashes = index.log_leaf_hashes(checkpoint.tree_size).await?;
     let raw: Vec<merkle::Hash> = hashes.iter().map(|h| *h.as_bytes()).collect();

@@ -153,3 +153,82 @@ async fn verify_all_finds_a_capture_deleted_from_the_index_by_hand() {
         stderr_text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_index_deleted_reindex_restores_every_capture_and_verify_all_passes() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("connect_timeout_secs = 2");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let (first, _) = work.capture(&url);
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (failed, _) = work.capture(&format!("http://{refused}/gone"));
+    assert_eq!(failed.status, CaptureStatus::Failed);
+    let claim: serde_json::Value =
+        serde_json::from_slice(&work.ok(&["claim", "add", "25 civilians killed", "--json"]))
+            .unwrap();
+    work.ok(&[
+        "claim",
+        "link",
+        claim["id"].as_str().unwrap(),
+        first.id.as_str(),
+        "--quote",
+        "nearly 25 civilians were killed in airstrikes",
+    ]);
+    work.ok(&["log", "checkpoint"]);
+    // One capture after the last checkpoint: its leaf is not in the store.
+    let (later, _) = work.capture(&url);
+    let before: Vec<String> = String::from_utf8(work.ok(&["captures", "--json"]))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+
+    let data = work.path().join("custody-data");
+    for name in ["index.db", "index.db-wal", "index.db-shm"] {
+        let _ = std::fs::remove_file(data.join(name));
+    }
+    let out = work.run(&["reindex", "--json"]);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["captures_rebuilt"], 2, "{report}");
+    assert_eq!(report["failed_captures_restored"], 1, "{report}");
+    assert_eq!(report["leaves_appended"], 1, "{report}");
+    assert_eq!(report["checkpoints_restored"], 1, "{report}");
+    assert!(
+        report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+
+    let after: Vec<String> = String::from_utf8(work.ok(&["captures", "--json"]))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let ids = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(ids(&after), ids(&before));
+    assert!(after.iter().any(|l| l.contains(later.id.as_str())));
+
+    let out = work.run(&["verify", "--all"]);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+
+    let again = work.run(&["reindex"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr_text(&again).contains("empty index"),
+        "{}",
+        stderr_text(&again)
+    );
+}
