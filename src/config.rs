@@ -36,6 +36,16 @@ struct RawConfig {
     capture: RawCapture,
     #[serde(default)]
     daemon: RawDaemon,
+    #[serde(default)]
+    timestamps: RawTimestamps,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimestamps {
+    tsa_urls: Option<Vec<String>>,
+    roots: Option<Vec<PathBuf>>,
+    captures: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -88,6 +98,7 @@ pub struct Config {
     pub store_url: String,
     pub capture: CaptureSettings,
     pub daemon: DaemonSettings,
+    pub timestamps: crate::tlog::tsa::TimestampSettings,
 }
 
 /// How the daemon runs its schedules.
@@ -125,6 +136,7 @@ impl std::fmt::Debug for Config {
             .field("store_url", &redact_url(&self.store_url))
             .field("capture", &self.capture)
             .field("daemon", &self.daemon)
+            .field("timestamps", &self.timestamps)
             .finish()
     }
 }
@@ -204,12 +216,32 @@ impl Config {
         let mut capture = apply_capture(&CaptureSettings::default(), raw.capture)?;
         capture.allow_private |= overrides.allow_private;
         let daemon = daemon_settings(raw.daemon)?;
+        let tsa_urls = raw.timestamps.tsa_urls.unwrap_or_default();
+        for u in &tsa_urls {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "timestamps.tsa_urls: {u:?} is not an http(s) URL"
+                )));
+            }
+        }
+        let roots = raw.timestamps.roots.unwrap_or_default();
+        if !tsa_urls.is_empty() && roots.is_empty() {
+            return Err(ConfigError::Invalid(
+                "timestamps.tsa_urls is set but timestamps.roots is empty: give the PEM file(s) of the roots your TSAs' certificates chain to".into(),
+            ));
+        }
+        let timestamps = crate::tlog::tsa::TimestampSettings {
+            tsa_urls,
+            roots,
+            captures: raw.timestamps.captures.unwrap_or(false),
+        };
         Ok(Config {
             data_dir,
             index_url,
             store_url,
             capture,
             daemon,
+            timestamps,
         })
     }
 

@@ -91,6 +91,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    let stop_watch = stop_rx.clone();
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let app = http::app(http::AppState {
         index: index.clone(),
@@ -144,6 +145,27 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
         }
     };
     let mut last_checkpoint = tokio::time::Instant::now();
+    // Timestamps are fetched beside the loop, so a slow TSA delays nothing.
+    let leader_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if !pipeline.config().timestamps.tsa_urls.is_empty() {
+        let (index, flag, settings) = (
+            index.clone(),
+            leader_flag.clone(),
+            pipeline.config().timestamps.clone(),
+        );
+        let mut stop = stop_watch.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    crate::tlog::tsa::process_due(index.as_ref(), &settings).await;
+                }
+            }
+        });
+    }
     let signal_name = loop {
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
@@ -162,6 +184,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
                         false
                     }
                 };
+                leader_flag.store(leading, std::sync::atomic::Ordering::Relaxed);
                 if leading != was_leader {
                     if leading {
                         tracing::info!(owner = %shared.owner, "this daemon is now the scheduler leader");
@@ -180,7 +203,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
                 if let (true, Some(key)) = (leading, &log_key) {
                     if last_checkpoint.elapsed() >= settings.checkpoint {
                         last_checkpoint = tokio::time::Instant::now();
-                        match crate::tlog::make_checkpoint(index.as_ref(), pipeline.store(), key).await {
+                        match crate::tlog::make_checkpoint(index.as_ref(), pipeline.store(), key, &pipeline.config().timestamps.tsa_urls).await {
                             Ok(c) => tracing::debug!(tree_size = c.tree_size, root = %c.root, "log checkpoint"),
                             Err(crate::tlog::TlogError::NotFound(_)) => {}
                             Err(e) => tracing::error!(error = %e, "signing a log checkpoint failed; retrying"),

@@ -71,6 +71,22 @@ async fn metrics(State(state): State<AppState>) -> Response {
     out.push_str("# HELP custody_queue_depth Runs that may start now and wait for a worker.\n");
     out.push_str("# TYPE custody_queue_depth gauge\n");
     out.push_str(&format!("custody_queue_depth {}\n", stats.queue_depth));
+    out.push_str(
+        "# HELP custody_timestamp_backlog RFC 3161 timestamp requests waiting for their TSA.\n",
+    );
+    out.push_str("# TYPE custody_timestamp_backlog gauge\n");
+    out.push_str(&format!(
+        "custody_timestamp_backlog {}\n",
+        stats.timestamp_backlog
+    ));
+    out.push_str(
+        "# HELP custody_quarantined_objects Stored objects whose last fixity check failed.\n",
+    );
+    out.push_str("# TYPE custody_quarantined_objects gauge\n");
+    out.push_str(&format!(
+        "custody_quarantined_objects {}\n",
+        stats.quarantined
+    ));
     out.push_str("# HELP custody_run_lag_seconds How long the oldest waiting run is past its scheduled instant.\n");
     out.push_str("# TYPE custody_run_lag_seconds gauge\n");
     let lag = stats

@@ -324,6 +324,37 @@ async fn check_log_entry(
         Ok(()) => checks.push(Check::ok(item, None)),
         Err(e) => checks.push(Check::failed(item, e.to_string())),
     }
+    // Timestamp tokens of that checkpoint and of the capture itself.
+    let roots = &pipeline.config().timestamps.roots;
+    let subjects = [
+        (
+            "checkpoint",
+            checkpoint.tree_size.to_string(),
+            crate::model::Sha256::of(checkpoint.note.as_bytes()),
+        ),
+        (
+            "capture",
+            capture.id.to_string(),
+            crate::model::Sha256::of(expected.data.as_bytes()),
+        ),
+    ];
+    for (kind, subject, imprint) in subjects {
+        for token in index.timestamp_tokens(kind, &subject).await? {
+            let item = format!("timestamp from {} on {kind} {subject}", token.tsa_url);
+            if token.imprint != imprint {
+                checks.push(Check::failed(item, "the token timestamps other bytes"));
+                continue;
+            }
+            let (t, r) = (token.clone(), roots.clone());
+            let checked = tokio::task::spawn_blocking(move || tlog::tsa::verify_token(&t, &r))
+                .await
+                .map_err(|e| PipelineError::Internal(e.to_string()))?;
+            match checked {
+                Ok(()) => checks.push(Check::ok(item, token.gen_time.clone())),
+                Err(e) => checks.push(Check::failed(item, e)),
+            }
+        }
+    }
     Ok(checks)
 }
 

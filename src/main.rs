@@ -1144,7 +1144,19 @@ async fn log_command(pipeline: &Pipeline, command: LogCommand) -> Result<ExitCod
             println!("{}", key.verifier_key());
         }
         LogCommand::Checkpoint { json } => {
-            let c = tlog::make_checkpoint(index, pipeline.store(), &key).await?;
+            let c = tlog::make_checkpoint(
+                index,
+                pipeline.store(),
+                &key,
+                &pipeline.config().timestamps.tsa_urls,
+            )
+            .await?;
+            // Timestamps now, if a TSA answers; otherwise they stay queued.
+            let ts = &pipeline.config().timestamps;
+            if !ts.tsa_urls.is_empty() {
+                let (stored, failed) = tlog::tsa::process_due(index, ts).await;
+                eprintln!("timestamps: {stored} stored, {failed} failed (failed ones are retried by the daemon)");
+            }
             if json {
                 print_json(&c)?;
             } else {
@@ -1155,7 +1167,14 @@ async fn log_command(pipeline: &Pipeline, command: LogCommand) -> Result<ExitCod
             let id: CaptureId = capture_id
                 .parse()
                 .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
-            let proof = tlog::capture_inclusion(index, pipeline.store(), &key, &id).await?;
+            let proof = tlog::capture_inclusion(
+                index,
+                pipeline.store(),
+                &key,
+                &pipeline.config().timestamps.tsa_urls,
+                &id,
+            )
+            .await?;
             tlog::verify_inclusion_proof(&proof, &key.verifier_key())?;
             if json {
                 print_json(&proof)?;

@@ -460,6 +460,10 @@ pub struct Stats {
     pub queue_depth: u64,
     /// The oldest such run's scheduled instant.
     pub oldest_waiting: Option<DateTime<Utc>>,
+    /// Timestamp requests waiting for their TSA.
+    pub timestamp_backlog: u64,
+    /// Stored objects whose last fixity check failed.
+    pub quarantined: u64,
 }
 
 /// A statement someone wants to establish or test. Append-only: an edit is a
@@ -625,4 +629,34 @@ pub struct WarcFile {
     /// Why the object is quarantined (its last check failed), if it is.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub quarantined: Option<String>,
+}
+
+/// A timestamp to obtain from one TSA.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimestampRequest {
+    pub id: i64,
+    /// `checkpoint` (id: the tree size) or `capture` (id: the capture id).
+    pub subject_kind: String,
+    pub subject_id: String,
+    /// The SHA-256 that is timestamped.
+    pub imprint: Sha256,
+    pub tsa_url: String,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_error: Option<String>,
+}
+
+/// A checked RFC 3161 response, kept as received (DER).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimestampToken {
+    pub subject_kind: String,
+    pub subject_id: String,
+    pub imprint: Sha256,
+    pub tsa_url: String,
+    /// The whole `TimeStampResp`, base64.
+    pub token_der: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gen_time: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub received_at: DateTime<Utc>,
 }

@@ -478,6 +478,24 @@ impl Pipeline {
             change,
         };
         self.index.put_capture(&capture, &written.entries).await?;
+        if self.config.timestamps.captures {
+            let manifest = crate::tlog::capture_leaf(&capture, &written.entries);
+            for url in &self.config.timestamps.tsa_urls {
+                // Queued: a TSA never holds up a capture.
+                if let Err(e) = self
+                    .index
+                    .request_timestamp(
+                        "capture",
+                        id.as_str(),
+                        Sha256::of(manifest.data.as_bytes()),
+                        url,
+                    )
+                    .await
+                {
+                    tracing::error!(capture = %id, error = %e, "queueing a timestamp failed");
+                }
+            }
+        }
         tracing::info!(capture = %id, seed = %seed, warc = %summary.sha256, bytes = summary.bytes, "capture stored");
         Ok(CaptureReport {
             capture,

@@ -146,6 +146,47 @@ pub trait Index: Send + Sync {
     /// The checks of one object, oldest first.
     async fn fixity_events(&self, key: &str) -> Result<Vec<crate::model::FixityEvent>, IndexError>;
 
+    // Trusted timestamps (RFC 3161).
+
+    /// Queues a timestamp of `imprint` from one TSA (once per subject and
+    /// TSA).
+    async fn request_timestamp(
+        &self,
+        subject_kind: &str,
+        subject_id: &str,
+        imprint: Sha256,
+        tsa_url: &str,
+    ) -> Result<(), IndexError>;
+
+    /// Requests whose next attempt is due.
+    async fn due_timestamps(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<crate::model::TimestampRequest>, IndexError>;
+
+    /// Stores a checked token and retires its request.
+    async fn timestamp_received(
+        &self,
+        request_id: i64,
+        token: &crate::model::TimestampToken,
+    ) -> Result<(), IndexError>;
+
+    /// Records a failed attempt and when to try again.
+    async fn timestamp_failed(
+        &self,
+        request_id: i64,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), IndexError>;
+
+    /// The tokens of one subject.
+    async fn timestamp_tokens(
+        &self,
+        subject_kind: &str,
+        subject_id: &str,
+    ) -> Result<Vec<crate::model::TimestampToken>, IndexError>;
+
     // Scheduled runs.
 
     /// How far runs of `schedule` for `url` have been planned.

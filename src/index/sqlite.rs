@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fixity",
         include_str!("migrations/sqlite/0007_fixity.sql"),
     ),
+    (
+        8,
+        "timestamps",
+        include_str!("migrations/sqlite/0008_timestamps.sql"),
+    ),
 ];
 
 pub struct SqliteIndex {
@@ -765,6 +770,15 @@ impl Index for SqliteIndex {
             .fetch_one(&self.pool)
             .await?;
         stats.queue_depth = waiting.get::<i64, _>("n") as u64;
+        let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM timestamp_request")
+            .fetch_one(&self.pool)
+            .await?;
+        stats.timestamp_backlog = backlog as u64;
+        let quarantined: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM warc_file WHERE quarantined IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        stats.quarantined = quarantined as u64;
         stats.oldest_waiting = waiting
             .get::<Option<String>, _>("oldest")
             .as_deref()
@@ -932,6 +946,113 @@ impl Index for SqliteIndex {
                     outcome: r.get("outcome"),
                     detail: r.get("detail"),
                     at: parse_db_time(r.get("at"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn request_timestamp(
+        &self,
+        subject_kind: &str,
+        subject_id: &str,
+        imprint: Sha256,
+        tsa_url: &str,
+    ) -> Result<(), IndexError> {
+        sqlx::query("INSERT INTO timestamp_request (subject_kind, subject_id, imprint, tsa_url, next_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_kind, subject_id, tsa_url) DO NOTHING")
+            .bind(subject_kind)
+            .bind(subject_id)
+            .bind(imprint.hex())
+            .bind(tsa_url)
+            .bind(db_time(&Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn due_timestamps(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<crate::model::TimestampRequest>, IndexError> {
+        let rows = sqlx::query("SELECT id, subject_kind, subject_id, imprint, tsa_url, attempts, last_error FROM timestamp_request WHERE next_at <= ? ORDER BY next_at, id LIMIT ?")
+            .bind(db_time(&now))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::model::TimestampRequest {
+                    id: r.get("id"),
+                    subject_kind: r.get("subject_kind"),
+                    subject_id: r.get("subject_id"),
+                    imprint: digest(r.get("imprint"))?,
+                    tsa_url: r.get("tsa_url"),
+                    attempts: r.get::<i32, _>("attempts") as u32,
+                    last_error: r.get("last_error"),
+                })
+            })
+            .collect()
+    }
+
+    async fn timestamp_received(
+        &self,
+        request_id: i64,
+        token: &crate::model::TimestampToken,
+    ) -> Result<(), IndexError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO timestamp_token (subject_kind, subject_id, imprint, tsa_url, token_der, gen_time, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&token.subject_kind)
+            .bind(&token.subject_id)
+            .bind(token.imprint.hex())
+            .bind(&token.tsa_url)
+            .bind(&token.token_der)
+            .bind(&token.gen_time)
+            .bind(db_time(&token.received_at))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM timestamp_request WHERE id = ?")
+            .bind(request_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn timestamp_failed(
+        &self,
+        request_id: i64,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<(), IndexError> {
+        sqlx::query("UPDATE timestamp_request SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ?")
+            .bind(error)
+            .bind(db_time(&next_at))
+            .bind(request_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn timestamp_tokens(
+        &self,
+        subject_kind: &str,
+        subject_id: &str,
+    ) -> Result<Vec<crate::model::TimestampToken>, IndexError> {
+        let rows = sqlx::query("SELECT subject_kind, subject_id, imprint, tsa_url, token_der, gen_time, received_at FROM timestamp_token WHERE subject_kind = ? AND subject_id = ? ORDER BY id")
+            .bind(subject_kind)
+            .bind(subject_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::model::TimestampToken {
+                    subject_kind: r.get("subject_kind"),
+                    subject_id: r.get("subject_id"),
+                    imprint: digest(r.get("imprint"))?,
+                    tsa_url: r.get("tsa_url"),
+                    token_der: r.get("token_der"),
+                    gen_time: r.get("gen_time"),
+                    received_at: parse_db_time(r.get("received_at"))?,
                 })
             })
             .collect()

@@ -10,6 +10,7 @@
 //! `custody log key` prints.
 
 pub mod merkle;
+pub mod tsa;
 
 use std::path::{Path, PathBuf};
 
@@ -425,10 +426,13 @@ pub fn root_of(hashes: &[Sha256]) -> Sha256 {
 
 /// Signs and records a checkpoint of the whole log as it stands (or returns
 /// the existing one for this size).
+/// Each configured TSA is then asked (through the index's queue) to
+/// timestamp the note.
 pub async fn make_checkpoint(
     index: &dyn crate::index::Index,
     store: &crate::store::Store,
     key: &LogKey,
+    tsa_urls: &[String],
 ) -> Result<Checkpoint, TlogError> {
     let size = index.log_size().await?;
     if size == 0 {
@@ -476,6 +480,16 @@ pub async fn make_checkpoint(
         .put_named(&checkpoint_key(size), checkpoint.note.as_bytes())
         .await?;
     index.put_checkpoint(&checkpoint).await?;
+    for url in tsa_urls {
+        index
+            .request_timestamp(
+                "checkpoint",
+                &size.to_string(),
+                Sha256::of(checkpoint.note.as_bytes()),
+                url,
+            )
+            .await?;
+    }
     Ok(checkpoint)
 }
 
@@ -511,6 +525,7 @@ pub async fn capture_inclusion(
     index: &dyn crate::index::Index,
     store: &crate::store::Store,
     key: &LogKey,
+    tsa_urls: &[String],
     capture_id: &crate::model::CaptureId,
 ) -> Result<InclusionProof, TlogError> {
     let leaf = index
@@ -530,7 +545,7 @@ pub async fn capture_inclusion(
         .rfind(|c| c.tree_size > leaf.index);
     let checkpoint = match covering {
         Some(c) => c,
-        None => make_checkpoint(index, store, key).await?,
+        None => make_checkpoint(index, store, key, tsa_urls).await?,
     };
     let hashes = index.log_leaf_hashes(checkpoint.tree_size).await?;
     let raw: Vec<merkle::Hash> = hashes.iter().map(|h| *h.as_bytes()).collect();

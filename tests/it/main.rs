@@ -15,4 +15,5 @@ mod provenance;
 mod site;
 mod store_conformance;
 mod tlog;
+mod tsa;
 mod warc_reader;

@@ -1,0 +1,322 @@
+//! RFC 3161 timestamps against a local TSA: `openssl ts -reply` behind an
+//! HTTP endpoint, with a test CA and a TSA certificate made by `openssl`
+//! (critical `timeStamping` extended key usage). Every stored token must
+//! pass `openssl ts -verify` against the test CA, and a TSA that is down
+//! must block nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::header;
+use axum::routing::post;
+use axum::Router;
+use base64::Engine;
+
+use crate::cli::{stderr_text, Workdir};
+use crate::site;
+
+fn run(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct TestTsa {
+    pub url: String,
+    pub ca_pem: PathBuf,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+/// A TSA on loopback: test root CA, TSA certificate, `openssl ts -reply`.
+pub async fn start_tsa() -> TestTsa {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let d = dir.path();
+    run(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=custody test root CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    run(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "tsa.key",
+            "-out",
+            "tsa.csr",
+            "-subj",
+            "/CN=custody test TSA",
+        ],
+    );
+    std::fs::write(
+        d.join("tsa.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\nextendedKeyUsage=critical,timeStamping\n",
+    )
+    .unwrap();
+    run(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tsa.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tsa.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "tsa.ext",
+        ],
+    );
+    std::fs::write(d.join("tsaserial"), "01\n").unwrap();
+    std::fs::write(
+        d.join("tsa.cnf"),
+        format!(
+            "[ tsa ]\ndefault_tsa = tsa_config1\n[ tsa_config1 ]\ndir = {}\nserial = $dir/tsaserial\n\
+             crypto_device = builtin\nsigner_cert = $dir/tsa.pem\ncerts = $dir/ca.pem\nsigner_key = $dir/tsa.key\n\
+             signer_digest = sha256\ndefault_policy = 1.2.3.4.1\nother_policies = 1.2.3.4.5.6\ndigests = sha256\n\
+             accuracy = secs:1\nordering = yes\ntsa_name = no\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let serve_dir = dir.clone();
+    let app = Router::new().route(
+        "/tsa",
+        post(move |body: Bytes| {
+            let dir = serve_dir.clone();
+            async move {
+                let reply = tokio::task::spawn_blocking(move || {
+                    let d = dir.path();
+                    let n: u64 = rand_u64();
+                    let (req, resp) = (d.join(format!("q{n}.tsq")), d.join(format!("r{n}.tsr")));
+                    std::fs::write(&req, &body).unwrap();
+                    let out = Command::new("openssl")
+                        .args(["ts", "-reply", "-config", "tsa.cnf", "-queryfile"])
+                        .arg(&req)
+                        .arg("-out")
+                        .arg(&resp)
+                        .current_dir(d)
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    std::fs::read(&resp).unwrap()
+                })
+                .await
+                .unwrap();
+                (
+                    [(header::CONTENT_TYPE, "application/timestamp-reply")],
+                    reply,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    TestTsa {
+        url: format!("http://{addr}/tsa"),
+        ca_pem: dir.path().join("ca.pem"),
+        _dir: dir,
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpoints_and_captures_are_timestamped_and_every_token_passes_openssl() {
+    let tsa = start_tsa().await;
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap();
+    std::fs::write(
+        work.path().join("custody.toml"),
+        format!(
+            "{config}\n[timestamps]\ntsa_urls = [\"{}\", \"http://{down}/tsa\"]\nroots = [\"{}\"]\ncaptures = true\n",
+            tsa.url,
+            tsa.ca_pem.display()
+        ),
+    )
+    .unwrap();
+
+    // A TSA that is down holds nothing up.
+    let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
+    assert_eq!(capture.status, custody::model::CaptureStatus::Ok);
+    let out = work.run(&["log", "checkpoint"]);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    // Checkpoint and capture, each from the working TSA; the other two wait.
+    assert!(
+        stderr_text(&out).contains("2 stored, 2 failed"),
+        "{}",
+        stderr_text(&out)
+    );
+
+    let db = work.path().join("custody-data/index.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let tokens: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT subject_kind, subject_id, imprint, token_der FROM timestamp_token ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tokens.len(), 2);
+    let waiting: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT tsa_url, last_error FROM timestamp_request")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(waiting.len(), 2);
+    assert!(waiting
+        .iter()
+        .all(|(url, err)| url.contains(&down.to_string())
+            && err.as_deref().unwrap().contains("unreachable")));
+    pool.close().await;
+
+    // Every stored token passes `openssl ts -verify` against the test CA.
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, subject, imprint, der) in &tokens {
+        let path = dir.path().join(format!("{kind}-{subject}.tsr"));
+        std::fs::write(
+            &path,
+            base64::engine::general_purpose::STANDARD
+                .decode(der)
+                .unwrap(),
+        )
+        .unwrap();
+        let out = Command::new("openssl")
+            .args(["ts", "-verify", "-digest", imprint, "-in"])
+            .arg(&path)
+            .arg("-CAfile")
+            .arg(&tsa.ca_pem)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("Verification: OK"),
+            "{kind} {subject}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // `verify` checks them too.
+    let out = work.run(&["verify", capture.id.as_str()]);
+    let err = stderr_text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("ok    timestamp from {} on checkpoint", tsa.url)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("ok    timestamp from {} on capture", tsa.url)),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_that_does_not_chain_to_the_configured_roots_is_refused() {
+    let tsa = start_tsa().await;
+    let other_ca = site::test_ca();
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap();
+    std::fs::write(
+        work.path().join("custody.toml"),
+        format!(
+            "{config}\n[timestamps]\ntsa_urls = [\"{}\"]\nroots = [\"{}\"]\n",
+            tsa.url,
+            other_ca.ca_pem_path.display()
+        ),
+    )
+    .unwrap();
+    work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
+    let out = work.run(&["log", "checkpoint"]);
+    assert!(out.status.success());
+    assert!(
+        stderr_text(&out).contains("0 stored, 1 failed"),
+        "{}",
+        stderr_text(&out)
+    );
+    let db = work.path().join("custody-data/index.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let (tokens,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM timestamp_token")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 0);
+    let (err,): (Option<String>,) = sqlx::query_as("SELECT last_error FROM timestamp_request")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(err.unwrap().contains("Verification: FAILED"));
+
+    // Roots are required once a TSA is configured.
+    std::fs::write(
+        work.path().join("custody.toml"),
+        format!("{config}\n[timestamps]\ntsa_urls = [\"{}\"]\n", tsa.url),
+    )
+    .unwrap();
+    let out = work.run(&["captures"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_text(&out).contains("timestamps.roots is empty"),
+        "{}",
+        stderr_text(&out)
+    );
+}
