@@ -62,6 +62,8 @@ struct RawDaemon {
     max_attempts: Option<u32>,
     reload_secs: Option<f64>,
     checkpoint_secs: Option<f64>,
+    scrub_period_hours: Option<f64>,
+    scrub_mb_per_sec: Option<f64>,
 }
 
 /// The capture options a config file's `[capture]` table, or a schedule's
@@ -126,6 +128,10 @@ pub struct DaemonSettings {
     pub reload: Duration,
     /// How often the leader signs a checkpoint of the transparency log.
     pub checkpoint: Duration,
+    /// One full fixity pass over the store per this period (0: no scrub).
+    pub scrub_period: Duration,
+    /// The scrub's read-rate cap.
+    pub scrub_bytes_per_sec: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -413,6 +419,26 @@ fn daemon_settings(raw: RawDaemon) -> Result<DaemonSettings, ConfigError> {
             raw.checkpoint_secs,
             Duration::from_secs(300),
         )?,
+        scrub_period: match raw.scrub_period_hours {
+            None => Duration::from_secs(7 * 24 * 3600),
+            Some(h) if h.is_finite() && (0.0..=24.0 * 366.0).contains(&h) => {
+                Duration::from_secs_f64(h * 3600.0)
+            }
+            Some(h) => {
+                return Err(ConfigError::Invalid(format!(
+                    "daemon.scrub_period_hours = {h} must be between 0 (off) and 8784"
+                )))
+            }
+        },
+        scrub_bytes_per_sec: match raw.scrub_mb_per_sec {
+            None => 50_000_000,
+            Some(m) if m.is_finite() && m > 0.0 => (m * 1e6) as u64,
+            Some(m) => {
+                return Err(ConfigError::Invalid(format!(
+                    "daemon.scrub_mb_per_sec = {m} must be greater than 0"
+                )))
+            }
+        },
     })
 }
 

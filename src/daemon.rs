@@ -145,8 +145,16 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
         }
     };
     let mut last_checkpoint = tokio::time::Instant::now();
-    // Timestamps are fetched beside the loop, so a slow TSA delays nothing.
+    // The leader scrubs the store continuously (see integrity::scrub).
     let leader_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if !settings.scrub_period.is_zero() {
+        let (pipeline, flag, stop) = (pipeline.clone(), leader_flag.clone(), stop_watch.clone());
+        let (period, rate) = (settings.scrub_period, settings.scrub_bytes_per_sec);
+        tokio::spawn(async move {
+            crate::integrity::scrub(&pipeline, period, rate, &flag, stop).await;
+        });
+    }
+    // Timestamps are fetched beside the loop, so a slow TSA delays nothing.
     if !pipeline.config().timestamps.tsa_urls.is_empty() {
         let (index, flag, settings) = (
             index.clone(),

@@ -24,49 +24,127 @@ use crate::warc::WarcFileReader;
 
 /// Checks every stored WARC file once; returns the events recorded.
 pub async fn audit(pipeline: &Pipeline) -> Result<Vec<FixityEvent>, PipelineError> {
-    let index = pipeline.index();
     let mut events = Vec::new();
-    for file in index.warc_files().await? {
-        let checked = pipeline
-            .store()
-            .verify(&file.key, file.sha256, file.bytes)
-            .await;
-        let (outcome, observed, detail) = match checked {
-            Ok(()) => ("ok", Some(file.sha256), None),
-            Err(StoreError::Corrupt { actual, .. }) => (
-                "corrupt",
-                Some(actual),
-                Some(format!("content hashes to {actual}")),
-            ),
-            Err(StoreError::SizeMismatch {
-                expected, actual, ..
-            }) => (
-                "corrupt",
-                None,
-                Some(format!("{actual} bytes, expected {expected}")),
-            ),
-            Err(StoreError::NotFound(_)) => ("missing", None, Some("not in the store".to_string())),
-            Err(e) => ("error", None, Some(e.to_string())),
-        };
-        let event = FixityEvent {
-            object_key: file.key.clone(),
-            algorithm: "sha256".into(),
-            expected: file.sha256,
-            observed,
-            outcome: outcome.into(),
-            detail,
-            at: Utc::now(),
-        };
-        match outcome {
-            "ok" => tracing::debug!(object = %file.key, "fixity ok"),
-            _ => {
-                tracing::error!(object = %file.key, outcome, detail = ?event.detail, "fixity check failed")
-            }
-        }
-        index.record_fixity(&event).await?;
-        events.push(event);
+    for file in pipeline.index().warc_files().await? {
+        events.push(check_object(pipeline, &file).await?);
     }
     Ok(events)
+}
+
+/// Re-reads one stored WARC, records the outcome (event, quarantine, log
+/// leaf) and returns it.
+pub async fn check_object(
+    pipeline: &Pipeline,
+    file: &crate::model::WarcFile,
+) -> Result<FixityEvent, PipelineError> {
+    let checked = pipeline
+        .store()
+        .verify(&file.key, file.sha256, file.bytes)
+        .await;
+    let (outcome, observed, detail) = match checked {
+        Ok(()) => ("ok", Some(file.sha256), None),
+        Err(StoreError::Corrupt { actual, .. }) => (
+            "corrupt",
+            Some(actual),
+            Some(format!("content hashes to {actual}")),
+        ),
+        Err(StoreError::SizeMismatch {
+            expected, actual, ..
+        }) => (
+            "corrupt",
+            None,
+            Some(format!("{actual} bytes, expected {expected}")),
+        ),
+        Err(StoreError::NotFound(_)) => ("missing", None, Some("not in the store".to_string())),
+        Err(e) => ("error", None, Some(e.to_string())),
+    };
+    let event = FixityEvent {
+        object_key: file.key.clone(),
+        algorithm: "sha256".into(),
+        expected: file.sha256,
+        observed,
+        outcome: outcome.into(),
+        detail,
+        at: Utc::now(),
+    };
+    match outcome {
+        "ok" => tracing::debug!(object = %file.key, "fixity ok"),
+        _ => {
+            tracing::error!(object = %file.key, outcome, detail = ?event.detail, "fixity check failed")
+        }
+    }
+    pipeline.index().record_fixity(&event).await?;
+    Ok(event)
+}
+
+/// The daemon's continuous audit: one pass over every object per
+/// `period`, spread evenly by size and never faster than `max_bytes_per_sec`;
+/// then the next pass. Runs until `stop` is set, doing nothing while
+/// `active` (leadership) is false.
+pub async fn scrub(
+    pipeline: &Pipeline,
+    period: std::time::Duration,
+    max_bytes_per_sec: u64,
+    active: &std::sync::atomic::AtomicBool,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering;
+    let pause = |d: std::time::Duration| {
+        let mut stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => false,
+                _ = stop.wait_for(|s| *s) => true,
+            }
+        }
+    };
+    loop {
+        if !active.load(Ordering::Relaxed) {
+            if pause(std::time::Duration::from_secs(2)).await {
+                return;
+            }
+            continue;
+        }
+        let files = match pipeline.index().warc_files().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "scrub: listing objects failed; retrying");
+                if pause(std::time::Duration::from_secs(30)).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let total: u64 = files.iter().map(|f| f.bytes).sum::<u64>().max(1);
+        let started = tokio::time::Instant::now();
+        let mut done = 0u64;
+        for file in &files {
+            if *stop.borrow() || !active.load(Ordering::Relaxed) {
+                break;
+            }
+            let t = tokio::time::Instant::now();
+            if let Err(e) = check_object(pipeline, file).await {
+                tracing::error!(object = %file.key, error = %e, "scrub: recording a check failed");
+            }
+            done += file.bytes;
+            // Where the pass should be by now, and the rate cap.
+            let due = started + period.mul_f64(done as f64 / total as f64);
+            let capped = t + std::time::Duration::from_secs_f64(
+                file.bytes as f64 / max_bytes_per_sec.max(1) as f64,
+            );
+            let until = due.max(capped);
+            let now = tokio::time::Instant::now();
+            if until > now && pause(until - now).await {
+                return;
+            }
+        }
+        if files.is_empty() && pause(std::time::Duration::from_secs(60)).await {
+            return;
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
 }
 
 /// One verified item.
