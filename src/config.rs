@@ -32,6 +32,7 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     index_url: Option<String>,
     store_url: Option<String>,
+    replica_urls: Option<Vec<String>>,
     #[serde(default)]
     capture: RawCapture,
     #[serde(default)]
@@ -98,6 +99,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub index_url: String,
     pub store_url: String,
+    /// Further stores every object is also written to (fixity audits
+    /// compare the copies and repair a bad one from a good one).
+    pub replica_urls: Vec<String>,
     pub capture: CaptureSettings,
     pub daemon: DaemonSettings,
     pub timestamps: crate::tlog::tsa::TimestampSettings,
@@ -140,6 +144,14 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("index_url", &redact_url(&self.index_url))
             .field("store_url", &redact_url(&self.store_url))
+            .field(
+                "replica_urls",
+                &self
+                    .replica_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("capture", &self.capture)
             .field("daemon", &self.daemon)
             .field("timestamps", &self.timestamps)
@@ -211,6 +223,22 @@ impl Config {
         let store_url = env("CUSTODY_STORE_URL")
             .or(raw.store_url)
             .unwrap_or_else(|| format!("file://{}", data_dir.join("objects").display()));
+        let replica_urls: Vec<String> = match env("CUSTODY_REPLICA_URLS") {
+            Some(list) => list
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            None => raw.replica_urls.unwrap_or_default(),
+        };
+        for url in &replica_urls {
+            if !url.contains("://") || *url == store_url {
+                return Err(ConfigError::Invalid(format!(
+                    "replica_urls: {:?} must be a store URL (file:// or s3://) other than store_url",
+                    redact_url(url)
+                )));
+            }
+        }
         for (name, url) in [("index_url", &index_url), ("store_url", &store_url)] {
             if !url.contains("://") {
                 return Err(ConfigError::Invalid(format!(
@@ -245,6 +273,7 @@ impl Config {
             data_dir,
             index_url,
             store_url,
+            replica_urls,
             capture,
             daemon,
             timestamps,

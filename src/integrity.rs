@@ -22,44 +22,40 @@ use crate::store::StoreError;
 use crate::tlog::{self, LogKey};
 use crate::warc::WarcFileReader;
 
-/// Checks every stored WARC file once; returns the events recorded.
-pub async fn audit(pipeline: &Pipeline) -> Result<Vec<FixityEvent>, PipelineError> {
-    let mut events = Vec::new();
-    for file in pipeline.index().warc_files().await? {
-        events.push(check_object(pipeline, &file).await?);
-    }
-    Ok(events)
+/// One object's audit: a check of every copy, then any repairs.
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectCheck {
+    pub key: String,
+    pub events: Vec<FixityEvent>,
+    /// Every copy is good now (as found, or repaired).
+    pub healthy: bool,
 }
 
-/// Re-reads one stored WARC, records the outcome (event, quarantine, log
-/// leaf) and returns it.
+/// Checks every stored WARC file once.
+pub async fn audit(pipeline: &Pipeline) -> Result<Vec<ObjectCheck>, PipelineError> {
+    let mut checks = Vec::new();
+    for file in pipeline.index().warc_files().await? {
+        checks.push(check_object(pipeline, &file).await?);
+    }
+    Ok(checks)
+}
+
+/// Re-reads one stored WARC in the primary store and every replica and
+/// records each outcome (event, quarantine, log leaf). A bad or missing
+/// copy is rewritten from a good one, and the repair is recorded too.
 pub async fn check_object(
     pipeline: &Pipeline,
     file: &crate::model::WarcFile,
-) -> Result<FixityEvent, PipelineError> {
-    let checked = pipeline
-        .store()
-        .verify(&file.key, file.sha256, file.bytes)
-        .await;
-    let (outcome, observed, detail) = match checked {
-        Ok(()) => ("ok", Some(file.sha256), None),
-        Err(StoreError::Corrupt { actual, .. }) => (
-            "corrupt",
-            Some(actual),
-            Some(format!("content hashes to {actual}")),
-        ),
-        Err(StoreError::SizeMismatch {
-            expected, actual, ..
-        }) => (
-            "corrupt",
-            None,
-            Some(format!("{actual} bytes, expected {expected}")),
-        ),
-        Err(StoreError::NotFound(_)) => ("missing", None, Some("not in the store".to_string())),
-        Err(e) => ("error", None, Some(e.to_string())),
-    };
-    let event = FixityEvent {
+) -> Result<ObjectCheck, PipelineError> {
+    let index = pipeline.index();
+    let mut copies: Vec<(String, &crate::store::Store)> =
+        vec![("primary".into(), pipeline.store())];
+    for (i, r) in pipeline.replicas().iter().enumerate() {
+        copies.push((format!("replica {}", i + 1), r));
+    }
+    let event = |location: &str, outcome: &str, observed, detail: Option<String>| FixityEvent {
         object_key: file.key.clone(),
+        location: location.to_string(),
         algorithm: "sha256".into(),
         expected: file.sha256,
         observed,
@@ -67,14 +63,109 @@ pub async fn check_object(
         detail,
         at: Utc::now(),
     };
-    match outcome {
-        "ok" => tracing::debug!(object = %file.key, "fixity ok"),
-        _ => {
-            tracing::error!(object = %file.key, outcome, detail = ?event.detail, "fixity check failed")
+    let mut events = Vec::new();
+    let mut bad = Vec::new();
+    let mut good = None;
+    for (location, store) in &copies {
+        let checked = store.verify(&file.key, file.sha256, file.bytes).await;
+        let (outcome, observed, detail) = match checked {
+            Ok(()) => ("ok", Some(file.sha256), None),
+            Err(StoreError::Corrupt { actual, .. }) => (
+                "corrupt",
+                Some(actual),
+                Some(format!("content hashes to {actual}")),
+            ),
+            Err(StoreError::SizeMismatch {
+                expected, actual, ..
+            }) => (
+                "corrupt",
+                None,
+                Some(format!("{actual} bytes, expected {expected}")),
+            ),
+            Err(StoreError::NotFound(_)) => ("missing", None, Some("not in the store".to_string())),
+            Err(e) => ("error", None, Some(e.to_string())),
+        };
+        match outcome {
+            "ok" => {
+                tracing::debug!(object = %file.key, location, "fixity ok");
+                good.get_or_insert((location.clone(), *store));
+            }
+            "error" => {
+                tracing::error!(object = %file.key, location, detail = ?detail, "fixity check could not read the object")
+            }
+            _ => {
+                tracing::error!(object = %file.key, location, outcome, detail = ?detail, "fixity check failed");
+                bad.push((location.clone(), *store));
+            }
         }
+        let e = event(location, outcome, observed, detail);
+        index.record_fixity(&e).await?;
+        events.push(e);
     }
-    pipeline.index().record_fixity(&event).await?;
-    Ok(event)
+    let mut healthy = events.iter().all(|e| e.outcome == "ok");
+    if let (Some((source, from)), false) = (&good, bad.is_empty()) {
+        let spool = pipeline.config().spool_dir();
+        let (tmp, path) = tempfile::Builder::new()
+            .prefix("repair-")
+            .tempfile_in(&spool)
+            .map_err(|source| PipelineError::Io {
+                path: spool.clone(),
+                source,
+            })?
+            .into_parts();
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(tmp));
+        from.copy_to(&file.key, file.sha256, &mut out).await?;
+        {
+            use tokio::io::AsyncWriteExt;
+            out.flush().await.map_err(|source| PipelineError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            out.into_inner()
+                .sync_all()
+                .await
+                .map_err(|source| PipelineError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        }
+        let mut all_repaired = true;
+        for (location, store) in &bad {
+            let e = match store
+                .repair(&file.key, &path, file.sha256, file.bytes)
+                .await
+            {
+                Ok(()) => {
+                    tracing::warn!(object = %file.key, location, source, "repaired from a good copy");
+                    event(
+                        location,
+                        "repaired",
+                        Some(file.sha256),
+                        Some(format!("rewritten from {source}")),
+                    )
+                }
+                Err(err) => {
+                    all_repaired = false;
+                    tracing::error!(object = %file.key, location, error = %err, "repair failed");
+                    event(
+                        location,
+                        "error",
+                        None,
+                        Some(format!("repair from {source} failed: {err}")),
+                    )
+                }
+            };
+            index.record_fixity(&e).await?;
+            events.push(e);
+        }
+        healthy = all_repaired && events.iter().all(|e| e.outcome != "error");
+        drop(path);
+    }
+    Ok(ObjectCheck {
+        key: file.key.clone(),
+        events,
+        healthy,
+    })
 }
 
 /// The daemon's continuous audit: one pass over every object per

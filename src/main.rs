@@ -560,24 +560,34 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             })
         }
         Command::Audit { json } => {
-            let events = custody::integrity::audit(&pipeline).await?;
-            let bad = events.iter().filter(|e| e.outcome != "ok").count();
-            for e in &events {
+            let checks = custody::integrity::audit(&pipeline).await?;
+            let bad = checks.iter().filter(|c| !c.healthy).count();
+            let repaired = checks
+                .iter()
+                .filter(|c| c.events.iter().any(|e| e.outcome == "repaired"))
+                .count();
+            for e in checks.iter().flat_map(|c| &c.events) {
                 if json {
                     print_json(e)?;
                 } else if e.outcome == "ok" {
-                    eprintln!("ok       {}", e.object_key);
+                    eprintln!("ok       {} ({})", e.object_key, e.location);
                 } else {
                     eprintln!(
-                        "{:<8} {}  {}",
+                        "{:<8} {} ({})  {}",
                         e.outcome.to_uppercase(),
                         e.object_key,
+                        e.location,
                         e.detail.as_deref().unwrap_or("")
                     );
                 }
             }
             if !json {
-                eprintln!("{} object(s) checked, {} failed", events.len(), bad);
+                eprintln!(
+                    "{} object(s) checked, {} failed, {} repaired from a good copy",
+                    checks.len(),
+                    bad,
+                    repaired
+                );
             }
             Ok(if bad == 0 {
                 ExitCode::SUCCESS

@@ -608,11 +608,14 @@ pub fn surt_of_target(target: Option<&str>) -> Option<String> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixityEvent {
     pub object_key: String,
+    /// `primary`, or `replica N` (N from 1, in `replica_urls` order).
+    #[serde(default = "primary")]
+    pub location: String,
     pub algorithm: String,
     pub expected: Sha256,
     pub observed: Option<Sha256>,
-    /// `ok`, `corrupt`, `missing`, or `error` (the store could not be read;
-    /// nothing is concluded about the object).
+    /// `ok`, `corrupt`, `missing`, `repaired` (rewritten from a good copy),
+    /// or `error` (the store could not be read; nothing is concluded).
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub detail: Option<String>,
@@ -659,4 +662,8 @@ pub struct TimestampToken {
     pub gen_time: Option<String>,
     #[serde(with = "rfc3339")]
     pub received_at: DateTime<Utc>,
+}
+
+fn primary() -> String {
+    "primary".into()
 }

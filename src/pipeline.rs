@@ -85,6 +85,7 @@ impl Progress for NoProgress {
 pub struct Pipeline {
     config: Config,
     store: Store,
+    replicas: Vec<Store>,
     index: Arc<dyn Index>,
     crawler: Crawler,
 }
@@ -96,11 +97,17 @@ impl Pipeline {
         std::fs::create_dir_all(&spool).map_err(io_at(&spool))?;
         remove_stale_scratch_files(&spool);
         let store = Store::open(&config.store_url)?;
+        let replicas = config
+            .replica_urls
+            .iter()
+            .map(|u| Store::open_replica(u))
+            .collect::<Result<Vec<_>, _>>()?;
         let index = index::open(&config.index_url).await?;
         let crawler = Crawler::new(config.capture.clone(), spool)?;
         let pipeline = Pipeline {
             config,
             store,
+            replicas,
             index,
             crawler,
         };
@@ -153,6 +160,7 @@ impl Pipeline {
             let result: Result<(), PipelineError> = async {
                 if self.index.capture(&id).await?.is_none() {
                     self.store.put_file(&path, rebuilt.sha256, rebuilt.bytes).await?;
+                    self.replicate(&path, rebuilt.sha256, rebuilt.bytes).await;
                     self.index.put_capture(&rebuilt.capture, &rebuilt.records).await?;
                     tracing::warn!(capture = %id, seed = %rebuilt.capture.seed_url, warc = %rebuilt.sha256, "finished a capture interrupted before it was indexed");
                 }
@@ -240,6 +248,21 @@ impl Pipeline {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The replica stores, in `replica_urls` order.
+    pub fn replicas(&self) -> &[Store] {
+        &self.replicas
+    }
+
+    /// Writes a stored file to every replica. A replica that fails is
+    /// logged; the next audit finds the missing copy and repairs it.
+    async fn replicate(&self, path: &Path, sha256: Sha256, bytes: u64) {
+        for (i, replica) in self.replicas.iter().enumerate() {
+            if let Err(e) = replica.put_file(path, sha256, bytes).await {
+                tracing::error!(replica = i + 1, url = %replica.redacted_url(), error = %e, "writing to a replica failed; the next audit repairs it");
+            }
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -459,6 +482,8 @@ impl Pipeline {
             .store
             .put_file(spool_path, summary.sha256, summary.bytes)
             .await?;
+        self.replicate(spool_path, summary.sha256, summary.bytes)
+            .await;
         let capture = Capture {
             id: id.clone(),
             seed_url: seed.to_string(),

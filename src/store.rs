@@ -90,6 +90,9 @@ pub struct Store {
     /// The directory of a `file://` store, where a finished spool file on
     /// the same filesystem is linked into place instead of copied.
     local_root: Option<PathBuf>,
+    /// Link finished files into place rather than copy them (the primary
+    /// store; never a replica, which must not share the primary's inode).
+    link_puts: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -145,6 +148,7 @@ impl Store {
                     url: url.to_string(),
                     reread_after_put: true,
                     local_root: Some(dir),
+                    link_puts: true,
                 })
             }
             "s3" => {
@@ -175,6 +179,7 @@ impl Store {
                     url: url.to_string(),
                     reread_after_put: false,
                     local_root: None,
+                    link_puts: false,
                 })
             }
             other => Err(StoreError::Unsupported(other.to_string())),
@@ -225,7 +230,7 @@ impl Store {
             Err(e) => return Err(Self::backend(&key)(e)),
         }
 
-        if let Some(root) = &self.local_root {
+        if let (Some(root), true) = (&self.local_root, self.link_puts) {
             if let Some(stored) = self.link_into_place(root, path, &key, sha256, size).await? {
                 return Ok(stored);
             }
@@ -449,6 +454,45 @@ impl Store {
             });
         }
         Ok(bytes)
+    }
+
+    /// Opens a replica: as `open`, but a local replica always gets its own
+    /// copy of each file.
+    pub fn open_replica(url: &str) -> Result<Store, StoreError> {
+        let mut store = Store::open(url)?;
+        store.link_puts = false;
+        Ok(store)
+    }
+
+    /// The store's URL with any password hidden.
+    pub fn redacted_url(&self) -> String {
+        crate::config::redact_url(&self.url)
+    }
+
+    /// Repairs a damaged or missing object from a good copy at `path`:
+    /// the bad one is deleted, then the good bytes are put and verified.
+    /// The only place an object is ever rewritten.
+    pub async fn repair(
+        &self,
+        key: &str,
+        path: &Path,
+        sha256: Sha256,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let location = ObjectPath::from(key);
+        match self.inner.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Self::backend(key)(e)),
+        }
+        let stored = self.put_file(path, sha256, size).await?;
+        if stored.key != key {
+            return Err(StoreError::Corrupt {
+                key: key.to_string(),
+                expected: sha256,
+                actual: sha256,
+            });
+        }
+        Ok(())
     }
 
     /// Writes a small object under a chosen key, once: if the key exists,

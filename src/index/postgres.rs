@@ -895,8 +895,9 @@ impl Index for PostgresIndex {
 
     async fn record_fixity(&self, e: &crate::model::FixityEvent) -> Result<(), IndexError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(pg("INSERT INTO fixity_event (object_key, algorithm, expected, observed, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)"))
+        sqlx::query(pg("INSERT INTO fixity_event (object_key, location, algorithm, expected, observed, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
             .bind(&e.object_key)
+            .bind(&e.location)
             .bind(&e.algorithm)
             .bind(e.expected.hex())
             .bind(e.observed.map(|o| o.hex()))
@@ -907,8 +908,9 @@ impl Index for PostgresIndex {
             .await?;
         // A failed check quarantines the object; a good one releases it. A
         // store error concludes nothing.
-        if e.outcome != "error" {
-            let reason = (e.outcome != "ok").then(|| {
+        if e.location == "primary" && e.outcome != "error" {
+            let good = e.outcome == "ok" || e.outcome == "repaired";
+            let reason = (!good).then(|| {
                 format!(
                     "{} at {}: {}",
                     e.outcome,
@@ -928,7 +930,7 @@ impl Index for PostgresIndex {
     }
 
     async fn fixity_events(&self, key: &str) -> Result<Vec<crate::model::FixityEvent>, IndexError> {
-        let rows = sqlx::query(pg("SELECT object_key, algorithm, expected, observed, outcome, detail, at FROM fixity_event WHERE object_key = ? ORDER BY id"))
+        let rows = sqlx::query(pg("SELECT object_key, location, algorithm, expected, observed, outcome, detail, at FROM fixity_event WHERE object_key = ? ORDER BY id"))
             .bind(key)
             .fetch_all(&self.pool)
             .await?;
@@ -936,6 +938,7 @@ impl Index for PostgresIndex {
             .map(|r| {
                 Ok(crate::model::FixityEvent {
                     object_key: r.get("object_key"),
+                    location: r.get("location"),
                     algorithm: r.get("algorithm"),
                     expected: digest(r.get("expected"))?,
                     observed: opt_digest(r.get("observed"))?,

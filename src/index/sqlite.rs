@@ -899,8 +899,9 @@ impl Index for SqliteIndex {
 
     async fn record_fixity(&self, e: &crate::model::FixityEvent) -> Result<(), IndexError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO fixity_event (object_key, algorithm, expected, observed, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO fixity_event (object_key, location, algorithm, expected, observed, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             .bind(&e.object_key)
+            .bind(&e.location)
             .bind(&e.algorithm)
             .bind(e.expected.hex())
             .bind(e.observed.map(|o| o.hex()))
@@ -911,8 +912,9 @@ impl Index for SqliteIndex {
             .await?;
         // A failed check quarantines the object; a good one releases it. A
         // store error concludes nothing.
-        if e.outcome != "error" {
-            let reason = (e.outcome != "ok").then(|| {
+        if e.location == "primary" && e.outcome != "error" {
+            let good = e.outcome == "ok" || e.outcome == "repaired";
+            let reason = (!good).then(|| {
                 format!(
                     "{} at {}: {}",
                     e.outcome,
@@ -932,7 +934,7 @@ impl Index for SqliteIndex {
     }
 
     async fn fixity_events(&self, key: &str) -> Result<Vec<crate::model::FixityEvent>, IndexError> {
-        let rows = sqlx::query("SELECT object_key, algorithm, expected, observed, outcome, detail, at FROM fixity_event WHERE object_key = ? ORDER BY id")
+        let rows = sqlx::query("SELECT object_key, location, algorithm, expected, observed, outcome, detail, at FROM fixity_event WHERE object_key = ? ORDER BY id")
             .bind(key)
             .fetch_all(&self.pool)
             .await?;
@@ -940,6 +942,7 @@ impl Index for SqliteIndex {
             .map(|r| {
                 Ok(crate::model::FixityEvent {
                     object_key: r.get("object_key"),
+                    location: r.get("location"),
                     algorithm: r.get("algorithm"),
                     expected: digest(r.get("expected"))?,
                     observed: opt_digest(r.get("observed"))?,

@@ -280,6 +280,7 @@ pub async fn conformance(index: Arc<dyn Index>) {
     let file = &files[0];
     let check = |outcome: &str, at_s: &str| custody::model::FixityEvent {
         object_key: file.key.clone(),
+        location: "primary".into(),
         algorithm: "sha256".into(),
         expected: file.sha256,
         observed: (outcome == "ok").then_some(file.sha256),

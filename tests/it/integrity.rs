@@ -232,3 +232,90 @@ async fn with_the_index_deleted_reindex_restores_every_capture_and_verify_all_pa
         stderr_text(&again)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_get_every_object_and_a_bad_copy_is_repaired_from_a_good_one() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let replica = work.path().join("replica");
+    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap();
+    std::fs::write(
+        work.path().join("custody.toml"),
+        format!(
+            "replica_urls = [\"file://{}\"]\n{config}",
+            replica.display()
+        ),
+    )
+    .unwrap();
+    let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
+    let warc = capture.warc.unwrap();
+    let primary = work.path().join("custody-data/objects").join(&warc.key);
+    let copy = replica.join(&warc.key);
+    let original = std::fs::read(&primary).unwrap();
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        original,
+        "the replica has the object"
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = (
+            std::fs::metadata(&primary).unwrap(),
+            std::fs::metadata(&copy).unwrap(),
+        );
+        assert_ne!((a.dev(), a.ino()), (b.dev(), b.ino()), "a copy, not a link");
+    }
+
+    // A flipped byte in the primary: found, and repaired from the replica.
+    let mut bytes = original.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x04;
+    std::fs::write(&primary, &bytes).unwrap();
+    let out = work.run(&["audit"]);
+    let err = stderr_text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("CORRUPT  {} (primary)", warc.key)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "REPAIRED {} (primary)  rewritten from replica 1",
+            warc.key
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 object(s) checked, 0 failed, 1 repaired"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&primary).unwrap(), original);
+
+    // A lost replica copy: found, and repaired from the primary.
+    std::fs::remove_file(&copy).unwrap();
+    let out = work.run(&["audit", "--json"]);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let outcomes: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["location"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("primary", "ok"),
+            ("replica 1", "missing"),
+            ("replica 1", "repaired")
+        ]
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), original);
+    assert!(work.run(&["verify", capture.id.as_str()]).status.success());
+}

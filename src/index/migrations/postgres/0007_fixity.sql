@@ -1,13 +1,16 @@
--- Fixity: every check of a stored object (expected and observed digest,
--- outcome), and the quarantine of an object that failed its last check.
+-- Fixity: every check of a stored object (where: the primary store or a
+-- replica; expected and observed digest; outcome, including repairs from a
+-- good copy), and the quarantine of an object whose primary copy failed its
+-- last check and could not be repaired.
 
 CREATE TABLE fixity_event (
     id BIGSERIAL PRIMARY KEY,
     object_key TEXT NOT NULL,
+    location   TEXT NOT NULL DEFAULT 'primary',
     algorithm  TEXT NOT NULL,
     expected   TEXT NOT NULL,
     observed   TEXT,
-    outcome    TEXT NOT NULL CHECK (outcome IN ('ok', 'corrupt', 'missing', 'error')),
+    outcome    TEXT NOT NULL CHECK (outcome IN ('ok', 'corrupt', 'missing', 'error', 'repaired')),
     detail     TEXT,
     at         TEXT NOT NULL
 );
