@@ -594,11 +594,6 @@ pub async fn verify_all(
     })
 }
 
-/// Whether `arg` names a package file rather than a capture id.
-pub fn looks_like_path(arg: &str) -> bool {
-    arg.contains('/') || arg.contains('.') || Path::new(arg).exists()
-}
-
 /// What `reindex` did and found.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ReindexReport {
@@ -830,4 +825,240 @@ fn failed_capture_from_leaf(data: &str) -> Option<crate::model::Capture> {
         scheduled_for: None,
         change: None,
     })
+}
+
+/// What `verify PACKAGE` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageVerification {
+    pub package: String,
+    pub capture_id: Option<String>,
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+/// Verifies an exported WARC offline, with nothing but the file: every
+/// record's digests; the stored WARC (the file's first `warc_bytes` bytes)
+/// against the digest the log holds; the logged manifest against the
+/// records; the inclusion proof and its signed checkpoint, against
+/// `pinned_key` when given (else the key the package carries); every
+/// revisit's original; and the timestamp tokens against `tsa_roots`.
+pub fn verify_package(
+    path: &Path,
+    pinned_key: Option<&str>,
+    tsa_roots: &[std::path::PathBuf],
+) -> Result<PackageVerification, String> {
+    use sha2::Digest;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut reader = WarcFileReader::new(BufReader::new(file));
+    let mut checks = Vec::new();
+    struct Seen {
+        offset: u64,
+        id: String,
+        block: crate::model::Sha256,
+        warc_type: String,
+        refers_to: Option<String>,
+    }
+    let mut seen = Vec::new();
+    let mut proof_block = None;
+    let mut bad_records = 0;
+    loop {
+        let mut block = Vec::new();
+        let next = reader.next_record(&mut |piece| {
+            if block.len() < 64 << 20 {
+                block.extend_from_slice(piece)
+            }
+        });
+        let rec = match next {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) => {
+                bad_records += 1;
+                checks.push(Check::failed(
+                    format!(
+                        "record after {}",
+                        seen.last()
+                            .map(|s: &Seen| s.id.as_str())
+                            .unwrap_or("the start")
+                    ),
+                    format!("unreadable: {e}"),
+                ));
+                break;
+            }
+        };
+        let target = rec.head.get("WARC-Target-URI").unwrap_or("-").to_string();
+        let item = format!(
+            "record {} ({} {target})",
+            rec.head.record_id(),
+            rec.head.warc_type()
+        );
+        if let Err(e) = rec.verify_digests() {
+            bad_records += 1;
+            checks.push(Check::failed(item, e.to_string()));
+        }
+        if rec.head.warc_type() == "metadata" && target.starts_with("urn:custody:proof:") {
+            proof_block = Some(block);
+        }
+        seen.push(Seen {
+            offset: rec.offset,
+            id: rec.head.record_id().to_string(),
+            block: rec.block_sha256,
+            warc_type: rec.head.warc_type().to_string(),
+            refers_to: rec.head.get("WARC-Refers-To").map(str::to_string),
+        });
+    }
+    if bad_records == 0 {
+        checks.push(Check::ok(
+            format!("{} records", seen.len()),
+            Some("every block and payload digest matches".into()),
+        ));
+    }
+    let done = |checks: Vec<Check>, capture_id| PackageVerification {
+        package: path.display().to_string(),
+        capture_id,
+        ok: checks.iter().all(|c| c.ok),
+        checks,
+    };
+    let Some(proof) =
+        proof_block.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        checks.push(Check::failed(
+            "custody proof",
+            "no readable custody proof record (packages come from `custody export`)",
+        ));
+        return Ok(done(checks, None));
+    };
+    let capture_id = proof["capture_id"].as_str().unwrap_or_default().to_string();
+    let warc_sha = proof["warc_sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let warc_bytes = proof["warc_bytes"].as_u64().unwrap_or(0);
+
+    // The stored WARC is the file's beginning.
+    let item = format!("capture WARC (the first {warc_bytes} bytes)");
+    let mut hasher = sha2::Sha256::new();
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let copied = std::io::copy(
+        &mut std::io::Read::take(&mut f, warc_bytes),
+        &mut HashWrite(&mut hasher),
+    )
+    .map_err(|e| e.to_string())?;
+    let actual = hex::encode(hasher.finalize());
+    if copied == warc_bytes && actual == warc_sha {
+        checks.push(Check::ok(item, Some(format!("sha256 {actual}"))));
+    } else {
+        checks.push(Check::failed(
+            item,
+            format!("hashes to {actual}, the log says {warc_sha}"),
+        ));
+    }
+
+    // The logged manifest names these records.
+    let inclusion: Option<tlog::InclusionProof> =
+        serde_json::from_value(proof["inclusion"].clone()).ok();
+    let Some(inclusion) = inclusion else {
+        checks.push(Check::failed("inclusion proof", "missing or malformed"));
+        return Ok(done(checks, Some(capture_id)));
+    };
+    let leaf: serde_json::Value = serde_json::from_str(&inclusion.leaf_data).unwrap_or_default();
+    let mut problems = Vec::new();
+    if leaf["capture_id"] != capture_id.as_str() || leaf["warc_sha256"] != warc_sha.as_str() {
+        problems.push("it names another capture or WARC".to_string());
+    }
+    for r in leaf["records"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let found = seen.iter().find(|s| Some(s.offset) == r["offset"].as_u64());
+        match found {
+            Some(s) if r["id"] == s.id.as_str() && r["block"] == s.block.hex().as_str() => {}
+            _ => problems.push(format!("record {} is not in the file as logged", r["id"])),
+        }
+    }
+    match problems.first() {
+        None => checks.push(Check::ok("logged manifest", None)),
+        Some(p) => checks.push(Check::failed("logged manifest", p.clone())),
+    }
+
+    // The proof and its checkpoint.
+    let (key, pinned) = match pinned_key {
+        Some(k) => (k.to_string(), true),
+        None => (inclusion.verifier_key.clone(), false),
+    };
+    let item = format!("inclusion in checkpoint {}", inclusion.tree_size);
+    match tlog::verify_inclusion_proof(&inclusion, &key) {
+        Ok(()) => checks.push(Check::ok(
+            item,
+            (!pinned).then(|| {
+                "checked with the key the package carries; pin the published key with --key"
+                    .to_string()
+            }),
+        )),
+        Err(e) => checks.push(Check::failed(item, e.to_string())),
+    }
+
+    // Every revisit's original travels with it.
+    let revisits: Vec<&Seen> = seen.iter().filter(|s| s.warc_type == "revisit").collect();
+    let missing: Vec<&str> = revisits
+        .iter()
+        .filter(|r| {
+            !seen
+                .iter()
+                .any(|s| s.warc_type == "response" && Some(&s.id) == r.refers_to.as_ref())
+        })
+        .map(|r| r.id.as_str())
+        .collect();
+    match missing.first() {
+        None => checks.push(Check::ok(
+            format!("originals of {} revisits", revisits.len()),
+            None,
+        )),
+        Some(m) => checks.push(Check::failed(
+            format!("revisit {m}"),
+            "the record it refers to is not in the package",
+        )),
+    }
+
+    // Timestamps.
+    let tokens: Vec<crate::model::TimestampToken> =
+        serde_json::from_value(proof["timestamps"].clone()).unwrap_or_default();
+    for t in tokens {
+        let item = format!(
+            "timestamp from {} on {} {}",
+            t.tsa_url, t.subject_kind, t.subject_id
+        );
+        let imprint = match t.subject_kind.as_str() {
+            "checkpoint" => crate::model::Sha256::of(inclusion.checkpoint.as_bytes()),
+            _ => crate::model::Sha256::of(inclusion.leaf_data.as_bytes()),
+        };
+        if t.imprint != imprint {
+            checks.push(Check::failed(item, "the token timestamps other bytes"));
+        } else if tsa_roots.is_empty() {
+            checks.push(Check::ok(
+                item,
+                Some("not checked: pass --tsa-roots with the TSA's root certificates".into()),
+            ));
+        } else {
+            match tlog::tsa::verify_token(&t, tsa_roots) {
+                Ok(()) => checks.push(Check::ok(item, t.gen_time.clone())),
+                Err(e) => checks.push(Check::failed(item, e)),
+            }
+        }
+    }
+    Ok(done(checks, Some(capture_id)))
+}
+
+struct HashWrite<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -114,12 +114,26 @@ enum Command {
     /// Recompute every digest of a capture (or of all, with --all) and
     /// check its place in the transparency log. Exits 1 naming what fails.
     Verify {
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// A capture id, or an exported file (`custody export`) to check
+        /// offline with nothing but the file.
+        #[arg(
+            required_unless_present = "all",
+            conflicts_with = "all",
+            value_name = "CAPTURE_ID|PACKAGE"
+        )]
         capture_id: Option<String>,
         #[arg(long)]
         all: bool,
         #[arg(long)]
         json: bool,
+        /// For a package: the log's published public key (`custody log
+        /// key`) to check its checkpoint against.
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: Option<String>,
+        /// For a package: PEM file(s) of the TSA roots to check its
+        /// timestamps against.
+        #[arg(long, value_name = "PEM")]
+        tsa_roots: Vec<PathBuf>,
     },
     /// Rebuild an empty index from the object store alone (the log's
     /// leaves and checkpoints, then every WARC) and check it against the
@@ -271,6 +285,14 @@ enum LogCommand {
     /// A capture's inclusion proof in a signed checkpoint.
     Proof {
         capture_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The consistency proof between two checkpoints (by tree size),
+    /// checked against both signed notes before it is printed.
+    Consistency {
+        old_size: u64,
+        new_size: u64,
         #[arg(long)]
         json: bool,
     },
@@ -466,6 +488,44 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         _ => None,
     };
 
+    // A package is verified offline, from the file alone.
+    if let Command::Verify {
+        capture_id: Some(arg),
+        json,
+        key,
+        tsa_roots,
+        ..
+    } = &cli.command
+    {
+        let path = std::path::Path::new(arg);
+        if path.is_file() {
+            let v = custody::integrity::verify_package(path, key.as_deref(), tsa_roots)
+                .map_err(|e| Failure::Failed(anyhow::anyhow!(e)))?;
+            if *json {
+                print_json(&v)?;
+            } else {
+                for c in &v.checks {
+                    let detail = c
+                        .detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default();
+                    let mark = if c.ok { "ok  " } else { "FAIL" };
+                    eprintln!("  {mark}  {}{detail}", c.item);
+                }
+                let failed = v.checks.iter().filter(|c| !c.ok).count();
+                match failed {
+                    0 => eprintln!("{}: verified", v.package),
+                    n => eprintln!("{}: {n} check(s) failed", v.package),
+                }
+            }
+            return Ok(if v.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    }
     let pipeline = Pipeline::open(config).await.map_err(open_failure)?;
     match cli.command {
         Command::Schedule { .. } => unreachable!("handled before opening the pipeline"),
@@ -599,6 +659,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             capture_id,
             all,
             json,
+            ..
         } => {
             let key = custody::tlog::LogKey::load_or_create(&pipeline.config().data_dir)?;
             let print_capture =
@@ -656,15 +717,13 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 v.ok
             } else {
                 let arg = capture_id.unwrap_or_default();
-                let id: CaptureId = arg.parse().map_err(|e: custody::model::ParseCaptureIdError| {
-                    if custody::integrity::looks_like_path(&arg) {
-                        Failure::Usage(anyhow::anyhow!(
-                            "{arg} looks like a file: verifying exported packages is not supported yet; give a capture id or --all"
-                        ))
-                    } else {
-                        Failure::Usage(e.into())
-                    }
-                })?;
+                let id: CaptureId =
+                    arg.parse()
+                        .map_err(|e: custody::model::ParseCaptureIdError| {
+                            Failure::Usage(anyhow::anyhow!(
+                                "{e}; or give the path of an exported file to verify it offline"
+                            ))
+                        })?;
                 let v = custody::integrity::verify_capture(&pipeline, &key, &id).await?;
                 print_capture(&v)?;
                 v.ok
@@ -1200,6 +1259,25 @@ async fn log_command(pipeline: &Pipeline, command: LogCommand) -> Result<ExitCod
                 }
                 println!("verifier key {}", proof.verifier_key);
                 print!("{}", proof.checkpoint);
+            }
+        }
+        LogCommand::Consistency {
+            old_size,
+            new_size,
+            json,
+        } => {
+            let p = tlog::consistency(index, &key, old_size, new_size).await?;
+            if json {
+                print_json(&p)?;
+            } else {
+                println!("consistency {} -> {}", p.old_size, p.new_size);
+                println!("old root {}", p.old_root.hex());
+                println!("new root {}", p.new_root.hex());
+                for (i, h) in p.proof.iter().enumerate() {
+                    println!("proof[{i}] {}", h.hex());
+                }
+                println!("verifier key {}", p.verifier_key);
+                print!("{}\n{}", p.old_checkpoint, p.new_checkpoint);
             }
         }
         LogCommand::Check { json } => {

@@ -596,6 +596,15 @@ impl Pipeline {
                 .copy_range_to(&o.warc.key, range, &mut out)
                 .await?;
         }
+        // Last, custody's proofs: the capture's inclusion in a signed
+        // checkpoint and the timestamps, so the file can be verified
+        // offline (`custody verify FILE`).
+        let proof = self.proof_record(id, &warc).await?;
+        {
+            use tokio::io::AsyncWriteExt;
+            out.write_all(&proof).await.map_err(io_at(dest))?;
+            out.flush().await.map_err(io_at(dest))?;
+        }
         let (out, sha256, bytes) = out.finish();
         let file = out.into_inner().into_std().await;
         file.sync_all().map_err(io_at(dest))?;
@@ -617,6 +626,45 @@ impl Pipeline {
             stored: warc,
             originals: originals.len(),
         })
+    }
+
+    /// The `metadata` record that ends an export: the stored WARC's digest
+    /// and size, the capture's inclusion proof with its signed checkpoint
+    /// and the log's public key, and the timestamp tokens (DER, base64) of
+    /// that checkpoint and of the capture.
+    async fn proof_record(&self, id: &CaptureId, warc: &WarcRef) -> Result<Vec<u8>, PipelineError> {
+        let tlog_err = |e: crate::tlog::TlogError| PipelineError::Internal(e.to_string());
+        let key = crate::tlog::LogKey::load_or_create(&self.config.data_dir).map_err(tlog_err)?;
+        let inclusion = crate::tlog::capture_inclusion(
+            self.index.as_ref(),
+            &self.store,
+            &key,
+            &self.config.timestamps.tsa_urls,
+            id,
+        )
+        .await
+        .map_err(tlog_err)?;
+        let mut timestamps = self
+            .index
+            .timestamp_tokens("checkpoint", &inclusion.tree_size.to_string())
+            .await?;
+        timestamps.extend(self.index.timestamp_tokens("capture", id.as_str()).await?);
+        let body = serde_json::to_vec_pretty(&json!({
+            "custody_proof": 1,
+            "capture_id": id,
+            "warc_sha256": warc.sha256.hex(),
+            "warc_bytes": warc.bytes,
+            "inclusion": inclusion,
+            "timestamps": timestamps,
+        }))
+        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        let mut header = RecordHeader::new("metadata", &new_record_id(), &Utc::now());
+        header
+            .push("WARC-Target-URI", format!("urn:custody:proof:{id}"))
+            .push("Content-Type", "application/json");
+        let mut writer = WarcWriter::new(Vec::new());
+        writer.write_bytes(&header, &body, Deflate::Compress)?;
+        Ok(writer.finish()?.0)
     }
 
     /// Finds the response for `url` nearest to `at`, following archived

@@ -505,7 +505,7 @@ pub fn checkpoint_key(size: u64) -> String {
 }
 
 /// A leaf's inclusion proof in a checkpoint.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct InclusionProof {
     pub leaf_index: u64,
     pub leaf_hash: Sha256,
@@ -591,6 +591,102 @@ pub fn verify_inclusion_proof(p: &InclusionProof, verifier_key: &str) -> Result<
         return Err(TlogError::Mismatch(format!(
             "leaf {} is not included in checkpoint {}",
             p.leaf_index, p.tree_size
+        )));
+    }
+    Ok(())
+}
+
+/// A consistency proof between two signed checkpoints.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ConsistencyProof {
+    pub old_size: u64,
+    pub new_size: u64,
+    pub old_root: Sha256,
+    pub new_root: Sha256,
+    pub proof: Vec<Sha256>,
+    pub old_checkpoint: String,
+    pub new_checkpoint: String,
+    pub verifier_key: String,
+}
+
+/// The consistency proof between the checkpoints of sizes `old` and `new`,
+/// computed from the stored leaves and checked against both signed notes.
+pub async fn consistency(
+    index: &dyn crate::index::Index,
+    key: &LogKey,
+    old: u64,
+    new: u64,
+) -> Result<ConsistencyProof, TlogError> {
+    let checkpoints = index.checkpoints().await?;
+    let find = |size: u64| {
+        checkpoints
+            .iter()
+            .find(|c| c.tree_size == size)
+            .cloned()
+            .ok_or_else(|| {
+                TlogError::NotFound(format!(
+                    "no checkpoint of size {size}; list them with `custody log check`"
+                ))
+            })
+    };
+    let (a, b) = (find(old)?, find(new)?);
+    if old > new {
+        return Err(TlogError::NotFound(format!(
+            "the first checkpoint ({old}) must not be larger than the second ({new})"
+        )));
+    }
+    let hashes = index.log_leaf_hashes(new).await?;
+    let raw: Vec<merkle::Hash> = hashes.iter().map(|h| *h.as_bytes()).collect();
+    // The proof is made from the stored leaves: they must still give both
+    // signed roots, or the log was changed after it was signed.
+    for c in [&a, &b] {
+        let n = (c.tree_size as usize).min(raw.len());
+        let root = Sha256::from_bytes(merkle::root(&raw[..n]));
+        if n as u64 != c.tree_size || root != c.root {
+            return Err(TlogError::Mismatch(format!(
+                "the stored log is not consistent with checkpoint {}: its leaves give root {root}, the checkpoint signed {}",
+                c.tree_size, c.root
+            )));
+        }
+    }
+    let proof = merkle::consistency_proof(old as usize, &raw).unwrap_or_default();
+    let p = ConsistencyProof {
+        old_size: old,
+        new_size: new,
+        old_root: a.root,
+        new_root: b.root,
+        proof: proof.into_iter().map(Sha256::from_bytes).collect(),
+        old_checkpoint: a.note,
+        new_checkpoint: b.note,
+        verifier_key: key.verifier_key(),
+    };
+    verify_consistency_proof(&p, &key.verifier_key())?;
+    Ok(p)
+}
+
+/// Checks a consistency proof offline: both notes' signatures, then the
+/// proof between their roots.
+pub fn verify_consistency_proof(p: &ConsistencyProof, verifier_key: &str) -> Result<(), TlogError> {
+    let a = verify_checkpoint(&p.old_checkpoint, verifier_key)?;
+    let b = verify_checkpoint(&p.new_checkpoint, verifier_key)?;
+    if (a.tree_size, a.root, b.tree_size, b.root)
+        != (p.old_size, p.old_root, p.new_size, p.new_root)
+    {
+        return Err(TlogError::Mismatch(
+            "the proof's sizes or roots are not the checkpoints'".into(),
+        ));
+    }
+    let path: Vec<merkle::Hash> = p.proof.iter().map(|h| *h.as_bytes()).collect();
+    if !merkle::verify_consistency(
+        p.old_size,
+        p.new_size,
+        p.old_root.as_bytes(),
+        p.new_root.as_bytes(),
+        &path,
+    ) {
+        return Err(TlogError::Mismatch(format!(
+            "checkpoint {} is not consistent with checkpoint {}: the log was rewritten between them",
+            p.new_size, p.old_size
         )));
     }
     Ok(())

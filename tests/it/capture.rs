@@ -83,13 +83,26 @@ async fn article_capture_is_complete_content_addressed_and_readable_by_an_indepe
     );
     let stored = work.path().join("custody-data/objects").join(&warc.key);
     assert_eq!(sha256_file(&stored), warc.sha256);
+    // The export is the stored WARC, byte for byte, then custody's proof
+    // record (a first capture has no revisits to resolve).
     let exported = work.export_warc(capture.id.as_str(), "article.warc.gz");
-    assert_eq!(sha256_file(&exported), warc.sha256);
-    assert_eq!(std::fs::metadata(&exported).unwrap().len(), warc.bytes);
+    let exported_bytes = std::fs::read(&exported).unwrap();
+    assert_eq!(
+        Sha256::of(&exported_bytes[..warc.bytes as usize]),
+        warc.sha256
+    );
+    let tail = records_with_blocks(&exported);
+    let (proof, _) = tail.last().unwrap();
+    assert_eq!(proof.head.warc_type(), "metadata");
+    assert!(proof
+        .head
+        .get("WARC-Target-URI")
+        .unwrap()
+        .starts_with("urn:custody:proof:"));
 
     // Structure: warcinfo first, every record WARC/1.1, digests hold, and
     // each response is paired with its request.
-    let records = records_with_blocks(&exported);
+    let records = records_with_blocks(&stored);
     assert_eq!(records.len() as u64, capture.records);
     assert_eq!(records[0].0.head.warc_type(), "warcinfo");
     assert_eq!(records.last().unwrap().0.head.warc_type(), "metadata");
@@ -215,7 +228,7 @@ async fn https_capture_records_protocol_cipher_suite_and_certificate_chain() {
         capture.resources
     );
 
-    let exported = work.export_warc(capture.id.as_str(), "tls.warc.gz");
+    let exported = work.stored_warc(&capture);
     let records = records_with_blocks(&exported);
     let (resp, _) = records
         .iter()
@@ -284,7 +297,7 @@ async fn chunked_gzip_response_is_stored_byte_for_byte_with_payload_digest_of_th
     );
     assert_eq!(capture.resources[0].bytes, compressed.len() as u64);
 
-    let exported = work.export_warc(capture.id.as_str(), "chunked.warc.gz");
+    let exported = work.stored_warc(&capture);
     let records = records_with_blocks(&exported);
     let (resp, block) = records
         .iter()
@@ -475,7 +488,7 @@ async fn a_capture_interrupted_before_indexing_is_finished_at_the_next_start() {
     let first = Workdir::new("");
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     let (original, _) = first.capture(&url);
-    let exported = first.export_warc(original.id.as_str(), "whole.warc.gz");
+    let exported = first.stored_warc(&original);
     let bytes = std::fs::read(&exported).unwrap();
 
     let crashed = Workdir::new("");
@@ -558,7 +571,7 @@ async fn an_object_uploaded_by_a_dead_attempt_is_adopted_not_captured_again() {
     let first = Workdir::new("");
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     let (original, _) = first.capture(&url);
-    let exported = first.export_warc(original.id.as_str(), "whole.warc.gz");
+    let exported = first.stored_warc(&original);
 
     let second = Workdir::new("");
     let overrides = custody::config::Overrides {

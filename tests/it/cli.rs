@@ -96,6 +96,12 @@ impl Workdir {
         path
     }
 
+    /// The capture's WARC as stored in the local object directory.
+    pub fn stored_warc(&self, capture: &Capture) -> PathBuf {
+        let warc = capture.warc.as_ref().expect("a successful capture");
+        self.path().join("custody-data/objects").join(&warc.key)
+    }
+
     pub fn objects(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let mut stack = vec![self.path().join("custody-data/objects")];

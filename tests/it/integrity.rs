@@ -148,7 +148,7 @@ async fn verify_all_finds_a_capture_deleted_from_the_index_by_hand() {
     let out = work.run(&["verify", "exports/evidence.wacz"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr_text(&out).contains("not supported yet"),
+        stderr_text(&out).contains("exported file"),
         "{}",
         stderr_text(&out)
     );

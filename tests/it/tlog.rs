@@ -98,6 +98,23 @@ async fn captures_are_logged_proved_and_a_rewritten_leaf_is_caught() {
     assert!(checks.iter().all(|c| c["ok"] == true));
     assert_eq!(checks[1]["consistency_from"], early_size);
 
+    // The consistency proof between the two checkpoints verifies offline.
+    let late_size = checks[1]["tree_size"].as_u64().unwrap();
+    let consistency: custody::tlog::ConsistencyProof = serde_json::from_slice(&work.ok(&[
+        "log",
+        "consistency",
+        &early_size.to_string(),
+        &late_size.to_string(),
+        "--json",
+    ]))
+    .unwrap();
+    custody::tlog::verify_consistency_proof(&consistency, key).unwrap();
+    let mut bent = consistency.clone();
+    if let Some(h) = bent.proof.first_mut() {
+        *h = custody::model::Sha256::of(b"bent");
+    }
+    assert!(custody::tlog::verify_consistency_proof(&bent, key).is_err());
+
     // Rewrite the first capture's leaf, recomputing its hash as a careful
     // forger would: the signed checkpoints expose it.
     let db = work.path().join("custody-data/index.db");
@@ -132,6 +149,19 @@ async fn captures_are_logged_proved_and_a_rewritten_leaf_is_caught() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr_text(&out).contains("no longer reproduces checkpoint"),
+        "{}",
+        stderr_text(&out)
+    );
+    // After the tampering, the consistency proof no longer verifies.
+    let out = work.run(&[
+        "log",
+        "consistency",
+        &early_size.to_string(),
+        &late_size.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_text(&out).contains("not consistent"),
         "{}",
         stderr_text(&out)
     );

@@ -320,3 +320,84 @@ async fn a_token_that_does_not_chain_to_the_configured_roots_is_refused() {
         stderr_text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exported_capture_verifies_offline_and_any_flipped_byte_is_named() {
+    let tsa = start_tsa().await;
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap();
+    std::fs::write(
+        work.path().join("custody.toml"),
+        format!(
+            "{config}\n[timestamps]\ntsa_urls = [\"{}\"]\nroots = [\"{}\"]\ncaptures = true\n",
+            tsa.url,
+            tsa.ca_pem.display()
+        ),
+    )
+    .unwrap();
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    work.capture(&url);
+    let (second, _) = work.capture(&url);
+    work.ok(&["log", "checkpoint"]);
+    let key = String::from_utf8(work.ok(&["log", "key"])).unwrap();
+    let key = key.trim().to_string();
+    let package = work.export_warc(second.id.as_str(), "evidence.warc.gz");
+
+    // Offline: another directory, no index, no store.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let verify = |file: &Path, key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_custody"))
+            .current_dir(elsewhere.path())
+            .args(["verify"])
+            .arg(file)
+            .args(["--key", key, "--tsa-roots"])
+            .arg(&tsa.ca_pem)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&package, &key);
+    let err = stderr_text(&out);
+    assert!(out.status.success(), "{err}");
+    for expected in [
+        "ok    capture WARC (the first",
+        "ok    logged manifest",
+        "ok    inclusion in checkpoint",
+        &format!(
+            "ok    originals of {} revisits",
+            site::requisites().len() + 1
+        ),
+        &format!("ok    timestamp from {} on checkpoint", tsa.url),
+        &format!("ok    timestamp from {} on capture", tsa.url),
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    assert!(
+        !elsewhere.path().join("custody-data").exists(),
+        "nothing was opened"
+    );
+
+    // Another key: refused.
+    let other = tempfile::tempdir().unwrap();
+    let other_key = custody::tlog::LogKey::load_or_create(other.path()).unwrap();
+    let out = verify(&package, &other_key.verifier_key());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_text(&out).contains("FAIL  inclusion in checkpoint"));
+
+    // One flipped byte anywhere fails verification and names the part.
+    let original = std::fs::read(&package).unwrap();
+    let flipped = elsewhere.path().join("flipped.warc.gz");
+    for k in 1..=12 {
+        let at = original.len() * k / 13;
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x01;
+        std::fs::write(&flipped, &bytes).unwrap();
+        let out = verify(&flipped, &key);
+        let err = stderr_text(&out);
+        assert_eq!(out.status.code(), Some(1), "byte {at}: {err}");
+        assert!(
+            err.lines().any(|l| l.trim_start().starts_with("FAIL  ")),
+            "byte {at}: {err}"
+        );
+    }
+}
