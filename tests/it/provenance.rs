@@ -358,9 +358,10 @@ async fn an_edited_passage_shows_absent_since_the_recapture_and_the_first_link_s
             &format!("127.0.0.1:{port}"),
             "--allow-private",
         ])
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(work.path().join("daemon.log")).unwrap())
         .spawn()
         .unwrap();
+    let log = || std::fs::read_to_string(work.path().join("daemon.log")).unwrap_or_default();
     let claims = || String::from_utf8(work.ok(&["claims", "--json"])).unwrap();
     let started = std::time::Instant::now();
     let claim_id = loop {
@@ -375,7 +376,8 @@ async fn an_edited_passage_shows_absent_since_the_recapture_and_the_first_link_s
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the schedule's claim was never linked"
+            "the schedule's claim was never linked; daemon log:\n{}",
+            log()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
@@ -388,7 +390,8 @@ async fn an_edited_passage_shows_absent_since_the_recapture_and_the_first_link_s
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "the edit was never noticed: {shown}"
+            "the edit was never noticed: {shown}; daemon log:\n{}",
+            log()
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
