@@ -374,8 +374,13 @@ async fn an_edited_passage_shows_absent_since_the_recapture_and_the_first_link_s
                 break c["id"].as_str().unwrap().to_string();
             }
         }
+        if let Some(status) = daemon.try_wait().unwrap() {
+            panic!("the daemon exited ({status}); its log:\n{}", log());
+        }
+        // Generous: on a loaded 2-core machine (the scale test runs beside
+        // this one) the first scheduled capture has come late.
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < Duration::from_secs(120),
             "the schedule's claim was never linked; daemon log:\n{}",
             log()
         );
@@ -389,7 +394,7 @@ async fn an_edited_passage_shows_absent_since_the_recapture_and_the_first_link_s
             break shown;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
+            started.elapsed() < Duration::from_secs(120),
             "the edit was never noticed: {shown}; daemon log:\n{}",
             log()
         );
