@@ -8,6 +8,8 @@
 #     (scripts/garage.sh);
 #   - a PostgreSQL server on 127.0.0.1:5432 (the one running, or Debian's,
 #     installed and started);
+#   - the openssl command (the local TSA of the timestamp tests, and
+#     custody's own timestamp checks);
 #   - then `cargo test --features interop,s3,postgres`, which runs every
 #     test, including those that check our WARCs with those tools, the store
 #     suite against S3 and the index suite against PostgreSQL.
@@ -34,6 +36,8 @@ apt_install() {
 command -v cargo >/dev/null || { say "cargo not found: install Rust (https://rustup.rs) first"; exit 2; }
 command -v cc >/dev/null || apt_install build-essential
 command -v python3 >/dev/null || apt_install python3 python3-venv
+# The TSA tests run `openssl ts` (and custody checks timestamps with it).
+command -v openssl >/dev/null || apt_install openssl
 
 if [ ! -x "$VENV/bin/wayback" ] || [ "$(cat "$VENV/.custody-tools" 2>/dev/null)" != "$PY_TOOLS" ]; then
     say "creating the reference-tools environment in $VENV"
