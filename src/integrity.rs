@@ -104,31 +104,17 @@ pub async fn check_object(
     }
     let mut healthy = events.iter().all(|e| e.outcome == "ok");
     if let (Some((source, from)), false) = (&good, bad.is_empty()) {
-        let spool = pipeline.config().spool_dir();
-        let (tmp, path) = tempfile::Builder::new()
-            .prefix("repair-")
-            .tempfile_in(&spool)
-            .map_err(|source| PipelineError::Io {
-                path: spool.clone(),
-                source,
-            })?
-            .into_parts();
-        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(tmp));
-        from.copy_to(&file.key, file.sha256, &mut out).await?;
-        {
-            use tokio::io::AsyncWriteExt;
-            out.flush().await.map_err(|source| PipelineError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            out.into_inner()
-                .sync_all()
-                .await
-                .map_err(|source| PipelineError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+        // `repair` puts (and so syncs and verifies) from this copy.
+        let good_copy = download_to_spool(pipeline, from, &file.key, "repair-").await?;
+        if good_copy.sha256 != file.sha256 {
+            return Err(StoreError::Corrupt {
+                key: file.key.clone(),
+                expected: file.sha256,
+                actual: good_copy.sha256,
+            }
+            .into());
         }
+        let path = good_copy.path;
         let mut all_repaired = true;
         for (location, store) in &bad {
             let e = match store
@@ -238,6 +224,45 @@ pub async fn scrub(
     }
 }
 
+/// An object downloaded as it is into the spool (unlinked when the
+/// `TempPath` drops), with the digest and size of what arrived.
+struct Downloaded {
+    file: std::fs::File,
+    path: tempfile::TempPath,
+    sha256: crate::model::Sha256,
+    bytes: u64,
+}
+
+async fn download_to_spool(
+    pipeline: &Pipeline,
+    store: &crate::store::Store,
+    key: &str,
+    prefix: &str,
+) -> Result<Downloaded, PipelineError> {
+    use tokio::io::AsyncWriteExt;
+    let spool = pipeline.config().spool_dir();
+    let (file, path) = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempfile_in(&spool)
+        .map_err(|source| PipelineError::Io {
+            path: spool.clone(),
+            source,
+        })?
+        .into_parts();
+    let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+    let (sha256, bytes) = store.download(key, &mut out).await?;
+    out.flush().await.map_err(|source| PipelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Downloaded {
+        file: out.into_inner().into_std().await,
+        path,
+        sha256,
+        bytes,
+    })
+}
+
 /// One verified item.
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
@@ -288,25 +313,16 @@ pub async fn verify_capture(
     let mut checks = Vec::new();
 
     if let Some(warc) = &capture.warc {
-        let spool = pipeline.config().spool_dir();
-        let (file, path) = tempfile::Builder::new()
-            .prefix("verify-")
-            .tempfile_in(&spool)
-            .map_err(|source| PipelineError::Io {
-                path: spool.clone(),
-                source,
-            })?
-            .into_parts();
-        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
         let item = format!("WARC file {}", warc.key);
-        match pipeline.store().download(&warc.key, &mut out).await {
-            Err(e) => checks.push(Check::failed(item, e.to_string())),
-            Ok((sha, bytes)) => {
-                use tokio::io::AsyncWriteExt;
-                out.flush().await.map_err(|source| PipelineError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+        match download_to_spool(pipeline, pipeline.store(), &warc.key, "verify-").await {
+            Err(PipelineError::Store(e)) => checks.push(Check::failed(item, e.to_string())),
+            Err(e) => return Err(e),
+            Ok(Downloaded {
+                file,
+                path,
+                sha256: sha,
+                bytes,
+            }) => {
                 if sha != warc.sha256 || bytes != warc.bytes {
                     checks.push(Check::failed(
                         item,
@@ -318,7 +334,6 @@ pub async fn verify_capture(
                 } else {
                     checks.push(Check::ok(item, Some(format!("sha256 {sha}"))));
                 }
-                let file = out.into_inner().into_std().await;
                 let (capture_id, seed) = (id.clone(), capture.seed_url.clone());
                 let recs = records.clone();
                 let found = tokio::task::spawn_blocking(move || {
@@ -327,9 +342,9 @@ pub async fn verify_capture(
                 .await
                 .map_err(|e| PipelineError::Internal(e.to_string()))?;
                 checks.extend(found);
+                drop(path);
             }
         }
-        drop(path);
     }
 
     checks.extend(check_log_entry(pipeline, key, &capture, &records).await?);
@@ -473,23 +488,10 @@ async fn check_log_entry(
         return Ok(checks);
     };
     let item = format!("inclusion in checkpoint {}", checkpoint.tree_size);
-    let hashes = index.log_leaf_hashes(checkpoint.tree_size).await?;
-    let raw: Vec<tlog::merkle::Hash> = hashes.iter().map(|h| *h.as_bytes()).collect();
-    let proof = tlog::merkle::inclusion_proof(leaf.index as usize, &raw).unwrap_or_default();
-    let p = tlog::InclusionProof {
-        leaf_index: leaf.index,
-        leaf_hash: leaf.leaf_hash,
-        leaf_data: leaf.data.clone(),
-        tree_size: checkpoint.tree_size,
-        root: checkpoint.root,
-        proof: proof
-            .into_iter()
-            .map(crate::model::Sha256::from_bytes)
-            .collect(),
-        checkpoint: checkpoint.note.clone(),
-        verifier_key: key.verifier_key(),
-    };
-    match tlog::verify_inclusion_proof(&p, &key.verifier_key()) {
+    let proved = tlog::inclusion_in(index.as_ref(), key, leaf.clone(), checkpoint.clone())
+        .await
+        .and_then(|p| tlog::verify_inclusion_proof(&p, &key.verifier_key()));
+    match proved {
         Ok(()) => checks.push(Check::ok(item, None)),
         Err(e) => checks.push(Check::failed(item, e.to_string())),
     }
@@ -702,26 +704,11 @@ pub async fn reindex(
     // 2. Every WARC, rebuilt from its own records and manifest.
     let mut keys = store.list("warc/").await?;
     keys.sort();
-    let spool = pipeline.config().spool_dir();
     let mut rebuilt_captures = Vec::new();
     for warc_key in keys {
-        let (file, path) = tempfile::Builder::new()
-            .prefix("reindex-")
-            .tempfile_in(&spool)
-            .map_err(|source| PipelineError::Io {
-                path: spool.clone(),
-                source,
-            })?
-            .into_parts();
-        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
-        store.download(&warc_key, &mut out).await?;
-        {
-            use tokio::io::AsyncWriteExt;
-            out.flush().await.map_err(|source| PipelineError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
+        let path = download_to_spool(pipeline, store, &warc_key, "reindex-")
+            .await?
+            .path;
         let p = path.to_path_buf();
         let rebuilt = tokio::task::spawn_blocking(move || crate::rebuild::rebuild(&p))
             .await

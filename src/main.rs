@@ -504,20 +504,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             if *json {
                 print_json(&v)?;
             } else {
-                for c in &v.checks {
-                    let detail = c
-                        .detail
-                        .as_deref()
-                        .map(|d| format!(": {d}"))
-                        .unwrap_or_default();
-                    let mark = if c.ok { "ok  " } else { "FAIL" };
-                    eprintln!("  {mark}  {}{detail}", c.item);
-                }
-                let failed = v.checks.iter().filter(|c| !c.ok).count();
-                match failed {
-                    0 => eprintln!("{}: verified", v.package),
-                    n => eprintln!("{}: {n} check(s) failed", v.package),
-                }
+                print_checks(&v.checks, &v.package);
             }
             return Ok(if v.ok {
                 ExitCode::SUCCESS
@@ -667,23 +654,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     if json {
                         return print_json(v);
                     }
-                    for c in &v.checks {
-                        let detail = c
-                            .detail
-                            .as_deref()
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default();
-                        if c.ok {
-                            eprintln!("  ok    {}{detail}", c.item);
-                        } else {
-                            eprintln!("  FAIL  {}{detail}", c.item);
-                        }
-                    }
-                    let failed = v.checks.iter().filter(|c| !c.ok).count();
-                    match failed {
-                        0 => eprintln!("capture {}: verified", v.capture_id),
-                        n => eprintln!("capture {}: {n} check(s) failed", v.capture_id),
-                    }
+                    print_checks(&v.checks, &format!("capture {}", v.capture_id));
                     Ok(())
                 };
             let ok = if all {
@@ -695,13 +666,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     print_json(&serde_json::json!({"log": v.log, "ok": v.ok}))?;
                 } else {
                     for c in &v.log {
-                        let detail = c
-                            .detail
-                            .as_deref()
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default();
-                        let mark = if c.ok { "ok  " } else { "FAIL" };
-                        eprintln!("  {mark}  {}{detail}", c.item);
+                        print_check(c);
                     }
                     eprintln!(
                         "{} capture(s), {} failed; log {}",
@@ -1307,6 +1272,28 @@ async fn log_command(pipeline: &Pipeline, command: LogCommand) -> Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One verification line: `  ok    item: detail` or `  FAIL  item: detail`.
+fn print_check(c: &custody::integrity::Check) {
+    let detail = c
+        .detail
+        .as_deref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default();
+    let mark = if c.ok { "ok  " } else { "FAIL" };
+    eprintln!("  {mark}  {}{detail}", c.item);
+}
+
+/// Every check, then `WHAT: verified` or `WHAT: N check(s) failed`.
+fn print_checks(checks: &[custody::integrity::Check], what: &str) {
+    for c in checks {
+        print_check(c);
+    }
+    match checks.iter().filter(|c| !c.ok).count() {
+        0 => eprintln!("{what}: verified"),
+        n => eprintln!("{what}: {n} check(s) failed"),
+    }
 }
 
 fn print_diff(d: &custody::diff::CaptureDiff) -> std::io::Result<()> {

@@ -547,6 +547,17 @@ pub async fn capture_inclusion(
         Some(c) => c,
         None => make_checkpoint(index, store, key, tsa_urls).await?,
     };
+    inclusion_in(index, key, leaf, checkpoint).await
+}
+
+/// The inclusion proof of `leaf` in `checkpoint`, made from the stored
+/// leaves, which must still give the checkpoint's signed root.
+pub async fn inclusion_in(
+    index: &dyn crate::index::Index,
+    key: &LogKey,
+    leaf: LogLeaf,
+    checkpoint: Checkpoint,
+) -> Result<InclusionProof, TlogError> {
     let hashes = index.log_leaf_hashes(checkpoint.tree_size).await?;
     let raw: Vec<merkle::Hash> = hashes.iter().map(|h| *h.as_bytes()).collect();
     let root = Sha256::from_bytes(merkle::root(&raw));

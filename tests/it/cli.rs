@@ -96,6 +96,15 @@ impl Workdir {
         path
     }
 
+    /// A connection to the working directory's SQLite index, for tests that
+    /// look at (or tamper with) its tables.
+    pub async fn index_pool(&self) -> sqlx::SqlitePool {
+        let db = self.path().join("custody-data/index.db");
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open the SQLite index")
+    }
+
     /// The capture's WARC as stored in the local object directory.
     pub fn stored_warc(&self, capture: &Capture) -> PathBuf {
         let warc = capture.warc.as_ref().expect("a successful capture");

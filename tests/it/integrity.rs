@@ -8,13 +8,6 @@ use custody::model::CaptureStatus;
 use crate::cli::{stderr_text, Workdir};
 use crate::site;
 
-async fn sqlite(work: &Workdir) -> sqlx::SqlitePool {
-    let db = work.path().join("custody-data/index.db");
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flipped_byte_is_found_by_audit_and_named_by_verify() {
     let addr = site::serve_http().await;
@@ -65,7 +58,7 @@ async fn a_flipped_byte_is_found_by_audit_and_named_by_verify() {
     assert_eq!(event["outcome"], "corrupt");
     assert_eq!(event["object_key"], warc.key.as_str());
     assert_eq!(event["expected"], warc.sha256.to_string());
-    let pool = sqlite(&work).await;
+    let pool = work.index_pool().await;
     let (quarantined,): (Option<String>,) =
         sqlx::query_as("SELECT quarantined FROM warc_file WHERE key = ?")
             .bind(&warc.key)
@@ -108,7 +101,7 @@ async fn verify_all_finds_a_capture_deleted_from_the_index_by_hand() {
     work.ok(&["log", "checkpoint"]);
     assert!(work.run(&["verify", "--all"]).status.success());
 
-    let pool = sqlite(&work).await;
+    let pool = work.index_pool().await;
     for table in ["record", "resource"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE capture_id = ?"

@@ -117,10 +117,7 @@ async fn captures_are_logged_proved_and_a_rewritten_leaf_is_caught() {
 
     // Rewrite the first capture's leaf, recomputing its hash as a careful
     // forger would: the signed checkpoints expose it.
-    let db = work.path().join("custody-data/index.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let pool = work.index_pool().await;
     let (data,): (String,) = sqlx::query_as("SELECT data FROM log_leaf WHERE idx = 0")
         .fetch_one(&pool)
         .await

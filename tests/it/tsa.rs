@@ -162,6 +162,14 @@ pub async fn start_tsa() -> TestTsa {
     }
 }
 
+/// Sets the `[timestamps]` table of the working directory's config.
+fn set_timestamps(work: &Workdir, table: &str) {
+    let path = work.path().join("custody.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let base = config.split("\n[timestamps]\n").next().unwrap();
+    std::fs::write(&path, format!("{base}\n[timestamps]\n{table}")).unwrap();
+}
+
 fn rand_u64() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -181,16 +189,14 @@ async fn checkpoints_and_captures_are_timestamped_and_every_token_passes_openssl
     };
     let addr = site::serve_http().await;
     let work = Workdir::new("");
-    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap();
-    std::fs::write(
-        work.path().join("custody.toml"),
-        format!(
-            "{config}\n[timestamps]\ntsa_urls = [\"{}\", \"http://{down}/tsa\"]\nroots = [\"{}\"]\ncaptures = true\n",
+    set_timestamps(
+        &work,
+        &format!(
+            "tsa_urls = [\"{}\", \"http://{down}/tsa\"]\nroots = [\"{}\"]\ncaptures = true\n",
             tsa.url,
             tsa.ca_pem.display()
         ),
-    )
-    .unwrap();
+    );
 
     // A TSA that is down holds nothing up.
     let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
@@ -204,10 +210,7 @@ async fn checkpoints_and_captures_are_timestamped_and_every_token_passes_openssl
         stderr_text(&out)
     );
 
-    let db = work.path().join("custody-data/index.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let pool = work.index_pool().await;
     let tokens: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT subject_kind, subject_id, imprint, token_der FROM timestamp_token ORDER BY id",
     )
@@ -273,16 +276,14 @@ async fn a_token_that_does_not_chain_to_the_configured_roots_is_refused() {
     let other_ca = site::test_ca();
     let addr = site::serve_http().await;
     let work = Workdir::new("");
-    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap();
-    std::fs::write(
-        work.path().join("custody.toml"),
-        format!(
-            "{config}\n[timestamps]\ntsa_urls = [\"{}\"]\nroots = [\"{}\"]\n",
+    set_timestamps(
+        &work,
+        &format!(
+            "tsa_urls = [\"{}\"]\nroots = [\"{}\"]\n",
             tsa.url,
             other_ca.ca_pem_path.display()
         ),
-    )
-    .unwrap();
+    );
     work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
     let out = work.run(&["log", "checkpoint"]);
     assert!(out.status.success());
@@ -291,10 +292,7 @@ async fn a_token_that_does_not_chain_to_the_configured_roots_is_refused() {
         "{}",
         stderr_text(&out)
     );
-    let db = work.path().join("custody-data/index.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let pool = work.index_pool().await;
     let (tokens,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM timestamp_token")
         .fetch_one(&pool)
         .await
@@ -307,11 +305,7 @@ async fn a_token_that_does_not_chain_to_the_configured_roots_is_refused() {
     assert!(err.unwrap().contains("Verification: FAILED"));
 
     // Roots are required once a TSA is configured.
-    std::fs::write(
-        work.path().join("custody.toml"),
-        format!("{config}\n[timestamps]\ntsa_urls = [\"{}\"]\n", tsa.url),
-    )
-    .unwrap();
+    set_timestamps(&work, &format!("tsa_urls = [\"{}\"]\n", tsa.url));
     let out = work.run(&["captures"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -326,16 +320,14 @@ async fn an_exported_capture_verifies_offline_and_any_flipped_byte_is_named() {
     let tsa = start_tsa().await;
     let addr = site::serve_http().await;
     let work = Workdir::new("");
-    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap();
-    std::fs::write(
-        work.path().join("custody.toml"),
-        format!(
-            "{config}\n[timestamps]\ntsa_urls = [\"{}\"]\nroots = [\"{}\"]\ncaptures = true\n",
+    set_timestamps(
+        &work,
+        &format!(
+            "tsa_urls = [\"{}\"]\nroots = [\"{}\"]\ncaptures = true\n",
             tsa.url,
             tsa.ca_pem.display()
         ),
-    )
-    .unwrap();
+    );
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     work.capture(&url);
     let (second, _) = work.capture(&url);
