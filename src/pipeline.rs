@@ -573,8 +573,6 @@ impl Pipeline {
                 .iter()
                 .all(|o| o.record.record_id != original.record.record_id)
             {
-                // Read once to check its digests before it goes out.
-                self.read_response(&original).await?;
                 originals.push(original);
             }
         }
@@ -591,10 +589,12 @@ impl Pipeline {
             HashingWriter::new(tokio::io::BufWriter::new(tokio::fs::File::from_std(file)));
         self.store.copy_to(&warc.key, warc.sha256, &mut out).await?;
         for o in &originals {
-            let range = o.record.offset..o.record.offset + o.record.length;
-            self.store
-                .copy_range_to(&o.warc.key, range, &mut out)
-                .await?;
+            // Fetched once, its digests checked, then appended as fetched.
+            let (_, _, raw) = self.read_record(o, false).await?;
+            let mut raw = tokio::fs::File::from_std(raw);
+            tokio::io::copy(&mut raw, &mut out)
+                .await
+                .map_err(io_at(dest))?;
         }
         // Last, custody's proofs: the capture's inclusion in a signed
         // checkpoint and the timestamps, so the file can be verified
@@ -850,6 +850,25 @@ impl Pipeline {
         &self,
         hit: &Hit,
     ) -> Result<(Option<warc::ResponseHead>, std::fs::File), PipelineError> {
+        let (head, payload, _) = self.read_record(hit, true).await?;
+        Ok((head, payload.expect("payload kept")))
+    }
+
+    /// Fetches one record by its offset and checks its digests; returns its
+    /// response head, its payload (when `keep_payload`), and the record's
+    /// bytes as stored (gzip member), positioned at the start.
+    async fn read_record(
+        &self,
+        hit: &Hit,
+        keep_payload: bool,
+    ) -> Result<
+        (
+            Option<warc::ResponseHead>,
+            Option<std::fs::File>,
+            std::fs::File,
+        ),
+        PipelineError,
+    > {
         let spool = self.config.spool_dir();
         let (file, path) = tempfile::Builder::new()
             .prefix("record-")
@@ -869,14 +888,17 @@ impl Pipeline {
             record_file
                 .seek(SeekFrom::Start(0))
                 .map_err(io_at(Path::new("record")))?;
-            let mut payload = tempfile::tempfile().map_err(io_at(Path::new("payload")))?;
-            let mut reader = WarcFileReader::new(BufReader::new(record_file));
+            let mut payload = match keep_payload {
+                true => Some(tempfile::tempfile().map_err(io_at(Path::new("payload")))?),
+                false => None,
+            };
+            let mut reader = WarcFileReader::new(BufReader::new(&mut record_file));
             let mut write_err = None;
-            let mut sink_writer = BufWriter::new(&mut payload);
+            let mut sink_writer = payload.as_mut().map(BufWriter::new);
             let record = reader
                 .next_record(&mut |piece| {
-                    if write_err.is_none() {
-                        if let Err(e) = sink_writer.write_all(piece) {
+                    if let (None, Some(w)) = (&write_err, sink_writer.as_mut()) {
+                        if let Err(e) = w.write_all(piece) {
                             write_err = Some(e);
                         }
                     }
@@ -889,8 +911,11 @@ impl Pipeline {
             if let Some(e) = write_err {
                 return Err(io_at(Path::new("payload"))(e));
             }
-            sink_writer.flush().map_err(io_at(Path::new("payload")))?;
+            if let Some(w) = sink_writer.as_mut() {
+                w.flush().map_err(io_at(Path::new("payload")))?;
+            }
             drop(sink_writer);
+            drop(reader);
             record.verify_digests()?;
             if let (Some(expected), Some(actual)) = (expected_payload, record.payload_sha256()) {
                 if expected != actual {
@@ -902,7 +927,10 @@ impl Pipeline {
                     }));
                 }
             }
-            Ok((record.http.and_then(|h| h.head), payload))
+            record_file
+                .seek(SeekFrom::Start(0))
+                .map_err(io_at(Path::new("record")))?;
+            Ok((record.http.and_then(|h| h.head), payload, record_file))
         })
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))?
