@@ -65,6 +65,7 @@ struct RawDaemon {
     checkpoint_secs: Option<f64>,
     scrub_period_hours: Option<f64>,
     scrub_mb_per_sec: Option<f64>,
+    public_read: Option<bool>,
 }
 
 /// The capture options a config file's `[capture]` table, or a schedule's
@@ -136,6 +137,9 @@ pub struct DaemonSettings {
     pub scrub_period: Duration,
     /// The scrub's read-rate cap.
     pub scrub_bytes_per_sec: u64,
+    /// Reading over HTTP (API reads, replay, Memento, CDX, UI) needs no
+    /// token.
+    pub public_read: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -421,6 +425,7 @@ fn daemon_settings(raw: RawDaemon) -> Result<DaemonSettings, ConfigError> {
             .schedules_dir
             .unwrap_or_else(|| PathBuf::from("schedules")),
         listen,
+        public_read: raw.public_read.unwrap_or(false),
         workers: positive(t, "workers", raw.workers, 4)?,
         per_host: positive(t, "per_host", raw.per_host, 1)?,
         politeness: match raw.politeness_secs {

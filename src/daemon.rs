@@ -93,9 +93,14 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let stop_watch = stop_rx.clone();
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let app = http::app(http::AppState {
-        index: index.clone(),
-    });
+    let (state, access_writer) = http::AppState::new(
+        pipeline.clone(),
+        http::ServeSettings {
+            public_read: settings.public_read,
+            schedules_dir: Some(settings.schedules_dir.clone()),
+        },
+    );
+    let app = http::app(state);
     let server = tokio::spawn(async move {
         let stopped = async move {
             let _ = stop_rx.wait_for(|s| *s).await;
@@ -249,6 +254,8 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     }
     while workers.join_next().await.is_some() {}
     let _ = server.await;
+    // The server and its state are gone: the access writer drains and ends.
+    let _ = access_writer.await;
     tracing::info!("daemon stopped");
     Ok(())
 }

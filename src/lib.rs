@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` for the bird's-eye view and the code map.
 
+pub mod access;
 pub mod capture;
 pub mod charset;
 pub mod config;
@@ -17,4 +18,5 @@ pub mod rebuild;
 pub mod scheduler;
 pub mod store;
 pub mod tlog;
+pub mod wacz;
 pub mod warc;

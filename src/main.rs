@@ -85,17 +85,40 @@ enum Command {
         #[arg(short, long, value_name = "PATH")]
         output: PathBuf,
     },
-    /// Run scheduled captures until SIGTERM; serve /healthz and /metrics.
+    /// Serve the HTTP API, replay, Memento, CDX and the web UI until
+    /// SIGTERM (no captures are scheduled; `daemon` serves the same).
+    Serve {
+        /// Address to listen on [default: daemon.listen, 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Let anyone read (API reads, replay, Memento, CDX, UI) without a
+        /// token; changes still need one.
+        #[arg(long)]
+        public_read: bool,
+        /// Schedules directory the API lists and writes [default: daemon.schedules_dir].
+        #[arg(long, value_name = "DIR")]
+        schedules: Option<PathBuf>,
+    },
+    /// API tokens for the HTTP surface.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Run scheduled captures until SIGTERM; serve the HTTP surface
+    /// (API, replay, UI, /healthz, /metrics).
     Daemon {
         /// Schedules directory [default: daemon.schedules_dir, ./schedules].
         #[arg(long, value_name = "DIR")]
         schedules: Option<PathBuf>,
-        /// Address for /healthz and /metrics [default: daemon.listen, 127.0.0.1:8080].
+        /// Address for the HTTP surface [default: daemon.listen, 127.0.0.1:8080].
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
         /// Allow loopback, private and link-local destinations.
         #[arg(long)]
         allow_private: bool,
+        /// Let anyone read over HTTP without a token.
+        #[arg(long)]
+        public_read: bool,
         /// Log lines as text or as JSON objects (for log shippers).
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -134,6 +157,10 @@ enum Command {
         /// timestamps against.
         #[arg(long, value_name = "PEM")]
         tsa_roots: Vec<PathBuf>,
+        /// For a WACZ: the signing key it must be signed with (base64, as
+        /// `custody export --format wacz` prints it).
+        #[arg(long, value_name = "PUBLIC_KEY")]
+        package_key: Option<String>,
     },
     /// Rebuild an empty index from the object store alone (the log's
     /// leaves and checkpoints, then every WARC) and check it against the
@@ -261,6 +288,14 @@ enum ClaimCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a signed WACZ package of all of a claim's evidence.
+    Export {
+        claim_id: String,
+        #[arg(short, long, value_name = "PATH")]
+        output: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// A claim with its evidence, re-verified against the store.
     Show {
         claim_id: String,
@@ -270,6 +305,28 @@ enum ClaimCommand {
         #[arg(long)]
         jsonld: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token. It is printed once, as the last line of stdout; only
+    /// its digest is kept.
+    Create {
+        #[arg(long, value_parser = ["reader", "archivist", "admin"])]
+        role: String,
+        /// What the token is for (shown in `token list`).
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (ids, roles, labels; never secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -431,10 +488,28 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     if let Command::Schedule { command } = &cli.command {
         return schedule_command(command, &config);
     }
-    if let Command::Daemon {
-        schedules, listen, ..
+    if let Command::Serve {
+        listen,
+        public_read,
+        schedules,
     } = &cli.command
     {
+        if let Some(addr) = listen {
+            config.daemon.listen = *addr;
+        }
+        if let Some(dir) = schedules {
+            config.daemon.schedules_dir = dir.clone();
+        }
+        config.daemon.public_read |= *public_read;
+    }
+    if let Command::Daemon {
+        schedules,
+        listen,
+        public_read,
+        ..
+    } = &cli.command
+    {
+        config.daemon.public_read |= *public_read;
         if let Some(dir) = schedules {
             config.daemon.schedules_dir = dir.clone();
         }
@@ -454,15 +529,6 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         for u in urls {
             check_seed(u, config.capture.allow_private).map_err(|e| Failure::Usage(e.into()))?;
         }
-    }
-    if let Command::Export {
-        format: ExportFormat::Wacz,
-        ..
-    } = &cli.command
-    {
-        return Err(Failure::Usage(anyhow::anyhow!(
-            "--format wacz is not available yet; use --format warc"
-        )));
     }
     // Capture ids are checked before anything is opened too.
     if let Command::Show { capture_id, .. } | Command::Export { capture_id, .. } = &cli.command {
@@ -494,13 +560,18 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         json,
         key,
         tsa_roots,
+        package_key,
         ..
     } = &cli.command
     {
         let path = std::path::Path::new(arg);
         if path.is_file() {
-            let v = custody::integrity::verify_package(path, key.as_deref(), tsa_roots)
-                .map_err(|e| Failure::Failed(anyhow::anyhow!(e)))?;
+            let v = if custody::wacz::looks_like_wacz(path) {
+                custody::wacz::verify(path, package_key.as_deref(), key.as_deref(), tsa_roots)
+            } else {
+                custody::integrity::verify_package(path, key.as_deref(), tsa_roots)
+            }
+            .map_err(|e| Failure::Failed(anyhow::anyhow!(e)))?;
             if *json {
                 print_json(&v)?;
             } else {
@@ -568,6 +639,19 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { .. } => {
+            let settings = custody::http::ServeSettings {
+                public_read: pipeline.config().daemon.public_read,
+                schedules_dir: Some(pipeline.config().daemon.schedules_dir.clone())
+                    .filter(|d| d.is_dir()),
+            };
+            let listen = pipeline.config().daemon.listen;
+            custody::http::serve(std::sync::Arc::new(pipeline), listen, settings)
+                .await
+                .map_err(|e| Failure::Usage(anyhow::anyhow!(e)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => token_command(&pipeline, command).await,
         Command::Capture { urls, json, .. } => capture(&pipeline, &urls, json).await,
         Command::Log { command } => log_command(&pipeline, command).await,
         Command::Reindex { json } => {
@@ -806,13 +890,23 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export {
+            capture_id,
+            output,
+            format: ExportFormat::Wacz,
+        } => {
+            let id: CaptureId = capture_id
+                .parse()
+                .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
+            export_wacz(&pipeline, custody::wacz::Scope::Capture(id), &output, false).await
+        }
+        Command::Export {
             capture_id, output, ..
         } => {
             let id: CaptureId = capture_id
                 .parse()
                 .map_err(|e: custody::model::ParseCaptureIdError| Failure::Usage(e.into()))?;
             let exported = pipeline.export_warc(&id, &output).await?;
-            let originals = match exported.originals {
+            let originals = match exported.originals.len() {
                 0 => String::new(),
                 n => format!(
                     "; the stored WARC (sha256 {}) plus the {n} original record(s) its revisits refer to",
@@ -1049,6 +1143,19 @@ async fn claim_command(pipeline: &Pipeline, command: ClaimCommand) -> Result<Exi
                 link.target_uri,
                 link.capture_id
             );
+        }
+        ClaimCommand::Export {
+            claim_id,
+            output,
+            json,
+        } => {
+            return export_wacz(
+                pipeline,
+                custody::wacz::Scope::Claim(claim_id),
+                &output,
+                json,
+            )
+            .await;
         }
         ClaimCommand::Show {
             claim_id,
@@ -1446,4 +1553,76 @@ impl Progress for ProgressBar {
             self.seed.chars().take(40).collect::<String>()
         );
     }
+}
+
+/// Writes a WACZ and says what it holds and which key signed it.
+async fn export_wacz(
+    pipeline: &Pipeline,
+    scope: custody::wacz::Scope,
+    output: &std::path::Path,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let actor = std::env::var("USER").ok();
+    let exported = custody::wacz::export(pipeline, &scope, output, actor.as_deref()).await?;
+    if json {
+        print_json(&exported)?;
+    }
+    eprintln!(
+        "wrote {} ({} bytes, sha256 {}; {} capture(s)); signed by public key {}",
+        output.display(),
+        exported.bytes,
+        exported.sha256,
+        exported.captures.len(),
+        exported.public_key
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_command(pipeline: &Pipeline, command: TokenCommand) -> Result<ExitCode, Failure> {
+    let index = pipeline.index();
+    match command {
+        TokenCommand::Create { role, label, json } => {
+            let role = custody::model::Role::parse(&role).expect("clap checked the role");
+            let t = custody::access::create(index.as_ref(), role, label).await?;
+            if json {
+                let mut v = serde_json::to_value(&t.record).context("serialising the token")?;
+                v["token"] = serde_json::json!(t.token);
+                println!("{v}");
+            } else {
+                eprintln!(
+                    "token {} ({}): shown once; keep it secret. Send it as `Authorization: Bearer TOKEN`.",
+                    t.record.id,
+                    t.record.role.as_str()
+                );
+                println!("{}", t.token);
+            }
+        }
+        TokenCommand::List { json } => {
+            for t in index.tokens().await? {
+                if json {
+                    print_json(&t)?;
+                } else {
+                    eprintln!(
+                        "{}  {:<9}  created {}{}  {}",
+                        t.id,
+                        t.role.as_str(),
+                        custody::model::rfc3339_utc(&t.created_at),
+                        t.revoked_at
+                            .map(|r| format!("  REVOKED {}", custody::model::rfc3339_utc(&r)))
+                            .unwrap_or_default(),
+                        t.label.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !index.revoke_token(&id, chrono::Utc::now()).await? {
+                return Err(Failure::Failed(anyhow::anyhow!(
+                    "no active token {id}; list them with `custody token list`"
+                )));
+            }
+            eprintln!("token {id} revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -667,3 +667,50 @@ pub struct TimestampToken {
 fn primary() -> String {
     "primary".into()
 }
+
+/// What an API token may do. Each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Investigators: read, replay, export, verify.
+    Reader,
+    /// Also capture, schedule and link claims.
+    Archivist,
+    /// Also manage tokens and settings.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Archivist => "archivist",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reader" => Some(Role::Reader),
+            "archivist" => Some(Role::Archivist),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An API token as the index keeps it: only the SHA-256 of the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// Public identifier (also the token's visible prefix).
+    pub id: String,
+    #[serde(skip)]
+    pub secret_sha256: Option<Sha256>,
+    pub role: Role,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub label: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none", default, with = "opt_rfc3339")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}

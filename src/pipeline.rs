@@ -546,8 +546,28 @@ impl Pipeline {
     /// Writes a capture's WARC to `dest`: the stored file, checked against
     /// its digest, followed by the original response record of every
     /// revisit in it (each checked against its digests), so the export
-    /// stands alone. `dest` appears only when complete.
+    /// stands alone. `dest` appears only when complete. Recorded as an
+    /// `exported` custody event.
     pub async fn export_warc(
+        &self,
+        id: &CaptureId,
+        dest: &Path,
+    ) -> Result<Exported, PipelineError> {
+        let exported = self.write_export(id, dest).await?;
+        let detail = serde_json::json!({
+            "format": "warc",
+            "path": dest.display().to_string(),
+            "sha256": exported.sha256,
+            "stored_warc_sha256": exported.stored.sha256,
+            "originals_included": exported.originals.len(),
+        });
+        self.event(id, "exported", detail).await;
+        Ok(exported)
+    }
+
+    /// [`Pipeline::export_warc`] without the custody event (a WACZ export
+    /// records its own).
+    pub async fn write_export(
         &self,
         id: &CaptureId,
         dest: &Path,
@@ -612,19 +632,11 @@ impl Pipeline {
             path: dest.to_path_buf(),
             source: e.error,
         })?;
-        let detail = serde_json::json!({
-            "format": "warc",
-            "path": dest.display().to_string(),
-            "sha256": sha256,
-            "stored_warc_sha256": warc.sha256,
-            "originals_included": originals.len(),
-        });
-        self.event(id, "exported", detail).await;
         Ok(Exported {
             sha256,
             bytes,
             stored: warc,
-            originals: originals.len(),
+            originals,
         })
     }
 
@@ -633,6 +645,26 @@ impl Pipeline {
     /// and the log's public key, and the timestamp tokens (DER, base64) of
     /// that checkpoint and of the capture.
     async fn proof_record(&self, id: &CaptureId, warc: &WarcRef) -> Result<Vec<u8>, PipelineError> {
+        let body = serde_json::to_vec_pretty(&self.proof(id, warc).await?)
+            .map_err(|e| PipelineError::Internal(e.to_string()))?;
+        let mut header = RecordHeader::new("metadata", &new_record_id(), &Utc::now());
+        header
+            .push("WARC-Target-URI", format!("urn:custody:proof:{id}"))
+            .push("Content-Type", "application/json");
+        let mut writer = WarcWriter::new(Vec::new());
+        writer.write_bytes(&header, &body, Deflate::Compress)?;
+        Ok(writer.finish()?.0)
+    }
+
+    /// custody's proof for a capture: the stored WARC's digest and size,
+    /// its inclusion proof with the signed checkpoint and the log's public
+    /// key, and the timestamp tokens (DER, base64) of that checkpoint and
+    /// of the capture.
+    pub async fn proof(
+        &self,
+        id: &CaptureId,
+        warc: &WarcRef,
+    ) -> Result<serde_json::Value, PipelineError> {
         let tlog_err = |e: crate::tlog::TlogError| PipelineError::Internal(e.to_string());
         let key = crate::tlog::LogKey::load_or_create(&self.config.data_dir).map_err(tlog_err)?;
         let inclusion = crate::tlog::capture_inclusion(
@@ -649,7 +681,7 @@ impl Pipeline {
             .timestamp_tokens("checkpoint", &inclusion.tree_size.to_string())
             .await?;
         timestamps.extend(self.index.timestamp_tokens("capture", id.as_str()).await?);
-        let body = serde_json::to_vec_pretty(&json!({
+        Ok(json!({
             "custody_proof": 1,
             "capture_id": id,
             "warc_sha256": warc.sha256.hex(),
@@ -657,14 +689,6 @@ impl Pipeline {
             "inclusion": inclusion,
             "timestamps": timestamps,
         }))
-        .map_err(|e| PipelineError::Internal(e.to_string()))?;
-        let mut header = RecordHeader::new("metadata", &new_record_id(), &Utc::now());
-        header
-            .push("WARC-Target-URI", format!("urn:custody:proof:{id}"))
-            .push("Content-Type", "application/json");
-        let mut writer = WarcWriter::new(Vec::new());
-        writer.write_bytes(&header, &body, Deflate::Compress)?;
-        Ok(writer.finish()?.0)
     }
 
     /// Finds the response for `url` nearest to `at`, following archived
@@ -797,7 +821,7 @@ impl Pipeline {
 
     /// Appends a custody event for a capture; a failure to record it is
     /// logged (the evidence itself is unaffected).
-    async fn event(&self, capture: &CaptureId, event: &str, detail: serde_json::Value) {
+    pub async fn event(&self, capture: &CaptureId, event: &str, detail: serde_json::Value) {
         let e = crate::model::CustodyEvent {
             object_kind: "capture".into(),
             object_id: capture.to_string(),
@@ -813,8 +837,10 @@ impl Pipeline {
     }
 
     /// Reads a response record, or a revisit record's head with its
-    /// original's payload; digests are checked on the way.
-    async fn read_resolved(
+    /// original's payload; digests are checked on the way. The payload
+    /// (transfer-encoding removed, content-encoding kept) comes back in an
+    /// unlinked temporary file, positioned at its start.
+    pub async fn read_resolved(
         &self,
         hit: &Hit,
     ) -> Result<(Option<warc::ResponseHead>, std::fs::File), PipelineError> {
@@ -956,8 +982,8 @@ pub struct Exported {
     pub bytes: u64,
     /// The capture's stored WARC, which the export begins with.
     pub stored: WarcRef,
-    /// Original records of revisits appended after it.
-    pub originals: usize,
+    /// Original records of revisits appended after it, in order.
+    pub originals: Vec<Hit>,
 }
 
 /// An async writer that hashes and counts what passes through.
@@ -1460,7 +1486,9 @@ fn choose_deflate(mime: Option<&str>, content_encoded: bool, raw: &mut std::fs::
     }
 }
 
-fn decode_body(
+/// Writes `body` to `out` with its content-encoding undone; returns the
+/// bytes written.
+pub fn decode_body(
     mut body: impl Read,
     encoding: Option<&str>,
     out: &mut dyn Write,

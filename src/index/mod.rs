@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck, PendingObject,
-    RecordEntry, Run, RunFinish, Sha256, Stats, WarcRef,
+    ApiToken, Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck,
+    PendingObject, RecordEntry, Run, RunFinish, Sha256, Stats, WarcRef,
 };
 
 pub use postgres::PostgresIndex;
@@ -306,6 +306,151 @@ pub trait Index: Send + Sync {
         object_kind: &str,
         object_id: &str,
     ) -> Result<Vec<CustodyEvent>, IndexError>;
+
+    /// Appends several custody events (each with its log leaf) in one
+    /// transaction: how the HTTP surface records accesses in batches.
+    async fn add_events(&self, events: &[CustodyEvent]) -> Result<(), IndexError>;
+
+    // Reading for investigators: pages of captures and records.
+
+    /// Captures matching `q`, in start order (newest first when
+    /// `q.newest_first`).
+    async fn capture_page(&self, q: &CaptureQuery) -> Result<Vec<Capture>, IndexError>;
+
+    /// Response and revisit records matching `q`, in (SURT, time) order.
+    async fn find_records(&self, q: &RecordQuery) -> Result<Vec<Hit>, IndexError>;
+
+    // API tokens.
+
+    /// Stores a new token (its id must be new).
+    async fn put_token(&self, token: &ApiToken) -> Result<(), IndexError>;
+
+    /// The token whose secret hashes to `secret_sha256`, revoked or not.
+    async fn token_by_secret(&self, secret_sha256: &Sha256)
+        -> Result<Option<ApiToken>, IndexError>;
+
+    /// Every token, oldest first.
+    async fn tokens(&self) -> Result<Vec<ApiToken>, IndexError>;
+
+    /// Revokes a token; false when there is no such active token.
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, IndexError>;
+}
+
+/// Which captures to list (see [`Index::capture_page`]).
+#[derive(Clone, Debug, Default)]
+pub struct CaptureQuery {
+    /// Seed URLs that start with this.
+    pub url_prefix: Option<String>,
+    /// Started at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Started at or before.
+    pub to: Option<DateTime<Utc>>,
+    pub newest_first: bool,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Which records to list (see [`Index::find_records`]): the pywb CDX
+/// server's query, resolved to SURT keys.
+#[derive(Clone, Debug, Default)]
+pub struct RecordQuery {
+    /// Records whose SURT key equals this.
+    pub surt: Option<String>,
+    /// Records whose SURT key starts with this.
+    pub surt_prefix: Option<String>,
+    /// 14-digit timestamps, inclusive.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub reverse: bool,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// SQL shared by both backends (written with `?` placeholders; the
+/// PostgreSQL backend numbers them).
+pub(crate) mod shared_sql {
+    use super::{db_time, CaptureQuery, RecordQuery};
+
+    pub const TOKEN_COLUMNS: &str =
+        "SELECT id, secret_sha256, role, label, created_at, revoked_at FROM api_token";
+    pub const TOKEN_INSERT: &str = "INSERT INTO api_token \
+        (id, secret_sha256, role, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)";
+    pub const TOKEN_REVOKE: &str =
+        "UPDATE api_token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
+    pub const EVENT_INSERT: &str = "INSERT INTO custody_event \
+        (object_kind, object_id, event, actor, at, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+    /// The WHERE/ORDER/LIMIT tail of a capture page query and its text
+    /// binds, in order.
+    pub fn capture_page(q: &CaptureQuery) -> (String, Vec<String>) {
+        let mut conds = Vec::new();
+        let mut binds = Vec::new();
+        if let Some(p) = &q.url_prefix {
+            conds.push("substr(c.seed_url, 1, length(?)) = ?");
+            binds.push(p.clone());
+            binds.push(p.clone());
+        }
+        if let Some(t) = &q.from {
+            conds.push("c.started_at >= ?");
+            binds.push(db_time(t));
+        }
+        if let Some(t) = &q.to {
+            conds.push("c.started_at <= ?");
+            binds.push(db_time(t));
+        }
+        let order = if q.newest_first { "DESC" } else { "ASC" };
+        (
+            format!(
+                "{} ORDER BY c.started_at {order}, c.id {order} LIMIT {} OFFSET {}",
+                where_clause(&conds),
+                q.limit,
+                q.offset
+            ),
+            binds,
+        )
+    }
+
+    /// The WHERE/ORDER/LIMIT tail of a record query and its text binds.
+    pub fn find_records(q: &RecordQuery) -> (String, Vec<String>) {
+        let mut conds = vec!["r.warc_type IN ('response', 'revisit')"];
+        let mut binds = Vec::new();
+        if let Some(s) = &q.surt {
+            conds.push("r.surt = ?");
+            binds.push(s.clone());
+        }
+        if let Some(p) = &q.surt_prefix {
+            conds.push("substr(r.surt, 1, length(?)) = ?");
+            binds.push(p.clone());
+            binds.push(p.clone());
+        }
+        if let Some(t) = &q.from {
+            conds.push("r.timestamp >= ?");
+            binds.push(t.clone());
+        }
+        if let Some(t) = &q.to {
+            conds.push("r.timestamp <= ?");
+            binds.push(t.clone());
+        }
+        let order = if q.reverse { "DESC" } else { "ASC" };
+        (
+            format!(
+                "{} ORDER BY r.surt {order}, r.timestamp {order}, r.record_id {order} \
+                 LIMIT {} OFFSET {}",
+                where_clause(&conds),
+                q.limit,
+                q.offset
+            ),
+            binds,
+        )
+    }
+
+    fn where_clause(conds: &[&str]) -> String {
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        }
+    }
 }
 
 /// Which links to list.

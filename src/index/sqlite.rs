@@ -16,12 +16,15 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use super::{db_time, parse_db_time, Hit, Index, IndexError, LinkFilter};
+use super::{
+    db_time, parse_db_time, shared_sql, CaptureQuery, Hit, Index, IndexError, LinkFilter,
+    RecordQuery,
+};
+use crate::model::{ApiToken, PageChange, PendingObject, Role};
 use crate::model::{
     Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck,
     RecordEntry, Relation, Resource, Run, RunFinish, RunState, Sha256, Stats, WarcRef,
 };
-use crate::model::{PageChange, PendingObject};
 
 /// Migrations in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -60,6 +63,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "timestamps",
         include_str!("migrations/sqlite/0008_timestamps.sql"),
+    ),
+    (
+        9,
+        "api tokens",
+        include_str!("migrations/sqlite/0009_api_tokens.sql"),
     ),
 ];
 
@@ -1285,6 +1293,99 @@ impl Index for SqliteIndex {
             .collect()
     }
 
+    async fn add_events(&self, events: &[CustodyEvent]) -> Result<(), IndexError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for e in events {
+            sqlx::query(shared_sql::EVENT_INSERT)
+                .bind(&e.object_kind)
+                .bind(&e.object_id)
+                .bind(&e.event)
+                .bind(&e.actor)
+                .bind(db_time(&e.at))
+                .bind(&e.outcome)
+                .bind(e.detail.to_string())
+                .execute(&mut *tx)
+                .await?;
+            append_leaf(&mut tx, &crate::tlog::event_leaf(e)).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn capture_page(&self, q: &CaptureQuery) -> Result<Vec<Capture>, IndexError> {
+        let (tail, binds) = shared_sql::capture_page(q);
+        let sql = format!("{CAPTURE_COLUMNS} {tail}");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.capture_from_row(row).await?);
+        }
+        Ok(out)
+    }
+
+    async fn find_records(&self, q: &RecordQuery) -> Result<Vec<Hit>, IndexError> {
+        let (tail, binds) = shared_sql::find_records(q);
+        let sql = format!("{} {tail}", hit_select());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(hit_from_row).collect()
+    }
+
+    async fn put_token(&self, t: &ApiToken) -> Result<(), IndexError> {
+        let secret = t
+            .secret_sha256
+            .ok_or_else(|| IndexError::Corrupt("a token without its secret's digest".into()))?;
+        sqlx::query(shared_sql::TOKEN_INSERT)
+            .bind(&t.id)
+            .bind(secret.hex())
+            .bind(t.role.as_str())
+            .bind(&t.label)
+            .bind(db_time(&t.created_at))
+            .bind(t.revoked_at.as_ref().map(db_time))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn token_by_secret(
+        &self,
+        secret_sha256: &crate::model::Sha256,
+    ) -> Result<Option<ApiToken>, IndexError> {
+        let sql = format!("{} WHERE secret_sha256 = ?", shared_sql::TOKEN_COLUMNS);
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(secret_sha256.hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>, IndexError> {
+        let sql = format!("{} ORDER BY created_at, id", shared_sql::TOKEN_COLUMNS);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, IndexError> {
+        let done = sqlx::query(shared_sql::TOKEN_REVOKE)
+            .bind(db_time(&at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn try_lead(&self) -> Result<bool, IndexError> {
         // One node per SQLite file: it always leads.
         Ok(true)
@@ -1486,5 +1587,21 @@ fn hit_from_row(row: &SqliteRow) -> Result<Hit, IndexError> {
             bytes: row.get::<i64, _>("w_bytes") as u64,
         },
         record: record_from_row(row)?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<ApiToken, IndexError> {
+    let role: String = row.get("role");
+    Ok(ApiToken {
+        id: row.get("id"),
+        secret_sha256: Some(digest(row.get("secret_sha256"))?),
+        role: Role::parse(&role).ok_or_else(|| IndexError::Corrupt(format!("role {role:?}")))?,
+        label: row.get("label"),
+        created_at: parse_db_time(row.get("created_at"))?,
+        revoked_at: row
+            .get::<Option<String>, _>("revoked_at")
+            .as_deref()
+            .map(parse_db_time)
+            .transpose()?,
     })
 }

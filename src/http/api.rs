@@ -1,0 +1,754 @@
+//! The JSON API under `/api/v1`. Lists are pages: `{"items": [...],
+//! "next_offset": N | null}` with `limit` (default 100, at most 1000) and
+//! `offset`; captures filter by `url` (a prefix of the seed URL), `from`
+//! and `to` (RFC 3339 or 4 to 14 digits). Every response is a DTO built
+//! here; errors are `{"error": "..."}` with a status that means something.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{AppError, AppState, Caller};
+use crate::index::{CaptureQuery, LinkFilter, RecordQuery};
+use crate::model::{surt, Capture, CaptureId, Role};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/captures", get(list_captures).post(create_capture))
+        .route("/api/v1/captures/{id}", get(show_capture))
+        .route("/api/v1/captures/{id}/records", get(capture_records))
+        .route("/api/v1/captures/{id}/events", get(capture_events))
+        .route("/api/v1/captures/{id}/verify", get(verify_capture))
+        .route("/api/v1/captures/{id}/proof", get(capture_proof))
+        .route("/api/v1/captures/{id}/warc", get(download_warc))
+        .route("/api/v1/captures/{id}/wacz", get(download_wacz))
+        .route("/api/v1/records", get(list_records))
+        .route("/api/v1/claims", get(list_claims).post(create_claim))
+        .route("/api/v1/claims/{id}", get(show_claim))
+        .route("/api/v1/claims/{id}/jsonld", get(claim_jsonld))
+        .route("/api/v1/claims/{id}/links", post(link_claim))
+        .route("/api/v1/claims/{id}/wacz", get(download_claim_wacz))
+        .route("/api/v1/links", get(list_links))
+        .route(
+            "/api/v1/schedules",
+            get(list_schedules).post(create_schedule),
+        )
+        .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/log/key", get(log_key))
+        .route("/api/v1/log/checkpoints", get(log_checkpoints))
+        .route("/api/v1/fixity", get(fixity))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+}
+
+async fn openapi() -> Response {
+    Json(super::openapi::document()).into_response()
+}
+
+/// `limit` and `offset` of a list.
+#[derive(Debug, Deserialize, Default)]
+pub struct Page {
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+impl Page {
+    fn limit(&self) -> u32 {
+        self.limit.unwrap_or(100).clamp(1, 1000)
+    }
+    fn offset(&self) -> u64 {
+        self.offset.unwrap_or(0)
+    }
+}
+
+/// A page of items as the API returns it.
+fn page(items: Vec<Value>, limit: u32, offset: u64) -> Response {
+    let next = (items.len() as u32 == limit).then(|| offset + limit as u64);
+    Json(json!({"items": items, "next_offset": next})).into_response()
+}
+
+/// `from`/`to`: RFC 3339, or 4 to 14 digits (a Wayback timestamp).
+pub fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, AppError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    crate::pipeline::parse_at(s).map_err(|_| {
+        AppError::bad_request(format!(
+            "{name}={s:?} is not a time; use RFC 3339 (2016-11-29T10:04:00Z) or YYYYMMDDhhmmss"
+        ))
+    })
+}
+
+fn capture_id(s: &str) -> Result<CaptureId, AppError> {
+    s.parse()
+        .map_err(|e: crate::model::ParseCaptureIdError| AppError::bad_request(e.to_string()))
+}
+
+/// A capture as the API shows it: the CLI's JSON plus where to get more.
+pub fn capture_dto(c: &Capture) -> Value {
+    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+    let id = c.id.as_str();
+    let page = crate::pipeline::page_resource(&c.resources);
+    v["links"] = json!({
+        "self": format!("/api/v1/captures/{id}"),
+        "records": format!("/api/v1/captures/{id}/records"),
+        "warc": format!("/api/v1/captures/{id}/warc"),
+        "wacz": format!("/api/v1/captures/{id}/wacz"),
+        "verify": format!("/api/v1/captures/{id}/verify"),
+        "proof": format!("/api/v1/captures/{id}/proof"),
+        "replay": page.map(|p| format!("/replay/{}/{}", crate::model::timestamp14(&c.started_at), p.url)),
+        "ui": format!("/ui/captures/{id}"),
+    });
+    v
+}
+
+#[derive(Debug, Deserialize)]
+struct CaptureFilter {
+    url: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    order: Option<String>,
+    #[serde(flatten)]
+    page: Page,
+}
+
+async fn list_captures(
+    State(state): State<AppState>,
+    Query(q): Query<CaptureFilter>,
+) -> Result<Response, AppError> {
+    let query = CaptureQuery {
+        url_prefix: q.url.clone(),
+        from: q
+            .from
+            .as_deref()
+            .map(|s| parse_time("from", s))
+            .transpose()?,
+        to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
+        newest_first: q.order.as_deref() == Some("desc"),
+        limit: q.page.limit(),
+        offset: q.page.offset(),
+    };
+    let captures = state.index().capture_page(&query).await?;
+    Ok(page(
+        captures.iter().map(capture_dto).collect(),
+        query.limit,
+        query.offset,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewCapture {
+    url: Option<String>,
+    urls: Option<Vec<String>>,
+}
+
+/// Captures now (archivist): the response is the capture, as `capture
+/// --json` prints it.
+async fn create_capture(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<NewCapture>,
+) -> Result<Response, AppError> {
+    let mut urls = body.urls.unwrap_or_default();
+    urls.extend(body.url);
+    if urls.is_empty() {
+        return Err(AppError::bad_request(
+            "give the page to capture: {\"url\": \"https://...\"}",
+        ));
+    }
+    let allow_private = state.pipeline().config().capture.allow_private;
+    let mut out = Vec::new();
+    for u in &urls {
+        let seed = crate::capture::check_seed(u, allow_private)
+            .map_err(|e| AppError::bad_request(e.to_string()))?;
+        let capture = state
+            .pipeline()
+            .capture(seed, &crate::pipeline::NoProgress)
+            .await?;
+        state
+            .accessed(
+                &caller,
+                &capture.id,
+                "requested",
+                json!({"via": "api", "url": u}),
+            )
+            .await;
+        out.push(capture_dto(&capture));
+    }
+    let status = StatusCode::CREATED;
+    Ok((status, Json(json!({"items": out}))).into_response())
+}
+
+async fn show_capture(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    let c = state
+        .index()
+        .capture(&id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no capture {id}")))?;
+    let mut v = capture_dto(&c);
+    v["records"] = json!(state.index().records(&id).await?);
+    Ok(Json(v).into_response())
+}
+
+async fn capture_records(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    if state.index().capture(&id).await?.is_none() {
+        return Err(AppError::not_found(format!("no capture {id}")));
+    }
+    let records = state.index().records(&id).await?;
+    Ok(Json(json!({"items": records, "next_offset": null})).into_response())
+}
+
+async fn capture_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    let events = state.index().events("capture", id.as_str()).await?;
+    Ok(Json(json!({"items": events, "next_offset": null})).into_response())
+}
+
+async fn verify_capture(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)
+        .map_err(|e| AppError::internal(&e))?;
+    let v = crate::integrity::verify_capture(state.pipeline(), &key, &id).await?;
+    state
+        .accessed(&caller, &id, "verified", json!({"via": "api", "ok": v.ok}))
+        .await;
+    let status = if v.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok((status, Json(v)).into_response())
+}
+
+async fn capture_proof(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    let c = state
+        .index()
+        .capture(&id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no capture {id}")))?;
+    let warc = c
+        .warc
+        .ok_or_else(|| AppError::not_found(format!("capture {id} failed and has no WARC")))?;
+    Ok(Json(state.pipeline().proof(&id, &warc).await?).into_response())
+}
+
+/// Streams a finished export file and removes it afterwards.
+async fn send_file(path: PathBuf, name: &str, content_type: &str) -> Result<Response, AppError> {
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| AppError::internal(&e))?
+        .len();
+    // Unlinked now; the open handle keeps the bytes until streamed.
+    let _ = tokio::fs::remove_file(&path).await;
+    let mut resp = Response::new(Body::from_stream(super::replay::file_stream(file, len)));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, content_type.parse().expect("static"));
+    h.insert(header::CONTENT_LENGTH, len.into());
+    if let Ok(v) = format!("attachment; filename=\"{name}\"").parse() {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+fn export_path(state: &AppState) -> Result<PathBuf, AppError> {
+    let spool = state.pipeline().config().spool_dir();
+    std::fs::create_dir_all(&spool).map_err(|e| AppError::internal(&e))?;
+    Ok(spool.join(format!("export-{}", uuid::Uuid::new_v4().simple())))
+}
+
+async fn download_warc(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    let path = export_path(&state)?;
+    let exported = state.pipeline().write_export(&id, &path).await?;
+    state
+        .accessed(
+            &caller,
+            &id,
+            "exported",
+            json!({"format": "warc", "via": "api", "sha256": exported.sha256}),
+        )
+        .await;
+    send_file(path, &format!("{id}.warc.gz"), "application/warc").await
+}
+
+async fn download_wacz(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    let path = export_path(&state)?;
+    crate::wacz::export(
+        state.pipeline(),
+        &crate::wacz::Scope::Capture(id.clone()),
+        &path,
+        Some(&caller.actor()),
+    )
+    .await?;
+    send_file(path, &format!("{id}.wacz"), "application/wacz").await
+}
+
+async fn download_claim_wacz(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let path = export_path(&state)?;
+    crate::wacz::export(
+        state.pipeline(),
+        &crate::wacz::Scope::Claim(id.clone()),
+        &path,
+        Some(&caller.actor()),
+    )
+    .await?;
+    send_file(path, &format!("claim-{id}.wacz"), "application/wacz").await
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordFilter {
+    url: String,
+    #[serde(rename = "matchType")]
+    match_type: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    #[serde(flatten)]
+    page: Page,
+}
+
+async fn list_records(
+    State(state): State<AppState>,
+    Query(q): Query<RecordFilter>,
+) -> Result<Response, AppError> {
+    let full = if q.url.contains("://") {
+        q.url.clone()
+    } else {
+        format!("http://{}", q.url)
+    };
+    let parsed = url::Url::parse(&full)
+        .map_err(|_| AppError::bad_request(format!("url {:?} is not a URL", q.url)))?;
+    let key = surt(&parsed);
+    let ts = |name: &str, s: &Option<String>| -> Result<Option<String>, AppError> {
+        s.as_deref()
+            .map(|s| parse_time(name, s).map(|t| crate::model::timestamp14(&t)))
+            .transpose()
+    };
+    let prefix = q.match_type.as_deref() == Some("prefix");
+    let query = RecordQuery {
+        surt: (!prefix).then(|| key.clone()),
+        surt_prefix: prefix.then(|| key.clone()),
+        from: ts("from", &q.from)?,
+        to: ts("to", &q.to)?,
+        reverse: false,
+        limit: q.page.limit(),
+        offset: q.page.offset(),
+    };
+    let hits = state.index().find_records(&query).await?;
+    let items = hits
+        .iter()
+        .map(|h| {
+            let mut v = serde_json::to_value(&h.record).unwrap_or(Value::Null);
+            v["capture_id"] = json!(h.capture_id);
+            v["warc"] = json!(h.warc);
+            v["replay"] = json!(format!(
+                "/replay/{}id_/{}",
+                h.record.timestamp,
+                h.record.target_uri.as_deref().unwrap_or_default()
+            ));
+            v
+        })
+        .collect();
+    Ok(page(items, query.limit, query.offset))
+}
+
+#[derive(Debug, Deserialize)]
+struct ClaimSearch {
+    q: Option<String>,
+    #[serde(flatten)]
+    page: Page,
+}
+
+async fn list_claims(
+    State(state): State<AppState>,
+    Query(q): Query<ClaimSearch>,
+) -> Result<Response, AppError> {
+    let claims = state.index().claims(q.q.as_deref()).await?;
+    let (limit, offset) = (q.page.limit(), q.page.offset());
+    let items = claims
+        .iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .map(|c| {
+            let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+            v["links"] = json!({"self": format!("/api/v1/claims/{}", c.id), "ui": format!("/ui/claims/{}", c.id)});
+            v
+        })
+        .collect();
+    Ok(page(items, limit, offset))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewClaim {
+    text: String,
+    event_start: Option<String>,
+    event_end: Option<String>,
+    place: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    tags: Option<Vec<String>>,
+    language: Option<String>,
+}
+
+async fn create_claim(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(b): Json<NewClaim>,
+) -> Result<Response, AppError> {
+    let claim = crate::provenance::add_claim(
+        state.pipeline(),
+        crate::provenance::ClaimFields {
+            text: Some(b.text),
+            event_start: b.event_start,
+            event_end: b.event_end,
+            place: b.place,
+            latitude: b.latitude,
+            longitude: b.longitude,
+            tags: b.tags,
+            language: b.language,
+            author: Some(caller.actor()),
+            origin: None,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(claim)).into_response())
+}
+
+async fn show_claim(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let ev = crate::provenance::evidence(state.pipeline(), &id).await?;
+    Ok(Json(ev).into_response())
+}
+
+async fn claim_jsonld(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let ev = crate::provenance::evidence(state.pipeline(), &id).await?;
+    let doc = crate::provenance::jsonld::claim_document(&ev);
+    Ok((
+        [(header::CONTENT_TYPE, "application/ld+json")],
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct NewLink {
+    capture_id: String,
+    url: Option<String>,
+    quote: Option<String>,
+    prefix: Option<String>,
+    suffix: Option<String>,
+    fragment: Option<String>,
+    relation: Option<String>,
+    rationale: Option<String>,
+}
+
+async fn link_claim(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(b): Json<NewLink>,
+) -> Result<Response, AppError> {
+    let relation = match b.relation.as_deref() {
+        None => crate::model::Relation::Supports,
+        Some(r) => crate::model::Relation::parse(r).ok_or_else(|| {
+            AppError::bad_request(format!(
+                "relation {r:?} is not one of supports, refutes, context"
+            ))
+        })?,
+    };
+    let link = crate::provenance::link(
+        state.pipeline(),
+        crate::provenance::LinkRequest {
+            claim_id: id,
+            capture_id: capture_id(&b.capture_id)?,
+            target: b.url,
+            quote: b.quote,
+            prefix: b.prefix,
+            suffix: b.suffix,
+            position: None,
+            fragment: b.fragment,
+            relation,
+            rationale: b.rationale,
+            author: Some(caller.actor()),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(link)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    claim: Option<String>,
+    capture: Option<String>,
+}
+
+async fn list_links(
+    State(state): State<AppState>,
+    Query(q): Query<LinkQuery>,
+) -> Result<Response, AppError> {
+    let filter = LinkFilter {
+        claim_id: q.claim,
+        capture_id: q.capture.as_deref().map(capture_id).transpose()?,
+        target_uri: None,
+    };
+    let links = state.index().links(&filter).await?;
+    Ok(Json(json!({"items": links, "next_offset": null})).into_response())
+}
+
+fn schedules_dir(state: &AppState) -> Result<PathBuf, AppError> {
+    state.inner.settings.schedules_dir.clone().ok_or_else(|| {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            "this server has no schedules directory; start it with --schedules DIR",
+        )
+    })
+}
+
+async fn list_schedules(State(state): State<AppState>) -> Result<Response, AppError> {
+    let dir = schedules_dir(&state)?;
+    let config = state.pipeline().config().clone();
+    let (files, problems) = crate::scheduler::load_dir(&dir, &config.capture);
+    let now = Utc::now();
+    let mut items = Vec::new();
+    for f in &files {
+        for s in &f.schedules {
+            items.push(json!({
+                "name": s.name,
+                "cron": s.cron_text,
+                "timezone": s.timezone.name(),
+                "urls": s.urls.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                "enabled": s.enabled,
+                "next": s.next_after(now).map(|t| crate::model::rfc3339_utc(&t)),
+                "file": f.path.display().to_string(),
+            }));
+        }
+    }
+    let problems: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    Ok(Json(json!({"items": items, "problems": problems, "next_offset": null})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct NewSchedule {
+    name: String,
+    cron: String,
+    urls: Vec<String>,
+    timezone: Option<String>,
+    on_missed: Option<String>,
+    overlap: Option<String>,
+}
+
+/// Writes a new schedule file (archivist), checked as `schedule validate`
+/// checks one; the daemon picks it up on its next reload.
+async fn create_schedule(
+    State(state): State<AppState>,
+    Json(b): Json<NewSchedule>,
+) -> Result<Response, AppError> {
+    let dir = schedules_dir(&state)?;
+    if b.name.is_empty()
+        || !b
+            .name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    {
+        return Err(AppError::bad_request(
+            "a schedule name is letters, digits, '-' and '_'",
+        ));
+    }
+    let mut text = String::from("# Created through the HTTP API.\n\n[[schedule]]\n");
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    text.push_str(&format!("name = {}\ncron = {}\n", q(&b.name), q(&b.cron)));
+    if let Some(tz) = &b.timezone {
+        text.push_str(&format!("timezone = {}\n", q(tz)));
+    }
+    text.push_str(&format!(
+        "urls = [{}]\n",
+        b.urls.iter().map(|u| q(u)).collect::<Vec<_>>().join(", ")
+    ));
+    if let Some(v) = &b.on_missed {
+        text.push_str(&format!("on_missed = {}\n", q(v)));
+    }
+    if let Some(v) = &b.overlap {
+        text.push_str(&format!("overlap = {}\n", q(v)));
+    }
+    let path = dir.join(format!("{}.toml", b.name));
+    let config = state.pipeline().config().clone();
+    crate::scheduler::parse_file(&path, &text, &config.capture).map_err(|problems| {
+        AppError::bad_request(
+            problems
+                .iter()
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let (files, _) = crate::scheduler::load_dir(&dir, &config.capture);
+    if files
+        .iter()
+        .flat_map(|f| &f.schedules)
+        .any(|s| s.name == b.name)
+    {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            format!("a schedule named {:?} exists already", b.name),
+        ));
+    }
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| AppError::internal(&e))?;
+    std::fs::write(tmp.path(), &text).map_err(|e| AppError::internal(&e))?;
+    tmp.persist_noclobber(&path).map_err(|_| {
+        AppError::new(
+            StatusCode::CONFLICT,
+            format!("{} exists already", path.display()),
+        )
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": b.name, "file": path.display().to_string()})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RunQuery {
+    schedule: Option<String>,
+    #[serde(flatten)]
+    page: Page,
+}
+
+async fn list_runs(
+    State(state): State<AppState>,
+    Query(q): Query<RunQuery>,
+) -> Result<Response, AppError> {
+    let mut runs = state.index().runs(q.schedule.as_deref()).await?;
+    runs.reverse(); // newest first
+    let (limit, offset) = (q.page.limit(), q.page.offset());
+    let items = runs
+        .iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+        .collect();
+    Ok(page(items, limit, offset))
+}
+
+async fn log_key(State(state): State<AppState>) -> Result<Response, AppError> {
+    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)
+        .map_err(|e| AppError::internal(&e))?;
+    let size = state.index().log_size().await?;
+    Ok(
+        Json(json!({"verifier_key": key.verifier_key(), "origin": key.name(), "size": size}))
+            .into_response(),
+    )
+}
+
+async fn log_checkpoints(State(state): State<AppState>) -> Result<Response, AppError> {
+    let cps = state.index().checkpoints().await?;
+    Ok(Json(json!({"items": cps, "next_offset": null})).into_response())
+}
+
+async fn fixity(State(state): State<AppState>) -> Result<Response, AppError> {
+    let files = state.index().warc_files().await?;
+    let mut items = Vec::with_capacity(files.len());
+    for f in &files {
+        let last = state.index().fixity_events(&f.key).await?.pop();
+        items.push(json!({
+            "key": f.key,
+            "sha256": f.sha256,
+            "bytes": f.bytes,
+            "quarantined": f.quarantined,
+            "last_check": last,
+        }));
+    }
+    let stats = state.index().stats(Utc::now()).await?;
+    Ok(
+        Json(json!({"quarantined": stats.quarantined, "items": items, "next_offset": null}))
+            .into_response(),
+    )
+}
+
+async fn list_tokens(State(state): State<AppState>) -> Result<Response, AppError> {
+    let tokens = state.index().tokens().await?;
+    Ok(Json(json!({"items": tokens, "next_offset": null})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct NewToken {
+    role: String,
+    label: Option<String>,
+}
+
+/// Makes a token (admin); the response is the only time it is shown.
+async fn create_token(
+    State(state): State<AppState>,
+    Json(b): Json<NewToken>,
+) -> Result<Response, AppError> {
+    let role = Role::parse(&b.role).ok_or_else(|| {
+        AppError::bad_request(format!(
+            "role {:?} is not one of reader, archivist, admin",
+            b.role
+        ))
+    })?;
+    let t = crate::access::create(state.index().as_ref(), role, b.label).await?;
+    let mut v = serde_json::to_value(&t.record).unwrap_or(Value::Null);
+    v["token"] = json!(t.token);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if state.index().revoke_token(&id, Utc::now()).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(AppError::not_found(format!("no active token {id}")))
+    }
+}

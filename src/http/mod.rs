@@ -1,0 +1,487 @@
+//! The HTTP surface, served by `custody serve` and by the daemon: the JSON
+//! API under `/api/v1` (with its OpenAPI document), replay with link
+//! rewriting, Memento (RFC 7089) TimeGates and TimeMaps, pywb's CDX server
+//! API, the web UI, `/healthz` and `/metrics`.
+//!
+//! The only module that knows HTTP. It reads through the `Index` trait and
+//! the pipeline, never SQL, and renders its own DTOs rather than serialising
+//! database rows. Every request passes [`auth`] first: a token with the
+//! route's role, or nothing for reading when `--public-read` is set. Every
+//! access to evidence becomes a custody event, written in batches by one
+//! task ([`AccessLog`]) so replay is not bound by one transaction per
+//! request.
+
+mod api;
+mod openapi;
+mod replay;
+pub mod rewrite;
+mod ui;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use crate::index::Index;
+use crate::model::{ApiToken, CaptureId, CustodyEvent, Role};
+use crate::pipeline::{Pipeline, PipelineError};
+
+/// How the HTTP surface is served.
+#[derive(Clone, Debug, Default)]
+pub struct ServeSettings {
+    /// Reading (API reads, replay, Memento, CDX, UI) needs no token.
+    pub public_read: bool,
+    /// Where schedule files live (listed and written by the API).
+    pub schedules_dir: Option<PathBuf>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pipeline: Arc<Pipeline>,
+    settings: ServeSettings,
+    access: AccessLog,
+}
+
+impl AppState {
+    /// The state and the task that writes access events; await the task
+    /// after the server stops so the last accesses are recorded.
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        settings: ServeSettings,
+    ) -> (AppState, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(10_000);
+        let writer = tokio::spawn(write_access(pipeline.index().clone(), rx));
+        (
+            AppState {
+                inner: Arc::new(Inner {
+                    pipeline,
+                    settings,
+                    access: AccessLog(tx),
+                }),
+            },
+            writer,
+        )
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        &self.inner.pipeline
+    }
+
+    fn index(&self) -> &Arc<dyn Index> {
+        self.inner.pipeline.index()
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(api::routes())
+        .merge(replay::routes())
+        .merge(ui::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+/// Serves the HTTP surface on `listen` until SIGTERM or SIGINT, then
+/// records the last accesses and returns.
+pub async fn serve(
+    pipeline: Arc<Pipeline>,
+    listen: std::net::SocketAddr,
+    settings: ServeSettings,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        format!("cannot listen on {listen}: {e}; choose another address with --listen")
+    })?;
+    let addr = listener.local_addr().unwrap_or(listen);
+    let public = settings.public_read;
+    let (state, writer) = AppState::new(pipeline, settings);
+    tracing::info!(listen = %addr, public_read = public, "serving");
+    eprintln!(
+        "custody: serving http://{addr}/ (reading {})",
+        if public {
+            "open to all"
+        } else {
+            "needs a token"
+        }
+    );
+    let stop = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+        }
+    };
+    let result = axum::serve(listener, app(state))
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(|e| format!("http server failed: {e}"));
+    let _ = writer.await;
+    result
+}
+
+/// Who is calling: the token's id and role, or nobody (public reading).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub token: Option<ApiToken>,
+}
+
+impl Caller {
+    /// How the caller appears in custody events.
+    pub fn actor(&self) -> String {
+        match &self.token {
+            Some(t) => format!("token:{}", t.id),
+            None => "public".into(),
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.token.as_ref().map(|t| t.role)
+    }
+}
+
+/// The role a request needs; `None` for open routes.
+fn required_role(method: &Method, path: &str) -> Option<Role> {
+    if matches!(
+        path,
+        "/healthz" | "/metrics" | "/login" | "/logout" | "/api/v1/openapi.json"
+    ) {
+        return None;
+    }
+    if path.starts_with("/api/v1/tokens") {
+        return Some(Role::Admin);
+    }
+    if method == Method::GET || method == Method::HEAD {
+        Some(Role::Reader)
+    } else {
+        Some(Role::Archivist)
+    }
+}
+
+/// The token a request presents: `Authorization: Bearer ...`, or, for
+/// reading only, the `custody_token` cookie the login page sets (so a
+/// cookie can never be used to change anything).
+fn presented_token(method: &Method, headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
+            return Some(t.trim().to_string());
+        }
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("custody_token=").map(str::to_string))
+}
+
+/// Checks the caller's token against the route's role: 401 without a valid
+/// token, 403 when its role is not enough.
+async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let needed = required_role(req.method(), req.uri().path());
+    let token = match presented_token(req.method(), req.headers()) {
+        Some(t) => match crate::access::authenticate(state.index().as_ref(), &t).await {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => {
+                if needed.is_none() {
+                    None
+                } else {
+                    return unauthorized(
+                        req.uri().path(),
+                        "the token is not valid (unknown or revoked)",
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checking a token: index unavailable");
+                return AppError::unavailable().into_response();
+            }
+        },
+        None => None,
+    };
+    let caller = Caller { token };
+    if let Some(needed) = needed {
+        let open = needed == Role::Reader && state.inner.settings.public_read;
+        match caller.role() {
+            None if !open => {
+                return unauthorized(
+                    req.uri().path(),
+                    "this needs an API token: send `Authorization: Bearer TOKEN` (make one with `custody token create --role reader`)",
+                )
+            }
+            Some(role) if role < needed => {
+                return AppError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "a {} token cannot do this; it needs the {} role",
+                        role.as_str(),
+                        needed.as_str()
+                    ),
+                )
+                .into_response()
+            }
+            _ => {}
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// 401: JSON for machines, the login form for pages.
+fn unauthorized(path: &str, message: &str) -> Response {
+    let mut resp = if ui::is_page(path) {
+        ui::login_page(path, Some(message))
+    } else {
+        AppError::new(StatusCode::UNAUTHORIZED, message.to_string()).into_response()
+    };
+    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"custody\""),
+    );
+    resp
+}
+
+/// An error as the API returns it: a status and one line saying what to do,
+/// as `{"error": "..."}`. Details of internal failures go to the log only.
+#[derive(Debug)]
+pub struct AppError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+impl AppError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        AppError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the index is unavailable; try again shortly",
+        )
+    }
+
+    fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; the server log has the detail",
+        )
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+impl From<PipelineError> for AppError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::NotFound(m) => AppError::not_found(m),
+            PipelineError::Invalid(m) => AppError::bad_request(m),
+            PipelineError::Index(e) => AppError::from(e),
+            PipelineError::Warc(e) => {
+                // A digest that does not match is never served.
+                tracing::error!(error = %e, "evidence failed its digest check on read");
+                AppError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "the archived record failed its integrity check ({e}); run `custody audit`"
+                    ),
+                )
+            }
+            other => AppError::internal(&other),
+        }
+    }
+}
+
+impl From<crate::index::IndexError> for AppError {
+    fn from(e: crate::index::IndexError) -> Self {
+        tracing::error!(error = %e, "index error");
+        AppError::unavailable()
+    }
+}
+
+impl From<crate::provenance::ProvenanceError> for AppError {
+    fn from(e: crate::provenance::ProvenanceError) -> Self {
+        use crate::provenance::ProvenanceError as P;
+        match e {
+            P::NotFound(m) => AppError::not_found(m),
+            P::Index(e) => e.into(),
+            P::Pipeline(e) => e.into(),
+            other => AppError::bad_request(other.to_string()),
+        }
+    }
+}
+
+/// Accesses to evidence, queued for [`write_access`].
+#[derive(Clone)]
+struct AccessLog(mpsc::Sender<CustodyEvent>);
+
+impl AppState {
+    /// Records that `caller` accessed evidence of a capture.
+    async fn accessed(
+        &self,
+        caller: &Caller,
+        capture: &CaptureId,
+        event: &str,
+        detail: serde_json::Value,
+    ) {
+        let e = CustodyEvent {
+            object_kind: "capture".into(),
+            object_id: capture.to_string(),
+            event: event.into(),
+            actor: Some(caller.actor()),
+            at: Utc::now(),
+            outcome: "ok".into(),
+            detail,
+        };
+        if self.inner.access.0.send(e).await.is_err() {
+            tracing::error!(capture = %capture, "access log writer has stopped; access not recorded");
+        }
+    }
+}
+
+/// Writes queued access events in batches (up to 1000, or what arrived
+/// within 100 ms), each batch in one transaction; a failed write is retried
+/// with backoff, and the queue's bound makes requests wait rather than lose
+/// an event.
+async fn write_access(index: Arc<dyn Index>, mut rx: mpsc::Receiver<CustodyEvent>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        while batch.len() < 1000 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(e)) => batch.push(e),
+                _ => break,
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = index.add_events(&batch).await {
+            tracing::error!(error = %e, events = batch.len(), "recording access events failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+        batch.clear();
+    }
+}
+
+/// 200 when the index answers; 503 (with the reason logged) when not.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.index().stats(Utc::now()).await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: index unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "index unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let now = Utc::now();
+    let stats = match state.index().stats(now).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: index unavailable");
+            return (StatusCode::SERVICE_UNAVAILABLE, "index unavailable\n").into_response();
+        }
+    };
+    let mut out = String::new();
+    out.push_str("# HELP custody_captures_total Captures recorded in the index, by status.\n");
+    out.push_str("# TYPE custody_captures_total counter\n");
+    out.push_str(&format!(
+        "custody_captures_total{{status=\"ok\"}} {}\n",
+        stats.captures_ok
+    ));
+    out.push_str(&format!(
+        "custody_captures_total{{status=\"failed\"}} {}\n",
+        stats.captures_failed
+    ));
+    out.push_str("# HELP custody_stored_bytes Bytes of WARC files in the store.\n");
+    out.push_str("# TYPE custody_stored_bytes gauge\n");
+    out.push_str(&format!("custody_stored_bytes {}\n", stats.stored_bytes));
+    out.push_str("# HELP custody_runs Scheduled runs, by state.\n");
+    out.push_str("# TYPE custody_runs gauge\n");
+    for (state, n) in &stats.runs {
+        out.push_str(&format!(
+            "custody_runs{{state=\"{}\"}} {n}\n",
+            state.as_str()
+        ));
+    }
+    out.push_str("# HELP custody_queue_depth Runs that may start now and wait for a worker.\n");
+    out.push_str("# TYPE custody_queue_depth gauge\n");
+    out.push_str(&format!("custody_queue_depth {}\n", stats.queue_depth));
+    out.push_str(
+        "# HELP custody_timestamp_backlog RFC 3161 timestamp requests waiting for their TSA.\n",
+    );
+    out.push_str("# TYPE custody_timestamp_backlog gauge\n");
+    out.push_str(&format!(
+        "custody_timestamp_backlog {}\n",
+        stats.timestamp_backlog
+    ));
+    out.push_str(
+        "# HELP custody_quarantined_objects Stored objects whose last fixity check failed.\n",
+    );
+    out.push_str("# TYPE custody_quarantined_objects gauge\n");
+    out.push_str(&format!(
+        "custody_quarantined_objects {}\n",
+        stats.quarantined
+    ));
+    out.push_str("# HELP custody_run_lag_seconds How long the oldest waiting run is past its scheduled instant.\n");
+    out.push_str("# TYPE custody_run_lag_seconds gauge\n");
+    let lag = stats
+        .oldest_waiting
+        .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    out.push_str(&format!("custody_run_lag_seconds {lag}\n"));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}

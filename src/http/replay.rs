@@ -1,0 +1,925 @@
+//! Replay, Memento and CDX: looking at what was captured as it was.
+//!
+//! - `/replay/{timestamp}/{url}`: the capture of `url` nearest in time, HTML
+//!   and CSS rewritten to stay inside the archive, HTML with a banner;
+//!   `{timestamp}id_` serves the payload exactly as received (content-
+//!   encoding kept), `{timestamp}if_` rewrites without the banner (what a
+//!   replayed page embeds). Range requests work on payloads served as is.
+//! - `/timegate/{url}` and `/timemap/{link|json}/{url}` (RFC 7089).
+//! - `/cdx`: pywb's CDX server API over the index.
+//!
+//! Records are read through the pipeline, so every digest is checked before
+//! a byte is served; a record that fails is an error, never a response.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use url::Url;
+
+use super::rewrite::{escape_attr, Rewriter};
+use super::{AppError, AppState, Caller};
+use crate::index::{Hit, RecordQuery};
+use crate::model::surt;
+use crate::pipeline::{decode_body, normalize_url, parse_at};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/replay/{*rest}", get(replay))
+        .route("/timegate/{*url}", get(timegate))
+        .route("/timemap/link/{*url}", get(timemap_link))
+        .route("/timemap/json/{*url}", get(timemap_json))
+        .route("/cdx", get(cdx))
+}
+
+/// Replayed pages may load only from this server: anything the rewriter
+/// missed (a URL built by a script) is blocked, never fetched live.
+pub const REPLAY_CSP: &str =
+    "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; frame-ancestors 'self'";
+
+/// Largest HTML or CSS body rewritten; larger ones are served as received.
+const MAX_REWRITE: u64 = 32 * 1024 * 1024;
+
+/// The URL a replay, TimeGate or TimeMap path names: the rest of the path
+/// after `prefix`, with the request's query string, as captures record it.
+fn target_url(uri: &Uri, prefix: &str) -> Result<String, AppError> {
+    let raw = uri.path().strip_prefix(prefix).unwrap_or_default();
+    let raw = percent_decode_path(raw);
+    let mut raw = raw.to_string();
+    // Proxies and browsers may fold `//` after the scheme.
+    for scheme in ["http:", "https:"] {
+        if raw.starts_with(scheme) && !raw[scheme.len()..].starts_with("//") {
+            raw = format!("{scheme}//{}", raw[scheme.len()..].trim_start_matches('/'));
+        }
+    }
+    if !raw.starts_with("http://") && !raw.starts_with("https://") {
+        raw = format!("http://{raw}");
+    }
+    if let Some(q) = uri.query() {
+        raw.push('?');
+        raw.push_str(q);
+    }
+    normalize_url(&raw).map_err(|_| {
+        AppError::bad_request(format!(
+            "{raw:?} is not a URL; the path ends with the archived URL, e.g. /replay/20161129100400/https://example.org/"
+        ))
+    })
+}
+
+/// Paths arrive percent-encoded; only `%3A` and `%2F` (a URL pasted
+/// encoded) are undone, so the archived URL's own escapes survive.
+fn percent_decode_path(raw: &str) -> String {
+    if raw.starts_with("http%3A") || raw.starts_with("https%3A") {
+        return raw
+            .replace("%3A", ":")
+            .replace("%3a", ":")
+            .replace("%2F", "/")
+            .replace("%2f", "/");
+    }
+    raw.to_string()
+}
+
+/// The base (scheme and authority) absolute links are built on.
+fn base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// RFC 1123 date, as Memento headers use.
+fn http_date(t: &DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// The record for `url` nearest to `at`: by exact URL first, then by SURT
+/// key (the same resource under http and https, or with and without
+/// `www.`).
+async fn lookup(
+    state: &AppState,
+    url: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<Option<Hit>, AppError> {
+    if let Some(hit) = state.index().nearest_response(url, at).await? {
+        return Ok(Some(hit));
+    }
+    let Ok(parsed) = Url::parse(url) else {
+        return Ok(None);
+    };
+    let hits = state
+        .index()
+        .find_records(&RecordQuery {
+            surt: Some(surt(&parsed)),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
+    let at = at.unwrap_or_else(Utc::now);
+    Ok(hits
+        .into_iter()
+        .min_by_key(|h| (h.record.date - at).num_milliseconds().abs()))
+}
+
+/// How a replay URL asks for its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Rewritten, with the banner when HTML.
+    Page,
+    /// Rewritten, no banner (embedded resources and frames).
+    Embed,
+    /// The payload exactly as received.
+    Identity,
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let rest = uri.path().strip_prefix("/replay/").unwrap_or_default();
+    let Some((stamp, _)) = rest.split_once('/') else {
+        return Err(AppError::bad_request(
+            "use /replay/{timestamp}/{url}, e.g. /replay/20161129100400/https://example.org/",
+        ));
+    };
+    let digits = stamp.bytes().take_while(u8::is_ascii_digit).count();
+    let (ts, modifier) = stamp.split_at(digits);
+    let mode = match modifier {
+        "" => Mode::Page,
+        "id_" => Mode::Identity,
+        m if m.len() == 3 && m.ends_with('_') => Mode::Embed,
+        _ => {
+            return Err(AppError::bad_request(format!(
+                "{stamp:?} is not a timestamp; use up to 14 digits YYYYMMDDhhmmss, optionally followed by id_"
+            )))
+        }
+    };
+    let at = if ts.is_empty() {
+        None
+    } else {
+        Some(parse_at(ts).map_err(|_| {
+            AppError::bad_request(format!("{ts:?} is not a timestamp; use YYYYMMDDhhmmss"))
+        })?)
+    };
+    let url = target_url(&uri, &format!("/replay/{stamp}/"))?;
+    let hit = lookup(&state, &url, at).await?.ok_or_else(|| {
+        AppError::not_found(format!(
+            "{url} is not in the archive; its captures are listed at /timemap/link/{url}"
+        ))
+    })?;
+    let found_ts = hit.record.timestamp.clone();
+    if mode == Mode::Page && ts != found_ts {
+        // The canonical memento URI carries the capture's own time.
+        let location = format!("/replay/{found_ts}/{url}");
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        set(&mut resp, header::LOCATION, &location);
+        set(&mut resp, header::VARY, "accept-datetime");
+        return Ok(resp);
+    }
+    let (head, payload) = state.pipeline().read_resolved(&hit).await?;
+    state
+        .accessed(
+            &caller,
+            &hit.capture_id,
+            "accessed",
+            json!({"via": "replay", "mode": match mode { Mode::Identity => "id_", Mode::Embed => "if_", Mode::Page => "" }, "url": url, "record": hit.record.record_id}),
+        )
+        .await;
+
+    let status = head
+        .as_ref()
+        .map(|h| h.status)
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mime = head
+        .as_ref()
+        .and_then(|h| h.mime())
+        .or_else(|| hit.record.mime.clone())
+        .unwrap_or_default();
+    let content_type = head.as_ref().and_then(|h| h.header("content-type"));
+    let encoding = head.as_ref().and_then(|h| h.content_encoding());
+    let base_url = Url::parse(&url).map_err(|_| AppError::bad_request("bad URL"))?;
+    let rewriting = mode != Mode::Identity
+        && (mime == "text/html" || mime == "application/xhtml+xml" || mime == "text/css")
+        && hit.record.length <= MAX_REWRITE;
+
+    let mut resp = if rewriting {
+        let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, AppError> {
+            let mut payload = payload;
+            payload
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| AppError::internal(&e))?;
+            let mut body = Vec::new();
+            decode_body(
+                std::io::BufReader::new(payload.take(MAX_REWRITE * 4)),
+                encoding.as_deref(),
+                &mut body,
+            )?;
+            Ok(body)
+        })
+        .await
+        .map_err(|e| AppError::internal(&e))??;
+        let text = crate::charset::decode(&body, content_type.as_deref(), mime != "text/css");
+        let mut rw = Rewriter::new(base_url.clone(), &found_ts);
+        let out = if mime == "text/css" {
+            rw.css(&text)
+        } else {
+            let banner = match mode {
+                Mode::Page => Some(banner(&state, &hit, &url).await),
+                _ => None,
+            };
+            rw.html(&text, banner.as_deref())
+        };
+        let mut resp = Response::new(Body::from(out));
+        set(
+            &mut resp,
+            header::CONTENT_TYPE,
+            &format!("{mime}; charset=utf-8"),
+        );
+        resp
+    } else {
+        let mut resp = serve_file(payload, &headers)?;
+        if let Some(enc) = &encoding {
+            set(&mut resp, header::CONTENT_ENCODING, enc);
+        }
+        if let Some(ct) = &content_type {
+            set(&mut resp, header::CONTENT_TYPE, ct);
+        }
+        resp
+    };
+    if resp.status() == StatusCode::OK {
+        *resp.status_mut() = status;
+    }
+    if let Some(head) = &head {
+        for (name, value) in &head.headers {
+            let lower = name.to_ascii_lowercase();
+            let passed = match lower.as_str() {
+                "content-type" | "content-encoding" | "content-length" | "transfer-encoding"
+                | "connection" | "keep-alive" | "content-range" | "accept-ranges" => continue,
+                "location" => {
+                    let v = String::from_utf8_lossy(value);
+                    let modifier = match mode {
+                        Mode::Identity => "id_",
+                        Mode::Embed => "if_",
+                        Mode::Page => "",
+                    };
+                    let target = Rewriter::new(base_url.clone(), &found_ts)
+                        .url(&v, modifier)
+                        .unwrap_or_else(|| v.to_string());
+                    set(&mut resp, header::LOCATION, &target);
+                    continue;
+                }
+                "last-modified" | "etag" | "content-language" | "content-disposition" => lower,
+                _ => format!("x-archive-orig-{lower}"),
+            };
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(passed.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                resp.headers_mut().append(n, v);
+            }
+        }
+    }
+    memento_headers(&mut resp, &headers, &url, &hit);
+    set(&mut resp, header::CONTENT_SECURITY_POLICY, REPLAY_CSP);
+    set(&mut resp, "x-custody-capture", hit.capture_id.as_str());
+    set(&mut resp, "x-custody-record", &hit.record.record_id);
+    Ok(resp)
+}
+
+/// `Memento-Datetime` and the `Link` header (original, timegate, timemap).
+fn memento_headers(resp: &mut Response, req: &HeaderMap, url: &str, hit: &Hit) {
+    let base = base(req);
+    set(resp, "memento-datetime", &http_date(&hit.record.date));
+    let link = format!(
+        "<{url}>; rel=\"original\", <{base}/timegate/{url}>; rel=\"timegate\", \
+         <{base}/timemap/link/{url}>; rel=\"timemap\"; type=\"application/link-format\""
+    );
+    set(resp, header::LINK, &link);
+}
+
+fn set(resp: &mut Response, name: impl TryInto<HeaderName>, value: &str) {
+    if let (Ok(n), Ok(v)) = (name.try_into(), HeaderValue::from_str(value)) {
+        resp.headers_mut().insert(n, v);
+    }
+}
+
+/// Serves a payload file, honouring one `Range: bytes=` range.
+fn serve_file(mut file: std::fs::File, req: &HeaderMap) -> Result<Response, AppError> {
+    let len = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| AppError::internal(&e))?;
+    let range = req
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_range(v, len));
+    let (start, end, partial) = match range {
+        Some(Ok((s, e))) => (s, e, true),
+        Some(Err(())) => {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            set(&mut resp, header::CONTENT_RANGE, &format!("bytes */{len}"));
+            return Ok(resp);
+        }
+        None => (0, len, false),
+    };
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| AppError::internal(&e))?;
+    let count = end - start;
+    let body = if count <= 256 * 1024 {
+        let mut buf = Vec::with_capacity(count as usize);
+        (&mut file)
+            .take(count)
+            .read_to_end(&mut buf)
+            .map_err(|e| AppError::internal(&e))?;
+        Body::from(buf)
+    } else {
+        Body::from_stream(file_stream(tokio::fs::File::from_std(file), count))
+    };
+    let mut resp = Response::new(body);
+    set(&mut resp, header::ACCEPT_RANGES, "bytes");
+    set(&mut resp, header::CONTENT_LENGTH, &count.to_string());
+    if partial {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        set(
+            &mut resp,
+            header::CONTENT_RANGE,
+            &format!("bytes {start}-{}/{len}", end - 1),
+        );
+    }
+    Ok(resp)
+}
+
+/// Streams `count` bytes of a file in 64 KiB pieces.
+pub fn file_stream(
+    file: tokio::fs::File,
+    count: u64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures_util::stream::unfold((file, count), |(mut f, left)| async move {
+        use tokio::io::AsyncReadExt;
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; left.min(64 * 1024) as usize];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), (f, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (f, 0))),
+        }
+    })
+}
+
+/// One `bytes=` range as `[start, end)`: `None` when absent or not a
+/// single byte range (the whole body is served), `Err` when unsatisfiable.
+fn parse_range(v: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = v.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (a, b) = (a.trim(), b.trim());
+    let r = if a.is_empty() {
+        let n: u64 = b.parse().ok()?;
+        if n == 0 || len == 0 {
+            return Some(Err(()));
+        }
+        (len.saturating_sub(n), len)
+    } else {
+        let s: u64 = a.parse().ok()?;
+        let e = if b.is_empty() {
+            len
+        } else {
+            (b.parse::<u64>().ok()? + 1).min(len)
+        };
+        if s >= len || s >= e {
+            return Some(Err(()));
+        }
+        (s, e)
+    };
+    Some(Ok(r))
+}
+
+/// The banner above a replayed page: when it was captured, the WARC's
+/// digest, what the read checked and the last fixity check found, and the
+/// claims linked to the capture.
+async fn banner(state: &AppState, hit: &Hit, url: &str) -> String {
+    let fixity = match state.index().fixity_events(&hit.warc.key).await {
+        Ok(events) => match events.last() {
+            Some(e) => format!(
+                "last fixity check {} ({})",
+                e.outcome,
+                crate::model::rfc3339_utc(&e.at)
+            ),
+            None => "no fixity check yet".to_string(),
+        },
+        Err(_) => "fixity status unavailable".to_string(),
+    };
+    let links = state
+        .index()
+        .links(&crate::index::LinkFilter {
+            capture_id: Some(hit.capture_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_default();
+    let mut claims = String::new();
+    let mut seen = Vec::new();
+    for l in links {
+        if seen.contains(&l.claim_id) {
+            continue;
+        }
+        seen.push(l.claim_id.clone());
+        let text = match state.index().claim_versions(&l.claim_id).await {
+            Ok(v) => v.last().map(|c| c.text.clone()).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let short: String = text.chars().take(80).collect();
+        claims.push_str(&format!(
+            " · <a style=\"color:#ffd479\" href=\"/ui/claims/{}\">{} “{}”</a>",
+            escape_attr(&l.claim_id),
+            l.relation.as_str(),
+            escape_attr(&short)
+        ));
+    }
+    format!(
+        "<div id=\"custody-banner\" style=\"all:initial;display:block;box-sizing:border-box;width:100%;\
+         font:13px/1.5 system-ui,sans-serif;background:#1d2a38;color:#fff;padding:6px 12px;\
+         position:relative;z-index:2147483647\">\
+         <strong>Archived copy</strong> of <span>{url_e}</span> · captured \
+         <time datetime=\"{iso}\">{iso}</time> · WARC sha256 <code title=\"{sha}\">{short_sha}…</code> · \
+         record digests verified on read · {fixity}{claims} · \
+         <a style=\"color:#9cf\" href=\"/ui/captures/{cap}\">capture details</a> · \
+         <a style=\"color:#9cf\" href=\"/ui/timeline?url={url_q}\">other captures</a></div>",
+        url_e = escape_attr(url),
+        iso = crate::model::rfc3339_utc(&hit.record.date),
+        sha = hit.warc.sha256.hex(),
+        short_sha = &hit.warc.sha256.hex()[..16],
+        cap = hit.capture_id,
+        url_q = escape_attr(&url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()),
+    )
+}
+
+/// A TimeGate: redirects to the memento nearest `Accept-Datetime`, or the
+/// latest without one.
+async fn timegate(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let url = target_url(&uri, "/timegate/")?;
+    let at = match headers.get("accept-datetime").and_then(|v| v.to_str().ok()) {
+        Some(v) => Some(
+            DateTime::parse_from_rfc2822(v.trim())
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    AppError::bad_request(format!(
+                        "Accept-Datetime {v:?} is not an HTTP date; use e.g. \"Tue, 29 Nov 2016 10:04:00 GMT\""
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let hit = lookup(&state, &url, at)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("{url} is not in the archive")))?;
+    let base = base(&headers);
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::FOUND;
+    set(
+        &mut resp,
+        header::LOCATION,
+        &format!("{base}/replay/{}/{url}", hit.record.timestamp),
+    );
+    set(&mut resp, header::VARY, "accept-datetime");
+    set(
+        &mut resp,
+        header::LINK,
+        &format!(
+            "<{url}>; rel=\"original\", <{base}/timemap/link/{url}>; rel=\"timemap\"; type=\"application/link-format\""
+        ),
+    );
+    Ok(resp)
+}
+
+/// Mementos of a URL: one per capture time, oldest first.
+async fn mementos(state: &AppState, url: &str) -> Result<Vec<Hit>, AppError> {
+    let parsed = Url::parse(url).map_err(|_| AppError::bad_request("bad URL"))?;
+    let hits = state
+        .index()
+        .find_records(&RecordQuery {
+            surt: Some(surt(&parsed)),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await?;
+    let mut out: Vec<Hit> = Vec::with_capacity(hits.len());
+    for h in hits {
+        if out
+            .last()
+            .is_some_and(|l| l.record.timestamp == h.record.timestamp)
+        {
+            continue;
+        }
+        out.push(h);
+    }
+    if out.is_empty() {
+        return Err(AppError::not_found(format!("{url} is not in the archive")));
+    }
+    Ok(out)
+}
+
+async fn timemap_link(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let url = target_url(&uri, "/timemap/link/")?;
+    let list = mementos(&state, &url).await?;
+    let base = base(&headers);
+    let first = &list[0].record.date;
+    let last = &list[list.len() - 1].record.date;
+    let mut lines = vec![
+        format!("<{url}>; rel=\"original\""),
+        format!("<{base}/timegate/{url}>; rel=\"timegate\""),
+        format!(
+            "<{base}/timemap/link/{url}>; rel=\"self\"; type=\"application/link-format\"; from=\"{}\"; until=\"{}\"",
+            http_date(first),
+            http_date(last)
+        ),
+        format!("<{base}/timemap/json/{url}>; rel=\"timemap\"; type=\"application/json\""),
+    ];
+    let n = list.len();
+    for (i, h) in list.iter().enumerate() {
+        let rel = match (i == 0, i + 1 == n) {
+            (true, true) => "first last memento",
+            (true, false) => "first memento",
+            (false, true) => "last memento",
+            _ => "memento",
+        };
+        lines.push(format!(
+            "<{base}/replay/{}/{url}>; rel=\"{rel}\"; datetime=\"{}\"",
+            h.record.timestamp,
+            http_date(&h.record.date)
+        ));
+    }
+    let mut resp = Response::new(Body::from(lines.join(",\n") + "\n"));
+    set(&mut resp, header::CONTENT_TYPE, "application/link-format");
+    Ok(resp)
+}
+
+async fn timemap_json(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let url = target_url(&uri, "/timemap/json/")?;
+    let list = mementos(&state, &url).await?;
+    let base = base(&headers);
+    let item = |h: &Hit| {
+        json!({
+            "datetime": crate::model::rfc3339_utc(&h.record.date),
+            "uri": format!("{base}/replay/{}/{url}", h.record.timestamp),
+            "capture_id": h.capture_id,
+            "status": h.record.status,
+            "mime": h.record.mime,
+            "digest": h.record.payload_digest.map(|d| d.labelled()),
+        })
+    };
+    let body = json!({
+        "original_uri": url,
+        "timegate_uri": format!("{base}/timegate/{url}"),
+        "timemap_uri": {
+            "link_format": format!("{base}/timemap/link/{url}"),
+            "json_format": format!("{base}/timemap/json/{url}"),
+        },
+        "mementos": {
+            "first": item(&list[0]),
+            "last": item(&list[list.len() - 1]),
+            "list": list.iter().map(item).collect::<Vec<_>>(),
+        },
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+/// A parsed `filter=` of the CDX API: `[!][~|=]field:expression`.
+struct CdxFilter {
+    field: String,
+    negate: bool,
+    how: FilterHow,
+}
+
+enum FilterHow {
+    Regex(regex_lite::Regex),
+    Contains(String),
+    Exact(String),
+}
+
+impl CdxFilter {
+    fn parse(raw: &str) -> Result<Self, AppError> {
+        let (negate, rest) = match raw.strip_prefix('!') {
+            Some(r) => (true, r),
+            None => (false, raw),
+        };
+        let (kind, rest) = match rest.chars().next() {
+            Some('~') => ('~', &rest[1..]),
+            Some('=') => ('=', &rest[1..]),
+            _ => ('r', rest),
+        };
+        let (field, expr) = rest.split_once(':').ok_or_else(|| {
+            AppError::bad_request(format!(
+                "filter {raw:?} needs field:expression, e.g. filter=mime:text/html or filter=!status:404"
+            ))
+        })?;
+        let how = match kind {
+            '~' => FilterHow::Contains(expr.to_string()),
+            '=' => FilterHow::Exact(expr.to_string()),
+            _ => FilterHow::Regex(
+                regex_lite::Regex::new(&format!("^(?:{expr})"))
+                    .map_err(|e| AppError::bad_request(format!("filter {raw:?}: {e}")))?,
+            ),
+        };
+        Ok(CdxFilter {
+            field: field.to_string(),
+            negate,
+            how,
+        })
+    }
+
+    fn matches(&self, line: &CdxLine) -> bool {
+        let value = line.get(&self.field).unwrap_or_default().to_string();
+        let hit = match &self.how {
+            FilterHow::Regex(r) => r.is_match(&value),
+            FilterHow::Contains(s) => value.contains(s.as_str()),
+            FilterHow::Exact(s) => value == *s,
+        };
+        hit != self.negate
+    }
+}
+
+/// A CDX line's fields, named, ordered and formatted as pywb's CDX server
+/// writes them (numbers as strings).
+pub struct CdxLine(Vec<(&'static str, String)>);
+
+impl CdxLine {
+    pub fn of(h: &Hit, filename: &str) -> CdxLine {
+        let r = &h.record;
+        let mime = if r.warc_type == "revisit" {
+            "warc/revisit".to_string()
+        } else {
+            r.mime.clone().unwrap_or_else(|| "unk".into())
+        };
+        CdxLine(vec![
+            ("urlkey", r.surt.clone().unwrap_or_default()),
+            ("timestamp", r.timestamp.clone()),
+            ("url", r.target_uri.clone().unwrap_or_default()),
+            ("mime", mime),
+            (
+                "status",
+                r.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            (
+                "digest",
+                r.payload_digest
+                    .map(|d| d.labelled())
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            ("length", r.length.to_string()),
+            ("offset", r.offset.to_string()),
+            ("filename", filename.to_string()),
+        ])
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == field)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn object(&self, skip: &[&str]) -> String {
+        let fields: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(k, _)| !skip.contains(k))
+            .map(|(k, v)| format!("\"{k}\": {}", serde_json::Value::String(v.clone())))
+            .collect();
+        format!("{{{}}}", fields.join(", "))
+    }
+
+    /// `output=json`: one object per line.
+    pub fn json(&self) -> String {
+        self.object(&[])
+    }
+
+    /// CDXJ: `urlkey timestamp {json}`.
+    pub fn cdxj(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.get("urlkey").unwrap_or_default(),
+            self.get("timestamp").unwrap_or_default(),
+            self.object(&["urlkey", "timestamp"])
+        )
+    }
+}
+
+/// `/cdx`: pywb's CDX server API (`url`, `matchType`, `from`, `to`,
+/// `limit`, `sort`, `closest`, `filter`, `output`).
+async fn cdx(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let mut url = None;
+    let mut match_type = "exact".to_string();
+    let (mut from, mut to, mut closest, mut sort, mut output) = (None, None, None, None, None);
+    let mut limit: u64 = 10_000;
+    let mut filters = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "url" => url = Some(v.into_owned()),
+            "matchType" => match_type = v.into_owned(),
+            "from" => from = Some(v.into_owned()),
+            "to" => to = Some(v.into_owned()),
+            "closest" => closest = Some(v.into_owned()),
+            "sort" => sort = Some(v.into_owned()),
+            "output" => output = Some(v.into_owned()),
+            "limit" => {
+                limit = v
+                    .parse()
+                    .map_err(|_| AppError::bad_request(format!("limit {v:?} is not a number")))?
+            }
+            "filter" => filters.push(CdxFilter::parse(&v)?),
+            _ => {}
+        }
+    }
+    let mut url = url.ok_or_else(|| {
+        AppError::bad_request("/cdx needs url=..., e.g. /cdx?url=example.org/&output=json")
+    })?;
+    // pywb's wildcard forms.
+    if let Some(u) = url.strip_suffix('*') {
+        url = u.to_string();
+        match_type = "prefix".into();
+    }
+    if let Some(u) = url.strip_prefix("*.") {
+        url = u.to_string();
+        match_type = "domain".into();
+    }
+    let full = if url.contains("://") {
+        url.clone()
+    } else {
+        format!("http://{url}")
+    };
+    let parsed = Url::parse(&full)
+        .map_err(|_| AppError::bad_request(format!("url {url:?} is not a URL")))?;
+    let key = surt(&parsed);
+    let host_key = key.split(')').next().unwrap_or_default().to_string();
+    let prefixes: Vec<(Option<String>, Option<String>)> = match match_type.as_str() {
+        "exact" => vec![(Some(key.clone()), None)],
+        "prefix" => vec![(None, Some(key.clone()))],
+        "host" => vec![(None, Some(format!("{host_key})")))],
+        "domain" => vec![
+            (None, Some(format!("{host_key})"))),
+            (None, Some(format!("{host_key},"))),
+        ],
+        other => {
+            return Err(AppError::bad_request(format!(
+                "matchType {other:?} is not one of exact, prefix, host, domain"
+            )))
+        }
+    };
+    let pad = |t: &str, fill: &str| -> Result<String, AppError> {
+        if t.len() > 14 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(AppError::bad_request(format!(
+                "{t:?} is not a timestamp; use up to 14 digits YYYYMMDDhhmmss"
+            )));
+        }
+        Ok(format!("{t}{}", &fill[t.len()..]))
+    };
+    let from = from.map(|f| pad(&f, "00000000000000")).transpose()?;
+    let to = to.map(|t| pad(&t, "99999999999999")).transpose()?;
+    let reverse = sort.as_deref() == Some("reverse");
+    let by_closest = sort.as_deref() == Some("closest");
+    let limit = limit.min(100_000);
+
+    let mut lines = Vec::new();
+    for (surt_exact, surt_prefix) in prefixes {
+        let mut offset = 0;
+        loop {
+            let page = state
+                .index()
+                .find_records(&RecordQuery {
+                    surt: surt_exact.clone(),
+                    surt_prefix: surt_prefix.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    reverse,
+                    limit: 1000,
+                    offset,
+                })
+                .await?;
+            let n = page.len();
+            for h in page {
+                let filename = h
+                    .warc
+                    .key
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let fields = CdxLine::of(&h, &filename);
+                if filters.iter().all(|f| f.matches(&fields)) {
+                    lines.push(fields);
+                }
+            }
+            offset += n as u64;
+            if n < 1000 || (!by_closest && lines.len() as u64 >= limit) {
+                break;
+            }
+        }
+    }
+    if by_closest {
+        let target = closest
+            .as_deref()
+            .map(|c| pad(c, "00000000000000"))
+            .transpose()?;
+        if let Some(target) = target {
+            let t: i64 = target.parse().unwrap_or(0);
+            let ts = |m: &CdxLine| -> i64 {
+                m.get("timestamp")
+                    .and_then(|s| parse_at(s).ok())
+                    .map(|d| d.timestamp())
+                    .unwrap_or(0)
+            };
+            let tt = parse_at(&target[..14]).map(|d| d.timestamp()).unwrap_or(t);
+            lines.sort_by_key(|m| (ts(m) - tt).abs());
+        }
+    }
+    lines.truncate(limit as usize);
+    let mut body = String::new();
+    let json_output = output.as_deref() == Some("json");
+    for m in &lines {
+        body.push_str(&if json_output { m.json() } else { m.cdxj() });
+        body.push('\n');
+    }
+    let ct = if json_output {
+        "application/x-ndjson"
+    } else {
+        "text/x-cdxj"
+    };
+    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some(Ok((0, 100))));
+        assert_eq!(parse_range("bytes=900-", 1000), Some(Ok((900, 1000))));
+        assert_eq!(parse_range("bytes=-100", 1000), Some(Ok((900, 1000))));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Some(Ok((990, 1000))));
+        assert_eq!(parse_range("bytes=1000-", 1000), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-9", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+    }
+
+    #[test]
+    fn replay_paths_name_the_archived_url() {
+        let uri: Uri = "/replay/20161129100400/https://example.org/a/b?x=1&y=2"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            target_url(&uri, "/replay/20161129100400/").unwrap(),
+            "https://example.org/a/b?x=1&y=2"
+        );
+        let uri: Uri = "/timegate/https:/example.org/".parse().unwrap();
+        assert_eq!(
+            target_url(&uri, "/timegate/").unwrap(),
+            "https://example.org/"
+        );
+        let uri: Uri = "/timegate/example.org/".parse().unwrap();
+        assert_eq!(
+            target_url(&uri, "/timegate/").unwrap(),
+            "http://example.org/"
+        );
+    }
+}
