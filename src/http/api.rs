@@ -55,18 +55,26 @@ async fn openapi() -> Response {
 }
 
 /// `limit` and `offset` of a list.
+/// (Text fields: query strings flattened into a filter arrive as text.)
 #[derive(Debug, Deserialize, Default)]
 pub struct Page {
-    limit: Option<u32>,
-    offset: Option<u64>,
+    limit: Option<String>,
+    offset: Option<String>,
 }
 
 impl Page {
     fn limit(&self) -> u32 {
-        self.limit.unwrap_or(100).clamp(1, 1000)
+        self.limit
+            .as_deref()
+            .and_then(|l| l.parse::<u32>().ok())
+            .unwrap_or(100)
+            .clamp(1, 1000)
     }
     fn offset(&self) -> u64 {
-        self.offset.unwrap_or(0)
+        self.offset
+            .as_deref()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -181,7 +189,7 @@ async fn create_capture(
                 "requested",
                 json!({"via": "api", "url": u}),
             )
-            .await;
+            .await?;
         out.push(capture_dto(&capture));
     }
     let status = StatusCode::CREATED;
@@ -235,7 +243,7 @@ async fn verify_capture(
     let v = crate::integrity::verify_capture(state.pipeline(), &key, &id).await?;
     state
         .accessed(&caller, &id, "verified", json!({"via": "api", "ok": v.ok}))
-        .await;
+        .await?;
     let status = if v.ok {
         StatusCode::OK
     } else {
@@ -303,7 +311,7 @@ async fn download_warc(
             "exported",
             json!({"format": "warc", "via": "api", "sha256": exported.sha256}),
         )
-        .await;
+        .await?;
     send_file(path, &format!("{id}.warc.gz"), "application/warc").await
 }
 

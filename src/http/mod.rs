@@ -7,9 +7,9 @@
 //! the pipeline, never SQL, and renders its own DTOs rather than serialising
 //! database rows. Every request passes [`auth`] first: a token with the
 //! route's role, or nothing for reading when `--public-read` is set. Every
-//! access to evidence becomes a custody event, written in batches by one
-//! task ([`AccessLog`]) so replay is not bound by one transaction per
-//! request.
+//! access to evidence becomes a custody event, committed before the
+//! evidence is served; one task ([`AccessLog`]) group-commits them, so
+//! concurrent requests share transactions.
 
 mod api;
 mod openapi;
@@ -19,7 +19,6 @@ mod ui;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -28,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::index::Index;
 use crate::model::{ApiToken, CaptureId, CustodyEvent, Role};
@@ -355,19 +354,21 @@ impl From<crate::provenance::ProvenanceError> for AppError {
     }
 }
 
-/// Accesses to evidence, queued for [`write_access`].
+/// Accesses to evidence, queued for [`write_access`], each with a channel
+/// that says when it is recorded.
 #[derive(Clone)]
-struct AccessLog(mpsc::Sender<CustodyEvent>);
+struct AccessLog(mpsc::Sender<(CustodyEvent, oneshot::Sender<bool>)>);
 
 impl AppState {
-    /// Records that `caller` accessed evidence of a capture.
+    /// Records that `caller` accessed evidence of a capture, and returns
+    /// once the event is committed: evidence is never served unrecorded.
     async fn accessed(
         &self,
         caller: &Caller,
         capture: &CaptureId,
         event: &str,
         detail: serde_json::Value,
-    ) {
+    ) -> Result<(), AppError> {
         let e = CustodyEvent {
             object_kind: "capture".into(),
             object_id: capture.to_string(),
@@ -377,34 +378,44 @@ impl AppState {
             outcome: "ok".into(),
             detail,
         };
-        if self.inner.access.0.send(e).await.is_err() {
-            tracing::error!(capture = %capture, "access log writer has stopped; access not recorded");
+        let (done, recorded) = oneshot::channel();
+        if self.inner.access.0.send((e, done)).await.is_ok() && recorded.await == Ok(true) {
+            return Ok(());
         }
+        Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the access could not be recorded in the custody log, so the evidence is not served; try again shortly",
+        ))
     }
 }
 
-/// Writes queued access events in batches (up to 1000, or what arrived
-/// within 100 ms), each batch in one transaction; a failed write is retried
-/// with backoff, and the queue's bound makes requests wait rather than lose
-/// an event.
-async fn write_access(index: Arc<dyn Index>, mut rx: mpsc::Receiver<CustodyEvent>) {
-    let mut batch = Vec::new();
+/// Writes access events as a group commit: whatever is queued (up to 1000)
+/// goes in one transaction, then every request in it is told. Under load
+/// many requests share one commit; alone, a request waits for its own.
+async fn write_access(
+    index: Arc<dyn Index>,
+    mut rx: mpsc::Receiver<(CustodyEvent, oneshot::Sender<bool>)>,
+) {
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        let mut batch = vec![first];
         while batch.len() < 1000 {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(e)) => batch.push(e),
-                _ => break,
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
             }
         }
-        let mut delay = Duration::from_millis(100);
-        while let Err(e) = index.add_events(&batch).await {
-            tracing::error!(error = %e, events = batch.len(), "recording access events failed; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(30));
+        let (events, waiting): (Vec<CustodyEvent>, Vec<oneshot::Sender<bool>>) =
+            batch.into_iter().unzip();
+        let ok = match index.add_events(&events).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, events = events.len(), "recording access events failed");
+                false
+            }
+        };
+        for w in waiting {
+            let _ = w.send(ok);
         }
-        batch.clear();
     }
 }
 

@@ -198,7 +198,7 @@ async fn replay(
             "accessed",
             json!({"via": "replay", "mode": match mode { Mode::Identity => "id_", Mode::Embed => "if_", Mode::Page => "" }, "url": url, "record": hit.record.record_id}),
         )
-        .await;
+        .await?;
 
     let status = head
         .as_ref()

@@ -511,7 +511,7 @@ async fn claim_page(
                 Ok(doc) => {
                     state
                         .accessed(&caller, &e.capture_id, "accessed", json!({"via": "ui claim page", "claim": c.id, "url": e.url}))
-                        .await;
+                        .await?;
                     crate::provenance::document_text(&doc)
                         .ok()
                         .and_then(|text| highlighted(&text, &e.selector, 400))

@@ -4,12 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use custody::model::CaptureStatus;
 
-use crate::cli::Workdir;
+use crate::cli::{KillOnDrop, Workdir};
 use crate::site;
 
 fn tool(name: &str) -> Command {
@@ -63,15 +63,6 @@ async fn warcio_checks_and_indexes_our_warcs() {
         .count();
     assert_eq!(responses, site::requisites().len() + 1);
     assert_eq!(lines.last().unwrap()["warc-type"], "metadata");
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// HTTP/1.0 GET on loopback: status and body.

@@ -17,3 +17,4 @@ mod store_conformance;
 mod tlog;
 mod tsa;
 mod warc_reader;
+mod web;

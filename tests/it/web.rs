@@ -1,0 +1,575 @@
+//! The HTTP surface as investigators and scripts use it: `custody serve`
+//! run as a process, spoken to over loopback. Tokens and roles, replay
+//! (rewritten and `id_`), Memento, CDX, the OpenAPI document, and WACZ
+//! evidence packages with their offline verification.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use custody::model::{Capture, CaptureStatus};
+use serde_json::Value;
+use sha2::Digest;
+
+use crate::cli::{stderr_text, KillOnDrop, Workdir};
+use crate::site;
+
+/// `custody serve` on a free loopback port, its stderr kept.
+pub struct Server {
+    _child: KillOnDrop,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub fn serve(work: &Workdir, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = work
+        .command(&args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start custody serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let keep = log.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("serving http://").nth(1) {
+                if let Some(t) = tx.take() {
+                    let _ = t.send(rest.split('/').next().unwrap_or_default().to_string());
+                }
+            }
+            keep.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("custody serve did not start: {}", log.lock().unwrap()));
+    Server {
+        _child: KillOnDrop(child),
+        addr: addr.parse().expect("address"),
+        log,
+    }
+}
+
+/// A response as received, the body de-chunked.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One HTTP/1.1 request on its own connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    if let Some(b) = body {
+        s.write_all(b).unwrap();
+    }
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[end..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..nl]).split(';').next().unwrap().trim(),
+                16,
+            )
+            .unwrap();
+            rest = &rest[nl + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = out;
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Resp {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    request(addr, "GET", path, &headers, None)
+}
+
+/// `custody token create --role ROLE`: the token is stdout's last line.
+pub fn token(work: &Workdir, role: &str) -> String {
+    let out = work.ok(&["token", "create", "--role", role]);
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .last()
+        .expect("a token")
+        .trim()
+        .to_string()
+}
+
+fn captured(work: &Workdir, url: &str) -> Capture {
+    let (c, out) = work.capture(url);
+    assert_eq!(c.status, CaptureStatus::Ok, "{}", stderr_text(&out));
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_without_a_token_gets_401_and_a_reader_cannot_create_a_schedule() {
+    let work = Workdir::new("");
+    std::fs::create_dir(work.path().join("schedules")).unwrap();
+    let server = serve(&work, &[]);
+    let addr = server.addr;
+
+    let r = get(addr, "/api/v1/captures", None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    assert!(r.json()["error"].as_str().unwrap().contains("custody token create"));
+    let page = get(addr, "/", None);
+    assert_eq!(page.status, 401);
+    assert!(page.text().contains("<form method=\"post\" action=\"/login\""), "the UI asks for a token");
+    for open in ["/healthz", "/metrics", "/api/v1/openapi.json"] {
+        assert_eq!(get(addr, open, None).status, 200, "{open} needs no token");
+    }
+    assert_eq!(get(addr, "/api/v1/captures", Some("custody_00000000_nope")).status, 401);
+
+    let reader = token(&work, "reader");
+    let archivist = token(&work, "archivist");
+    let admin = token(&work, "admin");
+    assert_eq!(get(addr, "/api/v1/captures", Some(&reader)).status, 200);
+
+    let schedule = br#"{"name": "aleppo-news", "cron": "0 */6 * * *", "urls": ["https://aleppo-news.example/"]}"#;
+    let as_reader = request(addr, "POST", "/api/v1/schedules", &[("Authorization", &format!("Bearer {reader}"))], Some(schedule));
+    assert_eq!(as_reader.status, 403, "{}", as_reader.text());
+    assert!(as_reader.json()["error"].as_str().unwrap().contains("archivist"));
+    assert!(!work.path().join("schedules/aleppo-news.toml").exists());
+
+    let as_archivist = request(addr, "POST", "/api/v1/schedules", &[("Authorization", &format!("Bearer {archivist}"))], Some(schedule));
+    assert_eq!(as_archivist.status, 201, "{}", as_archivist.text());
+    work.ok(&["schedule", "validate", "schedules"]);
+    let listed = get(addr, "/api/v1/schedules", Some(&reader)).json();
+    assert_eq!(listed["items"][0]["name"], "aleppo-news");
+    let again = request(addr, "POST", "/api/v1/schedules", &[("Authorization", &format!("Bearer {archivist}"))], Some(schedule));
+    assert_eq!(again.status, 409, "a name is not taken twice");
+    let bad = request(addr, "POST", "/api/v1/schedules", &[("Authorization", &format!("Bearer {archivist}"))], Some(br#"{"name": "x", "cron": "every tuesday", "urls": ["https://a.example/"]}"#));
+    assert_eq!(bad.status, 400, "{}", bad.text());
+
+    // Tokens are the admin's.
+    assert_eq!(get(addr, "/api/v1/tokens", Some(&archivist)).status, 403);
+    let tokens = get(addr, "/api/v1/tokens", Some(&admin));
+    assert_eq!(tokens.status, 200);
+    assert_eq!(tokens.json()["items"].as_array().unwrap().len(), 3);
+    assert!(!tokens.text().contains(&reader), "secrets are never listed");
+    // Only digests are stored.
+    let pool = work.index_pool().await;
+    let stored: Vec<String> = sqlx::query_scalar("SELECT secret_sha256 FROM api_token")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(stored.contains(&hex::encode(sha2::Sha256::digest(reader.as_bytes()))));
+
+    // A cookie reads but never changes anything.
+    let cookie = format!("custody_token={archivist}");
+    assert_eq!(request(addr, "GET", "/api/v1/captures", &[("Cookie", &cookie)], None).status, 200);
+    let by_cookie = request(addr, "POST", "/api/v1/schedules", &[("Cookie", &cookie)], Some(schedule));
+    assert_eq!(by_cookie.status, 401);
+
+    // Revoked tokens stop working.
+    let id = reader.split('_').nth(1).unwrap().to_string();
+    let revoke = request(addr, "DELETE", &format!("/api/v1/tokens/{id}"), &[("Authorization", &format!("Bearer {admin}"))], None);
+    assert_eq!(revoke.status, 204, "{}", revoke.text());
+    assert_eq!(get(addr, "/api/v1/captures", Some(&reader)).status, 401);
+}
+
+/// A server that answers once with a gzip-encoded, chunked page.
+fn chunked_gzip_response(html: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(html.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for piece in gz.chunks(100) {
+        resp.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        resp.extend_from_slice(piece);
+        resp.extend_from_slice(b"\r\n");
+    }
+    resp.extend_from_slice(b"0\r\n\r\n");
+    (resp, gz)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_serves_the_archived_page_rewritten_and_id_serves_the_payload_as_received() {
+    let addr = site::serve_http().await;
+    let (raw, gz) = chunked_gzip_response("<html><body><p>nearly 25 civilians were killed</p></body></html>");
+    let gz_addr = site::serve_raw(raw).await;
+    let work = Workdir::new("");
+    let article_url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let first = captured(&work, &article_url);
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = captured(&work, &article_url); // images are revisits now
+    let gz_url = format!("http://{gz_addr}/report");
+    let gz_capture = captured(&work, &gz_url);
+    let server = serve(&work, &["--public-read"]);
+    let s = server.addr;
+
+    // id_: the payload exactly as received: gzip kept, chunking removed,
+    // its sha256 the record's payload digest.
+    let ts = custody::model::timestamp14(&gz_capture.started_at);
+    let r = get(s, &format!("/replay/{ts}id_/{gz_url}"), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.body, gz);
+    let digest = gz_capture.resources[0].payload_sha256.unwrap();
+    assert_eq!(hex::encode(sha2::Sha256::digest(&r.body)), digest.hex());
+
+    // The page, rewritten, with its banner and Memento headers.
+    let ts1 = custody::model::timestamp14(&first.started_at);
+    let page = get(s, &format!("/replay/{ts1}/{article_url}"), None);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains("nearly 25 civilians were killed in airstrikes"));
+    assert!(html.contains("id=\"custody-banner\""));
+    assert!(html.contains(&first.warc.as_ref().unwrap().sha256.hex()), "the banner names the WARC");
+    assert!(html.contains(&format!("src=\"/replay/{ts1}if_/http://{addr}/wp-content/uploads/2016/11/aleppo-1024x576.jpg\"")), "{html}");
+    assert!(!html.contains(&format!("\"http://{addr}/wp-content")), "no live URL is left in an attribute");
+    assert!(page.header("memento-datetime").unwrap().ends_with("GMT"));
+    let link = page.header("link").unwrap();
+    assert!(link.contains(&format!("<{article_url}>; rel=\"original\"")), "{link}");
+    assert!(link.contains("rel=\"timegate\"") && link.contains("rel=\"timemap\""));
+    assert!(page.header("content-security-policy").unwrap().contains("default-src 'self'"));
+
+    // A near timestamp redirects to the capture's own.
+    let near = get(s, &format!("/replay/2016/{article_url}"), None);
+    assert_eq!(near.status, 302);
+    assert_eq!(near.header("location").unwrap(), format!("/replay/{ts1}/{article_url}"));
+
+    // Images of the second capture are revisits: they resolve to the
+    // original bytes.
+    let ts2 = custody::model::timestamp14(&second.started_at);
+    for (path, _, bytes) in site::requisites().into_iter().filter(|(_, m, _)| m.starts_with("image/")) {
+        let r = get(s, &format!("/replay/{ts2}if_/http://{addr}{path}"), None);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.body, bytes, "{path}");
+    }
+    // Range requests on media.
+    let (video, _, bytes) = site::requisites().into_iter().find(|(p, _, _)| p.ends_with(".mp4")).unwrap();
+    let r = request(s, "GET", &format!("/replay/{ts1}id_/http://{addr}{video}"), &[("Range", "bytes=100-199")], None);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range").unwrap(), format!("bytes 100-199/{}", bytes.len()));
+    assert_eq!(r.body, &bytes[100..200]);
+
+    // Unknown URLs are a 404 that says where to look.
+    let r = get(s, &format!("/replay/{ts1}/http://{addr}/never-captured"), None);
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("/timemap/link/"));
+
+    // Every access to evidence is a custody event.
+    drop(server);
+    let pool = work.index_pool().await;
+    let accesses: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, detail FROM custody_event WHERE object_id = ? AND event = 'accessed'",
+    )
+    .bind(gz_capture.id.as_str())
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(accesses.len(), 1, "{accesses:?}");
+    assert_eq!(accesses[0].0, "public");
+    assert!(accesses[0].1.contains("id_"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_timemap_lists_every_capture_and_the_timegate_picks_the_nearest() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let mut captures = Vec::new();
+    for _ in 0..3 {
+        captures.push(captured(&work, &url));
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let reader_server = serve(&work, &[]);
+    let reader = token(&work, "reader");
+    let s = reader_server.addr;
+
+    let tm = get(s, &format!("/timemap/link/{url}"), Some(&reader));
+    assert_eq!(tm.status, 200, "{}", tm.text());
+    assert_eq!(tm.header("content-type"), Some("application/link-format"));
+    let text = tm.text();
+    for c in &captures {
+        let ts = custody::model::timestamp14(&c.started_at);
+        assert!(text.contains(&format!("/replay/{ts}/{url}>")), "{ts} missing:\n{text}");
+    }
+    assert_eq!(text.matches("memento\"; datetime=").count(), 3, "{text}");
+    assert!(text.contains("rel=\"first memento\"") && text.contains("rel=\"last memento\""));
+    let json = get(s, &format!("/timemap/json/{url}"), Some(&reader)).json();
+    assert_eq!(json["mementos"]["list"].as_array().unwrap().len(), 3);
+    assert_eq!(json["original_uri"], url);
+
+    let gate = |accept: &str| {
+        let r = request(s, "GET", &format!("/timegate/{url}"), &[("Accept-Datetime", accept), ("Authorization", &format!("Bearer {reader}"))], None);
+        assert_eq!(r.status, 302, "{}", r.text());
+        assert_eq!(r.header("vary"), Some("accept-datetime"));
+        r.header("location").unwrap().to_string()
+    };
+    let first = custody::model::timestamp14(&captures[0].started_at);
+    let last = custody::model::timestamp14(&captures[2].started_at);
+    assert!(gate("Tue, 29 Nov 2016 10:04:00 GMT").contains(&format!("/replay/{first}/")));
+    assert!(gate("Fri, 01 Jan 2100 00:00:00 GMT").contains(&format!("/replay/{last}/")));
+    let bad = request(s, "GET", &format!("/timegate/{url}"), &[("Accept-Datetime", "yesterday"), ("Authorization", &format!("Bearer {reader}"))], None);
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cdx_answers_the_pywb_query_parameters() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let first = captured(&work, &url);
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = captured(&work, &url);
+    let server = serve(&work, &["--public-read"]);
+    let s = server.addr;
+    let lines = |q: &str| -> Vec<String> {
+        let r = get(s, &format!("/cdx?{q}"), None);
+        assert_eq!(r.status, 200, "{q}: {}", r.text());
+        r.text().lines().map(str::to_string).collect()
+    };
+    let json = |q: &str| -> Vec<Value> {
+        lines(q).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let host = addr.to_string();
+    let exact = json(&format!("url={url}&output=json"));
+    assert_eq!(exact.len(), 2);
+    let keys: Vec<&str> = exact[0].as_object().unwrap().keys().map(String::as_str).collect();
+    for k in ["urlkey", "timestamp", "url", "mime", "status", "digest", "length", "offset", "filename"] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert_eq!(exact[0]["timestamp"], custody::model::timestamp14(&first.started_at));
+    assert_eq!(exact[0]["status"], "200");
+
+    let all = json(&format!("url={host}/&matchType=prefix&output=json"));
+    assert!(all.len() > 10, "{}", all.len());
+    assert_eq!(json(&format!("url={host}/*&output=json")).len(), all.len(), "url=.../* means prefix");
+    assert_eq!(json(&format!("url={host}/&matchType=host&output=json")).len(), all.len());
+    assert_eq!(json(&format!("url={host}/&matchType=prefix&output=json&limit=3")).len(), 3);
+    let images = json(&format!("url={host}/&matchType=prefix&output=json&filter=mime:image/.*"));
+    assert!(!images.is_empty());
+    assert!(images.iter().all(|l| l["mime"].as_str().unwrap().starts_with("image/")));
+    let revisits = json(&format!("url={host}/&matchType=prefix&output=json&filter==mime:warc/revisit"));
+    assert!(!revisits.is_empty(), "the second capture's images are revisits");
+    let not_html = json(&format!("url={host}/&matchType=prefix&output=json&filter=!mime:text/html"));
+    assert!(not_html.iter().all(|l| l["mime"] != "text/html"));
+    let reverse = json(&format!("url={url}&output=json&sort=reverse"));
+    assert_eq!(reverse[0]["timestamp"], custody::model::timestamp14(&second.started_at));
+    let ts2 = custody::model::timestamp14(&second.started_at);
+    let closest = json(&format!("url={url}&output=json&sort=closest&closest={ts2}&limit=1"));
+    assert_eq!(closest[0]["timestamp"], ts2);
+    let from = json(&format!("url={url}&output=json&from={ts2}"));
+    assert_eq!(from.len(), 1);
+    let to = json(&format!("url={url}&output=json&to={}", custody::model::timestamp14(&first.started_at)));
+    assert_eq!(to.len(), 1);
+    // CDXJ by default: key, timestamp, then the JSON block.
+    let cdxj = lines(&format!("url={url}"));
+    let parts: Vec<&str> = cdxj[0].splitn(3, ' ').collect();
+    assert_eq!(parts[0], exact[0]["urlkey"]);
+    assert!(serde_json::from_str::<Value>(parts[2]).is_ok());
+    assert_eq!(get(s, "/cdx", None).status, 400);
+    assert_eq!(get(s, &format!("/cdx?url={url}&matchType=everything"), None).status, 400);
+    assert_eq!(get(s, &format!("/cdx?url={url}&filter=mime:("), None).status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_api_path_answers() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    std::fs::create_dir(work.path().join("schedules")).unwrap();
+    let c = captured(&work, &format!("http://{addr}{}", site::ARTICLE_PATH));
+    let claim: Value = serde_json::from_slice(&work.ok(&["claim", "add", "Nearly 25 civilians were killed in Bab Alnairab", "--json"])).unwrap();
+    let claim_id = claim["id"].as_str().unwrap().to_string();
+    work.ok(&["claim", "link", &claim_id, c.id.as_str(), "--quote", "nearly 25 civilians were killed in airstrikes"]);
+    let server = serve(&work, &[]);
+    let admin = token(&work, "admin");
+    let doc = get(server.addr, "/api/v1/openapi.json", None).json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let ts = custody::model::timestamp14(&c.started_at);
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 25);
+    for (path, ops) in paths {
+        if ops.get("get").is_none() {
+            continue;
+        }
+        let concrete = path
+            .replace("/api/v1/claims/{id}", &format!("/api/v1/claims/{claim_id}"))
+            .replace("/api/v1/captures/{id}", &format!("/api/v1/captures/{}", c.id))
+            .replace("{timestamp}", &ts)
+            .replace("{url}", &url);
+        let concrete = match concrete.as_str() {
+            "/cdx" | "/api/v1/records" => format!("{concrete}?url={url}"),
+            _ => concrete,
+        };
+        let r = get(server.addr, &concrete, Some(&admin));
+        assert!(
+            matches!(r.status, 200 | 302),
+            "{path} ({concrete}) answered {}: {}",
+            r.status,
+            r.text()
+        );
+    }
+    let page = get(server.addr, &format!("/api/v1/captures?url=http://{addr}/&limit=1"), Some(&admin)).json();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["next_offset"], 1);
+    let none = get(server.addr, "/api/v1/captures?from=2100", Some(&admin)).json();
+    assert!(none["items"].as_array().unwrap().is_empty());
+    assert_eq!(get(server.addr, "/api/v1/captures?from=yesterday", Some(&admin)).status, 400);
+}
+
+/// Flips one byte of a copy of `file` at `at`.
+fn flipped(file: &std::path::Path, at: usize, dir: &std::path::Path) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[at] ^= 0x20;
+    let out = dir.join(format!("flipped-{at}.wacz"));
+    std::fs::write(&out, bytes).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wacz_verifies_offline_and_a_flipped_byte_anywhere_fails_naming_the_part() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let first = captured(&work, &url);
+    let second = captured(&work, &url);
+    let claim: Value = serde_json::from_slice(&work.ok(&["claim", "add", "Nearly 25 civilians were killed in Bab Alnairab", "--json"])).unwrap();
+    let claim_id = claim["id"].as_str().unwrap().to_string();
+    for c in [&first, &second] {
+        work.ok(&["claim", "link", &claim_id, c.id.as_str(), "--quote", "nearly 25 civilians were killed in airstrikes"]);
+    }
+    let pkg = work.path().join("second.wacz");
+    let out = work.run(&["export", second.id.as_str(), "--format", "wacz", "-o", pkg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    let key = stderr_text(&out).rsplit("public key ").next().unwrap().trim().to_string();
+    let v = work.run(&["verify", pkg.to_str().unwrap(), "--package-key", &key, "--json"]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let report: Value = serde_json::from_slice(&v.stdout).unwrap();
+    let items: Vec<String> = report["checks"].as_array().unwrap().iter().map(|c| c["item"].as_str().unwrap().to_string()).collect();
+    for want in ["zip structure", "signature (ECDSA P-256, WACZ anonymous form)", "signing key"] {
+        assert!(items.iter().any(|i| i == want), "{want} not checked: {items:?}");
+    }
+    assert!(items.iter().any(|i| i.contains("inclusion in checkpoint")), "{items:?}");
+    assert!(items.iter().any(|i| i.starts_with("resource custody/claim-")), "the claim travels with the capture: {items:?}");
+
+    // The package stands alone: the revisits' originals are inside.
+    let names = zip_names(&pkg);
+    for want in ["indexes/index.cdx", "pages/pages.jsonl", "datapackage.json", "datapackage-digest.json", "custody/log-key.txt"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
+    assert!(names.iter().any(|n| n.starts_with("custody/proof-")));
+    assert!(names.iter().any(|n| n.starts_with("custody/events-")));
+
+    // One flipped byte, anywhere, fails and says where.
+    let len = std::fs::metadata(&pkg).unwrap().len() as usize;
+    let mut positions: Vec<usize> = (0..48).map(|i| i * len / 48).collect();
+    positions.extend([0, 4, 30, len - 1, len - 22, len - 40, len - 60, len - 120]);
+    for at in positions {
+        let bad = flipped(&pkg, at, work.path());
+        let v = work.run(&["verify", bad.to_str().unwrap(), "--json"]);
+        assert_eq!(v.status.code(), Some(1), "a flip at byte {at} of {len} passed");
+        let report: Value = serde_json::from_slice(&v.stdout).unwrap();
+        let failed: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).collect();
+        assert!(!failed.is_empty() && failed.iter().all(|c| !c["item"].as_str().unwrap().is_empty()), "{report}");
+        std::fs::remove_file(bad).unwrap();
+    }
+    let wrong_key = work.run(&["verify", pkg.to_str().unwrap(), "--package-key", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"]);
+    assert_eq!(wrong_key.status.code(), Some(1), "a package signed by another key fails when a key is pinned");
+
+    // A claim's package holds every capture of its evidence.
+    let claim_pkg = work.path().join("claim.wacz");
+    work.ok(&["claim", "export", &claim_id, "-o", claim_pkg.to_str().unwrap()]);
+    let names = zip_names(&claim_pkg);
+    assert_eq!(names.iter().filter(|n| n.starts_with("archive/")).count(), 2, "{names:?}");
+    assert!(names.contains(&format!("custody/claim-{claim_id}.jsonld")));
+    let v = work.run(&["verify", claim_pkg.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", stderr_text(&v));
+    // The export is in the custody record.
+    let pool = work.index_pool().await;
+    let exports: i64 = sqlx::query_scalar("SELECT count(*) FROM custody_event WHERE event = 'exported' AND detail LIKE '%wacz%'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(exports, 3, "one per capture per package");
+}
+
+/// Member names of a ZIP (from its central directory, by the library's
+/// strict reader).
+pub fn zip_names(path: &std::path::Path) -> Vec<String> {
+    let mut f = std::fs::File::open(path).unwrap();
+    custody::wacz::zip::read_strict(&mut f)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect()
+}
