@@ -2,8 +2,12 @@
 # The whole test suite. On a fresh Debian machine it installs what the tests
 # need; on a warm one it reuses what is cached and starts straight away.
 #
-#   - the field's reference tools (warcio, pywb, PyLD) in a Python virtual
-#     environment cached under ~/.cache/custody-test (CUSTODY_TEST_CACHE);
+#   - the field's reference tools (warcio, pywb, wacz, PyLD, and
+#     cryptography to check WACZ signatures independently) in a Python
+#     virtual environment cached under ~/.cache/custody-test
+#     (CUSTODY_TEST_CACHE), with websocket-client to drive Chromium;
+#   - Debian's chromium (the web UI and replay are checked in a real
+#     browser, headless) and wrk (the replay benchmark's load generator);
 #   - Garage, a real S3 store, built once and started on loopback
 #     (scripts/garage.sh);
 #   - a PostgreSQL server on 127.0.0.1:5432 (the one running, or Debian's,
@@ -20,7 +24,7 @@ cd "$(dirname "$0")/.."
 
 CACHE="${CUSTODY_TEST_CACHE:-$HOME/.cache/custody-test}"
 VENV="$CACHE/venv"
-PY_TOOLS="warcio==1.8.1 pywb==2.10.0 PyLD==3.3.0"
+PY_TOOLS="warcio==1.8.1 pywb==2.10.0 PyLD==3.3.0 wacz==0.6.0 cryptography==47.0.0 websocket-client==1.8.0"
 
 say() { printf '[test.sh] %s\n' "$*" >&2; }
 
@@ -38,6 +42,11 @@ command -v cc >/dev/null || apt_install build-essential
 command -v python3 >/dev/null || apt_install python3 python3-venv
 # The TSA tests run `openssl ts` (and custody checks timestamps with it).
 command -v openssl >/dev/null || apt_install openssl
+# The browser tests drive Chromium; the replay benchmark uses wrk.
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v wrk >/dev/null || missing+=(wrk)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 if [ ! -x "$VENV/bin/wayback" ] || [ "$(cat "$VENV/.custody-tools" 2>/dev/null)" != "$PY_TOOLS" ]; then
     say "creating the reference-tools environment in $VENV"

@@ -342,8 +342,56 @@ pub fn surt(url: &url::Url) -> String {
     out.to_ascii_lowercase()
 }
 
+/// The SURT key pywb (and the Python `surt` package it uses) writes in CDX
+/// lines: like [`surt`], but with IPv4 addresses reversed too, a default
+/// port dropped, and a trailing slash dropped from paths other than `/`.
+/// `/cdx` and WACZ indexes present this form; the index sorts on [`surt`].
+pub fn pywb_urlkey(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    let host = match url.host() {
+        Some(url::Host::Domain(_)) => {
+            let trimmed = host
+                .strip_prefix("www")
+                .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+                .and_then(|r| r.strip_prefix('.'))
+                .unwrap_or(&host);
+            trimmed.split('.').rev().collect::<Vec<_>>().join(",")
+        }
+        Some(url::Host::Ipv4(_)) => host.split('.').rev().collect::<Vec<_>>().join(","),
+        _ => host.clone(),
+    };
+    let mut out = host;
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push(')');
+    let path = url.path();
+    out.push_str(if path.len() > 1 {
+        path.strip_suffix('/').unwrap_or(path)
+    } else {
+        path
+    });
+    if let Some(q) = url.query() {
+        let mut args: Vec<&str> = q.split('&').collect();
+        args.sort_unstable();
+        out.push('?');
+        out.push_str(&args.join("&"));
+    }
+    out.to_ascii_lowercase()
+}
+
 #[cfg(test)]
 mod surt_tests {
+    #[test]
+    fn pywb_urlkeys_reverse_addresses_and_drop_trailing_slashes() {
+        let u = url::Url::parse("http://127.0.0.1:39727/2016/11/aleppo/").unwrap();
+        assert_eq!(super::pywb_urlkey(&u), "1,0,0,127:39727)/2016/11/aleppo");
+        let u = url::Url::parse("https://www2.Example.org/").unwrap();
+        assert_eq!(super::pywb_urlkey(&u), "org,example)/");
+        let u = url::Url::parse("http://example.org:80/News?b=2&a=1").unwrap();
+        assert_eq!(super::pywb_urlkey(&u), "org,example)/news?a=1&b=2");
+    }
+
     #[test]
     fn surt_matches_pywb_form() {
         let u = url::Url::parse("http://www.Example.org:8080/News/Item?b=2&a=1#frag").unwrap();

@@ -685,11 +685,16 @@ impl CdxLine {
         } else {
             r.mime.clone().unwrap_or_else(|| "unk".into())
         };
+        let url = r.target_uri.clone().unwrap_or_default();
+        let urlkey = Url::parse(&url)
+            .map(|u| crate::model::pywb_urlkey(&u))
+            .unwrap_or_default();
         CdxLine(vec![
-            ("urlkey", r.surt.clone().unwrap_or_default()),
+            ("urlkey", urlkey),
             ("timestamp", r.timestamp.clone()),
-            ("url", r.target_uri.clone().unwrap_or_default()),
-            ("mime", mime),
+            ("url", url),
+            ("mime", mime.clone()),
+            ("mime-detected", mime),
             (
                 "status",
                 r.status
@@ -705,6 +710,11 @@ impl CdxLine {
             ("length", r.length.to_string()),
             ("offset", r.offset.to_string()),
             ("filename", filename.to_string()),
+            // pywb's: where the line came from, and its access decision
+            // (a caller who can read /cdx may see every line).
+            ("source", h.warc.key.clone()),
+            ("source-coll", "custody".to_string()),
+            ("access", "allow".to_string()),
         ])
     }
 

@@ -53,7 +53,7 @@ fn layout(title: &str, body: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · custody</title><style>{STYLE}</style></head><body>\
+         <link rel=\"icon\" href=\"data:,\"><title>{t} · custody</title><style>{STYLE}</style></head><body>\
          <header><strong>custody</strong><a href=\"/\">Search</a><a href=\"/ui/schedules\">Schedules</a>\
          <a href=\"/ui/fixity\">Fixity</a><a href=\"/api/v1/openapi.json\">API</a></header>\
          <main><h1>{t}</h1>{body}</main></body></html>",

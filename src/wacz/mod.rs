@@ -271,7 +271,7 @@ fn cdx_line(r: &crate::model::RecordEntry, offset: u64, filename: &str) -> Optio
         return None;
     }
     let url = r.target_uri.as_deref()?;
-    let surt = r.surt.as_deref()?;
+    let surt = crate::model::pywb_urlkey(&url::Url::parse(url).ok()?);
     let mime = if r.warc_type == "revisit" {
         "warc/revisit".to_string()
     } else {

@@ -3,6 +3,8 @@
 //! the `interop` feature, which the README's test command turns on.
 
 mod bench;
+#[cfg(feature = "interop")]
+mod browser;
 mod capture;
 mod cli;
 mod daemon;

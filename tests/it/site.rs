@@ -316,25 +316,6 @@ pub async fn serve_http() -> SocketAddr {
     addr
 }
 
-/// Serves the site over plain HTTP and counts the requests it answers (to
-/// show that replay fetches nothing from the live site).
-pub async fn serve_http_counted() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = router().layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            next.run(req)
-        },
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, hits)
-}
-
 /// A test certificate authority and a server certificate it signed for
 /// `localhost` and 127.0.0.1.
 pub struct TestCa {

@@ -20,7 +20,6 @@ use crate::site;
 pub struct Server {
     _child: KillOnDrop,
     pub addr: SocketAddr,
-    pub log: Arc<Mutex<String>>,
 }
 
 pub fn serve(work: &Workdir, extra: &[&str]) -> Server {
@@ -53,7 +52,6 @@ pub fn serve(work: &Workdir, extra: &[&str]) -> Server {
     Server {
         _child: KillOnDrop(child),
         addr: addr.parse().expect("address"),
-        log,
     }
 }
 
@@ -130,7 +128,11 @@ pub fn request(
         loop {
             let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
             let size = usize::from_str_radix(
-                String::from_utf8_lossy(&rest[..nl]).split(';').next().unwrap().trim(),
+                String::from_utf8_lossy(&rest[..nl])
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .trim(),
                 16,
             )
             .unwrap();
@@ -187,14 +189,24 @@ async fn a_request_without_a_token_gets_401_and_a_reader_cannot_create_a_schedul
     let r = get(addr, "/api/v1/captures", None);
     assert_eq!(r.status, 401, "{}", r.text());
     assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
-    assert!(r.json()["error"].as_str().unwrap().contains("custody token create"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("custody token create"));
     let page = get(addr, "/", None);
     assert_eq!(page.status, 401);
-    assert!(page.text().contains("<form method=\"post\" action=\"/login\""), "the UI asks for a token");
+    assert!(
+        page.text()
+            .contains("<form method=\"post\" action=\"/login\""),
+        "the UI asks for a token"
+    );
     for open in ["/healthz", "/metrics", "/api/v1/openapi.json"] {
         assert_eq!(get(addr, open, None).status, 200, "{open} needs no token");
     }
-    assert_eq!(get(addr, "/api/v1/captures", Some("custody_00000000_nope")).status, 401);
+    assert_eq!(
+        get(addr, "/api/v1/captures", Some("custody_00000000_nope")).status,
+        401
+    );
 
     let reader = token(&work, "reader");
     let archivist = token(&work, "archivist");
@@ -202,19 +214,46 @@ async fn a_request_without_a_token_gets_401_and_a_reader_cannot_create_a_schedul
     assert_eq!(get(addr, "/api/v1/captures", Some(&reader)).status, 200);
 
     let schedule = br#"{"name": "aleppo-news", "cron": "0 */6 * * *", "urls": ["https://aleppo-news.example/"]}"#;
-    let as_reader = request(addr, "POST", "/api/v1/schedules", &[("Authorization", &format!("Bearer {reader}"))], Some(schedule));
+    let as_reader = request(
+        addr,
+        "POST",
+        "/api/v1/schedules",
+        &[("Authorization", &format!("Bearer {reader}"))],
+        Some(schedule),
+    );
     assert_eq!(as_reader.status, 403, "{}", as_reader.text());
-    assert!(as_reader.json()["error"].as_str().unwrap().contains("archivist"));
+    assert!(as_reader.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("archivist"));
     assert!(!work.path().join("schedules/aleppo-news.toml").exists());
 
-    let as_archivist = request(addr, "POST", "/api/v1/schedules", &[("Authorization", &format!("Bearer {archivist}"))], Some(schedule));
+    let as_archivist = request(
+        addr,
+        "POST",
+        "/api/v1/schedules",
+        &[("Authorization", &format!("Bearer {archivist}"))],
+        Some(schedule),
+    );
     assert_eq!(as_archivist.status, 201, "{}", as_archivist.text());
     work.ok(&["schedule", "validate", "schedules"]);
     let listed = get(addr, "/api/v1/schedules", Some(&reader)).json();
     assert_eq!(listed["items"][0]["name"], "aleppo-news");
-    let again = request(addr, "POST", "/api/v1/schedules", &[("Authorization", &format!("Bearer {archivist}"))], Some(schedule));
+    let again = request(
+        addr,
+        "POST",
+        "/api/v1/schedules",
+        &[("Authorization", &format!("Bearer {archivist}"))],
+        Some(schedule),
+    );
     assert_eq!(again.status, 409, "a name is not taken twice");
-    let bad = request(addr, "POST", "/api/v1/schedules", &[("Authorization", &format!("Bearer {archivist}"))], Some(br#"{"name": "x", "cron": "every tuesday", "urls": ["https://a.example/"]}"#));
+    let bad = request(
+        addr,
+        "POST",
+        "/api/v1/schedules",
+        &[("Authorization", &format!("Bearer {archivist}"))],
+        Some(br#"{"name": "x", "cron": "every tuesday", "urls": ["https://a.example/"]}"#),
+    );
     assert_eq!(bad.status, 400, "{}", bad.text());
 
     // Tokens are the admin's.
@@ -233,13 +272,35 @@ async fn a_request_without_a_token_gets_401_and_a_reader_cannot_create_a_schedul
 
     // A cookie reads but never changes anything.
     let cookie = format!("custody_token={archivist}");
-    assert_eq!(request(addr, "GET", "/api/v1/captures", &[("Cookie", &cookie)], None).status, 200);
-    let by_cookie = request(addr, "POST", "/api/v1/schedules", &[("Cookie", &cookie)], Some(schedule));
+    assert_eq!(
+        request(
+            addr,
+            "GET",
+            "/api/v1/captures",
+            &[("Cookie", &cookie)],
+            None
+        )
+        .status,
+        200
+    );
+    let by_cookie = request(
+        addr,
+        "POST",
+        "/api/v1/schedules",
+        &[("Cookie", &cookie)],
+        Some(schedule),
+    );
     assert_eq!(by_cookie.status, 401);
 
     // Revoked tokens stop working.
     let id = reader.split('_').nth(1).unwrap().to_string();
-    let revoke = request(addr, "DELETE", &format!("/api/v1/tokens/{id}"), &[("Authorization", &format!("Bearer {admin}"))], None);
+    let revoke = request(
+        addr,
+        "DELETE",
+        &format!("/api/v1/tokens/{id}"),
+        &[("Authorization", &format!("Bearer {admin}"))],
+        None,
+    );
     assert_eq!(revoke.status, 204, "{}", revoke.text());
     assert_eq!(get(addr, "/api/v1/captures", Some(&reader)).status, 401);
 }
@@ -262,7 +323,8 @@ fn chunked_gzip_response(html: &str) -> (Vec<u8>, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_serves_the_archived_page_rewritten_and_id_serves_the_payload_as_received() {
     let addr = site::serve_http().await;
-    let (raw, gz) = chunked_gzip_response("<html><body><p>nearly 25 civilians were killed</p></body></html>");
+    let (raw, gz) =
+        chunked_gzip_response("<html><body><p>nearly 25 civilians were killed</p></body></html>");
     let gz_addr = site::serve_raw(raw).await;
     let work = Workdir::new("");
     let article_url = format!("http://{addr}{}", site::ARTICLE_PATH);
@@ -291,39 +353,81 @@ async fn replay_serves_the_archived_page_rewritten_and_id_serves_the_payload_as_
     let html = page.text();
     assert!(html.contains("nearly 25 civilians were killed in airstrikes"));
     assert!(html.contains("id=\"custody-banner\""));
-    assert!(html.contains(&first.warc.as_ref().unwrap().sha256.hex()), "the banner names the WARC");
-    assert!(html.contains(&format!("src=\"/replay/{ts1}if_/http://{addr}/wp-content/uploads/2016/11/aleppo-1024x576.jpg\"")), "{html}");
-    assert!(!html.contains(&format!("\"http://{addr}/wp-content")), "no live URL is left in an attribute");
+    assert!(
+        html.contains(&first.warc.as_ref().unwrap().sha256.hex()),
+        "the banner names the WARC"
+    );
+    assert!(
+        html.contains(&format!(
+            "src=\"/replay/{ts1}if_/http://{addr}/wp-content/uploads/2016/11/aleppo-1024x576.jpg\""
+        )),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("\"http://{addr}/wp-content")),
+        "no live URL is left in an attribute"
+    );
     assert!(page.header("memento-datetime").unwrap().ends_with("GMT"));
     let link = page.header("link").unwrap();
-    assert!(link.contains(&format!("<{article_url}>; rel=\"original\"")), "{link}");
+    assert!(
+        link.contains(&format!("<{article_url}>; rel=\"original\"")),
+        "{link}"
+    );
     assert!(link.contains("rel=\"timegate\"") && link.contains("rel=\"timemap\""));
-    assert!(page.header("content-security-policy").unwrap().contains("default-src 'self'"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'self'"));
 
     // A near timestamp redirects to the capture's own.
     let near = get(s, &format!("/replay/2016/{article_url}"), None);
     assert_eq!(near.status, 302);
-    assert_eq!(near.header("location").unwrap(), format!("/replay/{ts1}/{article_url}"));
+    assert_eq!(
+        near.header("location").unwrap(),
+        format!("/replay/{ts1}/{article_url}")
+    );
 
     // Images of the second capture are revisits: they resolve to the
     // original bytes.
     let ts2 = custody::model::timestamp14(&second.started_at);
-    for (path, _, bytes) in site::requisites().into_iter().filter(|(_, m, _)| m.starts_with("image/")) {
+    for (path, _, bytes) in site::requisites()
+        .into_iter()
+        .filter(|(_, m, _)| m.starts_with("image/"))
+    {
         let r = get(s, &format!("/replay/{ts2}if_/http://{addr}{path}"), None);
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(r.body, bytes, "{path}");
     }
     // Range requests on media.
-    let (video, _, bytes) = site::requisites().into_iter().find(|(p, _, _)| p.ends_with(".mp4")).unwrap();
-    let r = request(s, "GET", &format!("/replay/{ts1}id_/http://{addr}{video}"), &[("Range", "bytes=100-199")], None);
+    let (video, _, bytes) = site::requisites()
+        .into_iter()
+        .find(|(p, _, _)| p.ends_with(".mp4"))
+        .unwrap();
+    let r = request(
+        s,
+        "GET",
+        &format!("/replay/{ts1}id_/http://{addr}{video}"),
+        &[("Range", "bytes=100-199")],
+        None,
+    );
     assert_eq!(r.status, 206);
-    assert_eq!(r.header("content-range").unwrap(), format!("bytes 100-199/{}", bytes.len()));
+    assert_eq!(
+        r.header("content-range").unwrap(),
+        format!("bytes 100-199/{}", bytes.len())
+    );
     assert_eq!(r.body, &bytes[100..200]);
 
     // Unknown URLs are a 404 that says where to look.
-    let r = get(s, &format!("/replay/{ts1}/http://{addr}/never-captured"), None);
+    let r = get(
+        s,
+        &format!("/replay/{ts1}/http://{addr}/never-captured"),
+        None,
+    );
     assert_eq!(r.status, 404);
-    assert!(r.json()["error"].as_str().unwrap().contains("/timemap/link/"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("/timemap/link/"));
 
     // Every access to evidence is a custody event.
     drop(server);
@@ -360,7 +464,10 @@ async fn the_timemap_lists_every_capture_and_the_timegate_picks_the_nearest() {
     let text = tm.text();
     for c in &captures {
         let ts = custody::model::timestamp14(&c.started_at);
-        assert!(text.contains(&format!("/replay/{ts}/{url}>")), "{ts} missing:\n{text}");
+        assert!(
+            text.contains(&format!("/replay/{ts}/{url}>")),
+            "{ts} missing:\n{text}"
+        );
     }
     assert_eq!(text.matches("memento\"; datetime=").count(), 3, "{text}");
     assert!(text.contains("rel=\"first memento\"") && text.contains("rel=\"last memento\""));
@@ -369,7 +476,16 @@ async fn the_timemap_lists_every_capture_and_the_timegate_picks_the_nearest() {
     assert_eq!(json["original_uri"], url);
 
     let gate = |accept: &str| {
-        let r = request(s, "GET", &format!("/timegate/{url}"), &[("Accept-Datetime", accept), ("Authorization", &format!("Bearer {reader}"))], None);
+        let r = request(
+            s,
+            "GET",
+            &format!("/timegate/{url}"),
+            &[
+                ("Accept-Datetime", accept),
+                ("Authorization", &format!("Bearer {reader}")),
+            ],
+            None,
+        );
         assert_eq!(r.status, 302, "{}", r.text());
         assert_eq!(r.header("vary"), Some("accept-datetime"));
         r.header("location").unwrap().to_string()
@@ -378,7 +494,16 @@ async fn the_timemap_lists_every_capture_and_the_timegate_picks_the_nearest() {
     let last = custody::model::timestamp14(&captures[2].started_at);
     assert!(gate("Tue, 29 Nov 2016 10:04:00 GMT").contains(&format!("/replay/{first}/")));
     assert!(gate("Fri, 01 Jan 2100 00:00:00 GMT").contains(&format!("/replay/{last}/")));
-    let bad = request(s, "GET", &format!("/timegate/{url}"), &[("Accept-Datetime", "yesterday"), ("Authorization", &format!("Bearer {reader}"))], None);
+    let bad = request(
+        s,
+        "GET",
+        &format!("/timegate/{url}"),
+        &[
+            ("Accept-Datetime", "yesterday"),
+            ("Authorization", &format!("Bearer {reader}")),
+        ],
+        None,
+    );
     assert_eq!(bad.status, 400);
 }
 
@@ -398,38 +523,88 @@ async fn cdx_answers_the_pywb_query_parameters() {
         r.text().lines().map(str::to_string).collect()
     };
     let json = |q: &str| -> Vec<Value> {
-        lines(q).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+        lines(q)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
     let host = addr.to_string();
     let exact = json(&format!("url={url}&output=json"));
     assert_eq!(exact.len(), 2);
-    let keys: Vec<&str> = exact[0].as_object().unwrap().keys().map(String::as_str).collect();
-    for k in ["urlkey", "timestamp", "url", "mime", "status", "digest", "length", "offset", "filename"] {
+    let keys: Vec<&str> = exact[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for k in [
+        "urlkey",
+        "timestamp",
+        "url",
+        "mime",
+        "status",
+        "digest",
+        "length",
+        "offset",
+        "filename",
+    ] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
-    assert_eq!(exact[0]["timestamp"], custody::model::timestamp14(&first.started_at));
+    assert_eq!(
+        exact[0]["timestamp"],
+        custody::model::timestamp14(&first.started_at)
+    );
     assert_eq!(exact[0]["status"], "200");
 
     let all = json(&format!("url={host}/&matchType=prefix&output=json"));
     assert!(all.len() > 10, "{}", all.len());
-    assert_eq!(json(&format!("url={host}/*&output=json")).len(), all.len(), "url=.../* means prefix");
-    assert_eq!(json(&format!("url={host}/&matchType=host&output=json")).len(), all.len());
-    assert_eq!(json(&format!("url={host}/&matchType=prefix&output=json&limit=3")).len(), 3);
-    let images = json(&format!("url={host}/&matchType=prefix&output=json&filter=mime:image/.*"));
+    assert_eq!(
+        json(&format!("url={host}/*&output=json")).len(),
+        all.len(),
+        "url=.../* means prefix"
+    );
+    assert_eq!(
+        json(&format!("url={host}/&matchType=host&output=json")).len(),
+        all.len()
+    );
+    assert_eq!(
+        json(&format!("url={host}/&matchType=prefix&output=json&limit=3")).len(),
+        3
+    );
+    let images = json(&format!(
+        "url={host}/&matchType=prefix&output=json&filter=mime:image/.*"
+    ));
     assert!(!images.is_empty());
-    assert!(images.iter().all(|l| l["mime"].as_str().unwrap().starts_with("image/")));
-    let revisits = json(&format!("url={host}/&matchType=prefix&output=json&filter==mime:warc/revisit"));
-    assert!(!revisits.is_empty(), "the second capture's images are revisits");
-    let not_html = json(&format!("url={host}/&matchType=prefix&output=json&filter=!mime:text/html"));
+    assert!(images
+        .iter()
+        .all(|l| l["mime"].as_str().unwrap().starts_with("image/")));
+    let revisits = json(&format!(
+        "url={host}/&matchType=prefix&output=json&filter==mime:warc/revisit"
+    ));
+    assert!(
+        !revisits.is_empty(),
+        "the second capture's images are revisits"
+    );
+    let not_html = json(&format!(
+        "url={host}/&matchType=prefix&output=json&filter=!mime:text/html"
+    ));
     assert!(not_html.iter().all(|l| l["mime"] != "text/html"));
     let reverse = json(&format!("url={url}&output=json&sort=reverse"));
-    assert_eq!(reverse[0]["timestamp"], custody::model::timestamp14(&second.started_at));
+    assert_eq!(
+        reverse[0]["timestamp"],
+        custody::model::timestamp14(&second.started_at)
+    );
     let ts2 = custody::model::timestamp14(&second.started_at);
-    let closest = json(&format!("url={url}&output=json&sort=closest&closest={ts2}&limit=1"));
+    let closest = json(&format!(
+        "url={url}&output=json&sort=closest&closest={ts2}&limit=1"
+    ));
     assert_eq!(closest[0]["timestamp"], ts2);
     let from = json(&format!("url={url}&output=json&from={ts2}"));
     assert_eq!(from.len(), 1);
-    let to = json(&format!("url={url}&output=json&to={}", custody::model::timestamp14(&first.started_at)));
+    let to = json(&format!(
+        "url={url}&output=json&to={}",
+        custody::model::timestamp14(&first.started_at)
+    ));
     assert_eq!(to.len(), 1);
     // CDXJ by default: key, timestamp, then the JSON block.
     let cdxj = lines(&format!("url={url}"));
@@ -437,8 +612,14 @@ async fn cdx_answers_the_pywb_query_parameters() {
     assert_eq!(parts[0], exact[0]["urlkey"]);
     assert!(serde_json::from_str::<Value>(parts[2]).is_ok());
     assert_eq!(get(s, "/cdx", None).status, 400);
-    assert_eq!(get(s, &format!("/cdx?url={url}&matchType=everything"), None).status, 400);
-    assert_eq!(get(s, &format!("/cdx?url={url}&filter=mime:("), None).status, 400);
+    assert_eq!(
+        get(s, &format!("/cdx?url={url}&matchType=everything"), None).status,
+        400
+    );
+    assert_eq!(
+        get(s, &format!("/cdx?url={url}&filter=mime:("), None).status,
+        400
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -447,9 +628,22 @@ async fn every_documented_api_path_answers() {
     let work = Workdir::new("");
     std::fs::create_dir(work.path().join("schedules")).unwrap();
     let c = captured(&work, &format!("http://{addr}{}", site::ARTICLE_PATH));
-    let claim: Value = serde_json::from_slice(&work.ok(&["claim", "add", "Nearly 25 civilians were killed in Bab Alnairab", "--json"])).unwrap();
+    let claim: Value = serde_json::from_slice(&work.ok(&[
+        "claim",
+        "add",
+        "Nearly 25 civilians were killed in Bab Alnairab",
+        "--json",
+    ]))
+    .unwrap();
     let claim_id = claim["id"].as_str().unwrap().to_string();
-    work.ok(&["claim", "link", &claim_id, c.id.as_str(), "--quote", "nearly 25 civilians were killed in airstrikes"]);
+    work.ok(&[
+        "claim",
+        "link",
+        &claim_id,
+        c.id.as_str(),
+        "--quote",
+        "nearly 25 civilians were killed in airstrikes",
+    ]);
     let server = serve(&work, &[]);
     let admin = token(&work, "admin");
     let doc = get(server.addr, "/api/v1/openapi.json", None).json();
@@ -464,7 +658,10 @@ async fn every_documented_api_path_answers() {
         }
         let concrete = path
             .replace("/api/v1/claims/{id}", &format!("/api/v1/claims/{claim_id}"))
-            .replace("/api/v1/captures/{id}", &format!("/api/v1/captures/{}", c.id))
+            .replace(
+                "/api/v1/captures/{id}",
+                &format!("/api/v1/captures/{}", c.id),
+            )
             .replace("{timestamp}", &ts)
             .replace("{url}", &url);
         let concrete = match concrete.as_str() {
@@ -479,12 +676,20 @@ async fn every_documented_api_path_answers() {
             r.text()
         );
     }
-    let page = get(server.addr, &format!("/api/v1/captures?url=http://{addr}/&limit=1"), Some(&admin)).json();
+    let page = get(
+        server.addr,
+        &format!("/api/v1/captures?url=http://{addr}/&limit=1"),
+        Some(&admin),
+    )
+    .json();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["next_offset"], 1);
     let none = get(server.addr, "/api/v1/captures?from=2100", Some(&admin)).json();
     assert!(none["items"].as_array().unwrap().is_empty());
-    assert_eq!(get(server.addr, "/api/v1/captures?from=yesterday", Some(&admin)).status, 400);
+    assert_eq!(
+        get(server.addr, "/api/v1/captures?from=yesterday", Some(&admin)).status,
+        400
+    );
 }
 
 /// Flips one byte of a copy of `file` at `at`.
@@ -503,28 +708,85 @@ async fn a_wacz_verifies_offline_and_a_flipped_byte_anywhere_fails_naming_the_pa
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     let first = captured(&work, &url);
     let second = captured(&work, &url);
-    let claim: Value = serde_json::from_slice(&work.ok(&["claim", "add", "Nearly 25 civilians were killed in Bab Alnairab", "--json"])).unwrap();
+    let claim: Value = serde_json::from_slice(&work.ok(&[
+        "claim",
+        "add",
+        "Nearly 25 civilians were killed in Bab Alnairab",
+        "--json",
+    ]))
+    .unwrap();
     let claim_id = claim["id"].as_str().unwrap().to_string();
     for c in [&first, &second] {
-        work.ok(&["claim", "link", &claim_id, c.id.as_str(), "--quote", "nearly 25 civilians were killed in airstrikes"]);
+        work.ok(&[
+            "claim",
+            "link",
+            &claim_id,
+            c.id.as_str(),
+            "--quote",
+            "nearly 25 civilians were killed in airstrikes",
+        ]);
     }
     let pkg = work.path().join("second.wacz");
-    let out = work.run(&["export", second.id.as_str(), "--format", "wacz", "-o", pkg.to_str().unwrap()]);
+    let out = work.run(&[
+        "export",
+        second.id.as_str(),
+        "--format",
+        "wacz",
+        "-o",
+        pkg.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr_text(&out));
-    let key = stderr_text(&out).rsplit("public key ").next().unwrap().trim().to_string();
-    let v = work.run(&["verify", pkg.to_str().unwrap(), "--package-key", &key, "--json"]);
+    let key = stderr_text(&out)
+        .rsplit("public key ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let v = work.run(&[
+        "verify",
+        pkg.to_str().unwrap(),
+        "--package-key",
+        &key,
+        "--json",
+    ]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
     let report: Value = serde_json::from_slice(&v.stdout).unwrap();
-    let items: Vec<String> = report["checks"].as_array().unwrap().iter().map(|c| c["item"].as_str().unwrap().to_string()).collect();
-    for want in ["zip structure", "signature (ECDSA P-256, WACZ anonymous form)", "signing key"] {
-        assert!(items.iter().any(|i| i == want), "{want} not checked: {items:?}");
+    let items: Vec<String> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["item"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "zip structure",
+        "signature (ECDSA P-256, WACZ anonymous form)",
+        "signing key",
+    ] {
+        assert!(
+            items.iter().any(|i| i == want),
+            "{want} not checked: {items:?}"
+        );
     }
-    assert!(items.iter().any(|i| i.contains("inclusion in checkpoint")), "{items:?}");
-    assert!(items.iter().any(|i| i.starts_with("resource custody/claim-")), "the claim travels with the capture: {items:?}");
+    assert!(
+        items.iter().any(|i| i.contains("inclusion in checkpoint")),
+        "{items:?}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i.starts_with("resource custody/claim-")),
+        "the claim travels with the capture: {items:?}"
+    );
 
     // The package stands alone: the revisits' originals are inside.
     let names = zip_names(&pkg);
-    for want in ["indexes/index.cdx", "pages/pages.jsonl", "datapackage.json", "datapackage-digest.json", "custody/log-key.txt"] {
+    for want in [
+        "indexes/index.cdx",
+        "pages/pages.jsonl",
+        "datapackage.json",
+        "datapackage-digest.json",
+        "custody/log-key.txt",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
     }
     assert!(names.iter().any(|n| n.starts_with("custody/proof-")));
@@ -537,29 +799,65 @@ async fn a_wacz_verifies_offline_and_a_flipped_byte_anywhere_fails_naming_the_pa
     for at in positions {
         let bad = flipped(&pkg, at, work.path());
         let v = work.run(&["verify", bad.to_str().unwrap(), "--json"]);
-        assert_eq!(v.status.code(), Some(1), "a flip at byte {at} of {len} passed");
+        assert_eq!(
+            v.status.code(),
+            Some(1),
+            "a flip at byte {at} of {len} passed"
+        );
         let report: Value = serde_json::from_slice(&v.stdout).unwrap();
-        let failed: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).collect();
-        assert!(!failed.is_empty() && failed.iter().all(|c| !c["item"].as_str().unwrap().is_empty()), "{report}");
+        let failed: Vec<&Value> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["ok"] == false)
+            .collect();
+        assert!(
+            !failed.is_empty()
+                && failed
+                    .iter()
+                    .all(|c| !c["item"].as_str().unwrap().is_empty()),
+            "{report}"
+        );
         std::fs::remove_file(bad).unwrap();
     }
-    let wrong_key = work.run(&["verify", pkg.to_str().unwrap(), "--package-key", "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"]);
-    assert_eq!(wrong_key.status.code(), Some(1), "a package signed by another key fails when a key is pinned");
+    let wrong_key = work.run(&[
+        "verify",
+        pkg.to_str().unwrap(),
+        "--package-key",
+        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
+    ]);
+    assert_eq!(
+        wrong_key.status.code(),
+        Some(1),
+        "a package signed by another key fails when a key is pinned"
+    );
 
     // A claim's package holds every capture of its evidence.
     let claim_pkg = work.path().join("claim.wacz");
-    work.ok(&["claim", "export", &claim_id, "-o", claim_pkg.to_str().unwrap()]);
+    work.ok(&[
+        "claim",
+        "export",
+        &claim_id,
+        "-o",
+        claim_pkg.to_str().unwrap(),
+    ]);
     let names = zip_names(&claim_pkg);
-    assert_eq!(names.iter().filter(|n| n.starts_with("archive/")).count(), 2, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("archive/")).count(),
+        2,
+        "{names:?}"
+    );
     assert!(names.contains(&format!("custody/claim-{claim_id}.jsonld")));
     let v = work.run(&["verify", claim_pkg.to_str().unwrap()]);
     assert!(v.status.success(), "{}", stderr_text(&v));
     // The export is in the custody record.
     let pool = work.index_pool().await;
-    let exports: i64 = sqlx::query_scalar("SELECT count(*) FROM custody_event WHERE event = 'exported' AND detail LIKE '%wacz%'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let exports: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM custody_event WHERE event = 'exported' AND detail LIKE '%wacz%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(exports, 3, "one per capture per package");
 }
 

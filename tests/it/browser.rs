@@ -1,0 +1,216 @@
+//! The web UI and replay in a real browser: Debian's Chromium, headless,
+//! driven over the DevTools protocol by `tests/browser/cdp.py` (installed
+//! by scripts/test.sh). The live site counts its requests, so "the replay
+//! shows the archived image, not the live one" is checked from both ends.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::http::header;
+use axum::routing::get;
+use axum::Router;
+use serde_json::Value;
+
+use crate::cli::{stderr_text, Workdir};
+use crate::site;
+use crate::web::{serve, token};
+
+/// A small real PNG (solid colour), so the browser has something to decode.
+fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    use std::io::Write;
+    let mut raw = Vec::new();
+    for _ in 0..height {
+        raw.push(0);
+        for _ in 0..width {
+            raw.extend_from_slice(&rgb);
+        }
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&raw).unwrap();
+    let idat = z.finish().unwrap();
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        c.extend_from_slice(&crc32fast::hash(&[kind, data].concat()).to_be_bytes());
+        c
+    };
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    [
+        &b"\x89PNG\r\n\x1a\n"[..],
+        &chunk(b"IHDR", &ihdr),
+        &chunk(b"IDAT", &idat),
+        &chunk(b"IEND", &[]),
+    ]
+    .concat()
+}
+
+/// The article with decodable images, counting every request it answers.
+async fn serve_live_site() -> (SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let mut app = Router::new().route(
+        site::ARTICLE_PATH,
+        get(|| async {
+            (
+                [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                site::article_html(),
+            )
+        }),
+    );
+    for (n, (path_query, mime, body)) in site::requisites().into_iter().enumerate() {
+        let path = path_query.split('?').next().unwrap_or(path_query);
+        let body = if mime.starts_with("image/") {
+            png(64 + n as u32, 48, [180, 30, 30])
+        } else {
+            body
+        };
+        app = app.route(
+            path,
+            get(move || async move { ([(header::CONTENT_TYPE, mime)], body) }),
+        );
+    }
+    let counter = hits.clone();
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            next.run(req)
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, hits)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlights_the_passage() {
+    let (live, hits) = serve_live_site().await;
+    let work = Workdir::new("");
+    let url = format!("http://{live}{}", site::ARTICLE_PATH);
+    let (capture, out) = work.capture(&url);
+    assert_eq!(
+        capture.status,
+        custody::model::CaptureStatus::Ok,
+        "{}",
+        stderr_text(&out)
+    );
+    let claim: Value = serde_json::from_slice(&work.ok(&[
+        "claim",
+        "add",
+        "Nearly 25 civilians were killed in Bab Alnairab",
+        "--json",
+    ]))
+    .unwrap();
+    let claim_id = claim["id"].as_str().unwrap().to_string();
+    let quote = "nearly 25 civilians were killed in airstrikes";
+    work.ok(&[
+        "claim",
+        "link",
+        &claim_id,
+        capture.id.as_str(),
+        "--quote",
+        quote,
+    ]);
+    let server = serve(&work, &[]);
+    let reader = token(&work, "reader");
+    let live_hits = hits.load(Ordering::SeqCst);
+
+    let ts = custody::model::timestamp14(&capture.started_at);
+    let search_page = format!(
+        "/ui/search?q={}",
+        url::form_urlencoded::byte_serialize(live.to_string().as_bytes()).collect::<String>()
+    );
+    // Chromium signs in through the login form; the cookie then reads.
+    let pages = [
+        "/".to_string(),
+        search_page,
+        format!("/ui/captures/{}", capture.id),
+        format!("/ui/claims/{claim_id}"),
+        format!("/ui/timeline?url={url}"),
+        "/ui/schedules".to_string(),
+        "/ui/fixity".to_string(),
+        format!("/replay/{ts}/{url}"),
+    ];
+    let reports = browse_signed_in(server.addr, &reader, &pages);
+    let base = format!("http://{}/", server.addr);
+    for r in &reports {
+        let page = r["url"].as_str().unwrap();
+        for req in r["requests"].as_array().unwrap() {
+            let req = req.as_str().unwrap();
+            assert!(
+                req.starts_with(&base) || req.starts_with("data:"),
+                "{page} loaded {req} from outside the server"
+            );
+        }
+        if page.contains("/ui/") || page.ends_with('/') && !page.contains("/replay/") {
+            assert_eq!(r["console_errors"], serde_json::json!([]), "{page}");
+        }
+    }
+    let by_path = |p: &str| {
+        reports
+            .iter()
+            .find(|r| r["url"].as_str().unwrap().ends_with(p))
+            .unwrap_or_else(|| panic!("no report for {p}"))
+    };
+    // Search finds the capture.
+    let search = &reports[1];
+    assert!(
+        search["text"].as_str().unwrap().contains(&url),
+        "search did not find the capture: {}",
+        search["text"]
+    );
+    // The claim page highlights the quoted passage in the archived text.
+    let claim_page = by_path(&format!("/ui/claims/{claim_id}"));
+    assert_eq!(
+        claim_page["marks"],
+        serde_json::json!([quote]),
+        "{claim_page}"
+    );
+    // The replayed article shows its archived images.
+    let replay = by_path(&format!("/replay/{ts}/{url}"));
+    assert!(replay["text"].as_str().unwrap().contains("Archived copy"));
+    let images = replay["images"].as_array().unwrap();
+    assert!(!images.is_empty());
+    for img in images {
+        let src = img["src"].as_str().unwrap();
+        assert!(src.starts_with(&format!("{base}replay/{ts}if_/")), "{src}");
+        // 0 when it did not decode (srcset scaling makes it not exactly 64+).
+        assert!(
+            img["naturalWidth"].as_u64().unwrap() > 0,
+            "{img} did not decode"
+        );
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        live_hits,
+        "the browser fetched from the live site during replay"
+    );
+}
+
+/// Signs in through the UI's login form (the token kept in its cookie),
+/// then loads `paths`; one report per page.
+fn browse_signed_in(server: SocketAddr, token: &str, paths: &[String]) -> Vec<Value> {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+        .expect("chromium not found: run the tests with scripts/test.sh, which installs it");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/cdp.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(chromium)
+        .args(["--login", &format!("http://{server}"), token])
+        .args(paths.iter().map(|p| format!("http://{server}{p}")))
+        .output()
+        .expect("run cdp.py");
+    assert!(out.status.success(), "cdp.py failed: {}", stderr_text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
