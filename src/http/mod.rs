@@ -12,6 +12,7 @@
 //! concurrent requests share transactions.
 
 mod api;
+mod cache;
 mod openapi;
 mod replay;
 pub mod rewrite;
@@ -51,6 +52,7 @@ struct Inner {
     pipeline: Arc<Pipeline>,
     settings: ServeSettings,
     access: AccessLog,
+    cache: cache::ReplayCache,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
                     pipeline,
                     settings,
                     access: AccessLog(tx),
+                    cache: cache::ReplayCache::default(),
                 }),
             },
             writer,

@@ -175,11 +175,19 @@ async fn replay(
         })?)
     };
     let url = target_url(&uri, &format!("/replay/{stamp}/"))?;
-    let hit = lookup(&state, &url, at).await?.ok_or_else(|| {
-        AppError::not_found(format!(
-            "{url} is not in the archive; its captures are listed at /timemap/link/{url}"
-        ))
-    })?;
+    let cache = &state.inner.cache;
+    let hit = match cache.lookup(&url, ts) {
+        Some(hit) => hit,
+        None => {
+            let hit = lookup(&state, &url, at).await?.ok_or_else(|| {
+                AppError::not_found(format!(
+                    "{url} is not in the archive; its captures are listed at /timemap/link/{url}"
+                ))
+            })?;
+            cache.remember_lookup(&url, ts, &hit);
+            hit
+        }
+    };
     let found_ts = hit.record.timestamp.clone();
     if mode == Mode::Page && ts != found_ts {
         // The canonical memento URI carries the capture's own time.
@@ -190,7 +198,7 @@ async fn replay(
         set(&mut resp, header::VARY, "accept-datetime");
         return Ok(resp);
     }
-    let (head, payload) = state.pipeline().read_resolved(&hit).await?;
+    let (head, payload) = read_payload(&state, &hit).await?;
     state
         .accessed(
             &caller,
@@ -219,16 +227,16 @@ async fn replay(
 
     let mut resp = if rewriting {
         let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, AppError> {
-            let mut payload = payload;
-            payload
-                .seek(SeekFrom::Start(0))
-                .map_err(|e| AppError::internal(&e))?;
+            let reader: Box<dyn Read> = match payload {
+                Payload::Memory(bytes) => Box::new(std::io::Cursor::new(bytes)),
+                Payload::File(mut f) => {
+                    f.seek(SeekFrom::Start(0))
+                        .map_err(|e| AppError::internal(&e))?;
+                    Box::new(std::io::BufReader::new(f))
+                }
+            };
             let mut body = Vec::new();
-            decode_body(
-                std::io::BufReader::new(payload.take(MAX_REWRITE * 4)),
-                encoding.as_deref(),
-                &mut body,
-            )?;
+            decode_body(reader.take(MAX_REWRITE * 4), encoding.as_deref(), &mut body)?;
             Ok(body)
         })
         .await
@@ -252,7 +260,10 @@ async fn replay(
         );
         resp
     } else {
-        let mut resp = serve_file(payload, &headers)?;
+        let mut resp = match payload {
+            Payload::Memory(bytes) => serve_bytes(bytes, &headers),
+            Payload::File(f) => serve_file(f, &headers)?,
+        };
         if let Some(enc) = &encoding {
             set(&mut resp, header::CONTENT_ENCODING, enc);
         }
@@ -299,6 +310,81 @@ async fn replay(
     set(&mut resp, "x-custody-capture", hit.capture_id.as_str());
     set(&mut resp, "x-custody-record", &hit.record.record_id);
     Ok(resp)
+}
+
+/// A payload to serve: small ones in memory (and in the cache), large
+/// ones in their spool file.
+enum Payload {
+    Memory(Bytes),
+    File(std::fs::File),
+}
+
+/// The record's head and payload, from the cache (re-hashed against the
+/// record's payload digest) or from the store (digests checked on read).
+async fn read_payload(
+    state: &AppState,
+    hit: &Hit,
+) -> Result<(Option<crate::warc::ResponseHead>, Payload), AppError> {
+    let cache = &state.inner.cache;
+    let id = &hit.record.record_id;
+    if let Some(cached) = cache.record(id) {
+        if hit.record.payload_digest == Some(crate::model::Sha256::of(&cached.payload)) {
+            return Ok((cached.head.clone(), Payload::Memory(cached.payload.clone())));
+        }
+        tracing::error!(record = %id, "a cached payload no longer matches its digest; reading the store");
+        cache.forget_record(id);
+    }
+    let (head, mut file) = state.pipeline().read_resolved(hit).await?;
+    let len = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| AppError::internal(&e))?;
+    if len > super::cache::MAX_RECORD || hit.record.payload_digest.is_none() {
+        return Ok((head, Payload::File(file)));
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| AppError::internal(&e))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    file.read_to_end(&mut buf)
+        .map_err(|e| AppError::internal(&e))?;
+    let payload = Bytes::from(buf);
+    cache.remember_record(
+        id,
+        std::sync::Arc::new(super::cache::CachedRecord {
+            head: head.clone(),
+            payload: payload.clone(),
+        }),
+    );
+    Ok((head, Payload::Memory(payload)))
+}
+
+/// Serves bytes in memory, honouring one `Range: bytes=` range.
+fn serve_bytes(bytes: Bytes, req: &HeaderMap) -> Response {
+    let len = bytes.len() as u64;
+    let range = req
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_range(v, len));
+    let mut resp = match range {
+        Some(Err(())) => {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            set(&mut resp, header::CONTENT_RANGE, &format!("bytes */{len}"));
+            return resp;
+        }
+        Some(Ok((start, end))) => {
+            let mut resp = Response::new(Body::from(bytes.slice(start as usize..end as usize)));
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            set(
+                &mut resp,
+                header::CONTENT_RANGE,
+                &format!("bytes {start}-{}/{len}", end - 1),
+            );
+            resp
+        }
+        None => Response::new(Body::from(bytes)),
+    };
+    set(&mut resp, header::ACCEPT_RANGES, "bytes");
+    resp
 }
 
 /// `Memento-Datetime` and the `Link` header (original, timegate, timemap).

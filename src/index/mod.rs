@@ -377,8 +377,6 @@ pub(crate) mod shared_sql {
         (id, secret_sha256, role, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)";
     pub const TOKEN_REVOKE: &str =
         "UPDATE api_token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
-    pub const EVENT_INSERT: &str = "INSERT INTO custody_event \
-        (object_kind, object_id, event, actor, at, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)";
 
     /// The WHERE/ORDER/LIMIT tail of a capture page query and its text
     /// binds, in order.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use custody::index::{Index, IndexError};
 use custody::model::{Capture, CaptureId, CaptureStatus, RecordEntry, Resource, Sha256, WarcRef};
-use custody::model::{NewRun, RunFinish, RunState};
+use custody::model::{CustodyEvent, NewRun, RunFinish, RunState};
 
 const ARTICLE: &str = "https://aleppo-news.example/2016/11/29/regime-airstrikes/";
 
@@ -311,6 +311,190 @@ pub async fn conformance(index: Arc<dyn Index>) {
     assert_eq!(events.len(), 3);
     assert_eq!(events[0], check("missing", "2016-12-05T00:00:00Z"));
     assert_eq!(index.log_size().await.unwrap(), size + 3);
+
+    investigator_reads(index.as_ref(), &first, &second).await;
+}
+
+/// Pages of captures and records, access events in batches, API tokens.
+async fn investigator_reads(index: &dyn Index, first: &Capture, second: &Capture) {
+    use custody::index::{CaptureQuery, RecordQuery};
+    let page = |q: CaptureQuery| async move {
+        index
+            .capture_page(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+    };
+    let all = page(CaptureQuery {
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(all[0], first.id, "oldest first");
+    let newest = page(CaptureQuery {
+        newest_first: true,
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(newest.len(), all.len());
+    assert_eq!(newest.first(), all.last());
+    let prefixed = page(CaptureQuery {
+        url_prefix: Some("https://aleppo-news.example/2016/".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert!(prefixed.contains(&first.id) && prefixed.contains(&second.id));
+    assert!(page(CaptureQuery {
+        url_prefix: Some("https://other.example/".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    let december = page(CaptureQuery {
+        from: Some(at("2016-12-01T00:00:00Z")),
+        to: Some(at("2016-12-01T23:59:59Z")),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(december, vec![second.id.clone()]);
+    let second_page = page(CaptureQuery {
+        limit: 1,
+        offset: 1,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(second_page, vec![all[1].clone()]);
+
+    let key = "example,aleppo-news)/2016/11/29/regime-airstrikes/";
+    let find = |q: RecordQuery| async move { index.find_records(&q).await.unwrap() };
+    let exact = find(RecordQuery {
+        surt: Some(key.into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert!(exact.len() >= 2);
+    assert!(exact
+        .iter()
+        .all(|h| matches!(h.record.warc_type.as_str(), "response" | "revisit")));
+    assert!(exact
+        .windows(2)
+        .all(|w| w[0].record.timestamp <= w[1].record.timestamp));
+    let reversed = find(RecordQuery {
+        surt: Some(key.into()),
+        reverse: true,
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        reversed.first().map(|h| &h.record),
+        exact.last().map(|h| &h.record)
+    );
+    let prefix = find(RecordQuery {
+        surt_prefix: Some("example,aleppo-news)/".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(prefix.len(), exact.len());
+    assert!(find(RecordQuery {
+        surt_prefix: Some("example,aleppo-news,)".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    let ts = custody::model::timestamp14(&second.started_at);
+    let from = find(RecordQuery {
+        surt: Some(key.into()),
+        from: Some(ts.clone()),
+        to: Some(ts.clone()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(from.len(), 1);
+    assert_eq!(from[0].capture_id, second.id);
+    assert_eq!(
+        find(RecordQuery {
+            surt: Some(key.into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
+
+    let size = index.log_size().await.unwrap();
+    let access = |n: u32| CustodyEvent {
+        object_kind: "capture".into(),
+        object_id: first.id.to_string(),
+        event: "accessed".into(),
+        actor: Some("token:1a2b3c4d".into()),
+        at: at("2016-12-06T00:00:00Z") + Duration::seconds(n as i64),
+        outcome: "ok".into(),
+        detail: serde_json::json!({"via": "replay", "n": n}),
+    };
+    index
+        .add_events(&[access(1), access(2), access(3)])
+        .await
+        .unwrap();
+    index.add_events(&[]).await.unwrap();
+    assert_eq!(
+        index.log_size().await.unwrap(),
+        size + 3,
+        "one leaf per access"
+    );
+    let recorded = index.events("capture", first.id.as_str()).await.unwrap();
+    assert_eq!(recorded.iter().filter(|e| e.event == "accessed").count(), 3);
+
+    let token = custody::model::ApiToken {
+        id: "1a2b3c4d".into(),
+        secret_sha256: Some(Sha256::of(b"custody_1a2b3c4d_secret")),
+        role: custody::model::Role::Reader,
+        label: Some("UN mechanism".into()),
+        created_at: at("2016-12-06T00:00:00Z"),
+        revoked_at: None,
+    };
+    index.put_token(&token).await.unwrap();
+    assert!(index.put_token(&token).await.is_err(), "ids are unique");
+    assert_eq!(
+        index
+            .token_by_secret(&Sha256::of(b"custody_1a2b3c4d_secret"))
+            .await
+            .unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(
+        index.token_by_secret(&Sha256::of(b"other")).await.unwrap(),
+        None
+    );
+    assert_eq!(index.tokens().await.unwrap(), vec![token.clone()]);
+    assert!(index
+        .revoke_token("1a2b3c4d", at("2016-12-07T00:00:00Z"))
+        .await
+        .unwrap());
+    assert!(
+        !index
+            .revoke_token("1a2b3c4d", at("2016-12-08T00:00:00Z"))
+            .await
+            .unwrap(),
+        "once"
+    );
+    let revoked = index
+        .token_by_secret(&Sha256::of(b"custody_1a2b3c4d_secret"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.revoked_at, Some(at("2016-12-07T00:00:00Z")));
 }
 
 #[tokio::test]

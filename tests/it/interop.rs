@@ -418,3 +418,84 @@ async fn our_cdx_json_lines_carry_the_fields_pywb_writes() {
         assert_eq!(ours[k], theirs[k], "{k}: ours {ours}, pywb {theirs}");
     }
 }
+
+/// wrk's requests per second and 99th-percentile latency (ms).
+fn wrk(url: &str) -> (f64, f64) {
+    let out = tool("wrk")
+        .args(["-t2", "-c32", "-d10s", "--latency", url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk: {text}");
+    assert!(
+        !text.contains("Non-2xx"),
+        "{url} answered errors under load:\n{text}"
+    );
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in:\n{text}"));
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| {
+            let v = v.trim();
+            let (n, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+            let n: f64 = n.parse().unwrap_or(f64::NAN);
+            match unit {
+                "us" => n / 1000.0,
+                "s" => n * 1000.0,
+                _ => n,
+            }
+        })
+        .unwrap_or(f64::NAN);
+    (rps, p99)
+}
+
+/// Replay throughput against pywb serving the same WARC, in the same run
+/// (ignored: `scripts/test.sh --release -- --ignored bench_replay --nocapture`).
+/// Target (issue: investigator access): at least 20 times pywb's requests
+/// per second.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn bench_replay() {
+    let (work, warc, addr) = captured_article().await;
+    let (_pywb, port) = pywb_serving(&work.path().join("pywb"), &warc);
+    let server = crate::web::serve(&work, &["--public-read"]);
+    let ts = work
+        .ok(&["captures", "--json"])
+        .split(|b| *b == b'\n')
+        .find(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap())
+        .map(|c| {
+            let t = chrono::DateTime::parse_from_rfc3339(c["started_at"].as_str().unwrap())
+                .unwrap()
+                .to_utc();
+            custody::model::timestamp14(&t)
+        })
+        .unwrap();
+    let image = format!("http://{addr}/wp-content/uploads/2016/11/aleppo-300x169.jpg");
+    let page = format!("http://{addr}{}", site::ARTICLE_PATH);
+    println!("replay benchmark: wrk -t2 -c32 -d10s, loopback, same WARC");
+    for (what, ours, theirs) in [
+        (
+            "image, original bytes (id_)",
+            format!("http://{}/replay/{ts}id_/{image}", server.addr),
+            format!("http://127.0.0.1:{port}/evidence/{ts}id_/{image}"),
+        ),
+        (
+            "article, rewritten",
+            format!("http://{}/replay/{ts}if_/{page}", server.addr),
+            format!("http://127.0.0.1:{port}/evidence/{ts}mp_/{page}"),
+        ),
+    ] {
+        let (pywb_rps, pywb_p99) = wrk(&theirs);
+        let (our_rps, our_p99) = wrk(&ours);
+        println!(
+            "  {what}: custody {our_rps:.0} req/s (p99 {our_p99:.1} ms), pywb {pywb_rps:.0} req/s (p99 {pywb_p99:.1} ms): {:.1}x{}",
+            our_rps / pywb_rps,
+            if our_rps >= 20.0 * pywb_rps { " (target 20x met)" } else { " (target 20x NOT met)" }
+        );
+    }
+}
