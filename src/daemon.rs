@@ -5,7 +5,8 @@
 //! each to a worker task that captures through the pipeline while renewing
 //! its lease. Schedule files are re-read when they change and on SIGHUP; a
 //! file that stops validating is reported and its last good version keeps
-//! running. `/healthz` and `/metrics` are served on the listen address.
+//! running. The HTTP surface (`http::app`: API, replay, UI, `/healthz`,
+//! `/metrics`) is served on the listen address.
 //!
 //! Shutdown (SIGTERM or SIGINT): stop planning and claiming, give in-flight
 //! captures the grace period to finish, then cancel the rest. A cancelled
