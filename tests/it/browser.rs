@@ -20,13 +20,11 @@ use crate::web::{serve, token};
 /// A small real PNG (solid colour), so the browser has something to decode.
 fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     use std::io::Write;
-    let mut raw = Vec::new();
-    for _ in 0..height {
-        raw.push(0);
-        for _ in 0..width {
-            raw.extend_from_slice(&rgb);
-        }
-    }
+    // Each row: filter type 0, then the pixels.
+    let row: Vec<u8> = std::iter::once(0)
+        .chain(rgb.iter().copied().cycle().take(3 * width as usize))
+        .collect();
+    let raw = row.repeat(height as usize);
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(&raw).unwrap();
     let idat = z.finish().unwrap();
