@@ -596,15 +596,7 @@ impl Pipeline {
                 originals.push(original);
             }
         }
-        let dir = dest
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".custody-export-")
-            .tempfile_in(dir)
-            .map_err(io_at(dir))?;
-        let (file, tmp_path) = tmp.into_parts();
+        let (file, tmp_path) = temp_beside(dest)?;
         let mut out =
             HashingWriter::new(tokio::io::BufWriter::new(tokio::fs::File::from_std(file)));
         self.store.copy_to(&warc.key, warc.sha256, &mut out).await?;
@@ -961,6 +953,20 @@ impl Pipeline {
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))?
     }
+}
+
+/// A temporary file in `dest`'s directory, to be persisted as `dest` once
+/// complete (so `dest` never holds a partial export).
+pub fn temp_beside(dest: &Path) -> Result<(std::fs::File, tempfile::TempPath), PipelineError> {
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".custody-export-")
+        .tempfile_in(dir)
+        .map_err(io_at(dir))?;
+    Ok(tmp.into_parts())
 }
 
 /// The payload digest of a capture's page: the first response of the

@@ -321,15 +321,8 @@ async fn download_wacz(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = capture_id(&id)?;
-    let path = export_path(&state)?;
-    crate::wacz::export(
-        state.pipeline(),
-        &crate::wacz::Scope::Capture(id.clone()),
-        &path,
-        Some(&caller.actor()),
-    )
-    .await?;
-    send_file(path, &format!("{id}.wacz"), "application/wacz").await
+    let name = format!("{id}.wacz");
+    send_wacz(&state, &caller, crate::wacz::Scope::Capture(id), &name).await
 }
 
 async fn download_claim_wacz(
@@ -337,15 +330,21 @@ async fn download_claim_wacz(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let path = export_path(&state)?;
-    crate::wacz::export(
-        state.pipeline(),
-        &crate::wacz::Scope::Claim(id.clone()),
-        &path,
-        Some(&caller.actor()),
-    )
-    .await?;
-    send_file(path, &format!("claim-{id}.wacz"), "application/wacz").await
+    let name = format!("claim-{id}.wacz");
+    send_wacz(&state, &caller, crate::wacz::Scope::Claim(id), &name).await
+}
+
+/// Writes a package to the spool and streams it (the export is recorded
+/// as a custody event of each capture in it).
+async fn send_wacz(
+    state: &AppState,
+    caller: &Caller,
+    scope: crate::wacz::Scope,
+    name: &str,
+) -> Result<Response, AppError> {
+    let path = export_path(state)?;
+    crate::wacz::export(state.pipeline(), &scope, &path, Some(&caller.actor())).await?;
+    send_file(path, name, "application/wacz").await
 }
 
 #[derive(Debug, Deserialize)]

@@ -115,17 +115,9 @@ async fn lookup(
     if let Some(hit) = state.index().nearest_response(url, at).await? {
         return Ok(Some(hit));
     }
-    let Ok(parsed) = Url::parse(url) else {
+    let Ok(hits) = records_of(state, url).await else {
         return Ok(None);
     };
-    let hits = state
-        .index()
-        .find_records(&RecordQuery {
-            surt: Some(surt(&parsed)),
-            limit: 10_000,
-            ..Default::default()
-        })
-        .await?;
     let at = at.unwrap_or_else(Utc::now);
     Ok(hits
         .into_iter()
@@ -604,17 +596,24 @@ async fn timegate(
     Ok(resp)
 }
 
-/// Mementos of a URL: one per capture time, oldest first.
-async fn mementos(state: &AppState, url: &str) -> Result<Vec<Hit>, AppError> {
-    let parsed = Url::parse(url).map_err(|_| AppError::bad_request("bad URL"))?;
-    let hits = state
+/// Every response and revisit record of a URL (by SURT, so http and https,
+/// with and without `www.`), oldest first, at most 100,000.
+pub async fn records_of(state: &AppState, url: &str) -> Result<Vec<Hit>, AppError> {
+    let parsed =
+        Url::parse(url).map_err(|_| AppError::bad_request(format!("{url:?} is not a URL")))?;
+    Ok(state
         .index()
         .find_records(&RecordQuery {
             surt: Some(surt(&parsed)),
             limit: 100_000,
             ..Default::default()
         })
-        .await?;
+        .await?)
+}
+
+/// Mementos of a URL: one per capture time, oldest first.
+async fn mementos(state: &AppState, url: &str) -> Result<Vec<Hit>, AppError> {
+    let hits = records_of(state, url).await?;
     let mut out: Vec<Hit> = Vec::with_capacity(hits.len());
     for h in hits {
         if out

@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::rewrite::escape_attr as esc;
 use super::{AppError, AppState, Caller};
-use crate::index::{CaptureQuery, LinkFilter, RecordQuery};
-use crate::model::{rfc3339_utc, surt, timestamp14, CaptureId, Selector};
+use crate::index::{CaptureQuery, LinkFilter};
+use crate::model::{rfc3339_utc, timestamp14, CaptureId, Selector};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -286,16 +286,7 @@ struct UrlQuery {
 
 async fn timeline(State(state): State<AppState>, Query(q): Query<UrlQuery>) -> Response {
     let result: Result<String, AppError> = async {
-        let parsed = url::Url::parse(&q.url)
-            .map_err(|_| AppError::bad_request(format!("{:?} is not a URL", q.url)))?;
-        let hits = state
-            .index()
-            .find_records(&RecordQuery {
-                surt: Some(surt(&parsed)),
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await?;
+        let hits = super::replay::records_of(&state, &q.url).await?;
         let mut body = format!(
             "<p>{} record(s) of <code>{}</code>. Also as a Memento TimeMap: \
              <a href=\"/timemap/link/{u}\">link format</a>, <a href=\"/timemap/json/{u}\">JSON</a>.</p>",

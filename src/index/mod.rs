@@ -366,6 +366,47 @@ pub struct RecordQuery {
     pub offset: u64,
 }
 
+/// The two multi-row inserts of a batch of custody events, whose leaves
+/// take log indices from `first_leaf` on; the same for every backend.
+pub(crate) fn event_batch_inserts<DB>(
+    events: &[CustodyEvent],
+    first_leaf: i64,
+) -> (sqlx::QueryBuilder<DB>, sqlx::QueryBuilder<DB>)
+where
+    DB: sqlx::Database,
+    <DB as sqlx::Database>::Arguments: Default,
+    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    Option<String>: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let now = db_time(&Utc::now());
+    let mut rows = sqlx::QueryBuilder::new(
+        "INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) ",
+    );
+    rows.push_values(events, |mut row, e| {
+        row.push_bind(e.object_kind.clone())
+            .push_bind(e.object_id.clone())
+            .push_bind(e.event.clone())
+            .push_bind(e.actor.clone())
+            .push_bind(db_time(&e.at))
+            .push_bind(e.outcome.clone())
+            .push_bind(e.detail.to_string());
+    });
+    let mut leaves = sqlx::QueryBuilder::new(
+        "INSERT INTO log_leaf (idx, kind, object_id, data, leaf_hash, appended_at) ",
+    );
+    leaves.push_values(events.iter().enumerate(), |mut row, (i, e)| {
+        let leaf = crate::tlog::event_leaf(e);
+        row.push_bind(first_leaf + i as i64)
+            .push_bind(leaf.kind.to_string())
+            .push_bind(leaf.object_id.clone())
+            .push_bind(leaf.data.clone())
+            .push_bind(leaf.hash().hex())
+            .push_bind(now.clone());
+    });
+    (rows, leaves)
+}
+
 /// SQL shared by both backends (written with `?` placeholders; the
 /// PostgreSQL backend numbers them).
 pub(crate) mod shared_sql {

@@ -1303,34 +1303,10 @@ impl Index for SqliteIndex {
         let mut next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_leaf")
             .fetch_one(&mut *tx)
             .await?;
-        let now = db_time(&Utc::now());
         for chunk in events.chunks(500) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) ",
-            );
-            q.push_values(chunk, |mut row, e| {
-                row.push_bind(e.object_kind.clone())
-                    .push_bind(e.object_id.clone())
-                    .push_bind(e.event.clone())
-                    .push_bind(e.actor.clone())
-                    .push_bind(db_time(&e.at))
-                    .push_bind(e.outcome.clone())
-                    .push_bind(e.detail.to_string());
-            });
-            q.build().execute(&mut *tx).await?;
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO log_leaf (idx, kind, object_id, data, leaf_hash, appended_at) ",
-            );
-            q.push_values(chunk.iter().enumerate(), |mut row, (i, e)| {
-                let leaf = crate::tlog::event_leaf(e);
-                row.push_bind(next + i as i64)
-                    .push_bind(leaf.kind)
-                    .push_bind(leaf.object_id.clone())
-                    .push_bind(leaf.data.clone())
-                    .push_bind(leaf.hash().hex())
-                    .push_bind(now.clone());
-            });
-            q.build().execute(&mut *tx).await?;
+            let (mut rows, mut leaves) = super::event_batch_inserts::<sqlx::Sqlite>(chunk, next);
+            rows.build().execute(&mut *tx).await?;
+            leaves.build().execute(&mut *tx).await?;
             next += chunk.len() as i64;
         }
         tx.commit().await?;

@@ -335,15 +335,7 @@ fn write_package(
         path: dest.to_path_buf(),
         source: e,
     };
-    let dir = dest
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".custody-export-")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    let (file, tmp_path) = tmp.into_parts();
+    let (file, tmp_path) = crate::pipeline::temp_beside(dest)?;
     let mut writer = zip::ZipWriter::new(std::io::BufWriter::new(file), created);
     let mut resources = Vec::new();
     // WACZ order: archives, indexes, pages, then custody's proofs.

@@ -65,20 +65,14 @@ async fn warcio_checks_and_indexes_our_warcs() {
     assert_eq!(lines.last().unwrap()["warc-type"], "metadata");
 }
 
-/// HTTP/1.0 GET on loopback: status and body.
+/// GET on loopback: status and body (de-chunked).
 fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("response head")
-        + 4;
-    let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
-    (status, raw[end..].to_vec())
+    let r = crate::web::get(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        path,
+        None,
+    );
+    (r.status, r.body)
 }
 
 /// pywb serving `warc` alone from a collection `evidence` under `root`.

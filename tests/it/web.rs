@@ -161,6 +161,18 @@ pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Resp {
     request(addr, "GET", path, &headers, None)
 }
 
+/// A request with a bearer token (and a JSON body).
+pub fn as_token(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&[u8]>,
+) -> Resp {
+    let auth = format!("Bearer {token}");
+    request(addr, method, path, &[("Authorization", &auth)], body)
+}
+
 /// `custody token create --role ROLE`: the token is stdout's last line.
 pub fn token(work: &Workdir, role: &str) -> String {
     let out = work.ok(&["token", "create", "--role", role]);
@@ -214,13 +226,7 @@ async fn a_request_without_a_token_gets_401_and_a_reader_cannot_create_a_schedul
     assert_eq!(get(addr, "/api/v1/captures", Some(&reader)).status, 200);
 
     let schedule = br#"{"name": "aleppo-news", "cron": "0 */6 * * *", "urls": ["https://aleppo-news.example/"]}"#;
-    let as_reader = request(
-        addr,
-        "POST",
-        "/api/v1/schedules",
-        &[("Authorization", &format!("Bearer {reader}"))],
-        Some(schedule),
-    );
+    let as_reader = as_token(addr, "POST", "/api/v1/schedules", &reader, Some(schedule));
     assert_eq!(as_reader.status, 403, "{}", as_reader.text());
     assert!(as_reader.json()["error"]
         .as_str()
@@ -228,30 +234,30 @@ async fn a_request_without_a_token_gets_401_and_a_reader_cannot_create_a_schedul
         .contains("archivist"));
     assert!(!work.path().join("schedules/aleppo-news.toml").exists());
 
-    let as_archivist = request(
+    let as_archivist = as_token(
         addr,
         "POST",
         "/api/v1/schedules",
-        &[("Authorization", &format!("Bearer {archivist}"))],
+        &archivist,
         Some(schedule),
     );
     assert_eq!(as_archivist.status, 201, "{}", as_archivist.text());
     work.ok(&["schedule", "validate", "schedules"]);
     let listed = get(addr, "/api/v1/schedules", Some(&reader)).json();
     assert_eq!(listed["items"][0]["name"], "aleppo-news");
-    let again = request(
+    let again = as_token(
         addr,
         "POST",
         "/api/v1/schedules",
-        &[("Authorization", &format!("Bearer {archivist}"))],
+        &archivist,
         Some(schedule),
     );
     assert_eq!(again.status, 409, "a name is not taken twice");
-    let bad = request(
+    let bad = as_token(
         addr,
         "POST",
         "/api/v1/schedules",
-        &[("Authorization", &format!("Bearer {archivist}"))],
+        &archivist,
         Some(br#"{"name": "x", "cron": "every tuesday", "urls": ["https://a.example/"]}"#),
     );
     assert_eq!(bad.status, 400, "{}", bad.text());
@@ -294,11 +300,11 @@ async fn a_request_without_a_token_gets_401_and_a_reader_cannot_create_a_schedul
 
     // Revoked tokens stop working.
     let id = reader.split('_').nth(1).unwrap().to_string();
-    let revoke = request(
+    let revoke = as_token(
         addr,
         "DELETE",
         &format!("/api/v1/tokens/{id}"),
-        &[("Authorization", &format!("Bearer {admin}"))],
+        &admin,
         None,
     );
     assert_eq!(revoke.status, 204, "{}", revoke.text());
