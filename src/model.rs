@@ -333,13 +333,18 @@ pub fn surt(url: &url::Url) -> String {
     }
     out.push(')');
     out.push_str(url.path());
+    push_sorted_query(&mut out, url);
+    out.to_ascii_lowercase()
+}
+
+/// `?` and the query's arguments in sorted order, as SURT keys write it.
+fn push_sorted_query(out: &mut String, url: &url::Url) {
     if let Some(q) = url.query() {
         let mut args: Vec<&str> = q.split('&').collect();
         args.sort_unstable();
         out.push('?');
         out.push_str(&args.join("&"));
     }
-    out.to_ascii_lowercase()
 }
 
 /// The SURT key pywb (and the Python `surt` package it uses) writes in CDX
@@ -371,12 +376,7 @@ pub fn pywb_urlkey(url: &url::Url) -> String {
     } else {
         path
     });
-    if let Some(q) = url.query() {
-        let mut args: Vec<&str> = q.split('&').collect();
-        args.sort_unstable();
-        out.push('?');
-        out.push_str(&args.join("&"));
-    }
+    push_sorted_query(&mut out, url);
     out.to_ascii_lowercase()
 }
 

@@ -101,6 +101,12 @@ fn capture_id(s: &str) -> Result<CaptureId, AppError> {
         .map_err(|e: crate::model::ParseCaptureIdError| AppError::bad_request(e.to_string()))
 }
 
+async fn known_capture(state: &AppState, id: &CaptureId) -> Result<Capture, AppError> {
+    state.index().capture(id).await?.ok_or_else(|| {
+        AppError::not_found(format!("no capture {id}; list them at /api/v1/captures"))
+    })
+}
+
 /// A capture as the API shows it: the CLI's JSON plus where to get more.
 pub fn capture_dto(c: &Capture) -> Value {
     let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
@@ -201,11 +207,7 @@ async fn show_capture(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = capture_id(&id)?;
-    let c = state
-        .index()
-        .capture(&id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("no capture {id}")))?;
+    let c = known_capture(&state, &id).await?;
     let mut v = capture_dto(&c);
     v["records"] = json!(state.index().records(&id).await?);
     Ok(Json(v).into_response())
@@ -216,9 +218,7 @@ async fn capture_records(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = capture_id(&id)?;
-    if state.index().capture(&id).await?.is_none() {
-        return Err(AppError::not_found(format!("no capture {id}")));
-    }
+    known_capture(&state, &id).await?;
     let records = state.index().records(&id).await?;
     Ok(Json(json!({"items": records, "next_offset": null})).into_response())
 }
@@ -257,11 +257,7 @@ async fn capture_proof(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = capture_id(&id)?;
-    let c = state
-        .index()
-        .capture(&id)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("no capture {id}")))?;
+    let c = known_capture(&state, &id).await?;
     let warc = c
         .warc
         .ok_or_else(|| AppError::not_found(format!("capture {id} failed and has no WARC")))?;

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::cli::{stderr_text, Workdir};
 use crate::site;
-use crate::web::{serve, token};
+use crate::web::{claim_linked_to, serve, token, QUOTE};
 
 /// A small real PNG (solid colour), so the browser has something to decode.
 fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
@@ -98,23 +98,7 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
         "{}",
         stderr_text(&out)
     );
-    let claim: Value = serde_json::from_slice(&work.ok(&[
-        "claim",
-        "add",
-        "Nearly 25 civilians were killed in Bab Alnairab",
-        "--json",
-    ]))
-    .unwrap();
-    let claim_id = claim["id"].as_str().unwrap().to_string();
-    let quote = "nearly 25 civilians were killed in airstrikes";
-    work.ok(&[
-        "claim",
-        "link",
-        &claim_id,
-        capture.id.as_str(),
-        "--quote",
-        quote,
-    ]);
+    let claim_id = claim_linked_to(&work, &[&capture]);
     let server = serve(&work, &[]);
     let reader = token(&work, "reader");
     let live_hits = hits.load(Ordering::SeqCst);
@@ -167,7 +151,7 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
     let claim_page = by_path(&format!("/ui/claims/{claim_id}"));
     assert_eq!(
         claim_page["marks"],
-        serde_json::json!([quote]),
+        serde_json::json!([QUOTE]),
         "{claim_page}"
     );
     // The replayed article shows its archived images.

@@ -2,7 +2,7 @@
 //! environment `scripts/test.sh` creates: `warcio check` and `warcio index`
 //! accept every WARC we write, and pywb replays the article and its images.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -270,24 +270,7 @@ async fn wacz_validate_accepts_our_packages_and_their_signature_checks_independe
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     let (first, _) = work.capture(&url);
     let (second, _) = work.capture(&url); // revisits, resolved inside the package
-    let claim: serde_json::Value = serde_json::from_slice(&work.ok(&[
-        "claim",
-        "add",
-        "Nearly 25 civilians were killed in Bab Alnairab",
-        "--json",
-    ]))
-    .unwrap();
-    let claim_id = claim["id"].as_str().unwrap();
-    for c in [&first, &second] {
-        work.ok(&[
-            "claim",
-            "link",
-            claim_id,
-            c.id.as_str(),
-            "--quote",
-            "nearly 25 civilians were killed in airstrikes",
-        ]);
-    }
+    let claim_id = crate::web::claim_linked_to(&work, &[&first, &second]);
     let capture_pkg = work.path().join("capture.wacz");
     work.ok(&[
         "export",
@@ -301,7 +284,7 @@ async fn wacz_validate_accepts_our_packages_and_their_signature_checks_independe
     work.ok(&[
         "claim",
         "export",
-        claim_id,
+        &claim_id,
         "-o",
         claim_pkg.to_str().unwrap(),
     ]);
