@@ -647,7 +647,7 @@ mod tests {
         }];
         assert_eq!(
             highlighted(text, &sel, 10).unwrap(),
-            "…vists said <mark>nearly 25 civilians were killed</mark> in Bab Al…"
+            "…ists said <mark>nearly 25 civilians were killed</mark> in Bab Al…"
         );
     }
 }
