@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/log/key", get(log_key))
         .route("/api/v1/log/checkpoints", get(log_checkpoints))
+        .route("/api/v1/log/consistency", get(log_consistency))
         .route("/api/v1/fixity", get(fixity))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
@@ -238,8 +239,7 @@ async fn verify_capture(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = capture_id(&id)?;
-    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)
-        .map_err(|e| AppError::internal(&e))?;
+    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)?;
     let v = crate::integrity::verify_capture(state.pipeline(), &key, &id).await?;
     state
         .accessed(&caller, &id, "verified", json!({"via": "api", "ok": v.ok}))
@@ -683,8 +683,7 @@ async fn list_runs(
 }
 
 async fn log_key(State(state): State<AppState>) -> Result<Response, AppError> {
-    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)
-        .map_err(|e| AppError::internal(&e))?;
+    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)?;
     let size = state.index().log_size().await?;
     Ok(
         Json(json!({"verifier_key": key.verifier_key(), "origin": key.name(), "size": size}))
@@ -695,6 +694,33 @@ async fn log_key(State(state): State<AppState>) -> Result<Response, AppError> {
 async fn log_checkpoints(State(state): State<AppState>) -> Result<Response, AppError> {
     let cps = state.index().checkpoints().await?;
     Ok(Json(json!({"items": cps, "next_offset": null})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: Option<u64>,
+}
+
+/// The consistency proof between two checkpoints (the latest when `new` is
+/// absent), checked against both signed notes before it is sent.
+async fn log_consistency(
+    State(state): State<AppState>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Response, AppError> {
+    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)?;
+    let new = match q.new {
+        Some(n) => n,
+        None => state
+            .index()
+            .checkpoints()
+            .await?
+            .last()
+            .map(|c| c.tree_size)
+            .ok_or_else(|| AppError::not_found("no checkpoint has been signed yet"))?,
+    };
+    let proof = crate::tlog::consistency(state.index().as_ref(), &key, q.old, new).await?;
+    Ok(Json(proof).into_response())
 }
 
 async fn fixity(State(state): State<AppState>) -> Result<Response, AppError> {

@@ -345,6 +345,19 @@ impl From<crate::index::IndexError> for AppError {
     }
 }
 
+impl From<crate::tlog::TlogError> for AppError {
+    fn from(e: crate::tlog::TlogError) -> Self {
+        use crate::tlog::TlogError as T;
+        match e {
+            T::NotFound(m) => AppError::not_found(m),
+            T::Index(e) => e.into(),
+            // The stored log does not give what was signed: say so.
+            T::Mismatch(m) => AppError::new(StatusCode::CONFLICT, m),
+            other => AppError::internal(&other),
+        }
+    }
+}
+
 impl From<crate::provenance::ProvenanceError> for AppError {
     fn from(e: crate::provenance::ProvenanceError) -> Self {
         use crate::provenance::ProvenanceError as P;

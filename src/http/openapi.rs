@@ -353,12 +353,15 @@ fn parameter(name: &str, path: &str) -> Value {
         "closest" => "Timestamp for sort=closest",
         "order" => "asc (default) or desc",
         "q" => "Words the claim's text contains",
+        "old" | "new" => "Tree sizes of signed checkpoints",
         _ => "",
     };
     json!({
         "name": name,
         "in": if in_path { "path" } else { "query" },
-        "required": in_path || (name == "url" && (path == "/cdx" || path == "/api/v1/records")),
+        "required": in_path
+            || (name == "url" && (path == "/cdx" || path == "/api/v1/records"))
+            || (name == "old" && path == "/api/v1/log/consistency"),
         "description": description,
         "schema": {"type": "string"},
     })

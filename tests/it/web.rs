@@ -677,6 +677,13 @@ async fn every_documented_api_path_answers() {
             .replace("{url}", &url);
         let concrete = match concrete.as_str() {
             "/cdx" | "/api/v1/records" => format!("{concrete}?url={url}"),
+            "/api/v1/log/consistency" => {
+                // The capture's proof (visited before: paths are in order)
+                // signed a checkpoint.
+                let cps = get(server.addr, "/api/v1/log/checkpoints", Some(&admin)).json();
+                let first = cps["items"][0]["tree_size"].as_u64().expect("a checkpoint");
+                format!("{concrete}?old={first}")
+            }
             _ => concrete,
         };
         let r = get(server.addr, &concrete, Some(&admin));
