@@ -173,10 +173,18 @@ fn required_role(method: &Method, path: &str) -> Option<Role> {
     }
 }
 
+/// Where a request's token came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    Bearer,
+    /// The login cookie: honoured for reading only.
+    Cookie,
+}
+
 /// The token a request presents: `Authorization: Bearer ...`, or, for
 /// reading only, the `custody_token` cookie the login page sets (so a
 /// cookie can never be used to change anything).
-fn presented_token(method: &Method, headers: &HeaderMap) -> Option<String> {
+fn presented_token(method: &Method, headers: &HeaderMap) -> Option<(String, Presented)> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -186,7 +194,7 @@ fn presented_token(method: &Method, headers: &HeaderMap) -> Option<String> {
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
         {
-            return Some(t.trim().to_string());
+            return Some((t.trim().to_string(), Presented::Bearer));
         }
     }
     if method != Method::GET && method != Method::HEAD {
@@ -198,14 +206,40 @@ fn presented_token(method: &Method, headers: &HeaderMap) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix("custody_token=").map(str::to_string))
+        .map(|t| (t, Presented::Cookie))
+}
+
+/// Whether a cookie-signed request is a page navigation. Replayed pages run
+/// archived scripts on this origin; the browser's `Sec-Fetch-*` headers
+/// tell their `fetch()` calls and frames apart from an investigator opening
+/// a page, so archived code cannot read the API or the UI with the
+/// investigator's cookie. (Replay itself, which archived pages embed, is
+/// exempt; the UI uses no scripts, so it loses nothing.)
+fn cookie_navigation(path: &str, headers: &HeaderMap) -> bool {
+    if path.starts_with("/replay/") {
+        return true;
+    }
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    matches!(value("sec-fetch-mode"), None | Some("navigate"))
+        && matches!(value("sec-fetch-dest"), None | Some("document"))
 }
 
 /// Checks the caller's token against the route's role: 401 without a valid
 /// token, 403 when its role is not enough.
 async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let needed = required_role(req.method(), req.uri().path());
-    let token = match presented_token(req.method(), req.headers()) {
-        Some(t) => match crate::access::authenticate(state.index().as_ref(), &t).await {
+    let presented = presented_token(req.method(), req.headers());
+    if let Some((_, Presented::Cookie)) = &presented {
+        if needed.is_some() && !cookie_navigation(req.uri().path(), req.headers()) {
+            return AppError::new(
+                StatusCode::FORBIDDEN,
+                "the sign-in cookie opens pages only; scripts and frames must send `Authorization: Bearer TOKEN`",
+            )
+            .into_response();
+        }
+    }
+    let token = match presented {
+        Some((t, _)) => match crate::access::authenticate(state.index().as_ref(), &t).await {
             Ok(Some(t)) => Some(t),
             Ok(None) => {
                 if needed.is_none() {
@@ -248,8 +282,17 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
             _ => {}
         }
     }
+    let replay = req.uri().path().starts_with("/replay/");
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    if !replay {
+        // Only replayed pages may be framed (by each other).
+        resp.headers_mut().insert(
+            header::X_FRAME_OPTIONS,
+            header::HeaderValue::from_static("DENY"),
+        );
+    }
+    resp
 }
 
 /// 401: JSON for machines, the login form for pages.

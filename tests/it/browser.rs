@@ -47,6 +47,8 @@ fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     .concat()
 }
 
+const PRYING_PATH: &str = "/2016/11/29/live-blog/";
+
 /// The article with decodable images, counting every request it answers.
 async fn serve_live_site() -> (SocketAddr, Arc<AtomicUsize>) {
     let hits = Arc::new(AtomicUsize::new(0));
@@ -56,6 +58,18 @@ async fn serve_live_site() -> (SocketAddr, Arc<AtomicUsize>) {
             (
                 [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
                 site::article_html(),
+            )
+        }),
+    );
+    // A page whose script tries to read custody's API when it is replayed.
+    app = app.route(
+        PRYING_PATH,
+        get(|| async {
+            (
+                [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                "<!DOCTYPE html><html><head><title>live blog</title></head><body><p>Updates</p>\
+                 <script>fetch('/api/v1/captures').then(r => { document.title = 'api:' + r.status; })\
+                 .catch(() => { document.title = 'api:blocked'; });</script></body></html>",
             )
         }),
     );
@@ -99,6 +113,8 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
         stderr_text(&out)
     );
     let claim_id = claim_linked_to(&work, &[&capture]);
+    let prying_url = format!("http://{live}{PRYING_PATH}");
+    let (prying, _) = work.capture(&prying_url);
     let server = serve(&work, &[]);
     let reader = token(&work, "reader");
     let live_hits = hits.load(Ordering::SeqCst);
@@ -118,6 +134,10 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
         "/ui/schedules".to_string(),
         "/ui/fixity".to_string(),
         format!("/replay/{ts}/{url}"),
+        format!(
+            "/replay/{}/{prying_url}",
+            custody::model::timestamp14(&prying.started_at)
+        ),
     ];
     let reports = browse_signed_in(server.addr, &reader, &pages);
     let base = format!("http://{}/", server.addr);
@@ -168,6 +188,13 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
             "{img} did not decode"
         );
     }
+    // An archived script cannot read the API with the investigator's
+    // sign-in cookie.
+    let prying = by_path(&format!(
+        "/replay/{}/{prying_url}",
+        custody::model::timestamp14(&prying.started_at)
+    ));
+    assert_eq!(prying["title"], "api:403", "{prying}");
     assert_eq!(
         hits.load(Ordering::SeqCst),
         live_hits,

@@ -309,6 +309,38 @@ async fn a_request_without_a_token_gets_401_and_a_reader_cannot_create_a_schedul
         .status,
         200
     );
+    // ... and only for page navigations: a replayed page's script (fetch,
+    // or a frame) cannot read the API with it.
+    let navigate = [
+        ("Cookie", cookie.as_str()),
+        ("Sec-Fetch-Mode", "navigate"),
+        ("Sec-Fetch-Dest", "document"),
+    ];
+    assert_eq!(
+        request(addr, "GET", "/api/v1/captures", &navigate, None).status,
+        200
+    );
+    let scripted = [
+        ("Cookie", cookie.as_str()),
+        ("Sec-Fetch-Mode", "cors"),
+        ("Sec-Fetch-Dest", "empty"),
+    ];
+    let r = request(addr, "GET", "/api/v1/captures", &scripted, None);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("Bearer"));
+    let framed = [
+        ("Cookie", cookie.as_str()),
+        ("Sec-Fetch-Mode", "navigate"),
+        ("Sec-Fetch-Dest", "iframe"),
+    ];
+    assert_eq!(
+        request(addr, "GET", "/ui/fixity", &framed, None).status,
+        403
+    );
+    assert_eq!(
+        request(addr, "GET", "/api/v1/captures", &navigate, None).header("x-frame-options"),
+        Some("DENY")
+    );
     let by_cookie = request(
         addr,
         "POST",
