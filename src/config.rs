@@ -66,6 +66,7 @@ struct RawDaemon {
     scrub_period_hours: Option<f64>,
     scrub_mb_per_sec: Option<f64>,
     public_read: Option<bool>,
+    replay_cache: Option<bool>,
 }
 
 /// The capture options a config file's `[capture]` table, or a schedule's
@@ -140,6 +141,8 @@ pub struct DaemonSettings {
     /// Reading over HTTP (API reads, replay, Memento, CDX, UI) needs no
     /// token.
     pub public_read: bool,
+    /// Replay keeps lookups and small verified payloads in memory.
+    pub replay_cache: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -426,6 +429,7 @@ fn daemon_settings(raw: RawDaemon) -> Result<DaemonSettings, ConfigError> {
             .unwrap_or_else(|| PathBuf::from("schedules")),
         listen,
         public_read: raw.public_read.unwrap_or(false),
+        replay_cache: raw.replay_cache.unwrap_or(true),
         workers: positive(t, "workers", raw.workers, 4)?,
         per_host: positive(t, "per_host", raw.per_host, 1)?,
         politeness: match raw.politeness_secs {

@@ -99,6 +99,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
         http::ServeSettings {
             public_read: settings.public_read,
             schedules_dir: Some(settings.schedules_dir.clone()),
+            replay_cache: settings.replay_cache,
         },
     );
     let app = http::app(state);

@@ -642,6 +642,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Serve { .. } => {
             let settings = custody::http::ServeSettings {
                 public_read: pipeline.config().daemon.public_read,
+                replay_cache: pipeline.config().daemon.replay_cache,
                 schedules_dir: Some(pipeline.config().daemon.schedules_dir.clone())
                     .filter(|d| d.is_dir()),
             };

@@ -845,6 +845,76 @@ impl Pipeline {
         Ok((head, payload))
     }
 
+    /// [`Pipeline::read_resolved`] for small records, in memory: no spool
+    /// files. `None` when the stored record is larger than `max` bytes or
+    /// its payload grows past `max` (read it with `read_resolved`).
+    pub async fn read_resolved_small(
+        &self,
+        hit: &Hit,
+        max: u64,
+    ) -> Result<Option<(Option<warc::ResponseHead>, Vec<u8>)>, PipelineError> {
+        let Some((head, payload)) = self.read_small(hit, max).await? else {
+            return Ok(None);
+        };
+        if hit.record.warc_type != "revisit" {
+            return Ok(Some((head, payload)));
+        }
+        let original = self.original_of(&hit.record).await?;
+        Ok(self
+            .read_small(&original, max)
+            .await?
+            .map(|(_, payload)| (head, payload)))
+    }
+
+    /// One record fetched into memory and checked as `read_record` checks.
+    async fn read_small(
+        &self,
+        hit: &Hit,
+        max: u64,
+    ) -> Result<Option<(Option<warc::ResponseHead>, Vec<u8>)>, PipelineError> {
+        if hit.record.length > max {
+            return Ok(None);
+        }
+        let mut raw = Vec::with_capacity(hit.record.length as usize);
+        let range = hit.record.offset..hit.record.offset + hit.record.length;
+        self.store
+            .copy_range_to(&hit.warc.key, range, &mut raw)
+            .await?;
+        let expected_payload = hit.record.payload_digest;
+        let parse =
+            move || -> Result<Option<(Option<warc::ResponseHead>, Vec<u8>)>, PipelineError> {
+                let mut reader = WarcFileReader::new(std::io::Cursor::new(raw));
+                let mut payload = Vec::new();
+                let mut too_large = false;
+                let record = reader
+                    .next_record(&mut |piece| {
+                        if payload.len() as u64 + piece.len() as u64 > max {
+                            too_large = true;
+                        } else {
+                            payload.extend_from_slice(piece);
+                        }
+                    })?
+                    .ok_or_else(|| {
+                        PipelineError::Warc(WarcError::Malformed(
+                            "no record at the indexed offset".into(),
+                        ))
+                    })?;
+                check_read(&record, expected_payload)?;
+                if too_large {
+                    return Ok(None);
+                }
+                Ok(Some((record.http.and_then(|h| h.head), payload)))
+            };
+        // Small records are checked in place; larger ones off the runtime.
+        if hit.record.length <= 64 * 1024 {
+            parse()
+        } else {
+            tokio::task::spawn_blocking(parse)
+                .await
+                .map_err(|e| PipelineError::Internal(e.to_string()))?
+        }
+    }
+
     /// The full response a revisit record refers to.
     pub async fn original_of(&self, revisit: &RecordEntry) -> Result<Hit, PipelineError> {
         let missing = || {
@@ -934,17 +1004,7 @@ impl Pipeline {
             }
             drop(sink_writer);
             drop(reader);
-            record.verify_digests()?;
-            if let (Some(expected), Some(actual)) = (expected_payload, record.payload_sha256()) {
-                if expected != actual {
-                    return Err(PipelineError::Warc(WarcError::DigestMismatch {
-                        record_id: record.head.record_id().to_string(),
-                        which: "payload (index)",
-                        expected,
-                        actual,
-                    }));
-                }
-            }
+            check_read(&record, expected_payload)?;
             record_file
                 .seek(SeekFrom::Start(0))
                 .map_err(io_at(Path::new("record")))?;
@@ -953,6 +1013,26 @@ impl Pipeline {
         .await
         .map_err(|e| PipelineError::Internal(e.to_string()))?
     }
+}
+
+/// A record read back must match its own digests and the payload digest
+/// the index holds for it.
+fn check_read(
+    record: &crate::warc::ScannedRecord,
+    expected_payload: Option<Sha256>,
+) -> Result<(), PipelineError> {
+    record.verify_digests()?;
+    if let (Some(expected), Some(actual)) = (expected_payload, record.payload_sha256()) {
+        if expected != actual {
+            return Err(PipelineError::Warc(WarcError::DigestMismatch {
+                record_id: record.head.record_id().to_string(),
+                which: "payload (index)",
+                expected,
+                actual,
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// A temporary file in `dest`'s directory, to be persisted as `dest` once

@@ -41,6 +41,9 @@ pub struct ServeSettings {
     pub public_read: bool,
     /// Where schedule files live (listed and written by the API).
     pub schedules_dir: Option<PathBuf>,
+    /// Keep small verified payloads in memory between replays (they are
+    /// re-hashed each time they are served).
+    pub replay_cache: bool,
 }
 
 #[derive(Clone)]

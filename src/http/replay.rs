@@ -168,7 +168,8 @@ async fn replay(
     };
     let url = target_url(&uri, &format!("/replay/{stamp}/"))?;
     let cache = &state.inner.cache;
-    let hit = match cache.lookup(&url, ts) {
+    let caching = state.inner.settings.replay_cache;
+    let hit = match cache.lookup(&url, ts).filter(|_| caching) {
         Some(hit) => hit,
         None => {
             let hit = lookup(&state, &url, at).await?.ok_or_else(|| {
@@ -176,7 +177,9 @@ async fn replay(
                     "{url} is not in the archive; its captures are listed at /timemap/link/{url}"
                 ))
             })?;
-            cache.remember_lookup(&url, ts, &hit);
+            if caching {
+                cache.remember_lookup(&url, ts, &hit);
+            }
             hit
         }
     };
@@ -326,19 +329,18 @@ async fn read_payload(
         tracing::error!(record = %id, "a cached payload no longer matches its digest; reading the store");
         cache.forget_record(id);
     }
-    let (head, mut file) = state.pipeline().read_resolved(hit).await?;
-    let len = file
-        .seek(SeekFrom::End(0))
-        .map_err(|e| AppError::internal(&e))?;
-    if len > super::cache::MAX_RECORD || hit.record.payload_digest.is_none() {
+    let small = state
+        .pipeline()
+        .read_resolved_small(hit, super::cache::MAX_RECORD)
+        .await?;
+    let Some((head, payload)) = small else {
+        let (head, file) = state.pipeline().read_resolved(hit).await?;
         return Ok((head, Payload::File(file)));
+    };
+    let payload = Bytes::from(payload);
+    if hit.record.payload_digest.is_none() || !state.inner.settings.replay_cache {
+        return Ok((head, Payload::Memory(payload)));
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| AppError::internal(&e))?;
-    let mut buf = Vec::with_capacity(len as usize);
-    file.read_to_end(&mut buf)
-        .map_err(|e| AppError::internal(&e))?;
-    let payload = Bytes::from(buf);
     cache.remember_record(
         id,
         std::sync::Arc::new(super::cache::CachedRecord {

@@ -454,6 +454,13 @@ async fn bench_replay() {
         .unwrap();
     let image = format!("http://{addr}/wp-content/uploads/2016/11/aleppo-300x169.jpg");
     let page = format!("http://{addr}{}", site::ARTICLE_PATH);
+    // A second server without replay's memory: every request reads the
+    // store (the cold path).
+    let config = work.path().join("custody.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[daemon]\nreplay_cache = false\n");
+    std::fs::write(&config, text).unwrap();
+    let cold = crate::web::serve(&work, &["--public-read"]);
     println!("replay benchmark: wrk -t2 -c32 -d10s, loopback, same WARC");
     for (what, ours, theirs) in [
         (
@@ -464,6 +471,16 @@ async fn bench_replay() {
         (
             "article, rewritten",
             format!("http://{}/replay/{ts}if_/{page}", server.addr),
+            format!("http://127.0.0.1:{port}/evidence/{ts}mp_/{page}"),
+        ),
+        (
+            "image, id_, no replay cache (every read from the store)",
+            format!("http://{}/replay/{ts}id_/{image}", cold.addr),
+            format!("http://127.0.0.1:{port}/evidence/{ts}id_/{image}"),
+        ),
+        (
+            "article, rewritten, no replay cache",
+            format!("http://{}/replay/{ts}if_/{page}", cold.addr),
             format!("http://127.0.0.1:{port}/evidence/{ts}mp_/{page}"),
         ),
     ] {

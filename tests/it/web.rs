@@ -391,6 +391,10 @@ async fn replay_serves_the_archived_page_rewritten_and_id_serves_the_payload_as_
     let second = captured(&work, &article_url); // images are revisits now
     let gz_url = format!("http://{gz_addr}/report");
     let gz_capture = captured(&work, &gz_url);
+    // A payload too large to be kept in memory is streamed from its spool
+    // file, ranges included.
+    let big_url = format!("http://{addr}/media/generated.mp4?bytes=3145728");
+    let big = captured(&work, &big_url);
     let server = serve(&work, &["--public-read"]);
     let s = server.addr;
 
@@ -474,6 +478,27 @@ async fn replay_serves_the_archived_page_rewritten_and_id_serves_the_payload_as_
         format!("bytes 100-199/{}", bytes.len())
     );
     assert_eq!(r.body, &bytes[100..200]);
+
+    let big_ts = custody::model::timestamp14(&big.started_at);
+    let whole = get(s, &format!("/replay/{big_ts}id_/{big_url}"), None);
+    assert_eq!(whole.body.len(), 3_145_728);
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&whole.body)),
+        big.resources[0].payload_sha256.unwrap().hex()
+    );
+    let r = request(
+        s,
+        "GET",
+        &format!("/replay/{big_ts}id_/{big_url}"),
+        &[("Range", "bytes=3000000-3000099")],
+        None,
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(
+        r.header("content-range"),
+        Some("bytes 3000000-3000099/3145728")
+    );
+    assert_eq!(r.body, &whole.body[3_000_000..3_000_100]);
 
     // Unknown URLs are a 404 that says where to look.
     let r = get(
