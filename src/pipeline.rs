@@ -852,7 +852,7 @@ impl Pipeline {
         &self,
         hit: &Hit,
         max: u64,
-    ) -> Result<Option<(Option<warc::ResponseHead>, Vec<u8>)>, PipelineError> {
+    ) -> Result<Option<SmallRecord>, PipelineError> {
         let Some((head, payload)) = self.read_small(hit, max).await? else {
             return Ok(None);
         };
@@ -867,11 +867,7 @@ impl Pipeline {
     }
 
     /// One record fetched into memory and checked as `read_record` checks.
-    async fn read_small(
-        &self,
-        hit: &Hit,
-        max: u64,
-    ) -> Result<Option<(Option<warc::ResponseHead>, Vec<u8>)>, PipelineError> {
+    async fn read_small(&self, hit: &Hit, max: u64) -> Result<Option<SmallRecord>, PipelineError> {
         if hit.record.length > max {
             return Ok(None);
         }
@@ -881,30 +877,29 @@ impl Pipeline {
             .copy_range_to(&hit.warc.key, range, &mut raw)
             .await?;
         let expected_payload = hit.record.payload_digest;
-        let parse =
-            move || -> Result<Option<(Option<warc::ResponseHead>, Vec<u8>)>, PipelineError> {
-                let mut reader = WarcFileReader::new(std::io::Cursor::new(raw));
-                let mut payload = Vec::new();
-                let mut too_large = false;
-                let record = reader
-                    .next_record(&mut |piece| {
-                        if payload.len() as u64 + piece.len() as u64 > max {
-                            too_large = true;
-                        } else {
-                            payload.extend_from_slice(piece);
-                        }
-                    })?
-                    .ok_or_else(|| {
-                        PipelineError::Warc(WarcError::Malformed(
-                            "no record at the indexed offset".into(),
-                        ))
-                    })?;
-                check_read(&record, expected_payload)?;
-                if too_large {
-                    return Ok(None);
-                }
-                Ok(Some((record.http.and_then(|h| h.head), payload)))
-            };
+        let parse = move || -> Result<Option<SmallRecord>, PipelineError> {
+            let mut reader = WarcFileReader::new(std::io::Cursor::new(raw));
+            let mut payload = Vec::new();
+            let mut too_large = false;
+            let record = reader
+                .next_record(&mut |piece| {
+                    if payload.len() as u64 + piece.len() as u64 > max {
+                        too_large = true;
+                    } else {
+                        payload.extend_from_slice(piece);
+                    }
+                })?
+                .ok_or_else(|| {
+                    PipelineError::Warc(WarcError::Malformed(
+                        "no record at the indexed offset".into(),
+                    ))
+                })?;
+            check_read(&record, expected_payload)?;
+            if too_large {
+                return Ok(None);
+            }
+            Ok(Some((record.http.and_then(|h| h.head), payload)))
+        };
         // Small records are checked in place; larger ones off the runtime.
         if hit.record.length <= 64 * 1024 {
             parse()
@@ -1014,6 +1009,10 @@ impl Pipeline {
         .map_err(|e| PipelineError::Internal(e.to_string()))?
     }
 }
+
+/// A record read in memory: its response head and payload (content-encoding
+/// kept).
+pub type SmallRecord = (Option<warc::ResponseHead>, Vec<u8>);
 
 /// A record read back must match its own digests and the payload digest
 /// the index holds for it.
