@@ -13,9 +13,9 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
 
-use crate::cli::{stderr_text, Workdir};
+use crate::cli::{stderr_text, Workdir, QUOTE};
 use crate::site;
-use crate::web::{claim_linked_to, serve, token, QUOTE};
+use crate::web::{serve, token};
 
 /// A small real PNG (solid colour), so the browser has something to decode.
 fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
@@ -112,7 +112,7 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
         "{}",
         stderr_text(&out)
     );
-    let claim_id = claim_linked_to(&work, &[&capture]);
+    let claim_id = work.claim_linked_to(&[&capture]);
     let prying_url = format!("http://{live}{PRYING_PATH}");
     let (prying, _) = work.capture(&prying_url);
     let server = serve(&work, &[]);

@@ -5,6 +5,9 @@ use std::process::{Command, Output};
 
 use custody::model::Capture;
 
+/// The passage of the fixture article its claim is linked with.
+pub const QUOTE: &str = "nearly 25 civilians were killed in airstrikes";
+
 /// A scratch working directory with a `custody.toml`; the binary runs there,
 /// so its data lives in `custody-data/` below it.
 pub struct Workdir {
@@ -109,6 +112,23 @@ impl Workdir {
     pub fn stored_warc(&self, capture: &Capture) -> PathBuf {
         let warc = capture.warc.as_ref().expect("a successful capture");
         self.path().join("custody-data/objects").join(&warc.key)
+    }
+
+    /// Adds the fixture's claim and links it to each capture with
+    /// [`QUOTE`]; returns the claim's id.
+    pub fn claim_linked_to(&self, captures: &[&Capture]) -> String {
+        let claim: serde_json::Value = serde_json::from_slice(&self.ok(&[
+            "claim",
+            "add",
+            "Nearly 25 civilians were killed in Bab Alnairab",
+            "--json",
+        ]))
+        .expect("claim JSON");
+        let claim_id = claim["id"].as_str().expect("claim id").to_string();
+        for c in captures {
+            self.ok(&["claim", "link", &claim_id, c.id.as_str(), "--quote", QUOTE]);
+        }
+        claim_id
     }
 
     pub fn objects(&self) -> Vec<PathBuf> {

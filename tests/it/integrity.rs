@@ -159,17 +159,7 @@ async fn with_the_index_deleted_reindex_restores_every_capture_and_verify_all_pa
     };
     let (failed, _) = work.capture(&format!("http://{refused}/gone"));
     assert_eq!(failed.status, CaptureStatus::Failed);
-    let claim: serde_json::Value =
-        serde_json::from_slice(&work.ok(&["claim", "add", "25 civilians killed", "--json"]))
-            .unwrap();
-    work.ok(&[
-        "claim",
-        "link",
-        claim["id"].as_str().unwrap(),
-        first.id.as_str(),
-        "--quote",
-        "nearly 25 civilians were killed in airstrikes",
-    ]);
+    work.claim_linked_to(&[&first]);
     work.ok(&["log", "checkpoint"]);
     // One capture after the last checkpoint: its leaf is not in the store.
     let (later, _) = work.capture(&url);

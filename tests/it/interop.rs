@@ -75,6 +75,19 @@ fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
     (r.status, r.body)
 }
 
+/// Each of the article's requisites (`images_only`: its images) replays
+/// in pywb byte for byte, as the live site served it at `addr`.
+fn assert_pywb_replays_requisites(port: u16, addr: std::net::SocketAddr, images_only: bool) {
+    for (path, _, bytes) in site::requisites()
+        .into_iter()
+        .filter(|(_, m, _)| !images_only || m.starts_with("image/"))
+    {
+        let (status, body) = http_get(port, &format!("/evidence/2030id_/http://{addr}{path}"));
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(body, bytes, "{path} replays byte for byte");
+    }
+}
+
 /// pywb serving `warc` alone from a collection `evidence` under `root`.
 fn pywb_serving(root: &std::path::Path, warc: &std::path::Path) -> (KillOnDrop, u16) {
     std::fs::create_dir_all(root).unwrap();
@@ -132,14 +145,7 @@ async fn pywb_replays_the_article_and_its_images() {
         page.contains("nearly 25 civilians were killed in airstrikes"),
         "replayed page shows the report"
     );
-    for (path, _, bytes) in site::requisites()
-        .into_iter()
-        .filter(|(_, m, _)| m.starts_with("image/"))
-    {
-        let (status, body) = http_get(port, &format!("/evidence/2030id_/http://{addr}{path}"));
-        assert_eq!(status, 200, "{path}");
-        assert_eq!(body, bytes, "{path} replays byte for byte");
-    }
+    assert_pywb_replays_requisites(port, addr, true);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -256,11 +262,7 @@ async fn a_deduplicated_capture_exported_alone_passes_warcio_and_replays_in_pywb
     let (status, body) = http_get(port, &format!("/evidence/2030id_/{article}"));
     assert_eq!(status, 200);
     assert_eq!(String::from_utf8_lossy(&body), site::article_html());
-    for (path, _, bytes) in site::requisites() {
-        let (status, body) = http_get(port, &format!("/evidence/2030id_/http://{addr}{path}"));
-        assert_eq!(status, 200, "{path}");
-        assert_eq!(body, bytes, "{path} replays byte for byte from the export");
-    }
+    assert_pywb_replays_requisites(port, addr, false);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -270,7 +272,7 @@ async fn wacz_validate_accepts_our_packages_and_their_signature_checks_independe
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     let (first, _) = work.capture(&url);
     let (second, _) = work.capture(&url); // revisits, resolved inside the package
-    let claim_id = crate::web::claim_linked_to(&work, &[&first, &second]);
+    let claim_id = work.claim_linked_to(&[&first, &second]);
     let capture_pkg = work.path().join("capture.wacz");
     work.ok(&[
         "export",
@@ -346,14 +348,7 @@ print("signature ok")
         std::io::copy(&mut (&mut f).take(m.size), &mut out).unwrap();
     }
     let (_server, port) = pywb_serving(&work.path().join("pywb"), &extracted);
-    for (path, _, bytes) in site::requisites()
-        .into_iter()
-        .filter(|(_, m, _)| m.starts_with("image/"))
-    {
-        let (status, body) = http_get(port, &format!("/evidence/2030id_/http://{addr}{path}"));
-        assert_eq!(status, 200, "{path}");
-        assert_eq!(body, bytes, "{path}");
-    }
+    assert_pywb_replays_requisites(port, addr, true);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -51,17 +51,7 @@ async fn captures_are_logged_proved_and_a_rewritten_leaf_is_caught() {
 
     // More leaves: a second capture, a claim link, an access.
     let (second, _) = work.capture(&url);
-    let claim: serde_json::Value =
-        serde_json::from_slice(&work.ok(&["claim", "add", "25 civilians killed", "--json"]))
-            .unwrap();
-    work.ok(&[
-        "claim",
-        "link",
-        claim["id"].as_str().unwrap(),
-        second.id.as_str(),
-        "--quote",
-        "nearly 25 civilians were killed in airstrikes",
-    ]);
+    work.claim_linked_to(&[&second]);
     work.ok(&["get", &url]);
 
     // The second capture's proof verifies with nothing but the printed key,

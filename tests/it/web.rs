@@ -185,26 +185,6 @@ pub fn token(work: &Workdir, role: &str) -> String {
         .to_string()
 }
 
-/// The quote the fixture article supports its claim with.
-pub const QUOTE: &str = "nearly 25 civilians were killed in airstrikes";
-
-/// Adds the fixture's claim and links it to each capture with [`QUOTE`];
-/// returns the claim's id.
-pub fn claim_linked_to(work: &Workdir, captures: &[&Capture]) -> String {
-    let claim: Value = serde_json::from_slice(&work.ok(&[
-        "claim",
-        "add",
-        "Nearly 25 civilians were killed in Bab Alnairab",
-        "--json",
-    ]))
-    .unwrap();
-    let claim_id = claim["id"].as_str().unwrap().to_string();
-    for c in captures {
-        work.ok(&["claim", "link", &claim_id, c.id.as_str(), "--quote", QUOTE]);
-    }
-    claim_id
-}
-
 fn captured(work: &Workdir, url: &str) -> Capture {
     let (c, out) = work.capture(url);
     assert_eq!(c.status, CaptureStatus::Ok, "{}", stderr_text(&out));
@@ -711,7 +691,7 @@ async fn every_documented_api_path_answers() {
     let work = Workdir::new("");
     std::fs::create_dir(work.path().join("schedules")).unwrap();
     let c = captured(&work, &format!("http://{addr}{}", site::ARTICLE_PATH));
-    let claim_id = claim_linked_to(&work, &[&c]);
+    let claim_id = work.claim_linked_to(&[&c]);
     let server = serve(&work, &[]);
     let admin = token(&work, "admin");
     let doc = get(server.addr, "/api/v1/openapi.json", None).json();
@@ -783,7 +763,7 @@ async fn a_wacz_verifies_offline_and_a_flipped_byte_anywhere_fails_naming_the_pa
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     let first = captured(&work, &url);
     let second = captured(&work, &url);
-    let claim_id = claim_linked_to(&work, &[&first, &second]);
+    let claim_id = work.claim_linked_to(&[&first, &second]);
     let pkg = work.path().join("second.wacz");
     let out = work.run(&[
         "export",
