@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod capture;
+pub mod cdxj;
 pub mod charset;
 pub mod config;
 pub mod daemon;

@@ -25,6 +25,7 @@ use url::Url;
 
 use super::rewrite::{escape_attr, Rewriter};
 use super::{AppError, AppState, Caller};
+use crate::cdxj::CdxLine;
 use crate::index::{Hit, RecordQuery};
 use crate::model::surt;
 use crate::pipeline::{decode_body, normalize_url, parse_at};
@@ -255,10 +256,7 @@ async fn replay(
         );
         resp
     } else {
-        let mut resp = match payload {
-            Payload::Memory(bytes) => serve_bytes(bytes, &headers),
-            Payload::File(f) => serve_file(f, &headers)?,
-        };
+        let mut resp = serve_payload(payload, &headers)?;
         if let Some(enc) = &encoding {
             set(&mut resp, header::CONTENT_ENCODING, enc);
         }
@@ -351,36 +349,6 @@ async fn read_payload(
     Ok((head, Payload::Memory(payload)))
 }
 
-/// Serves bytes in memory, honouring one `Range: bytes=` range.
-fn serve_bytes(bytes: Bytes, req: &HeaderMap) -> Response {
-    let len = bytes.len() as u64;
-    let range = req
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_range(v, len));
-    let mut resp = match range {
-        Some(Err(())) => {
-            let mut resp = Response::new(Body::empty());
-            *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            set(&mut resp, header::CONTENT_RANGE, &format!("bytes */{len}"));
-            return resp;
-        }
-        Some(Ok((start, end))) => {
-            let mut resp = Response::new(Body::from(bytes.slice(start as usize..end as usize)));
-            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-            set(
-                &mut resp,
-                header::CONTENT_RANGE,
-                &format!("bytes {start}-{}/{len}", end - 1),
-            );
-            resp
-        }
-        None => Response::new(Body::from(bytes)),
-    };
-    set(&mut resp, header::ACCEPT_RANGES, "bytes");
-    resp
-}
-
 /// `Memento-Datetime` and the `Link` header (original, timegate, timemap).
 fn memento_headers(resp: &mut Response, req: &HeaderMap, url: &str, hit: &Hit) {
     let base = base(req);
@@ -398,11 +366,13 @@ fn set(resp: &mut Response, name: impl TryInto<HeaderName>, value: &str) {
     }
 }
 
-/// Serves a payload file, honouring one `Range: bytes=` range.
-fn serve_file(mut file: std::fs::File, req: &HeaderMap) -> Result<Response, AppError> {
-    let len = file
-        .seek(SeekFrom::End(0))
-        .map_err(|e| AppError::internal(&e))?;
+/// Serves a payload, from memory or its spool file, honouring one
+/// `Range: bytes=` range.
+fn serve_payload(payload: Payload, req: &HeaderMap) -> Result<Response, AppError> {
+    let len = match &payload {
+        Payload::Memory(bytes) => bytes.len() as u64,
+        Payload::File(file) => file.metadata().map_err(|e| AppError::internal(&e))?.len(),
+    };
     let range = req
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -417,18 +387,14 @@ fn serve_file(mut file: std::fs::File, req: &HeaderMap) -> Result<Response, AppE
         }
         None => (0, len, false),
     };
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| AppError::internal(&e))?;
     let count = end - start;
-    let body = if count <= 256 * 1024 {
-        let mut buf = Vec::with_capacity(count as usize);
-        (&mut file)
-            .take(count)
-            .read_to_end(&mut buf)
-            .map_err(|e| AppError::internal(&e))?;
-        Body::from(buf)
-    } else {
-        Body::from_stream(file_stream(tokio::fs::File::from_std(file), count))
+    let body = match payload {
+        Payload::Memory(bytes) => Body::from(bytes.slice(start as usize..end as usize)),
+        Payload::File(mut file) => {
+            file.seek(SeekFrom::Start(start))
+                .map_err(|e| AppError::internal(&e))?;
+            Body::from_stream(file_stream(tokio::fs::File::from_std(file), count))
+        }
     };
     let mut resp = Response::new(body);
     set(&mut resp, header::ACCEPT_RANGES, "bytes");
@@ -760,82 +726,17 @@ impl CdxFilter {
     }
 }
 
-/// A CDX line's fields, named, ordered and formatted as pywb's CDX server
-/// writes them (numbers as strings).
-pub struct CdxLine(Vec<(&'static str, String)>);
-
-impl CdxLine {
-    pub fn of(h: &Hit, filename: &str) -> CdxLine {
-        let r = &h.record;
-        let mime = if r.warc_type == "revisit" {
-            "warc/revisit".to_string()
-        } else {
-            r.mime.clone().unwrap_or_else(|| "unk".into())
-        };
-        let url = r.target_uri.clone().unwrap_or_default();
-        let urlkey = Url::parse(&url)
-            .map(|u| crate::model::pywb_urlkey(&u))
-            .unwrap_or_default();
-        CdxLine(vec![
-            ("urlkey", urlkey),
-            ("timestamp", r.timestamp.clone()),
-            ("url", url),
-            ("mime", mime.clone()),
-            ("mime-detected", mime),
-            (
-                "status",
-                r.status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "-".into()),
-            ),
-            (
-                "digest",
-                r.payload_digest
-                    .map(|d| d.labelled())
-                    .unwrap_or_else(|| "-".into()),
-            ),
-            ("length", r.length.to_string()),
-            ("offset", r.offset.to_string()),
-            ("filename", filename.to_string()),
-            // pywb's: where the line came from, and its access decision
-            // (a caller who can read /cdx may see every line).
-            ("source", h.warc.key.clone()),
-            ("source-coll", "custody".to_string()),
-            ("access", "allow".to_string()),
-        ])
-    }
-
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| *k == field)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn object(&self, skip: &[&str]) -> String {
-        let fields: Vec<String> = self
-            .0
-            .iter()
-            .filter(|(k, _)| !skip.contains(k))
-            .map(|(k, v)| format!("\"{k}\": {}", serde_json::Value::String(v.clone())))
-            .collect();
-        format!("{{{}}}", fields.join(", "))
-    }
-
-    /// `output=json`: one object per line.
-    pub fn json(&self) -> String {
-        self.object(&[])
-    }
-
-    /// CDXJ: `urlkey timestamp {json}`.
-    pub fn cdxj(&self) -> String {
-        format!(
-            "{} {} {}",
-            self.get("urlkey").unwrap_or_default(),
-            self.get("timestamp").unwrap_or_default(),
-            self.object(&["urlkey", "timestamp"])
-        )
-    }
+/// A `/cdx` line: the record's CDXJ fields plus those pywb's server adds
+/// (where the line came from, its detected type and access decision; a
+/// caller who may read `/cdx` may see every line).
+fn served_cdx_line(h: &Hit, filename: &str) -> Option<CdxLine> {
+    let mut line = CdxLine::of(&h.record, h.record.offset, filename)?;
+    let mime = line.get("mime").unwrap_or_default().to_string();
+    line.insert_after("mime", "mime-detected", mime);
+    line.insert_after("filename", "source", h.warc.key.clone());
+    line.insert_after("source", "source-coll", "custody".to_string());
+    line.insert_after("source-coll", "access", "allow".to_string());
+    Some(line)
 }
 
 /// `/cdx`: pywb's CDX server API (`url`, `matchType`, `from`, `to`,
@@ -941,7 +842,9 @@ async fn cdx(
                     .next()
                     .unwrap_or_default()
                     .to_string();
-                let fields = CdxLine::of(&h, &filename);
+                let Some(fields) = served_cdx_line(&h, &filename) else {
+                    continue;
+                };
                 if filters.iter().all(|f| f.matches(&fields)) {
                     lines.push(fields);
                 }

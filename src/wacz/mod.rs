@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use crate::cdxj::CdxLine;
 use crate::integrity::{Check, PackageVerification};
 use crate::model::{rfc3339_utc, CaptureId, Sha256};
 use crate::pipeline::{Pipeline, PipelineError};
@@ -80,6 +81,7 @@ pub async fn export(
                 })
                 .await?;
             let mut claims: Vec<String> = links.into_iter().map(|l| l.claim_id).collect();
+            claims.sort_unstable();
             claims.dedup();
             (vec![id.clone()], claims, format!("custody capture {id}"))
         }
@@ -149,14 +151,14 @@ pub async fn export(
         // originals appended after it.
         let records = index.records(id).await?;
         for r in &records {
-            if let Some(line) = cdx_line(r, r.offset, &warc_name) {
-                cdx_lines.push(line);
+            if let Some(line) = CdxLine::of(r, r.offset, &warc_name) {
+                cdx_lines.push(line.cdxj());
             }
         }
         let mut offset = exported.stored.bytes;
         for o in &exported.originals {
-            if let Some(line) = cdx_line(&o.record, offset, &warc_name) {
-                cdx_lines.push(line);
+            if let Some(line) = CdxLine::of(&o.record, offset, &warc_name) {
+                cdx_lines.push(line.cdxj());
             }
             offset += o.record.length;
         }
@@ -263,32 +265,6 @@ fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
     let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
     out.push(b'\n');
     out
-}
-
-/// One CDXJ line (pywb's form) for a record of an exported WARC.
-fn cdx_line(r: &crate::model::RecordEntry, offset: u64, filename: &str) -> Option<String> {
-    if !matches!(r.warc_type.as_str(), "response" | "revisit" | "resource") {
-        return None;
-    }
-    let url = r.target_uri.as_deref()?;
-    let surt = crate::model::pywb_urlkey(&url::Url::parse(url).ok()?);
-    let mime = if r.warc_type == "revisit" {
-        "warc/revisit".to_string()
-    } else {
-        r.mime.clone().unwrap_or_else(|| "unk".into())
-    };
-    let mut fields = json!({
-        "url": url,
-        "mime": mime,
-        "status": r.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-        "length": r.length.to_string(),
-        "offset": offset.to_string(),
-        "filename": filename,
-    });
-    if let Some(d) = r.payload_digest {
-        fields["digest"] = json!(d.labelled());
-    }
-    Some(format!("{surt} {} {fields}", r.timestamp))
 }
 
 /// Hashes a member (SHA-256 and CRC-32) without holding it in memory.
