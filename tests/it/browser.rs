@@ -92,12 +92,7 @@ async fn serve_live_site() -> (SocketAddr, Arc<AtomicUsize>) {
             next.run(req)
         },
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, hits)
+    (site::serve_app(app).await, hits)
 }
 
 #[tokio::test(flavor = "multi_thread")]

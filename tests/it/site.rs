@@ -308,10 +308,32 @@ async fn generated_media(Query(q): Query<SizeQuery>) -> Response {
 
 /// Serves the site over plain HTTP on a loopback port.
 pub async fn serve_http() -> SocketAddr {
+    serve_app(router()).await
+}
+
+/// Serves an axum app on a loopback port.
+pub async fn serve_app(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router()).await;
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// Accepts connections on a loopback port and hands each to `answer`, in
+/// its own task.
+async fn serve_each<F, Fut>(answer: F) -> SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(answer(sock));
+        }
     });
     addr
 }
@@ -396,23 +418,16 @@ pub async fn serve_https(ca: &TestCa) -> SocketAddr {
 /// Answers every connection by reading the request head and then writing
 /// `response` exactly, then closing.
 pub async fn serve_raw(response: Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let response = Arc::new(response);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let response = response.clone();
-            tokio::spawn(async move {
-                read_request_head(&mut sock).await;
-                let _ = sock.write_all(&response).await;
-                let _ = sock.shutdown().await;
-            });
+    serve_each(move |mut sock| {
+        let response = response.clone();
+        async move {
+            read_request_head(&mut sock).await;
+            let _ = sock.write_all(&response).await;
+            let _ = sock.shutdown().await;
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// Accepts connections and never answers.
@@ -444,29 +459,21 @@ async fn read_request_head(sock: &mut tokio::net::TcpStream) {
 
 /// Sends a response head, then one body byte per second, forever.
 pub async fn serve_drip() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                read_request_head(&mut sock).await;
-                let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n<html>";
-                if sock.write_all(head).await.is_err() {
-                    return;
-                }
-                loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    if sock.write_all(b" ").await.is_err() {
-                        return;
-                    }
-                }
-            });
+    serve_each(|mut sock| async move {
+        read_request_head(&mut sock).await;
+        let head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n<html>";
+        if sock.write_all(head).await.is_err() {
+            return;
         }
-    });
-    addr
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if sock.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
 }
 
 /// The first connection gets half a response head and then silence; every
@@ -523,12 +530,7 @@ pub async fn serve_editable() -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>
             }
         }),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (addr, edited)
+    (serve_app(app).await, edited)
 }
 
 /// One misbehaving server, by request path: `/endless` (a body that never
@@ -538,21 +540,14 @@ pub async fn serve_editable() -> (SocketAddr, Arc<std::sync::atomic::AtomicBool>
 /// (connection reset mid-body), `/garbage` (not HTTP), `/badstatus` (an
 /// invalid status line), `/404` and `/500`.
 pub async fn serve_hostile(bomb: Arc<Vec<u8>>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let bomb = bomb.clone();
-            tokio::spawn(async move {
-                let path = read_request_path(&mut sock).await;
-                let _ = hostile_answer(&mut sock, &path, &bomb).await;
-            });
+    serve_each(move |mut sock| {
+        let bomb = bomb.clone();
+        async move {
+            let path = read_request_path(&mut sock).await;
+            let _ = hostile_answer(&mut sock, &path, &bomb).await;
         }
-    });
-    addr
+    })
+    .await
 }
 
 async fn read_request_path(sock: &mut tokio::net::TcpStream) -> String {

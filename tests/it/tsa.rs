@@ -150,11 +150,7 @@ pub async fn start_tsa() -> TestTsa {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let addr: SocketAddr = crate::site::serve_app(app).await;
     TestTsa {
         url: format!("http://{addr}/tsa"),
         ca_pem: dir.path().join("ca.pem"),
