@@ -64,9 +64,18 @@ if g layout show 2>/dev/null | grep -q "No nodes currently have a role"; then
     g layout assign -z dc1 -c 1G "$NODE" >&2
     g layout apply --version 1 >&2
 fi
-g key info "$KEY_ID" >/dev/null 2>&1 || g key import --yes -n custody-test "$KEY_ID" "$SECRET" >&2
-g bucket info "$BUCKET" >/dev/null 2>&1 || g bucket create "$BUCKET" >&2
-g bucket allow --read --write --owner "$BUCKET" --key "$KEY_ID" >&2
+# A layout applied a moment ago may not be ready yet ("Layout not ready"):
+# retry the first writes for a few seconds before giving up.
+retry() {
+    for _ in $(seq 1 50); do
+        "$@" >&2 2>/dev/null && return 0
+        sleep 0.2
+    done
+    "$@" >&2
+}
+g key info "$KEY_ID" >/dev/null 2>&1 || retry g key import --yes -n custody-test "$KEY_ID" "$SECRET"
+g bucket info "$BUCKET" >/dev/null 2>&1 || retry g bucket create "$BUCKET"
+retry g bucket allow --read --write --owner "$BUCKET" --key "$KEY_ID"
 
 cat <<ENV
 export AWS_ACCESS_KEY_ID=$KEY_ID

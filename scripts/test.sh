@@ -72,7 +72,8 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
 fi
 
 say "starting Garage (S3)"
-eval "$(bash scripts/garage.sh)"
+garage_env=$(bash scripts/garage.sh) || { say "Garage did not start; see the messages above"; exit 1; }
+eval "$garage_env"
 
 # What users run is the release build (`cargo run --release -- daemon`);
 # make sure it compiles too (dependencies can differ by profile: html5gum

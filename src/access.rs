@@ -8,7 +8,7 @@
 use chrono::Utc;
 use rand::RngCore;
 
-use crate::index::{Index, IndexError};
+use crate::index::{IndexError, TokenIndex};
 use crate::model::{ApiToken, Role, Sha256};
 
 /// A token just made: its record and the secret to hand over once.
@@ -19,7 +19,7 @@ pub struct NewToken {
 
 /// Makes and stores a token.
 pub async fn create(
-    index: &dyn Index,
+    index: &dyn TokenIndex,
     role: Role,
     label: Option<String>,
 ) -> Result<NewToken, IndexError> {
@@ -41,7 +41,7 @@ pub async fn create(
 
 /// The active token a presented secret names, if any.
 pub async fn authenticate(
-    index: &dyn Index,
+    index: &dyn TokenIndex,
     presented: &str,
 ) -> Result<Option<ApiToken>, IndexError> {
     let presented = presented.trim();

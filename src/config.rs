@@ -95,6 +95,17 @@ pub struct RawCapture {
     extra_root_certificates: Option<Vec<PathBuf>>,
 }
 
+/// `[timestamps]` settings.
+#[derive(Clone, Debug, Default)]
+pub struct TimestampSettings {
+    /// TSA URLs; each subject is timestamped by every one of them.
+    pub tsa_urls: Vec<String>,
+    /// PEM files of the roots TSA certificates must chain to.
+    pub roots: Vec<PathBuf>,
+    /// Also timestamp each capture manifest (not only checkpoints).
+    pub captures: bool,
+}
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -106,7 +117,7 @@ pub struct Config {
     pub replica_urls: Vec<String>,
     pub capture: CaptureSettings,
     pub daemon: DaemonSettings,
-    pub timestamps: crate::tlog::tsa::TimestampSettings,
+    pub timestamps: TimestampSettings,
 }
 
 /// How the daemon runs its schedules.
@@ -166,28 +177,25 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// Replaces the password in `scheme://user:password@host` with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let user = authority[..at].split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
-        }
-        None => url.to_string(),
-    }
-}
+pub use crate::model::redact_url;
 
-/// Where settings come from besides the file.
+/// What the command line sets, above the file and the environment: every
+/// flag that overrides a setting is applied here, in [`Config::load_with`],
+/// and nowhere else.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
+    /// `--allow-private`: `capture.allow_private_networks = true`.
     pub allow_private: bool,
+    /// `--no-dedup`: `capture.dedup = false`.
+    pub no_dedup: bool,
+    /// `--listen`: `daemon.listen`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `--public-read`: `daemon.public_read = true`.
+    pub public_read: bool,
+    /// `--schedules`: `daemon.schedules_dir`.
+    pub schedules_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -256,7 +264,17 @@ impl Config {
         }
         let mut capture = apply_capture(&CaptureSettings::default(), raw.capture)?;
         capture.allow_private |= overrides.allow_private;
-        let daemon = daemon_settings(raw.daemon)?;
+        if overrides.no_dedup {
+            capture.dedup = false;
+        }
+        let mut daemon = daemon_settings(raw.daemon)?;
+        daemon.public_read |= overrides.public_read;
+        if let Some(addr) = overrides.listen {
+            daemon.listen = addr;
+        }
+        if let Some(dir) = &overrides.schedules_dir {
+            daemon.schedules_dir = dir.clone();
+        }
         let tsa_urls = raw.timestamps.tsa_urls.unwrap_or_default();
         for u in &tsa_urls {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -271,7 +289,7 @@ impl Config {
                 "timestamps.tsa_urls is set but timestamps.roots is empty: give the PEM file(s) of the roots your TSAs' certificates chain to".into(),
             ));
         }
-        let timestamps = crate::tlog::tsa::TimestampSettings {
+        let timestamps = TimestampSettings {
             tsa_urls,
             roots,
             captures: raw.timestamps.captures.unwrap_or(false),

@@ -27,11 +27,12 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use url::Url;
 
+use crate::archive::{Archive, ArchiveError};
 use crate::config::DaemonSettings;
 use crate::http;
 use crate::index::{Index, IndexError};
 use crate::model::{CaptureStatus, Run, RunFinish};
-use crate::pipeline::{CaptureRequest, NoProgress, Pipeline, PipelineError};
+use crate::pipeline::{CaptureRequest, Capturer, NoProgress};
 use crate::provenance;
 use crate::scheduler::{self, schedule, Schedule};
 
@@ -60,7 +61,8 @@ struct HostState {
 }
 
 struct Shared {
-    pipeline: Arc<Pipeline>,
+    archive: Arc<Archive>,
+    capturer: Arc<Capturer>,
     index: Arc<dyn Index>,
     settings: DaemonSettings,
     owner: String,
@@ -78,8 +80,9 @@ struct Loaded {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<(), DaemonError> {
-    let index = pipeline.index().clone();
+pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<(), DaemonError> {
+    let archive = capturer.archive().clone();
+    let index = archive.index().clone();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| DaemonError::Listen {
@@ -95,7 +98,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     let stop_watch = stop_rx.clone();
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let (state, access_writer) = http::AppState::new(
-        pipeline.clone(),
+        capturer.clone(),
         http::ServeSettings {
             public_read: settings.public_read,
             schedules_dir: Some(settings.schedules_dir.clone()),
@@ -116,6 +119,8 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     });
     tracing::info!(listen = %listen, schedules = %settings.schedules_dir.display(), "daemon started");
 
+    // What a crash left behind: finished, adopted or cleared before new work.
+    crate::recovery::recover(&archive).await;
     let requeued = index.requeue_interrupted(Utc::now()).await?;
     if requeued > 0 {
         tracing::info!(runs = requeued, "interrupted runs queued again");
@@ -127,7 +132,8 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ),
-        pipeline: pipeline.clone(),
+        archive: archive.clone(),
+        capturer: capturer.clone(),
         index: index.clone(),
         settings: settings.clone(),
         schedules: RwLock::new(Vec::new()),
@@ -144,7 +150,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     reload_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_leader = false;
     // The leader signs a checkpoint of the transparency log now and then.
-    let log_key = match crate::tlog::LogKey::load_or_create(&pipeline.config().data_dir) {
+    let log_key = match crate::tlog::LogKey::load_or_create(&archive.config().data_dir) {
         Ok(k) => Some(k),
         Err(e) => {
             tracing::error!(error = %e, "no log signing key: checkpoints are disabled");
@@ -155,18 +161,18 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
     // The leader scrubs the store continuously (see integrity::scrub).
     let leader_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if !settings.scrub_period.is_zero() {
-        let (pipeline, flag, stop) = (pipeline.clone(), leader_flag.clone(), stop_watch.clone());
+        let (archive, flag, stop) = (archive.clone(), leader_flag.clone(), stop_watch.clone());
         let (period, rate) = (settings.scrub_period, settings.scrub_bytes_per_sec);
         tokio::spawn(async move {
-            crate::integrity::scrub(&pipeline, period, rate, &flag, stop).await;
+            crate::integrity::scrub(&archive, period, rate, &flag, stop).await;
         });
     }
     // Timestamps are fetched beside the loop, so a slow TSA delays nothing.
-    if !pipeline.config().timestamps.tsa_urls.is_empty() {
+    if !archive.config().timestamps.tsa_urls.is_empty() {
         let (index, flag, settings) = (
             index.clone(),
             leader_flag.clone(),
-            pipeline.config().timestamps.clone(),
+            archive.config().timestamps.clone(),
         );
         let mut stop = stop_watch.clone();
         tokio::spawn(async move {
@@ -218,7 +224,7 @@ pub async fn run(pipeline: Arc<Pipeline>, settings: DaemonSettings) -> Result<()
                 if let (true, Some(key)) = (leading, &log_key) {
                     if last_checkpoint.elapsed() >= settings.checkpoint {
                         last_checkpoint = tokio::time::Instant::now();
-                        match crate::tlog::make_checkpoint(index.as_ref(), pipeline.store(), key, &pipeline.config().timestamps.tsa_urls).await {
+                        match crate::tlog::make_checkpoint(index.as_ref(), archive.store(), key, &archive.config().timestamps.tsa_urls).await {
                             Ok(c) => tracing::debug!(tree_size = c.tree_size, root = %c.root, "log checkpoint"),
                             Err(crate::tlog::TlogError::NotFound(_)) => {}
                             Err(e) => tracing::error!(error = %e, "signing a log checkpoint failed; retrying"),
@@ -341,7 +347,7 @@ async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
     let settings = schedule
         .as_ref()
         .map(|s| s.capture.clone())
-        .unwrap_or_else(|| shared.pipeline.config().capture.clone());
+        .unwrap_or_else(|| shared.archive.config().capture.clone());
     let claims = schedule.map(|s| s.claims).unwrap_or_default();
     let lease = shared.settings.lease;
     let renewer = {
@@ -402,11 +408,11 @@ async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
                 schedule: Some((run.schedule.clone(), run.scheduled_for)),
                 cancel: Some(cancel),
             };
-            let result = shared.pipeline.capture_with(request, &NoProgress).await;
+            let result = shared.capturer.capture_with(request, &NoProgress).await;
             if let Ok(report) = &result {
                 // Re-check linked passages, and link the schedule's claims.
                 if let Err(e) = provenance::after_capture(
-                    &shared.pipeline,
+                    &shared.archive,
                     &report.capture,
                     Some(&run.schedule),
                     &claims,
@@ -460,13 +466,13 @@ async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
 async fn adopt_lost(
     shared: &Shared,
     run: &Run,
-) -> Result<Option<crate::model::CaptureId>, PipelineError> {
+) -> Result<Option<crate::model::CaptureId>, ArchiveError> {
     for pending in shared
         .index
         .pending_objects(&run.schedule, &run.url, run.scheduled_for)
         .await?
     {
-        if let Some(capture) = shared.pipeline.adopt_pending(&pending).await? {
+        if let Some(capture) = crate::recovery::adopt_pending(&shared.archive, &pending).await? {
             return Ok(Some(capture.id));
         }
     }
@@ -475,7 +481,7 @@ async fn adopt_lost(
 
 /// Whether a result is done, worth retrying, or failed for good.
 fn decide(
-    result: Result<crate::pipeline::CaptureReport, PipelineError>,
+    result: Result<crate::pipeline::CaptureReport, ArchiveError>,
     run: &Run,
     settings: &DaemonSettings,
 ) -> RunFinish {
@@ -518,7 +524,7 @@ fn decide(
                 RunFinish::Failed { capture_id, error }
             }
         }
-        Err(PipelineError::Interrupted) => RunFinish::Interrupted {
+        Err(ArchiveError::Interrupted) => RunFinish::Interrupted {
             error: "the daemon shut down during the capture".into(),
         },
         Err(e) if can_retry => RunFinish::Retry {
@@ -553,7 +559,7 @@ fn reload(shared: &Shared, loaded: &mut Loaded, force: bool) {
         tracing::info!(file = %gone.display(), "schedule file removed");
         changed = true;
     }
-    let base = &shared.pipeline.config().capture;
+    let base = &shared.archive.config().capture;
     for path in &paths {
         let stamp = file_stamp(path);
         let known = loaded.files.get(path).map(|(s, _)| *s);

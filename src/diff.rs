@@ -10,8 +10,8 @@
 
 use serde::Serialize;
 
+use crate::archive::{Archive, ArchiveError};
 use crate::model::{Capture, CaptureId, Sha256};
-use crate::pipeline::{Pipeline, PipelineError};
 
 /// One side of a comparison.
 #[derive(Clone, Debug, Serialize)]
@@ -76,30 +76,30 @@ pub struct CaptureDiff {
 
 /// Compares capture `a` (before) with capture `b` (after).
 pub async fn diff(
-    pipeline: &Pipeline,
+    archive: &Archive,
     a: &CaptureId,
     b: &CaptureId,
-) -> Result<CaptureDiff, PipelineError> {
+) -> Result<CaptureDiff, ArchiveError> {
     let load = |id: &CaptureId| {
         let id = id.clone();
         async move {
-            let c = pipeline.index().capture(&id).await?.ok_or_else(|| {
-                PipelineError::NotFound(format!(
+            let c = archive.index().capture(&id).await?.ok_or_else(|| {
+                ArchiveError::NotFound(format!(
                     "no capture {id}; list them with `custody captures`"
                 ))
             })?;
             if c.warc.is_none() {
-                return Err(PipelineError::NotFound(format!(
+                return Err(ArchiveError::NotFound(format!(
                     "capture {id} failed ({}) and has nothing to compare",
                     c.error.clone().unwrap_or_default()
                 )));
             }
-            Ok::<Capture, PipelineError>(c)
+            Ok::<Capture, ArchiveError>(c)
         }
     };
     let (ca, cb) = (load(a).await?, load(b).await?);
     let side = |c: &Capture| {
-        let page = crate::pipeline::page_resource(&c.resources);
+        let page = crate::archive::page_resource(&c.resources);
         Side {
             capture_id: c.id.clone(),
             seed_url: c.seed_url.clone(),
@@ -111,7 +111,7 @@ pub async fn diff(
     let (sa, sb) = (side(&ca), side(&cb));
     let page_changed = sa.page_sha256 != sb.page_sha256 || sa.page_url != sb.page_url;
 
-    let (text, text_note) = match (page_text(pipeline, a).await, page_text(pipeline, b).await) {
+    let (text, text_note) = match (page_text(archive, a).await, page_text(archive, b).await) {
         (Ok(ta), Ok(tb)) => (paragraph_changes(&paragraphs(&ta), &paragraphs(&tb)), None),
         (Err(e), _) | (_, Err(e)) => (Vec::new(), Some(e)),
     };
@@ -164,8 +164,8 @@ pub async fn diff(
     })
 }
 
-async fn page_text(pipeline: &Pipeline, id: &CaptureId) -> Result<String, String> {
-    let doc = pipeline
+async fn page_text(archive: &Archive, id: &CaptureId) -> Result<String, String> {
+    let doc = archive
         .read_document(id, None)
         .await
         .map_err(|e| e.to_string())?;

@@ -16,8 +16,8 @@ use std::path::Path;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::archive::{Archive, ArchiveError};
 use crate::model::{CaptureId, FixityEvent, RecordEntry};
-use crate::pipeline::{Pipeline, PipelineError};
 use crate::store::StoreError;
 use crate::tlog::{self, LogKey};
 use crate::warc::WarcFileReader;
@@ -31,11 +31,34 @@ pub struct ObjectCheck {
     pub healthy: bool,
 }
 
+/// What an audit found, in all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AuditSummary {
+    pub checked: usize,
+    /// Objects with a copy that is still bad.
+    pub failed: usize,
+    /// Objects with a copy rewritten from a good one.
+    pub repaired: usize,
+}
+
+impl AuditSummary {
+    pub fn of(checks: &[ObjectCheck]) -> AuditSummary {
+        AuditSummary {
+            checked: checks.len(),
+            failed: checks.iter().filter(|c| !c.healthy).count(),
+            repaired: checks
+                .iter()
+                .filter(|c| c.events.iter().any(|e| e.outcome == "repaired"))
+                .count(),
+        }
+    }
+}
+
 /// Checks every stored WARC file once.
-pub async fn audit(pipeline: &Pipeline) -> Result<Vec<ObjectCheck>, PipelineError> {
+pub async fn audit(archive: &Archive) -> Result<Vec<ObjectCheck>, ArchiveError> {
     let mut checks = Vec::new();
-    for file in pipeline.index().warc_files().await? {
-        checks.push(check_object(pipeline, &file).await?);
+    for file in archive.index().warc_files().await? {
+        checks.push(check_object(archive, &file).await?);
     }
     Ok(checks)
 }
@@ -44,13 +67,12 @@ pub async fn audit(pipeline: &Pipeline) -> Result<Vec<ObjectCheck>, PipelineErro
 /// records each outcome (event, quarantine, log leaf). A bad or missing
 /// copy is rewritten from a good one, and the repair is recorded too.
 pub async fn check_object(
-    pipeline: &Pipeline,
+    archive: &Archive,
     file: &crate::model::WarcFile,
-) -> Result<ObjectCheck, PipelineError> {
-    let index = pipeline.index();
-    let mut copies: Vec<(String, &crate::store::Store)> =
-        vec![("primary".into(), pipeline.store())];
-    for (i, r) in pipeline.replicas().iter().enumerate() {
+) -> Result<ObjectCheck, ArchiveError> {
+    let index = archive.index();
+    let mut copies: Vec<(String, &crate::store::Store)> = vec![("primary".into(), archive.store())];
+    for (i, r) in archive.replicas().iter().enumerate() {
         copies.push((format!("replica {}", i + 1), r));
     }
     let event = |location: &str, outcome: &str, observed, detail: Option<String>| FixityEvent {
@@ -105,7 +127,7 @@ pub async fn check_object(
     let mut healthy = events.iter().all(|e| e.outcome == "ok");
     if let (Some((source, from)), false) = (&good, bad.is_empty()) {
         // `repair` puts (and so syncs and verifies) from this copy.
-        let good_copy = download_to_spool(pipeline, from, &file.key, "repair-").await?;
+        let good_copy = download_to_spool(archive, from, &file.key, "repair-").await?;
         if good_copy.sha256 != file.sha256 {
             return Err(StoreError::Corrupt {
                 key: file.key.clone(),
@@ -159,7 +181,7 @@ pub async fn check_object(
 /// then the next pass. Runs until `stop` is set, doing nothing while
 /// `active` (leadership) is false.
 pub async fn scrub(
-    pipeline: &Pipeline,
+    archive: &Archive,
     period: std::time::Duration,
     max_bytes_per_sec: u64,
     active: &std::sync::atomic::AtomicBool,
@@ -182,7 +204,7 @@ pub async fn scrub(
             }
             continue;
         }
-        let files = match pipeline.index().warc_files().await {
+        let files = match archive.index().warc_files().await {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(error = %e, "scrub: listing objects failed; retrying");
@@ -200,7 +222,7 @@ pub async fn scrub(
                 break;
             }
             let t = tokio::time::Instant::now();
-            if let Err(e) = check_object(pipeline, file).await {
+            if let Err(e) = check_object(archive, file).await {
                 tracing::error!(object = %file.key, error = %e, "scrub: recording a check failed");
             }
             done += file.bytes;
@@ -234,24 +256,24 @@ struct Downloaded {
 }
 
 async fn download_to_spool(
-    pipeline: &Pipeline,
+    archive: &Archive,
     store: &crate::store::Store,
     key: &str,
     prefix: &str,
-) -> Result<Downloaded, PipelineError> {
+) -> Result<Downloaded, ArchiveError> {
     use tokio::io::AsyncWriteExt;
-    let spool = pipeline.config().spool_dir();
+    let spool = archive.config().spool_dir();
     let (file, path) = tempfile::Builder::new()
         .prefix(prefix)
         .tempfile_in(&spool)
-        .map_err(|source| PipelineError::Io {
+        .map_err(|source| ArchiveError::Io {
             path: spool.clone(),
             source,
         })?
         .into_parts();
     let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
     let (sha256, bytes) = store.download(key, &mut out).await?;
-    out.flush().await.map_err(|source| PipelineError::Io {
+    out.flush().await.map_err(|source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
     })?;
@@ -273,7 +295,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn ok(item: impl Into<String>, detail: Option<String>) -> Check {
+    pub(crate) fn ok(item: impl Into<String>, detail: Option<String>) -> Check {
         Check {
             item: item.into(),
             ok: true,
@@ -281,7 +303,7 @@ impl Check {
         }
     }
 
-    fn failed(item: impl Into<String>, detail: impl Into<String>) -> Check {
+    pub(crate) fn failed(item: impl Into<String>, detail: impl Into<String>) -> Check {
         Check {
             item: item.into(),
             ok: false,
@@ -299,13 +321,13 @@ pub struct CaptureVerification {
 
 /// Verifies one capture (see the module documentation).
 pub async fn verify_capture(
-    pipeline: &Pipeline,
+    archive: &Archive,
     key: &LogKey,
     id: &CaptureId,
-) -> Result<CaptureVerification, PipelineError> {
-    let index = pipeline.index();
+) -> Result<CaptureVerification, ArchiveError> {
+    let index = archive.index();
     let capture = index.capture(id).await?.ok_or_else(|| {
-        PipelineError::NotFound(format!(
+        ArchiveError::NotFound(format!(
             "no capture {id} in the index; `custody verify --all` compares the index with the log"
         ))
     })?;
@@ -314,8 +336,8 @@ pub async fn verify_capture(
 
     if let Some(warc) = &capture.warc {
         let item = format!("WARC file {}", warc.key);
-        match download_to_spool(pipeline, pipeline.store(), &warc.key, "verify-").await {
-            Err(PipelineError::Store(e)) => checks.push(Check::failed(item, e.to_string())),
+        match download_to_spool(archive, archive.store(), &warc.key, "verify-").await {
+            Err(ArchiveError::Store(e)) => checks.push(Check::failed(item, e.to_string())),
             Err(e) => return Err(e),
             Ok(Downloaded {
                 file,
@@ -340,14 +362,14 @@ pub async fn verify_capture(
                     check_records(file, &recs, &capture_id, &seed)
                 })
                 .await
-                .map_err(|e| PipelineError::Internal(e.to_string()))?;
+                .map_err(|e| ArchiveError::Internal(e.to_string()))?;
                 checks.extend(found);
                 drop(path);
             }
         }
     }
 
-    checks.extend(check_log_entry(pipeline, key, &capture, &records).await?);
+    checks.extend(check_log_entry(archive, key, &capture, &records).await?);
     Ok(CaptureVerification {
         capture_id: id.clone(),
         ok: checks.iter().all(|c| c.ok),
@@ -452,12 +474,12 @@ fn check_records(
 /// The capture's leaf: present once, equal to the index's capture, and
 /// included in the latest checkpoint that covers it.
 async fn check_log_entry(
-    pipeline: &Pipeline,
+    archive: &Archive,
     key: &LogKey,
     capture: &crate::model::Capture,
     records: &[RecordEntry],
-) -> Result<Vec<Check>, PipelineError> {
-    let index = pipeline.index();
+) -> Result<Vec<Check>, ArchiveError> {
+    let index = archive.index();
     let leaves = index.log_leaves_of("capture", capture.id.as_str()).await?;
     let Some(leaf) = leaves.first() else {
         return Ok(vec![Check::failed(
@@ -496,7 +518,7 @@ async fn check_log_entry(
         Err(e) => checks.push(Check::failed(item, e.to_string())),
     }
     // Timestamp tokens of that checkpoint and of the capture itself.
-    let roots = &pipeline.config().timestamps.roots;
+    let roots = &archive.config().timestamps.roots;
     let subjects = [
         (
             "checkpoint",
@@ -519,10 +541,10 @@ async fn check_log_entry(
             let (t, r) = (token.clone(), roots.clone());
             let checked = tokio::task::spawn_blocking(move || tlog::tsa::verify_token(&t, &r))
                 .await
-                .map_err(|e| PipelineError::Internal(e.to_string()))?;
+                .map_err(|e| ArchiveError::Internal(e.to_string()))?;
             match checked {
                 Ok(()) => checks.push(Check::ok(item, token.gen_time.clone())),
-                Err(e) => checks.push(Check::failed(item, e)),
+                Err(e) => checks.push(Check::failed(item, e.to_string())),
             }
         }
     }
@@ -537,18 +559,27 @@ pub struct AllVerification {
     pub log: Vec<Check>,
 }
 
+impl AllVerification {
+    /// Captures with a check that failed.
+    pub fn failed_captures(&self) -> usize {
+        self.captures.iter().filter(|c| !c.ok).count()
+    }
+
+    /// Every check of the log passed.
+    pub fn log_ok(&self) -> bool {
+        self.log.iter().all(|c| c.ok)
+    }
+}
+
 /// Verifies every capture, every checkpoint, and the log against the index.
-pub async fn verify_all(
-    pipeline: &Pipeline,
-    key: &LogKey,
-) -> Result<AllVerification, PipelineError> {
-    let index = pipeline.index();
+pub async fn verify_all(archive: &Archive, key: &LogKey) -> Result<AllVerification, ArchiveError> {
+    let index = archive.index();
     let mut captures = Vec::new();
     for c in index.captures(None).await? {
-        captures.push(verify_capture(pipeline, key, &c.id).await?);
+        captures.push(verify_capture(archive, key, &c.id).await?);
     }
     let mut log = Vec::new();
-    let tlog_err = |e: tlog::TlogError| PipelineError::Internal(e.to_string());
+    let tlog_err = |e: tlog::TlogError| ArchiveError::Internal(e.to_string());
     for c in tlog::check_log(index.as_ref(), key)
         .await
         .map_err(tlog_err)?
@@ -617,13 +648,13 @@ pub struct ReindexReport {
 /// captures from their leaves; finally every capture leaf is compared with
 /// the rebuilt capture.
 pub async fn reindex(
-    pipeline: &Pipeline,
+    archive: &Archive,
     key: Option<&LogKey>,
-) -> Result<ReindexReport, PipelineError> {
-    let index = pipeline.index();
-    let store = pipeline.store();
+) -> Result<ReindexReport, ArchiveError> {
+    let index = archive.index();
+    let store = archive.store();
     if !index.captures(None).await?.is_empty() || index.log_size().await? > 0 {
-        return Err(PipelineError::Invalid(
+        return Err(ArchiveError::Invalid(
             "reindex rebuilds an empty index: move the current index aside (or point index_url at a new database) first".into(),
         ));
     }
@@ -706,13 +737,13 @@ pub async fn reindex(
     keys.sort();
     let mut rebuilt_captures = Vec::new();
     for warc_key in keys {
-        let path = download_to_spool(pipeline, store, &warc_key, "reindex-")
+        let path = download_to_spool(archive, store, &warc_key, "reindex-")
             .await?
             .path;
         let p = path.to_path_buf();
         let rebuilt = tokio::task::spawn_blocking(move || crate::rebuild::rebuild(&p))
             .await
-            .map_err(|e| PipelineError::Internal(e.to_string()))?;
+            .map_err(|e| ArchiveError::Internal(e.to_string()))?;
         drop(path);
         match rebuilt {
             Err(e) => report.problems.push(format!("{warc_key}: {e}")),
@@ -731,9 +762,11 @@ pub async fn reindex(
             .log_leaves_of("capture", r.capture.id.as_str())
             .await?
             .is_empty();
-        index
-            .put_capture_with(&r.capture, &r.records, !logged)
-            .await?;
+        if logged {
+            index.restore_capture(&r.capture, &r.records).await?;
+        } else {
+            index.put_capture(&r.capture, &r.records).await?;
+        }
         report.captures_rebuilt += 1;
         if !logged {
             report.leaves_appended += 1;
@@ -756,7 +789,7 @@ pub async fn reindex(
         }
         match failed_capture_from_leaf(&leaf.data) {
             Some(c) => {
-                index.put_capture_with(&c, &[], false).await?;
+                index.restore_capture(&c, &[]).await?;
                 report.failed_captures_restored += 1;
             }
             None => report.problems.push(format!(
@@ -814,6 +847,27 @@ fn failed_capture_from_leaf(data: &str) -> Option<crate::model::Capture> {
     })
 }
 
+/// Why a package could not be checked at all (as opposed to a check that
+/// failed, which [`PackageVerification`] reports).
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the scratch files to check {path}: {source}")]
+    Scratch {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// What `verify PACKAGE` found.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageVerification {
@@ -833,10 +887,19 @@ pub fn verify_package(
     path: &Path,
     pinned_key: Option<&str>,
     tsa_roots: &[std::path::PathBuf],
-) -> Result<PackageVerification, String> {
+) -> Result<PackageVerification, PackageError> {
     use sha2::Digest;
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let open = || {
+        std::fs::File::open(path).map_err(|source| PackageError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let read_err = |source| PackageError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = open()?;
     let mut reader = WarcFileReader::new(BufReader::new(file));
     let mut checks = Vec::new();
     struct Seen {
@@ -925,12 +988,12 @@ pub fn verify_package(
     // The stored WARC is the file's beginning.
     let item = format!("capture WARC (the first {warc_bytes} bytes)");
     let mut hasher = sha2::Sha256::new();
-    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut f = open()?;
     let copied = std::io::copy(
         &mut std::io::Read::take(&mut f, warc_bytes),
         &mut HashWrite(&mut hasher),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(read_err)?;
     let actual = hex::encode(hasher.finalize());
     if copied == warc_bytes && actual == warc_sha {
         checks.push(Check::ok(item, Some(format!("sha256 {actual}"))));
@@ -1030,7 +1093,7 @@ pub fn verify_package(
         } else {
             match tlog::tsa::verify_token(&t, tsa_roots) {
                 Ok(()) => checks.push(Check::ok(item, t.gen_time.clone())),
-                Err(e) => checks.push(Check::failed(item, e)),
+                Err(e) => checks.push(Check::failed(item, e.to_string())),
             }
         }
     }

@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` for the bird's-eye view and the code map.
 
 pub mod access;
+pub mod archive;
 pub mod capture;
 pub mod cdxj;
 pub mod charset;
@@ -16,6 +17,7 @@ pub mod model;
 pub mod pipeline;
 pub mod provenance;
 pub mod rebuild;
+pub mod recovery;
 pub mod scheduler;
 pub mod store;
 pub mod tlog;

@@ -237,6 +237,23 @@ pub struct RecordEntry {
     pub length: u64,
 }
 
+/// Replaces the password in `scheme://user:password@host` with `***`, so a
+/// store or index URL can be logged and shown.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let user = authority[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_string(),
+    }
+}
+
 /// Formats an instant as RFC 3339 UTC with second precision, e.g.
 /// `2016-11-29T10:04:00Z`.
 pub fn rfc3339_utc(t: &DateTime<Utc>) -> String {

@@ -466,7 +466,7 @@ impl Store {
 
     /// The store's URL with any password hidden.
     pub fn redacted_url(&self) -> String {
-        crate::config::redact_url(&self.url)
+        crate::model::redact_url(&self.url)
     }
 
     /// Repairs a damaged or missing object from a good copy at `path`:

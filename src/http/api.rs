@@ -90,7 +90,7 @@ pub fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, AppError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    crate::pipeline::parse_at(s).map_err(|_| {
+    crate::archive::parse_at(s).map_err(|_| {
         AppError::bad_request(format!(
             "{name}={s:?} is not a time; use RFC 3339 (2016-11-29T10:04:00Z) or YYYYMMDDhhmmss"
         ))
@@ -112,7 +112,7 @@ async fn known_capture(state: &AppState, id: &CaptureId) -> Result<Capture, AppE
 pub fn capture_dto(c: &Capture) -> Value {
     let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
     let id = c.id.as_str();
-    let page = crate::pipeline::page_resource(&c.resources);
+    let page = crate::archive::page_resource(&c.resources);
     v["links"] = json!({
         "self": format!("/api/v1/captures/{id}"),
         "records": format!("/api/v1/captures/{id}/records"),
@@ -180,13 +180,13 @@ async fn create_capture(
             "give the page to capture: {\"url\": \"https://...\"}",
         ));
     }
-    let allow_private = state.pipeline().config().capture.allow_private;
+    let allow_private = state.archive().config().capture.allow_private;
     let mut out = Vec::new();
     for u in &urls {
         let seed = crate::capture::check_seed(u, allow_private)
             .map_err(|e| AppError::bad_request(e.to_string()))?;
         let capture = state
-            .pipeline()
+            .capturer()
             .capture(seed, &crate::pipeline::NoProgress)
             .await?;
         state
@@ -239,8 +239,8 @@ async fn verify_capture(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = capture_id(&id)?;
-    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)?;
-    let v = crate::integrity::verify_capture(state.pipeline(), &key, &id).await?;
+    let key = crate::tlog::LogKey::load_or_create(&state.archive().config().data_dir)?;
+    let v = crate::integrity::verify_capture(state.archive(), &key, &id).await?;
     state
         .accessed(&caller, &id, "verified", json!({"via": "api", "ok": v.ok}))
         .await?;
@@ -261,7 +261,7 @@ async fn capture_proof(
     let warc = c
         .warc
         .ok_or_else(|| AppError::not_found(format!("capture {id} failed and has no WARC")))?;
-    Ok(Json(state.pipeline().proof(&id, &warc).await?).into_response())
+    Ok(Json(state.archive().proof(&id, &warc).await?).into_response())
 }
 
 /// Streams a finished export file and removes it afterwards.
@@ -287,7 +287,7 @@ async fn send_file(path: PathBuf, name: &str, content_type: &str) -> Result<Resp
 }
 
 fn export_path(state: &AppState) -> Result<PathBuf, AppError> {
-    let spool = state.pipeline().config().spool_dir();
+    let spool = state.archive().config().spool_dir();
     std::fs::create_dir_all(&spool).map_err(|e| AppError::internal(&e))?;
     Ok(spool.join(format!("export-{}", uuid::Uuid::new_v4().simple())))
 }
@@ -299,7 +299,7 @@ async fn download_warc(
 ) -> Result<Response, AppError> {
     let id = capture_id(&id)?;
     let path = export_path(&state)?;
-    let exported = state.pipeline().write_export(&id, &path).await?;
+    let exported = state.archive().write_export(&id, &path).await?;
     state
         .accessed(
             &caller,
@@ -339,7 +339,7 @@ async fn send_wacz(
     name: &str,
 ) -> Result<Response, AppError> {
     let path = export_path(state)?;
-    crate::wacz::export(state.pipeline(), &scope, &path, Some(&caller.actor())).await?;
+    crate::wacz::export(state.archive(), &scope, &path, Some(&caller.actor())).await?;
     send_file(path, name, "application/wacz").await
 }
 
@@ -443,7 +443,7 @@ async fn create_claim(
     Json(b): Json<NewClaim>,
 ) -> Result<Response, AppError> {
     let claim = crate::provenance::add_claim(
-        state.pipeline(),
+        state.archive(),
         crate::provenance::ClaimFields {
             text: Some(b.text),
             event_start: b.event_start,
@@ -465,7 +465,7 @@ async fn show_claim(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let ev = crate::provenance::evidence(state.pipeline(), &id).await?;
+    let ev = crate::provenance::evidence(state.archive(), &id).await?;
     Ok(Json(ev).into_response())
 }
 
@@ -473,7 +473,7 @@ async fn claim_jsonld(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let ev = crate::provenance::evidence(state.pipeline(), &id).await?;
+    let ev = crate::provenance::evidence(state.archive(), &id).await?;
     let doc = crate::provenance::jsonld::claim_document(&ev);
     Ok((
         [(header::CONTENT_TYPE, "application/ld+json")],
@@ -509,7 +509,7 @@ async fn link_claim(
         })?,
     };
     let link = crate::provenance::link(
-        state.pipeline(),
+        state.archive(),
         crate::provenance::LinkRequest {
             claim_id: id,
             capture_id: capture_id(&b.capture_id)?,
@@ -558,7 +558,7 @@ fn schedules_dir(state: &AppState) -> Result<PathBuf, AppError> {
 
 async fn list_schedules(State(state): State<AppState>) -> Result<Response, AppError> {
     let dir = schedules_dir(&state)?;
-    let config = state.pipeline().config().clone();
+    let config = state.archive().config().clone();
     let (files, problems) = crate::scheduler::load_dir(&dir, &config.capture);
     let now = Utc::now();
     let mut items = Vec::new();
@@ -623,7 +623,7 @@ async fn create_schedule(
         text.push_str(&format!("overlap = {}\n", q(v)));
     }
     let path = dir.join(format!("{}.toml", b.name));
-    let config = state.pipeline().config().clone();
+    let config = state.archive().config().clone();
     crate::scheduler::parse_file(&path, &text, &config.capture).map_err(|problems| {
         AppError::bad_request(
             problems
@@ -683,7 +683,7 @@ async fn list_runs(
 }
 
 async fn log_key(State(state): State<AppState>) -> Result<Response, AppError> {
-    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)?;
+    let key = crate::tlog::LogKey::load_or_create(&state.archive().config().data_dir)?;
     let size = state.index().log_size().await?;
     Ok(
         Json(json!({"verifier_key": key.verifier_key(), "origin": key.name(), "size": size}))
@@ -708,7 +708,7 @@ async fn log_consistency(
     State(state): State<AppState>,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Response, AppError> {
-    let key = crate::tlog::LogKey::load_or_create(&state.pipeline().config().data_dir)?;
+    let key = crate::tlog::LogKey::load_or_create(&state.archive().config().data_dir)?;
     let new = match q.new {
         Some(n) => n,
         None => state

@@ -30,9 +30,10 @@ use axum::Router;
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::archive::{Archive, ArchiveError};
 use crate::index::Index;
 use crate::model::{ApiToken, CaptureId, CustodyEvent, Role};
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::pipeline::Capturer;
 
 /// How the HTTP surface is served.
 #[derive(Clone, Debug, Default)]
@@ -52,7 +53,8 @@ pub struct AppState {
 }
 
 struct Inner {
-    pipeline: Arc<Pipeline>,
+    archive: Arc<Archive>,
+    capturer: Arc<Capturer>,
     settings: ServeSettings,
     access: AccessLog,
     cache: cache::ReplayCache,
@@ -62,15 +64,17 @@ impl AppState {
     /// The state and the task that writes access events; await the task
     /// after the server stops so the last accesses are recorded.
     pub fn new(
-        pipeline: Arc<Pipeline>,
+        capturer: Arc<Capturer>,
         settings: ServeSettings,
     ) -> (AppState, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(10_000);
-        let writer = tokio::spawn(write_access(pipeline.index().clone(), rx));
+        let archive = capturer.archive().clone();
+        let writer = tokio::spawn(write_access(archive.index().clone(), rx));
         (
             AppState {
                 inner: Arc::new(Inner {
-                    pipeline,
+                    archive,
+                    capturer,
                     settings,
                     access: AccessLog(tx),
                     cache: cache::ReplayCache::default(),
@@ -80,12 +84,16 @@ impl AppState {
         )
     }
 
-    fn pipeline(&self) -> &Pipeline {
-        &self.inner.pipeline
+    fn archive(&self) -> &Archive {
+        &self.inner.archive
+    }
+
+    fn capturer(&self) -> &Capturer {
+        &self.inner.capturer
     }
 
     fn index(&self) -> &Arc<dyn Index> {
-        self.inner.pipeline.index()
+        self.inner.archive.index()
     }
 }
 
@@ -100,42 +108,72 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the HTTP surface on `listen` until SIGTERM or SIGINT, then
-/// records the last accesses and returns.
-pub async fn serve(
-    pipeline: Arc<Pipeline>,
-    listen: std::net::SocketAddr,
+/// Why the HTTP surface could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}; choose another address with --listen")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the http server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The HTTP surface bound to its address, ready to serve (`custody serve`).
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    capturer: Arc<Capturer>,
     settings: ServeSettings,
-) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        format!("cannot listen on {listen}: {e}; choose another address with --listen")
-    })?;
-    let addr = listener.local_addr().unwrap_or(listen);
-    let public = settings.public_read;
-    let (state, writer) = AppState::new(pipeline, settings);
-    tracing::info!(listen = %addr, public_read = public, "serving");
-    eprintln!(
-        "custody: serving http://{addr}/ (reading {})",
-        if public {
-            "open to all"
-        } else {
-            "needs a token"
-        }
-    );
-    let stop = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
-        }
-    };
-    let result = axum::serve(listener, app(state))
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(|e| format!("http server failed: {e}"));
-    let _ = writer.await;
-    result
+}
+
+impl Server {
+    pub async fn bind(
+        capturer: Arc<Capturer>,
+        listen: std::net::SocketAddr,
+        settings: ServeSettings,
+    ) -> Result<Server, ServeError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                addr: listen,
+                source,
+            })?;
+        Ok(Server {
+            listener,
+            capturer,
+            settings,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until SIGTERM or SIGINT, then records the last accesses and
+    /// returns.
+    pub async fn run_until_signal(self) -> Result<(), ServeError> {
+        let addr = self.local_addr();
+        let public = self.settings.public_read;
+        let (state, writer) = AppState::new(self.capturer, self.settings);
+        tracing::info!(listen = %addr, public_read = public, "serving");
+        let stop = async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+            }
+        };
+        let result = axum::serve(self.listener, app(state))
+            .with_graceful_shutdown(stop)
+            .await
+            .map_err(ServeError::Serve);
+        let _ = writer.await;
+        result
+    }
 }
 
 /// Who is calling: the token's id and role, or nobody (public reading).
@@ -363,13 +401,13 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<PipelineError> for AppError {
-    fn from(e: PipelineError) -> Self {
+impl From<ArchiveError> for AppError {
+    fn from(e: ArchiveError) -> Self {
         match e {
-            PipelineError::NotFound(m) => AppError::not_found(m),
-            PipelineError::Invalid(m) => AppError::bad_request(m),
-            PipelineError::Index(e) => AppError::from(e),
-            PipelineError::Warc(e) => {
+            ArchiveError::NotFound(m) => AppError::not_found(m),
+            ArchiveError::Invalid(m) => AppError::bad_request(m),
+            ArchiveError::Index(e) => AppError::from(e),
+            ArchiveError::Warc(e) => {
                 // A digest that does not match is never served.
                 tracing::error!(error = %e, "evidence failed its digest check on read");
                 AppError::new(
@@ -410,7 +448,7 @@ impl From<crate::provenance::ProvenanceError> for AppError {
         match e {
             P::NotFound(m) => AppError::not_found(m),
             P::Index(e) => e.into(),
-            P::Pipeline(e) => e.into(),
+            P::Archive(e) => e.into(),
             other => AppError::bad_request(other.to_string()),
         }
     }

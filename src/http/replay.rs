@@ -25,10 +25,10 @@ use url::Url;
 
 use super::rewrite::{escape_attr, Rewriter};
 use super::{AppError, AppState, Caller};
+use crate::archive::{decode_body, normalize_url, parse_at};
 use crate::cdxj::CdxLine;
 use crate::index::{Hit, RecordQuery};
 use crate::model::surt;
-use crate::pipeline::{decode_body, normalize_url, parse_at};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -105,26 +105,6 @@ fn http_date(t: &DateTime<Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-/// The record for `url` nearest to `at`: by exact URL first, then by SURT
-/// key (the same resource under http and https, or with and without
-/// `www.`).
-async fn lookup(
-    state: &AppState,
-    url: &str,
-    at: Option<DateTime<Utc>>,
-) -> Result<Option<Hit>, AppError> {
-    if let Some(hit) = state.index().nearest_response(url, at).await? {
-        return Ok(Some(hit));
-    }
-    let Ok(hits) = records_of(state, url).await else {
-        return Ok(None);
-    };
-    let at = at.unwrap_or_else(Utc::now);
-    Ok(hits
-        .into_iter()
-        .min_by_key(|h| (h.record.date - at).num_milliseconds().abs()))
-}
-
 /// How a replay URL asks for its record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -173,11 +153,15 @@ async fn replay(
     let hit = match cache.lookup(&url, ts).filter(|_| caching) {
         Some(hit) => hit,
         None => {
-            let hit = lookup(&state, &url, at).await?.ok_or_else(|| {
-                AppError::not_found(format!(
+            let hit = state
+                .index()
+                .nearest_response(&url, at)
+                .await?
+                .ok_or_else(|| {
+                    AppError::not_found(format!(
                     "{url} is not in the archive; its captures are listed at /timemap/link/{url}"
                 ))
-            })?;
+                })?;
             if caching {
                 cache.remember_lookup(&url, ts, &hit);
             }
@@ -328,11 +312,11 @@ async fn read_payload(
         cache.forget_record(id);
     }
     let small = state
-        .pipeline()
+        .archive()
         .read_resolved_small(hit, super::cache::MAX_RECORD)
         .await?;
     let Some((head, payload)) = small else {
-        let (head, file) = state.pipeline().read_resolved(hit).await?;
+        let (head, file) = state.archive().read_resolved(hit).await?;
         return Ok((head, Payload::File(file)));
     };
     let payload = Bytes::from(payload);
@@ -542,7 +526,9 @@ async fn timegate(
         ),
         None => None,
     };
-    let hit = lookup(&state, &url, at)
+    let hit = state
+        .index()
+        .nearest_response(&url, at)
         .await?
         .ok_or_else(|| AppError::not_found(format!("{url} is not in the archive")))?;
     let base = base(&headers);

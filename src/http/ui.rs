@@ -158,7 +158,7 @@ fn captures_table(captures: &[crate::model::Capture]) -> String {
         "<table><tr><th>Captured</th><th>Page</th><th>Status</th><th>Resources</th><th></th></tr>",
     );
     for c in captures {
-        let page = crate::pipeline::page_resource(&c.resources);
+        let page = crate::archive::page_resource(&c.resources);
         let replay = page
             .map(|p| {
                 format!(
@@ -329,7 +329,7 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
             .await?
             .ok_or_else(|| AppError::not_found(format!("no capture {id}")))?;
         let mut b = String::new();
-        let page = crate::pipeline::page_resource(&c.resources);
+        let page = crate::archive::page_resource(&c.resources);
         b.push_str("<table>");
         let mut row = |k: &str, v: String| b.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
         row("Seed URL", esc(&c.seed_url));
@@ -470,7 +470,7 @@ async fn claim_page(
     Path(id): Path<String>,
 ) -> Response {
     let result: Result<(String, String), AppError> = async {
-        let ev = crate::provenance::evidence(state.pipeline(), &id).await?;
+        let ev = crate::provenance::evidence(state.archive(), &id).await?;
         let c = &ev.claim;
         let mut b = format!("<blockquote>{}</blockquote><table>", esc(&c.text));
         let mut row = |k: &str, v: String| b.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
@@ -498,7 +498,7 @@ async fn claim_page(
                 cls = if e.verified { "ok" } else { "bad" },
                 state = if e.verified { "digest and passage verified now".to_string() } else { format!("NOT VERIFIED: {}", esc(e.verification_error.as_deref().unwrap_or(""))) },
             ));
-            let passage = match state.pipeline().read_document(&e.capture_id, Some(&e.url)).await {
+            let passage = match state.archive().read_document(&e.capture_id, Some(&e.url)).await {
                 Ok(doc) => {
                     state
                         .accessed(&caller, &e.capture_id, "accessed", json!({"via": "ui claim page", "claim": c.id, "url": e.url}))
@@ -548,7 +548,7 @@ async fn schedules_page(State(state): State<AppState>) -> Response {
         let mut b = String::new();
         match &state.inner.settings.schedules_dir {
             Some(dir) => {
-                let config = state.pipeline().config().clone();
+                let config = state.archive().config().clone();
                 let (files, problems) = crate::scheduler::load_dir(dir, &config.capture);
                 let now = Utc::now();
                 b.push_str("<table><tr><th>Schedule</th><th>Cron</th><th>URLs</th><th>Next run</th></tr>");

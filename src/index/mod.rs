@@ -1,14 +1,117 @@
-//! The index: what was captured, where each record lives, what failed.
+//! The index: what was captured, where each record lives, what failed, and
+//! everything custody knows about it since (the log, runs, claims, tokens).
 //!
-//! One trait, [`Index`], with one implementation per backend, each with its
-//! own migrations; the backend is picked from the index URL once, in
-//! [`open`], and nothing else asks which one is in use. The same conformance
-//! suite (`tests/index_conformance.rs`) runs against every backend.
+//! One SQL implementation ([`sql`]), compiled once per backend: SQLite
+//! (`sqlite.rs`, the embedded default) and PostgreSQL (`postgres.rs`, for
+//! several daemons on one database). Each backend file is a small dialect
+//! seam (how to connect, how a write transaction begins, the log-append
+//! lock, the run-claim suffix, the leader lock, which migrations) and
+//! includes the same `sql.rs` with its own database type, so every query is
+//! written once. The backend is picked from the index URL once, in
+//! [`open`]; nothing else asks which one is in use. One conformance suite
+//! (`tests/it/index_conformance.rs`) runs against both.
+//!
+//! Callers take the role they use: [`CaptureIndex`] (captures, records,
+//! lookups, stored files), [`LogIndex`] (leaves, checkpoints, fixity,
+//! timestamps), [`RunIndex`] (scheduled runs, leases, leadership),
+//! [`ProvenanceIndex`] (claims, links, passage checks, custody events) and
+//! [`TokenIndex`] (API tokens). [`Index`] is all of them; an
+//! `Arc<dyn Index>` coerces to any role.
 //!
 //! **Invariant:** the index never points at something that is not durable.
-//! [`Index::put_capture`] is called only after the capture's WARC is stored
-//! and verified, and writes the capture, its WARC file and every record in
-//! one transaction.
+//! [`CaptureIndex::put_capture`] is called only after the capture's WARC is
+//! stored and verified, and writes the capture, its WARC file, every record
+//! and its log leaf in one transaction.
+
+/// A schema migration: version, name, SQL.
+type Migration = (i64, &'static str, &'static str);
+
+/// Every migration of one backend's directory, in order; each runs once,
+/// in its own transaction. The two directories hold the same steps, each
+/// in its dialect.
+macro_rules! migrations {
+    ($backend:literal) => {
+        &[
+            (
+                1,
+                "initial",
+                include_str!(concat!("migrations/", $backend, "/0001_initial.sql")),
+            ),
+            (
+                2,
+                "runs",
+                include_str!(concat!("migrations/", $backend, "/0002_runs.sql")),
+            ),
+            (
+                3,
+                "provenance",
+                include_str!(concat!("migrations/", $backend, "/0003_provenance.sql")),
+            ),
+            (
+                4,
+                "pending objects",
+                include_str!(concat!(
+                    "migrations/",
+                    $backend,
+                    "/0004_pending_objects.sql"
+                )),
+            ),
+            (
+                5,
+                "page change",
+                include_str!(concat!("migrations/", $backend, "/0005_page_change.sql")),
+            ),
+            (
+                6,
+                "transparency log",
+                include_str!(concat!(
+                    "migrations/",
+                    $backend,
+                    "/0006_transparency_log.sql"
+                )),
+            ),
+            (
+                7,
+                "fixity",
+                include_str!(concat!("migrations/", $backend, "/0007_fixity.sql")),
+            ),
+            (
+                8,
+                "timestamps",
+                include_str!(concat!("migrations/", $backend, "/0008_timestamps.sql")),
+            ),
+            (
+                9,
+                "api tokens",
+                include_str!(concat!("migrations/", $backend, "/0009_api_tokens.sql")),
+            ),
+        ]
+    };
+}
+use migrations;
+
+/// Compiles the one SQL body (`sql.rs`) for the backend whose seam invokes
+/// this, with `DB` as its database type, and names its index type.
+macro_rules! sql_body {
+    ($db:ty, $name:ident, $doc:literal) => {
+        #[allow(
+            clippy::duplicate_mod,
+            reason = "one SQL body, compiled once per backend with its own `DB` (see sql.rs)"
+        )]
+        #[path = "sql.rs"]
+        mod sql;
+
+        #[doc = $doc]
+        pub type $name = sql::SqlIndex;
+
+        type DB = $db;
+    };
+}
+use sql_body;
+
+/// The table of applied migrations (the same in both dialects).
+const MIGRATION_TABLE: &str = "CREATE TABLE IF NOT EXISTS custody_migration \
+    (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)";
 
 mod postgres;
 mod sqlite;
@@ -19,30 +122,104 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    ApiToken, Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, NewRun, PassageCheck,
-    PendingObject, RecordEntry, Run, RunFinish, Sha256, Stats, WarcRef,
+    ApiToken, Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, FixityEvent, NewRun,
+    PassageCheck, PendingObject, RecordEntry, Run, RunFinish, Sha256, Stats, TimestampRequest,
+    TimestampToken, WarcFile, WarcRef,
 };
+use crate::tlog::leaf::{Checkpoint, LogLeaf};
 
 pub use postgres::PostgresIndex;
 pub use sqlite::SqliteIndex;
 
+/// What went wrong, in kinds a caller can act on (see [`IndexError::kind`]).
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("index URL {0:?} is not valid: use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     BadUrl(String),
     #[error("index URL scheme {0:?} is not supported; use sqlite://PATH or postgres://USER@HOST/DATABASE")]
     Unsupported(String),
-    #[error("capture {0} is already in the index")]
-    Duplicate(String),
-    #[error("index database error: {0}")]
-    Database(#[from] sqlx::Error),
+    /// What was asked for is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// The write would repeat something the index already holds.
+    #[error("{0}")]
+    Conflict(String),
+    /// A row cannot be read back.
     #[error("index holds a value it cannot read ({0}); the database may have been edited by hand")]
     Corrupt(String),
+    /// The database cannot be reached or cannot write now (down, busy,
+    /// full, read-only); trying again later may work.
+    #[error("the index database is unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// Any other database error (a bug, or a schema edited by hand).
+    #[error("index database error: {0}")]
+    Database(sqlx::Error),
     #[error("cannot create the index directory {path}: {source}")]
     Io {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+}
+
+/// The kinds of [`IndexError`] (the HTTP layer maps them to 404, 409, 503,
+/// and 500 for the rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The index URL is wrong (a usage error).
+    Config,
+    NotFound,
+    Conflict,
+    Corrupt,
+    Unavailable,
+    Internal,
+}
+
+impl IndexError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IndexError::BadUrl(_) | IndexError::Unsupported(_) => ErrorKind::Config,
+            IndexError::NotFound(_) => ErrorKind::NotFound,
+            IndexError::Conflict(_) => ErrorKind::Conflict,
+            IndexError::Corrupt(_) => ErrorKind::Corrupt,
+            IndexError::Unavailable(_) | IndexError::Io { .. } => ErrorKind::Unavailable,
+            IndexError::Database(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<sqlx::Error> for IndexError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &e {
+            E::RowNotFound => IndexError::NotFound("no such row in the index".into()),
+            E::ColumnDecode { .. } | E::Decode(_) | E::ColumnNotFound(_) => {
+                IndexError::Corrupt(e.to_string())
+            }
+            E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+                IndexError::Unavailable(e)
+            }
+            E::Database(db) if db.is_unique_violation() => {
+                IndexError::Conflict(format!("the index already holds this ({})", db.message()))
+            }
+            E::Database(db) if unavailable_code(db.code().as_deref()) => IndexError::Unavailable(e),
+            _ => IndexError::Database(e),
+        }
+    }
+}
+
+/// Database error codes that mean "not now" rather than "never": SQLite's
+/// busy, locked, I/O, full, read-only and cannot-open results (primary
+/// codes, extended ones included), and PostgreSQL's connection (08),
+/// resource (53), operator-intervention (57) and system (58) classes.
+fn unavailable_code(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    // SQLSTATEs are five characters; SQLite's codes, extended ones
+    // included, have at most four digits.
+    if code.len() == 5 {
+        return ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c));
+    }
+    code.parse::<i64>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
 }
 
 /// A response record found by URL, with the file that holds it.
@@ -53,30 +230,24 @@ pub struct Hit {
     pub record: RecordEntry,
 }
 
+/// Captures, their WARC files and records, and the lookups that find them.
 #[async_trait]
-pub trait Index: Send + Sync {
-    /// Records a finished capture. For an `ok` capture, `capture.warc` must be
-    /// durable in the store already; `records` are its WARC's records.
+pub trait CaptureIndex: Send + Sync {
+    /// Records a finished capture. For an `ok` capture, `capture.warc` must
+    /// be durable in the store already; `records` are its WARC's records.
     /// Appends the capture's leaf to the log in the same transaction.
     async fn put_capture(
         &self,
         capture: &Capture,
         records: &[RecordEntry],
-    ) -> Result<(), IndexError> {
-        self.put_capture_with(capture, records, true).await
-    }
+    ) -> Result<(), IndexError>;
 
-    /// `put_capture`, appending a log leaf only when `log` is set (a
-    /// reindex restores captures whose leaves the log already holds).
-    async fn put_capture_with(
+    /// Puts back a capture whose leaf the log already holds (reindex).
+    async fn restore_capture(
         &self,
         capture: &Capture,
         records: &[RecordEntry],
-        log: bool,
     ) -> Result<(), IndexError>;
-
-    /// Puts back a leaf at its own index (reindex); it must be the next one.
-    async fn restore_leaf(&self, leaf: &crate::tlog::LogLeaf) -> Result<(), IndexError>;
 
     async fn capture(&self, id: &CaptureId) -> Result<Option<Capture>, IndexError>;
 
@@ -89,8 +260,12 @@ pub trait Index: Send + Sync {
     /// A capture's records in file order.
     async fn records(&self, id: &CaptureId) -> Result<Vec<RecordEntry>, IndexError>;
 
-    /// The response (or revisit) record for `url` nearest in time to `at`
-    /// (the latest when `at` is absent). Ties go to the earlier record.
+    /// The response (or revisit) record a URL and a time mean, as replay,
+    /// `get`, CDX and the UI all resolve it: the record of exactly `url`
+    /// nearest in time to `at` (the latest when `at` is absent); if the
+    /// archive holds none, the nearest record under the URL's SURT key (the
+    /// same resource under http and https, with or without `www.`). Ties
+    /// go to the earlier record.
     async fn nearest_response(
         &self,
         url: &str,
@@ -108,8 +283,42 @@ pub trait Index: Send + Sync {
     /// A record by its `WARC-Record-ID`, with its capture and WARC file.
     async fn record_hit(&self, record_id: &str) -> Result<Option<Hit>, IndexError>;
 
-    // The transparency log (leaves are appended by `put_capture`,
-    // `put_link` and `add_event` in their own transactions).
+    /// Captures matching `q`, in start order (newest first when
+    /// `q.newest_first`).
+    async fn capture_page(&self, q: &CaptureQuery) -> Result<Vec<Capture>, IndexError>;
+
+    /// Response and revisit records matching `q`, in (SURT, time) order.
+    async fn find_records(&self, q: &RecordQuery) -> Result<Vec<Hit>, IndexError>;
+
+    /// Every stored WARC file, oldest first, with its quarantine state.
+    async fn warc_files(&self) -> Result<Vec<WarcFile>, IndexError>;
+
+    /// Notes an object about to be uploaded for a capture not yet indexed.
+    /// `put_capture` of that capture removes the note in its transaction.
+    async fn add_pending_object(&self, pending: &PendingObject) -> Result<(), IndexError>;
+
+    /// Notes left for a scheduled instant (by attempts that died).
+    async fn pending_objects(
+        &self,
+        schedule: &str,
+        seed_url: &str,
+        scheduled_for: DateTime<Utc>,
+    ) -> Result<Vec<PendingObject>, IndexError>;
+
+    async fn remove_pending_object(
+        &self,
+        key: &str,
+        capture_id: &CaptureId,
+    ) -> Result<(), IndexError>;
+}
+
+/// The transparency log (leaves are appended by the writes that record
+/// their objects, in the same transaction), its checkpoints, fixity checks
+/// and trusted timestamps.
+#[async_trait]
+pub trait LogIndex: Send + Sync {
+    /// Puts back a leaf at its own index (reindex); it must be the next one.
+    async fn restore_leaf(&self, leaf: &LogLeaf) -> Result<(), IndexError>;
 
     /// Leaves in the log.
     async fn log_size(&self) -> Result<u64, IndexError>;
@@ -117,36 +326,25 @@ pub trait Index: Send + Sync {
     /// Hashes of the first `size` leaves, in order.
     async fn log_leaf_hashes(&self, size: u64) -> Result<Vec<Sha256>, IndexError>;
 
-    /// The leaves about one object (`capture`, `link` or `event` kind).
-    async fn log_leaves_of(
-        &self,
-        kind: &str,
-        object_id: &str,
-    ) -> Result<Vec<crate::tlog::LogLeaf>, IndexError>;
+    /// The leaves about one object (`capture`, `link`, `event` or `fixity`
+    /// kind).
+    async fn log_leaves_of(&self, kind: &str, object_id: &str) -> Result<Vec<LogLeaf>, IndexError>;
 
     /// Leaves `from..to`.
-    async fn log_leaves(&self, from: u64, to: u64)
-        -> Result<Vec<crate::tlog::LogLeaf>, IndexError>;
+    async fn log_leaves(&self, from: u64, to: u64) -> Result<Vec<LogLeaf>, IndexError>;
 
     /// Records a signed checkpoint (once per tree size).
-    async fn put_checkpoint(&self, c: &crate::tlog::Checkpoint) -> Result<(), IndexError>;
+    async fn put_checkpoint(&self, c: &Checkpoint) -> Result<(), IndexError>;
 
     /// Every checkpoint, smallest tree first.
-    async fn checkpoints(&self) -> Result<Vec<crate::tlog::Checkpoint>, IndexError>;
-
-    // Fixity.
-
-    /// Every stored WARC file, oldest first, with its quarantine state.
-    async fn warc_files(&self) -> Result<Vec<crate::model::WarcFile>, IndexError>;
+    async fn checkpoints(&self) -> Result<Vec<Checkpoint>, IndexError>;
 
     /// Records a fixity check, sets or clears the object's quarantine, and
     /// appends the check to the log, in one transaction.
-    async fn record_fixity(&self, e: &crate::model::FixityEvent) -> Result<(), IndexError>;
+    async fn record_fixity(&self, e: &FixityEvent) -> Result<(), IndexError>;
 
     /// The checks of one object, oldest first.
-    async fn fixity_events(&self, key: &str) -> Result<Vec<crate::model::FixityEvent>, IndexError>;
-
-    // Trusted timestamps (RFC 3161).
+    async fn fixity_events(&self, key: &str) -> Result<Vec<FixityEvent>, IndexError>;
 
     /// Queues a timestamp of `imprint` from one TSA (once per subject and
     /// TSA).
@@ -163,13 +361,13 @@ pub trait Index: Send + Sync {
         &self,
         now: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<crate::model::TimestampRequest>, IndexError>;
+    ) -> Result<Vec<TimestampRequest>, IndexError>;
 
     /// Stores a checked token and retires its request.
     async fn timestamp_received(
         &self,
         request_id: i64,
-        token: &crate::model::TimestampToken,
+        token: &TimestampToken,
     ) -> Result<(), IndexError>;
 
     /// Records a failed attempt and when to try again.
@@ -185,10 +383,12 @@ pub trait Index: Send + Sync {
         &self,
         subject_kind: &str,
         subject_id: &str,
-    ) -> Result<Vec<crate::model::TimestampToken>, IndexError>;
+    ) -> Result<Vec<TimestampToken>, IndexError>;
+}
 
-    // Scheduled runs.
-
+/// Scheduled runs: planning marks, runs, attempts, leases, leadership.
+#[async_trait]
+pub trait RunIndex: Send + Sync {
     /// How far runs of `schedule` for `url` have been planned.
     async fn planned_until(
         &self,
@@ -244,35 +444,17 @@ pub trait Index: Send + Sync {
     /// Runs, oldest instant first; only those of a schedule when given.
     async fn runs(&self, schedule: Option<&str>) -> Result<Vec<Run>, IndexError>;
 
-    /// Counts for metrics.
-    async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError>;
-
     /// Whether this process leads the planning of runs. Several daemons may
     /// share one index; one plans at a time. Backends that serve a single
     /// node always answer true; PostgreSQL holds a session advisory lock on a
     /// dedicated connection, released when the leader dies.
     async fn try_lead(&self) -> Result<bool, IndexError>;
+}
 
-    /// Notes an object about to be uploaded for a capture not yet indexed.
-    /// `put_capture` of that capture removes the note in its transaction.
-    async fn add_pending_object(&self, pending: &PendingObject) -> Result<(), IndexError>;
-
-    /// Notes left for a scheduled instant (by attempts that died).
-    async fn pending_objects(
-        &self,
-        schedule: &str,
-        seed_url: &str,
-        scheduled_for: DateTime<Utc>,
-    ) -> Result<Vec<PendingObject>, IndexError>;
-
-    async fn remove_pending_object(
-        &self,
-        key: &str,
-        capture_id: &CaptureId,
-    ) -> Result<(), IndexError>;
-
-    // Provenance: claims, evidence links, passage checks, custody events.
-
+/// Claims, evidence links, passage checks and custody events: all
+/// append-only.
+#[async_trait]
+pub trait ProvenanceIndex: Send + Sync {
     /// Adds a claim version; (id, version) must be new.
     async fn put_claim(&self, claim: &Claim) -> Result<(), IndexError>;
 
@@ -286,6 +468,7 @@ pub trait Index: Send + Sync {
     /// The latest version of the claim with this origin and text.
     async fn claim_by_origin(&self, origin: &str, text: &str) -> Result<Option<Claim>, IndexError>;
 
+    /// Records a link and appends its leaf, in one transaction.
     async fn put_link(&self, link: &EvidenceLink) -> Result<(), IndexError>;
 
     /// Links, oldest first, filtered by claim, capture or target URI.
@@ -297,8 +480,12 @@ pub trait Index: Send + Sync {
     /// A link's passage checks, oldest capture first.
     async fn passage_checks(&self, link_id: &str) -> Result<Vec<PassageCheck>, IndexError>;
 
-    /// Appends to an object's custody record.
+    /// Appends to an object's custody record (with its leaf).
     async fn add_event(&self, event: &CustodyEvent) -> Result<(), IndexError>;
+
+    /// Appends several custody events (each with its log leaf) in one
+    /// transaction: how the HTTP surface records accesses in batches.
+    async fn add_events(&self, events: &[CustodyEvent]) -> Result<(), IndexError>;
 
     /// An object's custody record, in order.
     async fn events(
@@ -306,22 +493,11 @@ pub trait Index: Send + Sync {
         object_kind: &str,
         object_id: &str,
     ) -> Result<Vec<CustodyEvent>, IndexError>;
+}
 
-    /// Appends several custody events (each with its log leaf) in one
-    /// transaction: how the HTTP surface records accesses in batches.
-    async fn add_events(&self, events: &[CustodyEvent]) -> Result<(), IndexError>;
-
-    // Reading for investigators: pages of captures and records.
-
-    /// Captures matching `q`, in start order (newest first when
-    /// `q.newest_first`).
-    async fn capture_page(&self, q: &CaptureQuery) -> Result<Vec<Capture>, IndexError>;
-
-    /// Response and revisit records matching `q`, in (SURT, time) order.
-    async fn find_records(&self, q: &RecordQuery) -> Result<Vec<Hit>, IndexError>;
-
-    // API tokens.
-
+/// API tokens (only the SHA-256 of a secret is kept).
+#[async_trait]
+pub trait TokenIndex: Send + Sync {
     /// Stores a new token (its id must be new).
     async fn put_token(&self, token: &ApiToken) -> Result<(), IndexError>;
 
@@ -336,7 +512,15 @@ pub trait Index: Send + Sync {
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, IndexError>;
 }
 
-/// Which captures to list (see [`Index::capture_page`]).
+/// Every role, implemented by one type per backend.
+#[async_trait]
+pub trait Index: CaptureIndex + LogIndex + RunIndex + ProvenanceIndex + TokenIndex {
+    /// Counts for metrics (and the health check: it answers while the
+    /// database does).
+    async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError>;
+}
+
+/// Which captures to list (see [`CaptureIndex::capture_page`]).
 #[derive(Clone, Debug, Default)]
 pub struct CaptureQuery {
     /// Seed URLs that start with this.
@@ -350,7 +534,7 @@ pub struct CaptureQuery {
     pub offset: u64,
 }
 
-/// Which records to list (see [`Index::find_records`]): the pywb CDX
+/// Which records to list (see [`CaptureIndex::find_records`]): the pywb CDX
 /// server's query, resolved to SURT keys.
 #[derive(Clone, Debug, Default)]
 pub struct RecordQuery {
@@ -364,132 +548,6 @@ pub struct RecordQuery {
     pub reverse: bool,
     pub limit: u32,
     pub offset: u64,
-}
-
-/// The two multi-row inserts of a batch of custody events, whose leaves
-/// take log indices from `first_leaf` on; the same for every backend.
-pub(crate) fn event_batch_inserts<DB>(
-    events: &[CustodyEvent],
-    first_leaf: i64,
-) -> (sqlx::QueryBuilder<DB>, sqlx::QueryBuilder<DB>)
-where
-    DB: sqlx::Database,
-    <DB as sqlx::Database>::Arguments: Default,
-    String: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    Option<String>: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    let now = db_time(&Utc::now());
-    let mut rows = sqlx::QueryBuilder::new(
-        "INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) ",
-    );
-    rows.push_values(events, |mut row, e| {
-        row.push_bind(e.object_kind.clone())
-            .push_bind(e.object_id.clone())
-            .push_bind(e.event.clone())
-            .push_bind(e.actor.clone())
-            .push_bind(db_time(&e.at))
-            .push_bind(e.outcome.clone())
-            .push_bind(e.detail.to_string());
-    });
-    let mut leaves = sqlx::QueryBuilder::new(
-        "INSERT INTO log_leaf (idx, kind, object_id, data, leaf_hash, appended_at) ",
-    );
-    leaves.push_values(events.iter().enumerate(), |mut row, (i, e)| {
-        let leaf = crate::tlog::event_leaf(e);
-        row.push_bind(first_leaf + i as i64)
-            .push_bind(leaf.kind.to_string())
-            .push_bind(leaf.object_id.clone())
-            .push_bind(leaf.data.clone())
-            .push_bind(leaf.hash().hex())
-            .push_bind(now.clone());
-    });
-    (rows, leaves)
-}
-
-/// SQL shared by both backends (written with `?` placeholders; the
-/// PostgreSQL backend numbers them).
-pub(crate) mod shared_sql {
-    use super::{db_time, CaptureQuery, RecordQuery};
-
-    pub const TOKEN_COLUMNS: &str =
-        "SELECT id, secret_sha256, role, label, created_at, revoked_at FROM api_token";
-    pub const TOKEN_INSERT: &str = "INSERT INTO api_token \
-        (id, secret_sha256, role, label, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)";
-    pub const TOKEN_REVOKE: &str =
-        "UPDATE api_token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
-
-    /// The WHERE/ORDER/LIMIT tail of a capture page query and its text
-    /// binds, in order.
-    pub fn capture_page(q: &CaptureQuery) -> (String, Vec<String>) {
-        let mut conds = Vec::new();
-        let mut binds = Vec::new();
-        if let Some(p) = &q.url_prefix {
-            conds.push("substr(c.seed_url, 1, length(?)) = ?");
-            binds.push(p.clone());
-            binds.push(p.clone());
-        }
-        if let Some(t) = &q.from {
-            conds.push("c.started_at >= ?");
-            binds.push(db_time(t));
-        }
-        if let Some(t) = &q.to {
-            conds.push("c.started_at <= ?");
-            binds.push(db_time(t));
-        }
-        let order = if q.newest_first { "DESC" } else { "ASC" };
-        (
-            format!(
-                "{} ORDER BY c.started_at {order}, c.id {order} LIMIT {} OFFSET {}",
-                where_clause(&conds),
-                q.limit,
-                q.offset
-            ),
-            binds,
-        )
-    }
-
-    /// The WHERE/ORDER/LIMIT tail of a record query and its text binds.
-    pub fn find_records(q: &RecordQuery) -> (String, Vec<String>) {
-        let mut conds = vec!["r.warc_type IN ('response', 'revisit')"];
-        let mut binds = Vec::new();
-        if let Some(s) = &q.surt {
-            conds.push("r.surt = ?");
-            binds.push(s.clone());
-        }
-        if let Some(p) = &q.surt_prefix {
-            conds.push("substr(r.surt, 1, length(?)) = ?");
-            binds.push(p.clone());
-            binds.push(p.clone());
-        }
-        if let Some(t) = &q.from {
-            conds.push("r.timestamp >= ?");
-            binds.push(t.clone());
-        }
-        if let Some(t) = &q.to {
-            conds.push("r.timestamp <= ?");
-            binds.push(t.clone());
-        }
-        let order = if q.reverse { "DESC" } else { "ASC" };
-        (
-            format!(
-                "{} ORDER BY r.surt {order}, r.timestamp {order}, r.record_id {order} \
-                 LIMIT {} OFFSET {}",
-                where_clause(&conds),
-                q.limit,
-                q.offset
-            ),
-            binds,
-        )
-    }
-
-    fn where_clause(conds: &[&str]) -> String {
-        if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        }
-    }
 }
 
 /// Which links to list.
@@ -519,6 +577,21 @@ pub async fn open(url: &str) -> Result<Arc<dyn Index>, IndexError> {
     }
 }
 
+/// Of two candidates either side of `at`, the nearer; the earlier on a tie.
+/// The one rule every lookup by time follows.
+pub fn nearer(before: Option<Hit>, after: Option<Hit>, at: DateTime<Utc>) -> Option<Hit> {
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            if (a.record.date - at) < (at - b.record.date) {
+                Some(a)
+            } else {
+                Some(b)
+            }
+        }
+        (b, a) => b.or(a),
+    }
+}
+
 /// Instants as stored: fixed-width RFC 3339 UTC with microseconds.
 pub(crate) fn db_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
@@ -528,4 +601,37 @@ pub(crate) fn parse_db_time(s: &str) -> Result<DateTime<Utc>, IndexError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| IndexError::Corrupt(format!("instant {s:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_full_and_unreachable_databases_are_unavailable_not_internal() {
+        // SQLite: busy, locked, read-only, I/O error (an extended code),
+        // full, cannot open.
+        for code in ["5", "6", "8", "10", "266", "13", "14"] {
+            assert!(unavailable_code(Some(code)), "{code}");
+        }
+        // A constraint failure or a syntax error is not "try later".
+        for code in ["19", "1", "2067"] {
+            assert!(!unavailable_code(Some(code)), "{code}");
+        }
+        // PostgreSQL: connection failure, disk full, admin shutdown.
+        for code in ["08006", "53100", "57P01"] {
+            assert!(unavailable_code(Some(code)), "{code}");
+        }
+        assert!(!unavailable_code(Some("23505")));
+        assert!(!unavailable_code(Some("42601")));
+        assert!(!unavailable_code(None));
+        assert_eq!(
+            IndexError::from(sqlx::Error::PoolTimedOut).kind(),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            IndexError::from(sqlx::Error::RowNotFound).kind(),
+            ErrorKind::NotFound
+        );
+    }
 }

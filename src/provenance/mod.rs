@@ -18,12 +18,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::index::{IndexError, LinkFilter};
+use crate::archive::{Archive, ArchiveError, Document};
+use crate::index::{IndexError, LinkFilter, ProvenanceIndex};
 use crate::model::{
     self, Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, PassageCheck, Relation, Selector,
     Sha256,
 };
-use crate::pipeline::{Document, Pipeline, PipelineError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvenanceError {
@@ -53,7 +53,7 @@ pub enum ProvenanceError {
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
-    Pipeline(#[from] PipelineError),
+    Archive(#[from] ArchiveError),
 }
 
 fn describe(places: &[text::Match]) -> String {
@@ -146,8 +146,43 @@ fn event(
     }
 }
 
+/// Which claims to list (`custody claims`, `/api/v1/claims`).
+#[derive(Clone, Debug, Default)]
+pub struct ClaimQuery {
+    /// Only claims whose text contains every word of this (any case).
+    pub search: Option<String>,
+    /// Only claims with evidence at this URL (normalised as the index keeps
+    /// URLs).
+    pub url: Option<String>,
+    /// Only claims with evidence in this capture.
+    pub capture: Option<CaptureId>,
+}
+
+/// The latest version of every claim `q` selects, oldest claim first.
+pub async fn find_claims(
+    index: &dyn ProvenanceIndex,
+    q: &ClaimQuery,
+) -> Result<Vec<Claim>, ProvenanceError> {
+    let mut claims = index.claims(q.search.as_deref()).await?;
+    if q.url.is_some() || q.capture.is_some() {
+        let filter = LinkFilter {
+            claim_id: None,
+            capture_id: q.capture.clone(),
+            target_uri: q.url.clone(),
+        };
+        let linked: std::collections::HashSet<String> = index
+            .links(&filter)
+            .await?
+            .into_iter()
+            .map(|l| l.claim_id)
+            .collect();
+        claims.retain(|c| linked.contains(&c.id));
+    }
+    Ok(claims)
+}
+
 /// Records a new claim (version 1).
-pub async fn add_claim(pipeline: &Pipeline, fields: ClaimFields) -> Result<Claim, ProvenanceError> {
+pub async fn add_claim(archive: &Archive, fields: ClaimFields) -> Result<Claim, ProvenanceError> {
     let claim = Claim {
         id: uuid::Uuid::now_v7().to_string(),
         version: 1,
@@ -164,7 +199,7 @@ pub async fn add_claim(pipeline: &Pipeline, fields: ClaimFields) -> Result<Claim
         created_at: Utc::now(),
     };
     validate(&claim)?;
-    let index = pipeline.index();
+    let index = archive.index();
     index.put_claim(&claim).await?;
     index
         .add_event(&event(
@@ -181,11 +216,11 @@ pub async fn add_claim(pipeline: &Pipeline, fields: ClaimFields) -> Result<Claim
 
 /// Records a new version of a claim; unset fields keep their value.
 pub async fn edit_claim(
-    pipeline: &Pipeline,
+    archive: &Archive,
     id: &str,
     fields: ClaimFields,
 ) -> Result<Claim, ProvenanceError> {
-    let index = pipeline.index();
+    let index = archive.index();
     let versions = index.claim_versions(id).await?;
     let last = versions.last().ok_or_else(|| {
         ProvenanceError::NotFound(format!("no claim {id}; list them with `custody claims`"))
@@ -263,8 +298,8 @@ pub fn document_text(doc: &Document) -> Result<String, ProvenanceError> {
 }
 
 /// Resolves the request against the archived document and records the link.
-pub async fn link(pipeline: &Pipeline, req: LinkRequest) -> Result<EvidenceLink, ProvenanceError> {
-    let index = pipeline.index();
+pub async fn link(archive: &Archive, req: LinkRequest) -> Result<EvidenceLink, ProvenanceError> {
+    let index = archive.index();
     let claim = index
         .claim_versions(&req.claim_id)
         .await?
@@ -275,12 +310,12 @@ pub async fn link(pipeline: &Pipeline, req: LinkRequest) -> Result<EvidenceLink,
                 req.claim_id
             ))
         })?;
-    let doc = pipeline
+    let doc = archive
         .read_document(&req.capture_id, req.target.as_deref())
         .await
         .map_err(|e| match e {
-            PipelineError::NotFound(m) => ProvenanceError::NotFound(m),
-            e => ProvenanceError::Pipeline(e),
+            ArchiveError::NotFound(m) => ProvenanceError::NotFound(m),
+            e => ProvenanceError::Archive(e),
         })?;
     let ways = [
         req.quote.is_some(),
@@ -477,11 +512,8 @@ pub struct LinkEvidence {
 }
 
 /// A claim with every link, re-verified against the store now.
-pub async fn evidence(
-    pipeline: &Pipeline,
-    claim_id: &str,
-) -> Result<ClaimEvidence, ProvenanceError> {
-    let index = pipeline.index();
+pub async fn evidence(archive: &Archive, claim_id: &str) -> Result<ClaimEvidence, ProvenanceError> {
+    let index = archive.index();
     let versions = index.claim_versions(claim_id).await?;
     let claim = versions.last().cloned().ok_or_else(|| {
         ProvenanceError::NotFound(format!(
@@ -497,7 +529,7 @@ pub async fn evidence(
     let mut evidence = Vec::new();
     for link in links {
         let capture = index.capture(&link.capture_id).await?;
-        let (verified, verification_error) = match verify_link(pipeline, &link).await {
+        let (verified, verification_error) = match verify_link(archive, &link).await {
             Ok(()) => (true, None),
             Err(e) => (false, Some(e)),
         };
@@ -547,8 +579,8 @@ pub async fn evidence(
 
 /// Re-reads the linked record (its digests are checked by the reader) and
 /// checks its payload digest and the selected passage.
-pub async fn verify_link(pipeline: &Pipeline, link: &EvidenceLink) -> Result<(), String> {
-    let doc = pipeline
+pub async fn verify_link(archive: &Archive, link: &EvidenceLink) -> Result<(), String> {
+    let doc = archive
         .read_document(&link.capture_id, Some(&link.target_uri))
         .await
         .map_err(|e| e.to_string())?;
@@ -600,7 +632,7 @@ pub struct ScheduleClaim {
 /// After a capture: links the schedule's claims to it the first time their
 /// quote is found, and re-checks every earlier link to the captured page.
 pub async fn after_capture(
-    pipeline: &Pipeline,
+    archive: &Archive,
     capture: &Capture,
     schedule: Option<&str>,
     claims: &[ScheduleClaim],
@@ -608,7 +640,7 @@ pub async fn after_capture(
     if capture.warc.is_none() {
         return Ok(());
     }
-    let index = pipeline.index();
+    let index = archive.index();
     // The page: the first response of the seed's chain that is not a redirect.
     let Some(page) = capture
         .resources
@@ -631,9 +663,9 @@ pub async fn after_capture(
     if !text_like || (earlier.is_empty() && (claims.is_empty() || schedule.is_none())) {
         return Ok(());
     }
-    let doc = match pipeline.read_document(&capture.id, None).await {
+    let doc = match archive.read_document(&capture.id, None).await {
         Ok(d) => d,
-        Err(PipelineError::NotFound(_)) => return Ok(()),
+        Err(ArchiveError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     let text = document_text(&doc).ok();
@@ -711,7 +743,7 @@ pub async fn after_capture(
                     origin: Some(origin.clone()),
                     ..Default::default()
                 };
-                add_claim(pipeline, fields).await?
+                add_claim(archive, fields).await?
             }
         };
         let linked = index
@@ -756,7 +788,7 @@ pub async fn after_capture(
             rationale: Some(format!("declared in schedule {schedule}")),
             author: Some(origin.clone()),
         };
-        link(pipeline, request).await?;
+        link(archive, request).await?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::schedule::{OnMissed, Overlap, Schedule};
-use crate::index::{Index, IndexError};
+use crate::index::{IndexError, RunIndex};
 use crate::model::{NewRun, RunState};
 
 /// What one planning pass recorded.
@@ -30,7 +30,7 @@ pub struct Planned {
 const MAX_PER_PASS: usize = 1000;
 
 pub async fn plan(
-    index: &dyn Index,
+    index: &dyn RunIndex,
     schedules: &[Schedule],
     now: DateTime<Utc>,
     grace: Duration,

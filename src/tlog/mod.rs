@@ -9,18 +9,21 @@
 //! against checkpoints can be checked offline with the public key that
 //! `custody log key` prints.
 
+pub mod leaf;
 pub mod merkle;
 pub mod tsa;
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use serde::Serialize;
 use sha2::Digest;
 
-use crate::model::{Capture, CustodyEvent, EvidenceLink, RecordEntry, Sha256};
+use crate::model::Sha256;
+
+pub use leaf::{capture_leaf, event_leaf, fixity_leaf, link_leaf, Checkpoint, Leaf, LogLeaf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlogError {
@@ -42,136 +45,6 @@ pub enum TlogError {
     /// The stored log does not reproduce what a checkpoint signed.
     #[error("{0}")]
     Mismatch(String),
-}
-
-/// A leaf to append: what it is about and its canonical bytes (JSON with a
-/// fixed field order; maps sorted by key).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Leaf {
-    pub kind: &'static str,
-    pub object_id: String,
-    pub data: String,
-}
-
-impl Leaf {
-    pub fn hash(&self) -> Sha256 {
-        Sha256::from_bytes(merkle::leaf_hash(self.data.as_bytes()))
-    }
-}
-
-/// A leaf as stored, with its position.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct LogLeaf {
-    pub index: u64,
-    pub kind: String,
-    pub object_id: String,
-    pub data: String,
-    pub leaf_hash: Sha256,
-    #[serde(with = "crate::model::rfc3339")]
-    pub appended_at: DateTime<Utc>,
-}
-
-/// A signed checkpoint: the tree's size and root in a signed note.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Checkpoint {
-    pub tree_size: u64,
-    pub root: Sha256,
-    pub note: String,
-    #[serde(with = "crate::model::rfc3339")]
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Serialize)]
-struct CaptureLeaf<'a> {
-    leaf: &'static str,
-    capture_id: &'a str,
-    seed_url: &'a str,
-    status: &'a str,
-    started_at: String,
-    finished_at: String,
-    warc_sha256: Option<String>,
-    warc_bytes: Option<u64>,
-    error: Option<&'a str>,
-    records: Vec<RecordLeaf<'a>>,
-}
-
-#[derive(Serialize)]
-struct RecordLeaf<'a> {
-    id: &'a str,
-    #[serde(rename = "type")]
-    warc_type: &'a str,
-    target: Option<&'a str>,
-    block: String,
-    payload: Option<String>,
-    offset: u64,
-    length: u64,
-}
-
-/// The leaf of a capture manifest: id, seed, times, WARC digest and every
-/// record's digests and place.
-pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
-    let body = CaptureLeaf {
-        leaf: "capture",
-        capture_id: c.id.as_str(),
-        seed_url: &c.seed_url,
-        status: c.status.as_str(),
-        // Microseconds, as the index and the manifest keep them.
-        started_at: crate::warc::warc_date(&c.started_at),
-        finished_at: crate::warc::warc_date(&c.finished_at),
-        warc_sha256: c.warc.as_ref().map(|w| w.sha256.hex()),
-        warc_bytes: c.warc.as_ref().map(|w| w.bytes),
-        error: c.error.as_deref(),
-        records: records
-            .iter()
-            .map(|r| RecordLeaf {
-                id: &r.record_id,
-                warc_type: &r.warc_type,
-                target: r.target_uri.as_deref(),
-                block: r.block_digest.hex(),
-                payload: r.payload_digest.map(|d| d.hex()),
-                offset: r.offset,
-                length: r.length,
-            })
-            .collect(),
-    };
-    Leaf {
-        kind: "capture",
-        object_id: c.id.to_string(),
-        data: serde_json::to_string(&body).expect("a capture leaf serialises"),
-    }
-}
-
-/// The leaf of an evidence link.
-pub fn link_leaf(l: &EvidenceLink) -> Leaf {
-    let mut value = serde_json::to_value(l).expect("a link serialises");
-    value["leaf"] = "evidence_link".into();
-    Leaf {
-        kind: "link",
-        object_id: l.id.clone(),
-        data: value.to_string(),
-    }
-}
-
-/// The leaf of a custody event.
-pub fn event_leaf(e: &CustodyEvent) -> Leaf {
-    let mut value = serde_json::to_value(e).expect("an event serialises");
-    value["leaf"] = "custody_event".into();
-    Leaf {
-        kind: "event",
-        object_id: format!("{}:{}", e.object_kind, e.object_id),
-        data: value.to_string(),
-    }
-}
-
-/// The leaf of a fixity check.
-pub fn fixity_leaf(e: &crate::model::FixityEvent) -> Leaf {
-    let mut value = serde_json::to_value(e).expect("a fixity event serialises");
-    value["leaf"] = "fixity_event".into();
-    Leaf {
-        kind: "fixity",
-        object_id: e.object_key.clone(),
-        data: value.to_string(),
-    }
 }
 
 /// The instance's log signing key, kept in the data directory.
@@ -429,7 +302,7 @@ pub fn root_of(hashes: &[Sha256]) -> Sha256 {
 /// Each configured TSA is then asked (through the index's queue) to
 /// timestamp the note.
 pub async fn make_checkpoint(
-    index: &dyn crate::index::Index,
+    index: &dyn crate::index::LogIndex,
     store: &crate::store::Store,
     key: &LogKey,
     tsa_urls: &[String],
@@ -522,7 +395,7 @@ pub struct InclusionProof {
 /// The inclusion proof of a capture's leaf in the latest checkpoint that
 /// covers it (made now if none does), checked before it is returned.
 pub async fn capture_inclusion(
-    index: &dyn crate::index::Index,
+    index: &dyn crate::index::LogIndex,
     store: &crate::store::Store,
     key: &LogKey,
     tsa_urls: &[String],
@@ -553,7 +426,7 @@ pub async fn capture_inclusion(
 /// The inclusion proof of `leaf` in `checkpoint`, made from the stored
 /// leaves, which must still give the checkpoint's signed root.
 pub async fn inclusion_in(
-    index: &dyn crate::index::Index,
+    index: &dyn crate::index::LogIndex,
     key: &LogKey,
     leaf: LogLeaf,
     checkpoint: Checkpoint,
@@ -623,7 +496,7 @@ pub struct ConsistencyProof {
 /// The consistency proof between the checkpoints of sizes `old` and `new`,
 /// computed from the stored leaves and checked against both signed notes.
 pub async fn consistency(
-    index: &dyn crate::index::Index,
+    index: &dyn crate::index::LogIndex,
     key: &LogKey,
     old: u64,
     new: u64,
@@ -723,7 +596,7 @@ pub struct CheckpointCheck {
 /// against both signed roots. Every leaf's hash is also recomputed from its
 /// bytes.
 pub async fn check_log(
-    index: &dyn crate::index::Index,
+    index: &dyn crate::index::LogIndex,
     key: &LogKey,
 ) -> Result<Vec<CheckpointCheck>, TlogError> {
     let checkpoints = index.checkpoints().await?;

@@ -16,18 +16,52 @@ use std::time::Duration;
 use base64::Engine;
 use chrono::Utc;
 
-use crate::index::Index;
+use crate::config::TimestampSettings;
+use crate::index::LogIndex;
 use crate::model::{Sha256, TimestampToken};
 
-/// `[timestamps]` settings.
-#[derive(Clone, Debug, Default)]
-pub struct TimestampSettings {
-    /// TSA URLs; each subject is timestamped by every one of them.
-    pub tsa_urls: Vec<String>,
-    /// PEM files of the roots TSA certificates must chain to.
-    pub roots: Vec<PathBuf>,
-    /// Also timestamp each capture manifest (not only checkpoints).
-    pub captures: bool,
+/// Why a timestamp could not be obtained or does not check.
+#[derive(Debug, thiserror::Error)]
+pub enum TsaError {
+    #[error("the TSA refused the request (PKIStatus {0})")]
+    Refused(u32),
+    #[error("the reply is not a TimeStampResp")]
+    NotAResponse,
+    #[error("the stored token is not base64")]
+    NotBase64,
+    #[error("no timestamps.roots configured to check TSA certificates against")]
+    NoRoots,
+    #[error("cannot read {path}: {source}")]
+    Roots {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot run openssl to check timestamps ({0}); install the openssl package")]
+    NoOpenssl(std::io::Error),
+    /// The token does not verify (openssl's own words).
+    #[error("{0}")]
+    Rejected(String),
+    /// custody's own scratch space failed, not the token.
+    #[error("cannot write the scratch files to check a timestamp: {0}")]
+    Scratch(std::io::Error),
+    #[error("TSA {url} unreachable: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("TSA {url} answered HTTP {status}")]
+    Http { url: String, status: u16 },
+}
+
+impl TsaError {
+    /// The failure is custody's own (no openssl, no scratch space), so it
+    /// says nothing about the token.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            TsaError::NoOpenssl(_)
+                | TsaError::Scratch(_)
+                | TsaError::Roots { .. }
+                | TsaError::NoRoots
+        )
+    }
 }
 
 const SHA256_OID: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
@@ -109,24 +143,28 @@ pub fn response_status(resp: &[u8]) -> Option<u32> {
 }
 
 /// The roots as one PEM file for openssl.
-fn roots_file(roots: &[PathBuf], dir: &Path) -> Result<PathBuf, String> {
+fn roots_file(roots: &[PathBuf], dir: &Path) -> Result<PathBuf, TsaError> {
     if roots.is_empty() {
-        return Err("no timestamps.roots configured to check TSA certificates against".into());
+        return Err(TsaError::NoRoots);
     }
     let mut pem = Vec::new();
     for r in roots {
-        pem.extend(std::fs::read(r).map_err(|e| format!("cannot read {}: {e}", r.display()))?);
+        pem.extend(std::fs::read(r).map_err(|source| TsaError::Roots {
+            path: r.clone(),
+            source,
+        })?);
         pem.push(b'\n');
     }
     let path = dir.join("roots.pem");
-    std::fs::write(&path, pem).map_err(|e| e.to_string())?;
+    std::fs::write(&path, pem).map_err(TsaError::Scratch)?;
     Ok(path)
 }
 
-fn openssl(args: &[&std::ffi::OsStr]) -> Result<String, String> {
-    let out = Command::new("openssl").args(args).output().map_err(|e| {
-        format!("cannot run openssl to check timestamps ({e}); install the openssl package")
-    })?;
+fn openssl(args: &[&std::ffi::OsStr]) -> Result<String, TsaError> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .map_err(TsaError::NoOpenssl)?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() && !text.contains("FAILED") {
         Ok(text)
@@ -136,9 +174,11 @@ fn openssl(args: &[&std::ffi::OsStr]) -> Result<String, String> {
             .lines()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("openssl ts failed");
-        Err(format!("{} {}", text.trim(), first.trim())
-            .trim()
-            .to_string())
+        Err(TsaError::Rejected(
+            format!("{} {}", text.trim(), first.trim())
+                .trim()
+                .to_string(),
+        ))
     }
 }
 
@@ -148,16 +188,16 @@ pub fn check_response(
     request: &[u8],
     response: &[u8],
     roots: &[PathBuf],
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, TsaError> {
     match response_status(response) {
         Some(0 | 1) => {}
-        Some(s) => return Err(format!("the TSA refused the request (PKIStatus {s})")),
-        None => return Err("the reply is not a TimeStampResp".into()),
+        Some(s) => return Err(TsaError::Refused(s)),
+        None => return Err(TsaError::NotAResponse),
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(TsaError::Scratch)?;
     let (req, resp) = (dir.path().join("req.tsq"), dir.path().join("resp.tsr"));
-    std::fs::write(&req, request).map_err(|e| e.to_string())?;
-    std::fs::write(&resp, response).map_err(|e| e.to_string())?;
+    std::fs::write(&req, request).map_err(TsaError::Scratch)?;
+    std::fs::write(&resp, response).map_err(TsaError::Scratch)?;
     let roots = roots_file(roots, dir.path())?;
     openssl(&[
         "ts".as_ref(),
@@ -188,13 +228,13 @@ fn gen_time(resp: &Path) -> Option<String> {
 
 /// Checks a stored token offline: it timestamps `imprint` and chains to
 /// `roots`.
-pub fn verify_token(token: &TimestampToken, roots: &[PathBuf]) -> Result<(), String> {
+pub fn verify_token(token: &TimestampToken, roots: &[PathBuf]) -> Result<(), TsaError> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(&token.token_der)
-        .map_err(|_| "the stored token is not base64".to_string())?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        .map_err(|_| TsaError::NotBase64)?;
+    let dir = tempfile::tempdir().map_err(TsaError::Scratch)?;
     let resp = dir.path().join("token.tsr");
-    std::fs::write(&resp, der).map_err(|e| e.to_string())?;
+    std::fs::write(&resp, der).map_err(TsaError::Scratch)?;
     let roots = roots_file(roots, dir.path())?;
     let digest = token.imprint.hex();
     openssl(&[
@@ -213,7 +253,7 @@ pub fn verify_token(token: &TimestampToken, roots: &[PathBuf]) -> Result<(), Str
 /// Works through the timestamp requests that are due: each is sent, the
 /// reply checked and stored; a failure is retried later (30 s, doubling, at
 /// most an hour). Returns (stored, failed).
-pub async fn process_due(index: &dyn Index, settings: &TimestampSettings) -> (u32, u32) {
+pub async fn process_due(index: &dyn LogIndex, settings: &TimestampSettings) -> (u32, u32) {
     let due = match index.due_timestamps(Utc::now(), 20).await {
         Ok(d) => d,
         Err(e) => {
@@ -245,18 +285,23 @@ pub async fn process_due(index: &dyn Index, settings: &TimestampSettings) -> (u3
                 .body(request.clone())
                 .send()
                 .await
-                .map_err(|e| format!("TSA {} unreachable: {e}", r.tsa_url))?;
+                .map_err(|e| TsaError::Unreachable {
+                    url: r.tsa_url.clone(),
+                    detail: e.to_string(),
+                })?;
             if !reply.status().is_success() {
-                return Err(format!(
-                    "TSA {} answered HTTP {}",
-                    r.tsa_url,
-                    reply.status()
-                ));
+                return Err(TsaError::Http {
+                    url: r.tsa_url.clone(),
+                    status: reply.status().as_u16(),
+                });
             }
             let body = reply
                 .bytes()
                 .await
-                .map_err(|e| format!("TSA {}: {e}", r.tsa_url))?
+                .map_err(|e| TsaError::Unreachable {
+                    url: r.tsa_url.clone(),
+                    detail: e.to_string(),
+                })?
                 .to_vec();
             let roots = settings.roots.clone();
             let req = request.clone();
@@ -264,7 +309,7 @@ pub async fn process_due(index: &dyn Index, settings: &TimestampSettings) -> (u3
                 check_response(&req, &body, &roots).map(|t| (t, body))
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TsaError::Rejected(format!("the check did not finish: {e}")))?;
             checked
         }
         .await;
@@ -289,7 +334,7 @@ pub async fn process_due(index: &dyn Index, settings: &TimestampSettings) -> (u3
                 let wait = 30u64.saturating_mul(1 << r.attempts.min(7)).min(3600);
                 tracing::warn!(tsa = %r.tsa_url, subject = %r.subject_id, error = %e, retry_secs = wait, "timestamp request failed");
                 let next = Utc::now() + chrono::Duration::seconds(wait as i64);
-                if let Err(e) = index.timestamp_failed(r.id, &e, next).await {
+                if let Err(e) = index.timestamp_failed(r.id, &e.to_string(), next).await {
                     tracing::error!(error = %e, "recording a failed timestamp request failed");
                 }
             }

@@ -30,10 +30,10 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use crate::archive::{Archive, ArchiveError};
 use crate::cdxj::CdxLine;
-use crate::integrity::{Check, PackageVerification};
+use crate::integrity::{Check, PackageError, PackageVerification};
 use crate::model::{rfc3339_utc, CaptureId, Sha256};
-use crate::pipeline::{Pipeline, PipelineError};
 
 /// What a package holds: one capture, or all of a claim's evidence.
 #[derive(Clone, Debug)]
@@ -65,12 +65,12 @@ enum Content {
 /// when complete) and records an `exported` custody event for each capture
 /// in it, by `actor`.
 pub async fn export(
-    pipeline: &Pipeline,
+    archive: &Archive,
     scope: &Scope,
     dest: &Path,
     actor: Option<&str>,
-) -> Result<WaczExported, PipelineError> {
-    let index = pipeline.index();
+) -> Result<WaczExported, ArchiveError> {
+    let index = archive.index();
     // Which captures, and which claims travel with them.
     let (capture_ids, claim_ids, title) = match scope {
         Scope::Capture(id) => {
@@ -93,7 +93,7 @@ pub async fn export(
                 })
                 .await?;
             if index.claim_versions(claim).await?.is_empty() {
-                return Err(PipelineError::NotFound(format!(
+                return Err(ArchiveError::NotFound(format!(
                     "no claim {claim}; list them with `custody claims`"
                 )));
             }
@@ -104,7 +104,7 @@ pub async fn export(
                 }
             }
             if captures.is_empty() {
-                return Err(PipelineError::Invalid(format!(
+                return Err(ArchiveError::Invalid(format!(
                     "claim {claim} has no evidence yet; link a capture with `custody claim link`"
                 )));
             }
@@ -124,7 +124,7 @@ pub async fn export(
     let work = tempfile::Builder::new()
         .prefix(".custody-wacz-")
         .tempdir_in(&dir)
-        .map_err(|e| PipelineError::Io {
+        .map_err(|e| ArchiveError::Io {
             path: dir.clone(),
             source: e,
         })?;
@@ -132,19 +132,19 @@ pub async fn export(
     let mut cdx_lines: Vec<String> = Vec::new();
     let mut pages =
         vec![json!({"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}).to_string()];
-    let key = crate::tlog::LogKey::load_or_create(&pipeline.config().data_dir)
-        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+    let key = crate::tlog::LogKey::load_or_create(&archive.config().data_dir)
+        .map_err(|e| ArchiveError::Internal(e.to_string()))?;
     let mut main_page: Option<(String, String)> = None;
 
     for id in &capture_ids {
         let capture = index.capture(id).await?.ok_or_else(|| {
-            PipelineError::NotFound(format!(
+            ArchiveError::NotFound(format!(
                 "no capture {id}; list them with `custody captures`"
             ))
         })?;
         let warc_name = format!("{id}.warc.gz");
         let warc_path = work.path().join(&warc_name);
-        let exported = pipeline.write_export(id, &warc_path).await?;
+        let exported = archive.write_export(id, &warc_path).await?;
         members.insert(format!("archive/{warc_name}"), Content::File(warc_path));
 
         // Index lines: the stored WARC's records at their offsets, then the
@@ -162,7 +162,7 @@ pub async fn export(
             }
             offset += o.record.length;
         }
-        if let Some(page) = crate::pipeline::page_resource(&capture.resources) {
+        if let Some(page) = crate::archive::page_resource(&capture.resources) {
             let ts = rfc3339_utc(&capture.started_at);
             pages.push(
                 json!({"id": id, "url": page.url, "ts": ts, "title": capture.seed_url}).to_string(),
@@ -177,7 +177,7 @@ pub async fn export(
             format!("custody/capture-{id}.json"),
             Content::Bytes(pretty(&manifest)),
         );
-        let proof = pipeline.proof(id, &exported.stored).await?;
+        let proof = archive.proof(id, &exported.stored).await?;
         let tree_size = proof["inclusion"]["tree_size"].as_u64().unwrap_or(0);
         members.insert(
             format!("custody/proof-{id}.json"),
@@ -212,9 +212,9 @@ pub async fn export(
         Content::Bytes(format!("{}\n", key.verifier_key()).into_bytes()),
     );
     for claim in &claim_ids {
-        let ev = crate::provenance::evidence(pipeline, claim)
+        let ev = crate::provenance::evidence(archive, claim)
             .await
-            .map_err(|e| PipelineError::Internal(e.to_string()))?;
+            .map_err(|e| ArchiveError::Internal(e.to_string()))?;
         let doc = crate::provenance::jsonld::claim_document(&ev);
         members.insert(
             format!("custody/claim-{claim}.jsonld"),
@@ -230,8 +230,8 @@ pub async fn export(
         Content::Bytes((pages.join("\n") + "\n").into_bytes()),
     );
 
-    let signing = sign::PackageKey::load_or_create(&pipeline.config().data_dir)
-        .map_err(|e| PipelineError::Internal(e.to_string()))?;
+    let signing = sign::PackageKey::load_or_create(&archive.config().data_dir)
+        .map_err(|e| ArchiveError::Internal(e.to_string()))?;
     let created = Utc::now();
     let dest_owned = dest.to_path_buf();
     let main_page = main_page.clone();
@@ -239,7 +239,7 @@ pub async fn export(
         write_package(&dest_owned, members, &signing, created, &title, main_page)
     })
     .await
-    .map_err(|e| PipelineError::Internal(e.to_string()))??;
+    .map_err(|e| ArchiveError::Internal(e.to_string()))??;
     drop(work);
 
     for id in &capture_ids {
@@ -250,7 +250,7 @@ pub async fn export(
             "scope": match scope { Scope::Capture(_) => "capture".to_string(), Scope::Claim(c) => format!("claim {c}") },
             "by": actor,
         });
-        pipeline.event(id, "exported", detail).await;
+        archive.event(id, "exported", detail).await;
     }
     Ok(WaczExported {
         path: dest.display().to_string(),
@@ -306,12 +306,12 @@ fn write_package(
     created: chrono::DateTime<Utc>,
     title: &str,
     main_page: Option<(String, String)>,
-) -> Result<(Sha256, u64, String), PipelineError> {
-    let io = |e: std::io::Error| PipelineError::Io {
+) -> Result<(Sha256, u64, String), ArchiveError> {
+    let io = |e: std::io::Error| ArchiveError::Io {
         path: dest.to_path_buf(),
         source: e,
     };
-    let (file, tmp_path) = crate::pipeline::temp_beside(dest)?;
+    let (file, tmp_path) = crate::archive::temp_beside(dest)?;
     let mut writer = zip::ZipWriter::new(std::io::BufWriter::new(file), created);
     let mut resources = Vec::new();
     // WACZ order: archives, indexes, pages, then custody's proofs.
@@ -399,9 +399,15 @@ pub fn verify(
     pinned_package_key: Option<&str>,
     pinned_log_key: Option<&str>,
     tsa_roots: &[PathBuf],
-) -> Result<PackageVerification, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+) -> Result<PackageVerification, PackageError> {
+    let mut file = std::fs::File::open(path).map_err(|source| PackageError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let read_err = |source| PackageError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut checks = Vec::new();
     let done = |checks: Vec<Check>| PackageVerification {
         package: path.display().to_string(),
@@ -421,11 +427,12 @@ pub fn verify(
             });
             m
         }
+        Err(zip::ZipError::Io(e)) => return Err(read_err(e)),
         Err(e) => {
             checks.push(Check {
                 item: "zip structure".into(),
                 ok: false,
-                detail: Some(e),
+                detail: Some(e.to_string()),
             });
             return Ok(done(checks));
         }
@@ -435,7 +442,14 @@ pub fn verify(
     for m in &members {
         use sha2::Digest;
         let mut sha = sha2::Sha256::new();
-        let crc_ok = zip::check_crc(&mut file, m, &mut |b| sha.update(b))?;
+        let crc_ok = match zip::check_crc(&mut file, m, &mut |b| sha.update(b)) {
+            Ok(ok) => ok,
+            Err(zip::ZipError::Io(e)) => return Err(read_err(e)),
+            Err(e) => {
+                checks.push(Check::failed(format!("member {}", m.name), e.to_string()));
+                false
+            }
+        };
         if !crc_ok {
             checks.push(Check {
                 item: format!("member {}", m.name),
@@ -558,6 +572,7 @@ pub fn verify(
             signed["signature"].as_str().unwrap_or_default(),
             public_key,
         )
+        .map_err(|e| e.to_string())
     };
     checks.push(Check {
         item: "signature (ECDSA P-256, WACZ anonymous form)".into(),
@@ -581,12 +596,15 @@ pub fn verify(
     }
     // Each WARC, as `custody verify FILE` checks an export.
     for m in members.iter().filter(|m| m.name.starts_with("archive/")) {
-        let mut tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let scratch = |source| PackageError::Scratch {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut tmp = tempfile::NamedTempFile::new().map_err(scratch)?;
         file.seek(SeekFrom::Start(m.data_offset))
-            .map_err(|e| e.to_string())?;
-        std::io::copy(&mut (&mut file).take(m.size), tmp.as_file_mut())
-            .map_err(|e| e.to_string())?;
-        tmp.as_file_mut().flush().map_err(|e| e.to_string())?;
+            .map_err(read_err)?;
+        std::io::copy(&mut (&mut file).take(m.size), tmp.as_file_mut()).map_err(read_err)?;
+        tmp.as_file_mut().flush().map_err(scratch)?;
         let v = crate::integrity::verify_package(tmp.path(), pinned_log_key, tsa_roots)?;
         for c in v.checks {
             checks.push(Check {

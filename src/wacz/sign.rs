@@ -88,23 +88,38 @@ impl PackageKey {
     }
 }
 
+/// Why a package signature does not verify.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("publicKey is not base64")]
+    KeyNotBase64,
+    #[error("publicKey is not a P-256 SubjectPublicKeyInfo")]
+    NotP256Key,
+    #[error("signature is not base64")]
+    SignatureNotBase64,
+    #[error("signature is not an ECDSA P-256 signature")]
+    NotP256Signature,
+    #[error("the signature does not match the hash and public key")]
+    Mismatch,
+}
+
 /// Checks an anonymous signature; `Err` says what is wrong.
-pub fn verify(hash: &str, signature_b64: &str, public_key_b64: &str) -> Result<(), String> {
+pub fn verify(hash: &str, signature_b64: &str, public_key_b64: &str) -> Result<(), SignatureError> {
     let der = b64()
         .decode(public_key_b64.trim())
-        .map_err(|_| "publicKey is not base64".to_string())?;
+        .map_err(|_| SignatureError::KeyNotBase64)?;
     let key = der
         .strip_prefix(&SPKI_PREFIX[..])
         .and_then(|point| VerifyingKey::from_sec1_bytes(point).ok())
-        .ok_or_else(|| "publicKey is not a P-256 SubjectPublicKeyInfo".to_string())?;
+        .ok_or(SignatureError::NotP256Key)?;
     let sig_bytes = b64()
         .decode(signature_b64.trim())
-        .map_err(|_| "signature is not base64".to_string())?;
+        .map_err(|_| SignatureError::SignatureNotBase64)?;
     let sig = Signature::from_slice(&sig_bytes)
         .or_else(|_| Signature::from_der(&sig_bytes))
-        .map_err(|_| "signature is not an ECDSA P-256 signature".to_string())?;
+        .map_err(|_| SignatureError::NotP256Signature)?;
     key.verify(hash.as_bytes(), &sig)
-        .map_err(|_| "the signature does not match the hash and public key".to_string())
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 #[cfg(test)]

@@ -205,21 +205,36 @@ impl Fields<'_> {
     }
 }
 
+/// Why a package's ZIP structure was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ZipError {
+    /// A byte of the structure is not what custody writes.
+    #[error("zip structure: {0}")]
+    Malformed(String),
+    #[error("cannot read the package: {0}")]
+    Io(#[from] io::Error),
+}
+
 /// Reads a package written by [`ZipWriter`], checking every byte of its
 /// structure; the error names the part that is wrong. Member data is not
 /// read here (see [`check_crc`]).
-pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, String> {
-    let len = file.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
+pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, ZipError> {
+    let len = file.seek(SeekFrom::End(0))?;
     const TAIL: u64 = 56 + 20 + 22;
     if len < TAIL {
-        return Err("zip structure: the file is too short to be a package".into());
+        return Err(ZipError::Malformed(
+            "the file is too short to be a package".into(),
+        ));
     }
     let mut tail = vec![0u8; TAIL as usize];
-    file.seek(SeekFrom::Start(len - TAIL))
-        .map_err(|e| e.to_string())?;
-    file.read_exact(&mut tail).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(len - TAIL))?;
+    file.read_exact(&mut tail)?;
     let mut f = Fields { buf: &tail, at: 0 };
-    let bad = |what: &str| Err(format!("zip structure: {what} is not what custody writes"));
+    let bad = |what: &str| {
+        Err(ZipError::Malformed(format!(
+            "{what} is not what custody writes"
+        )))
+    };
     if f.u32() != ZIP64_EOCD_SIG
         || f.u64() != 44
         || f.u16() != VERSION_MADE_BY
@@ -251,9 +266,8 @@ pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, String> 
         return bad("the central directory's size or offset");
     }
     let mut cd = vec![0u8; cd_size as usize];
-    file.seek(SeekFrom::Start(cd_offset))
-        .map_err(|e| e.to_string())?;
-    file.read_exact(&mut cd).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(cd_offset))?;
+    file.read_exact(&mut cd)?;
     let mut members = Vec::new();
     let mut at = 0usize;
     let mut expected_header = 0u64;
@@ -294,7 +308,9 @@ pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, String> 
             return bad(&format!("central directory entry {i}"));
         }
         let name = String::from_utf8(cd[f.at..f.at + name_len].to_vec()).map_err(|_| {
-            format!("zip structure: central directory entry {i} has a name that is not UTF-8")
+            ZipError::Malformed(format!(
+                "central directory entry {i} has a name that is not UTF-8"
+            ))
         })?;
         f.at += name_len;
         if f.u16() != 1 || f.u16() != 24 {
@@ -308,10 +324,9 @@ pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, String> 
         }
         // The local header must be the central entry's twin.
         let mut local = vec![0u8; 30 + name_len + LOCAL_EXTRA_LEN as usize];
-        file.seek(SeekFrom::Start(header_offset))
-            .map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Start(header_offset))?;
         file.read_exact(&mut local)
-            .map_err(|_| format!("zip structure: the local header of {name} is cut short"))?;
+            .map_err(|_| ZipError::Malformed(format!("the local header of {name} is cut short")))?;
         let mut l = Fields { buf: &local, at: 0 };
         if l.u32() != LOCAL_SIG
             || l.u16() != VERSION_NEEDED
@@ -357,16 +372,14 @@ pub fn check_crc<R: Read + Seek>(
     file: &mut R,
     m: &Member,
     sink: &mut dyn FnMut(&[u8]),
-) -> Result<bool, String> {
-    file.seek(SeekFrom::Start(m.data_offset))
-        .map_err(|e| e.to_string())?;
+) -> Result<bool, ZipError> {
+    file.seek(SeekFrom::Start(m.data_offset))?;
     let mut hasher = crc32fast::Hasher::new();
     let mut left = m.size;
     let mut buf = vec![0u8; 1 << 20];
     while left > 0 {
         let n = buf.len().min(left as usize);
-        file.read_exact(&mut buf[..n])
-            .map_err(|e| format!("{}: {e}", m.name))?;
+        file.read_exact(&mut buf[..n])?;
         hasher.update(&buf[..n]);
         sink(&buf[..n]);
         left -= n as u64;

@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod reader;
+pub mod records;
 pub mod writer;
 
 use crate::model::Sha256;

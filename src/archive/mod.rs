@@ -1,0 +1,663 @@
+//! The archive handle: the store, its replicas, the index and the
+//! configuration, and everything that reads evidence back out of them.
+//!
+//! Reading never trusts a byte it has not checked: a record is fetched by
+//! its offset, its gzip member decoded, and its block and payload digests
+//! recomputed against the bytes and against the index before anything is
+//! returned (`read_resolved`, `read_resolved_small`); a `revisit` record is
+//! resolved to its original's payload. `get`, `read_document` and the
+//! export ([`export`]) build on that. The HTTP surface, provenance,
+//! integrity checks and WACZ packages take an [`Archive`]; the capture job
+//! (`pipeline`) writes through one; start-up recovery (`recovery`) is
+//! called on one by the daemon and `capture`, never implicitly.
+
+pub mod export;
+
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use url::Url;
+
+use crate::capture::CaptureError;
+use crate::config::Config;
+use crate::index::{self, Hit, Index, IndexError};
+use crate::model::{self, Capture, CaptureId, RecordEntry, Resource, Sha256, WarcRef};
+use crate::store::{Store, StoreError};
+use crate::warc::{self, WarcError, WarcFileReader};
+
+pub use export::{temp_beside, Exported};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("WARC error: {0}")]
+    Warc(#[from] WarcError),
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("capture interrupted by shutdown before anything was stored")]
+    Interrupted,
+}
+
+pub(crate) fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The store, replicas, index and configuration of one installation.
+pub struct Archive {
+    config: Config,
+    store: Store,
+    replicas: Vec<Store>,
+    index: Arc<dyn Index>,
+}
+
+impl Archive {
+    /// Opens the store, the replicas and the index the configuration names
+    /// (creating the spool directory). Recovers nothing: see `recovery`.
+    pub async fn open(config: Config) -> Result<Archive, ArchiveError> {
+        let spool = config.spool_dir();
+        std::fs::create_dir_all(&spool).map_err(io_at(&spool))?;
+        let store = Store::open(&config.store_url)?;
+        let replicas = config
+            .replica_urls
+            .iter()
+            .map(|u| Store::open_replica(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = index::open(&config.index_url).await?;
+        Ok(Archive {
+            config,
+            store,
+            replicas,
+            index,
+        })
+    }
+
+    pub fn index(&self) -> &Arc<dyn Index> {
+        &self.index
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The replica stores, in `replica_urls` order.
+    pub fn replicas(&self) -> &[Store] {
+        &self.replicas
+    }
+
+    /// Writes a stored file to every replica. A replica that fails is
+    /// logged; the next audit finds the missing copy and repairs it.
+    pub async fn replicate(&self, path: &Path, sha256: Sha256, bytes: u64) {
+        for (i, replica) in self.replicas.iter().enumerate() {
+            if let Err(e) = replica.put_file(path, sha256, bytes).await {
+                tracing::error!(replica = i + 1, url = %replica.redacted_url(), error = %e, "writing to a replica failed; the next audit repairs it");
+            }
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Finds the response for `url` nearest to `at`, following archived
+    /// redirects, and writes its body (content-encoding undone) to `out`.
+    pub async fn get(
+        &self,
+        url: &str,
+        at: Option<DateTime<Utc>>,
+        out: &mut dyn Write,
+    ) -> Result<Retrieved, ArchiveError> {
+        let mut url = normalize_url(url)?;
+        let mut at = at;
+        for _hop in 0..=10 {
+            let hit = self
+                .index
+                .nearest_response(&url, at)
+                .await?
+                .ok_or_else(|| {
+                    ArchiveError::NotFound(format!(
+                        "no archived response for {url}; capture it with `custody capture {url}`"
+                    ))
+                })?;
+            let (head, payload) = self.read_resolved(&hit).await?;
+            let location = head.as_ref().and_then(|h| h.header("location"));
+            let status = head.as_ref().map(|h| h.status).unwrap_or(0);
+            if (300..400).contains(&status) {
+                if let Some(next) = location.and_then(|l| Url::parse(&url).ok()?.join(&l).ok()) {
+                    url = next.to_string();
+                    at = Some(hit.record.date);
+                    continue;
+                }
+            }
+            let encoding = head.as_ref().and_then(|h| h.content_encoding());
+            let mut payload = payload;
+            payload
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| ArchiveError::Io {
+                    path: PathBuf::from("payload"),
+                    source: e,
+                })?;
+            let bytes = decode_body(BufReader::new(payload), encoding.as_deref(), out)?;
+            let detail = serde_json::json!({"url": url, "record": hit.record.record_id});
+            self.event(&hit.capture_id, "accessed", detail).await;
+            return Ok(Retrieved {
+                url,
+                capture_id: hit.capture_id,
+                date: hit.record.date,
+                status,
+                bytes,
+                warc_sha256: hit.warc.sha256,
+            });
+        }
+        Err(ArchiveError::NotFound(format!(
+            "more than 10 archived redirects from {url}"
+        )))
+    }
+
+    /// The document a capture holds at `target` (a URL it fetched), or its
+    /// page when `target` is absent: the first response of the seed's
+    /// redirect chain that is not a redirect. The record's digests are
+    /// checked on the way; the body comes back with content-encoding undone
+    /// (at most 64 MiB).
+    pub async fn read_document(
+        &self,
+        capture_id: &CaptureId,
+        target: Option<&str>,
+    ) -> Result<Document, ArchiveError> {
+        let capture = self.index.capture(capture_id).await?.ok_or_else(|| {
+            ArchiveError::NotFound(format!(
+                "no capture {capture_id}; list them with `custody captures`"
+            ))
+        })?;
+        let Some(warc) = capture.warc.clone() else {
+            return Err(ArchiveError::NotFound(format!(
+                "capture {capture_id} failed ({}) and holds no document",
+                capture.error.clone().unwrap_or_default()
+            )));
+        };
+        let url = match target {
+            Some(t) => normalize_url(t)?,
+            None => capture
+                .resources
+                .iter()
+                .find(|r| r.status.is_some_and(|s| !(300..400).contains(&s)))
+                .map(|r| r.url.clone())
+                .ok_or_else(|| {
+                    ArchiveError::NotFound(format!("capture {capture_id} has no page response"))
+                })?,
+        };
+        let record = self
+            .index
+            .records(capture_id)
+            .await?
+            .into_iter()
+            .find(|r| {
+                matches!(r.warc_type.as_str(), "response" | "revisit")
+                    && r.target_uri.as_deref() == Some(url.as_str())
+            })
+            .ok_or_else(|| {
+                ArchiveError::NotFound(format!("capture {capture_id} has no response for {url}"))
+            })?;
+        let hit = Hit {
+            capture_id: capture_id.clone(),
+            warc: warc.clone(),
+            record: record.clone(),
+        };
+        let (head, mut payload) = self.read_resolved(&hit).await?;
+        payload
+            .seek(SeekFrom::Start(0))
+            .map_err(io_at(Path::new("payload")))?;
+        let encoding = head.as_ref().and_then(|h| h.content_encoding());
+        let mut body = Vec::new();
+        {
+            let mut limited = LimitedWriter {
+                inner: &mut body,
+                left: MAX_DOCUMENT,
+            };
+            decode_body(BufReader::new(payload), encoding.as_deref(), &mut limited)?;
+        }
+        Ok(Document {
+            content_type: head.as_ref().and_then(|h| h.header("content-type")),
+            mime: head.as_ref().and_then(|h| h.mime()),
+            url,
+            capture,
+            warc,
+            record,
+            body,
+        })
+    }
+
+    /// Appends a custody event for a capture; a failure to record it is
+    /// logged (the evidence itself is unaffected).
+    pub async fn event(&self, capture: &CaptureId, event: &str, detail: serde_json::Value) {
+        let e = crate::model::CustodyEvent {
+            object_kind: "capture".into(),
+            object_id: capture.to_string(),
+            event: event.into(),
+            actor: std::env::var("USER").ok(),
+            at: Utc::now(),
+            outcome: "ok".into(),
+            detail,
+        };
+        if let Err(err) = self.index.add_event(&e).await {
+            tracing::error!(capture = %capture, event, error = %err, "recording a custody event failed");
+        }
+    }
+
+    /// Reads a response record, or a revisit record's head with its
+    /// original's payload; digests are checked on the way. The payload
+    /// (transfer-encoding removed, content-encoding kept) comes back in an
+    /// unlinked temporary file, positioned at its start.
+    pub async fn read_resolved(
+        &self,
+        hit: &Hit,
+    ) -> Result<(Option<warc::ResponseHead>, std::fs::File), ArchiveError> {
+        let (head, payload) = self.read_response(hit).await?;
+        if hit.record.warc_type != "revisit" {
+            return Ok((head, payload));
+        }
+        let original = self.original_of(&hit.record).await?;
+        let (_, payload) = self.read_response(&original).await?;
+        Ok((head, payload))
+    }
+
+    /// [`Archive::read_resolved`] for small records, in memory: no spool
+    /// files. `None` when the stored record is larger than `max` bytes or
+    /// its payload grows past `max` (read it with `read_resolved`).
+    pub async fn read_resolved_small(
+        &self,
+        hit: &Hit,
+        max: u64,
+    ) -> Result<Option<SmallRecord>, ArchiveError> {
+        let Some((head, payload)) = self.read_small(hit, max).await? else {
+            return Ok(None);
+        };
+        if hit.record.warc_type != "revisit" {
+            return Ok(Some((head, payload)));
+        }
+        let original = self.original_of(&hit.record).await?;
+        Ok(self
+            .read_small(&original, max)
+            .await?
+            .map(|(_, payload)| (head, payload)))
+    }
+
+    /// One record fetched into memory and checked as `read_record` checks.
+    async fn read_small(&self, hit: &Hit, max: u64) -> Result<Option<SmallRecord>, ArchiveError> {
+        if hit.record.length > max {
+            return Ok(None);
+        }
+        let mut raw = Vec::with_capacity(hit.record.length as usize);
+        let range = hit.record.offset..hit.record.offset + hit.record.length;
+        self.store
+            .copy_range_to(&hit.warc.key, range, &mut raw)
+            .await?;
+        let expected_payload = hit.record.payload_digest;
+        let parse = move || -> Result<Option<SmallRecord>, ArchiveError> {
+            let mut reader = WarcFileReader::new(std::io::Cursor::new(raw));
+            let mut payload = Vec::new();
+            let mut too_large = false;
+            let record = reader
+                .next_record(&mut |piece| {
+                    if payload.len() as u64 + piece.len() as u64 > max {
+                        too_large = true;
+                    } else {
+                        payload.extend_from_slice(piece);
+                    }
+                })?
+                .ok_or_else(|| {
+                    ArchiveError::Warc(WarcError::Malformed(
+                        "no record at the indexed offset".into(),
+                    ))
+                })?;
+            check_read(&record, expected_payload)?;
+            if too_large {
+                return Ok(None);
+            }
+            Ok(Some((record.http.and_then(|h| h.head), payload)))
+        };
+        // Small records are checked in place; larger ones off the runtime.
+        if hit.record.length <= 64 * 1024 {
+            parse()
+        } else {
+            tokio::task::spawn_blocking(parse)
+                .await
+                .map_err(|e| ArchiveError::Internal(e.to_string()))?
+        }
+    }
+
+    /// The full response a revisit record refers to.
+    pub async fn original_of(&self, revisit: &RecordEntry) -> Result<Hit, ArchiveError> {
+        let missing = || {
+            ArchiveError::NotFound(format!(
+                "the original of revisit record {} ({}) is not in the index",
+                revisit.record_id,
+                revisit.target_uri.as_deref().unwrap_or("?")
+            ))
+        };
+        let (Some(url), Some(digest)) = (&revisit.target_uri, revisit.payload_digest) else {
+            return Err(missing());
+        };
+        self.index
+            .original_response(url, digest)
+            .await?
+            .ok_or_else(missing)
+    }
+
+    /// Reads one response record by its offset and checks its digests.
+    async fn read_response(
+        &self,
+        hit: &Hit,
+    ) -> Result<(Option<warc::ResponseHead>, std::fs::File), ArchiveError> {
+        let (head, payload, _) = self.read_record(hit, true).await?;
+        Ok((head, payload.expect("payload kept")))
+    }
+
+    /// Fetches one record by its offset and checks its digests; returns its
+    /// response head, its payload (when `keep_payload`), and the record's
+    /// bytes as stored (gzip member), positioned at the start.
+    async fn read_record(
+        &self,
+        hit: &Hit,
+        keep_payload: bool,
+    ) -> Result<
+        (
+            Option<warc::ResponseHead>,
+            Option<std::fs::File>,
+            std::fs::File,
+        ),
+        ArchiveError,
+    > {
+        let spool = self.config.spool_dir();
+        let (file, path) = tempfile::Builder::new()
+            .prefix("record-")
+            .tempfile_in(&spool)
+            .map_err(io_at(&spool))?
+            .into_parts();
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+        let range = hit.record.offset..hit.record.offset + hit.record.length;
+        self.store
+            .copy_range_to(&hit.warc.key, range, &mut out)
+            .await?;
+        let record_file = out.into_inner().into_std().await;
+        drop(path); // unlinked; the handle keeps the bytes
+        let expected_payload = hit.record.payload_digest;
+        tokio::task::spawn_blocking(move || -> Result<_, ArchiveError> {
+            let mut record_file = record_file;
+            record_file
+                .seek(SeekFrom::Start(0))
+                .map_err(io_at(Path::new("record")))?;
+            let mut payload = match keep_payload {
+                true => Some(tempfile::tempfile().map_err(io_at(Path::new("payload")))?),
+                false => None,
+            };
+            let mut reader = WarcFileReader::new(BufReader::new(&mut record_file));
+            let mut write_err = None;
+            let mut sink_writer = payload.as_mut().map(BufWriter::new);
+            let record = reader
+                .next_record(&mut |piece| {
+                    if let (None, Some(w)) = (&write_err, sink_writer.as_mut()) {
+                        if let Err(e) = w.write_all(piece) {
+                            write_err = Some(e);
+                        }
+                    }
+                })?
+                .ok_or_else(|| {
+                    ArchiveError::Warc(WarcError::Malformed(
+                        "no record at the indexed offset".into(),
+                    ))
+                })?;
+            if let Some(e) = write_err {
+                return Err(io_at(Path::new("payload"))(e));
+            }
+            if let Some(w) = sink_writer.as_mut() {
+                w.flush().map_err(io_at(Path::new("payload")))?;
+            }
+            drop(sink_writer);
+            drop(reader);
+            check_read(&record, expected_payload)?;
+            record_file
+                .seek(SeekFrom::Start(0))
+                .map_err(io_at(Path::new("record")))?;
+            Ok((record.http.and_then(|h| h.head), payload, record_file))
+        })
+        .await
+        .map_err(|e| ArchiveError::Internal(e.to_string()))?
+    }
+}
+
+/// A record read in memory: its response head and payload (content-encoding
+/// kept).
+pub type SmallRecord = (Option<warc::ResponseHead>, Vec<u8>);
+
+/// A record read back must match its own digests and the payload digest
+/// the index holds for it.
+fn check_read(
+    record: &crate::warc::ScannedRecord,
+    expected_payload: Option<Sha256>,
+) -> Result<(), ArchiveError> {
+    record.verify_digests()?;
+    if let (Some(expected), Some(actual)) = (expected_payload, record.payload_sha256()) {
+        if expected != actual {
+            return Err(ArchiveError::Warc(WarcError::DigestMismatch {
+                record_id: record.head.record_id().to_string(),
+                which: "payload (index)",
+                expected,
+                actual,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// The payload digest of a capture's page: the first response of the
+/// seed's redirect chain that is not a redirect.
+pub fn page_resource(resources: &[Resource]) -> Option<&Resource> {
+    resources
+        .iter()
+        .find(|r| r.status.is_some_and(|s| !(300..400).contains(&s)))
+}
+
+/// Largest document body read for text (quotes, diffs).
+const MAX_DOCUMENT: usize = 64 * 1024 * 1024;
+
+/// An archived document, read back and checked.
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub capture: Capture,
+    pub warc: WarcRef,
+    pub record: RecordEntry,
+    pub url: String,
+    pub content_type: Option<String>,
+    pub mime: Option<String>,
+    /// The payload with content-encoding undone.
+    pub body: Vec<u8>,
+}
+
+/// Takes at most `left` bytes and then says the rest is too large.
+struct LimitedWriter<'a> {
+    inner: &'a mut Vec<u8>,
+    left: usize,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(std::io::Error::other("document larger than 64 MiB"));
+        }
+        self.left -= buf.len();
+        self.inner.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One capture with everything the index holds about it, as `show`
+/// presents it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaptureDetail {
+    #[serde(flatten)]
+    pub capture: Capture,
+    #[serde(rename = "records_detail")]
+    pub records: Vec<RecordEntry>,
+    pub events: Vec<model::CustodyEvent>,
+    /// The evidence links into this capture.
+    #[serde(rename = "claims")]
+    pub links: Vec<model::EvidenceLink>,
+}
+
+impl Archive {
+    /// A capture with its records, custody events and links.
+    pub async fn capture_detail(&self, id: &CaptureId) -> Result<CaptureDetail, ArchiveError> {
+        let capture = self.index.capture(id).await?.ok_or_else(|| {
+            ArchiveError::NotFound(format!(
+                "no capture {id}; list them with `custody captures`"
+            ))
+        })?;
+        let filter = index::LinkFilter {
+            capture_id: Some(id.clone()),
+            ..Default::default()
+        };
+        Ok(CaptureDetail {
+            records: self.index.records(id).await?,
+            events: self.index.events("capture", id.as_str()).await?,
+            links: self.index.links(&filter).await?,
+            capture,
+        })
+    }
+}
+
+/// What `get` found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Retrieved {
+    pub url: String,
+    pub capture_id: CaptureId,
+    #[serde(with = "model::rfc3339")]
+    pub date: DateTime<Utc>,
+    pub status: u16,
+    pub bytes: u64,
+    pub warc_sha256: Sha256,
+}
+
+/// The URL as the index stores it (parsed and re-serialised, no fragment).
+pub fn normalize_url(raw: &str) -> Result<String, ArchiveError> {
+    let mut url = Url::parse(raw.trim())
+        .map_err(|e| ArchiveError::Invalid(format!("{raw:?} is not a valid URL ({e})")))?;
+    url.set_fragment(None);
+    Ok(url.to_string())
+}
+
+/// Parses `--at`: 4 to 14 digits of `YYYYMMDDhhmmss`, missing parts taken as
+/// the start of the period (as Wayback timestamps are read).
+pub fn parse_at(s: &str) -> Result<DateTime<Utc>, ArchiveError> {
+    let bad = || {
+        ArchiveError::Invalid(format!(
+            "--at {s:?} is not a timestamp; use YYYYMMDDhhmmss, e.g. 20161129100400"
+        ))
+    };
+    if !(4..=14).contains(&s.len()) || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let full = format!("{s}{}", &"00000101000000"[s.len()..]);
+    chrono::NaiveDateTime::parse_from_str(&full, "%Y%m%d%H%M%S")
+        .map(|t| t.and_utc())
+        .map_err(|_| bad())
+}
+
+/// Writes `body` to `out` with its content-encoding undone; returns the
+/// bytes written.
+pub fn decode_body(
+    mut body: impl Read,
+    encoding: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<u64, ArchiveError> {
+    let io = |e: std::io::Error| ArchiveError::Io {
+        path: PathBuf::from("archived body"),
+        source: e,
+    };
+    let mut out = CountingWriter {
+        inner: out,
+        count: 0,
+    };
+    match encoding {
+        Some("gzip") | Some("x-gzip") => {
+            std::io::copy(&mut flate2::read::MultiGzDecoder::new(body), &mut out).map_err(io)?;
+        }
+        Some("deflate") => {
+            let mut raw = Vec::new();
+            body.read_to_end(&mut raw).map_err(io)?;
+            if std::io::copy(&mut flate2::read::ZlibDecoder::new(&raw[..]), &mut out).is_err() {
+                out.count = 0;
+                std::io::copy(&mut flate2::read::DeflateDecoder::new(&raw[..]), &mut out)
+                    .map_err(io)?;
+            }
+        }
+        _ => {
+            std::io::copy(&mut body, &mut out).map_err(io)?;
+        }
+    }
+    out.flush().map_err(io)?;
+    Ok(out.count)
+}
+
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    count: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_accepts_wayback_prefixes() {
+        assert_eq!(
+            model::timestamp14(&parse_at("20161129100400").unwrap()),
+            "20161129100400"
+        );
+        assert_eq!(
+            model::timestamp14(&parse_at("2016").unwrap()),
+            "20160101000000"
+        );
+        assert_eq!(
+            model::timestamp14(&parse_at("201611").unwrap()),
+            "20161101000000"
+        );
+        assert!(parse_at("2016-11-29").is_err());
+        assert!(parse_at("20161399").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! `capture`, `captures`, `show`, `diff`, `export`, `get`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+use super::output::{print_diff, print_event, print_json, summary_line, ProgressBar};
+use super::{exit, open_capturer, ExportFormat, Failure};
+use custody::archive::{normalize_url, Archive};
+use custody::capture::check_seed;
+use custody::config::Config;
+use custody::model::{CaptureId, CaptureStatus};
+
+/// Captures each URL in turn (seeds are checked before anything is opened,
+/// so bad input fetches nothing).
+pub async fn capture(config: Config, urls: &[String], json: bool) -> Result<ExitCode, Failure> {
+    let allow_private = config.capture.allow_private;
+    let mut seeds = Vec::new();
+    for u in urls {
+        seeds.push(check_seed(u, allow_private).map_err(|e| Failure::Usage(e.into()))?);
+    }
+    let capturer = open_capturer(config).await?;
+    let mut all_ok = true;
+    for seed in seeds {
+        let bar = ProgressBar::new(seed.as_str());
+        let result = capturer.capture(seed, &bar).await;
+        bar.clear();
+        let capture = result?;
+        // Earlier links to this page: is their passage still there?
+        if let Err(e) =
+            custody::provenance::after_capture(capturer.archive(), &capture, None, &[]).await
+        {
+            eprintln!("warning: re-checking linked passages failed: {e}");
+        }
+        if json {
+            print_json(&capture)?;
+        }
+        if capture.status == CaptureStatus::Failed {
+            all_ok = false;
+            let reason = capture.error.as_deref().unwrap_or("unknown error");
+            eprintln!("error: capture of {} failed: {reason}", capture.seed_url);
+            continue;
+        }
+        eprintln!("{}", summary_line(&capture));
+        if let Some(c) = &capture.change {
+            let how = if c.changed { "changed" } else { "unchanged" };
+            eprintln!("  page {how} since capture {}", c.previous_capture);
+        }
+        for r in capture.resources.iter().filter(|r| r.error.is_some()) {
+            eprintln!("  warning: {}: {}", r.url, r.error.as_deref().unwrap_or(""));
+        }
+    }
+    Ok(exit(all_ok))
+}
+
+pub async fn captures(
+    archive: &Archive,
+    url: Option<String>,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let url = url
+        .map(|u| normalize_url(&u))
+        .transpose()
+        .map_err(|e| Failure::Usage(e.into()))?;
+    let captures = archive.index().captures(url.as_deref()).await?;
+    for c in &captures {
+        if json {
+            print_json(c)?;
+        } else {
+            eprintln!("{}", summary_line(c));
+        }
+    }
+    if !json && captures.is_empty() {
+        eprintln!("no captures yet; make one with `custody capture URL`");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show(archive: &Archive, id: &CaptureId, json: bool) -> Result<ExitCode, Failure> {
+    let detail = archive.capture_detail(id).await?;
+    if json {
+        print_json(&detail)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for l in &detail.links {
+        eprintln!(
+            "  claim {} {} ({})",
+            l.claim_id,
+            l.relation.as_str(),
+            l.target_uri
+        );
+    }
+    for e in &detail.events {
+        print_event(e);
+    }
+    let capture = &detail.capture;
+    eprintln!("{}", summary_line(capture));
+    if let Some(w) = &capture.warc {
+        eprintln!("  warc  {} ({} bytes, sha256 {})", w.key, w.bytes, w.sha256);
+    }
+    if let Some(c) = &capture.change {
+        let how = if c.changed { "changed" } else { "unchanged" };
+        eprintln!("  page  {how} since capture {}", c.previous_capture);
+    }
+    for r in &capture.resources {
+        let status = r
+            .status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "---".into());
+        let note = r
+            .error
+            .as_deref()
+            .map(|e| format!("  [{e}]"))
+            .unwrap_or_default();
+        eprintln!("  {status} {:>10}  {}{note}", r.bytes, r.url);
+    }
+    for r in &detail.records {
+        eprintln!(
+            "  record {:<9} @{:<10} {:>8}  {}",
+            r.warc_type,
+            r.offset,
+            r.length,
+            r.target_uri.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn diff(
+    archive: &Archive,
+    a: &CaptureId,
+    b: &CaptureId,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let d = custody::diff::diff(archive, a, b).await?;
+    if json {
+        print_json(&d)?;
+    } else {
+        print_diff(&d).context("writing to stdout")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn export(
+    archive: &Archive,
+    id: CaptureId,
+    output: &Path,
+    format: ExportFormat,
+) -> Result<ExitCode, Failure> {
+    if let ExportFormat::Wacz = format {
+        return super::claims::export_wacz(
+            archive,
+            custody::wacz::Scope::Capture(id),
+            output,
+            false,
+        )
+        .await;
+    }
+    let exported = archive.export_warc(&id, output).await?;
+    let originals = match exported.originals.len() {
+        0 => String::new(),
+        n => format!(
+            "; the stored WARC (sha256 {}) plus the {n} original record(s) its revisits refer to",
+            exported.stored.sha256
+        ),
+    };
+    eprintln!(
+        "wrote {} ({} bytes, sha256 {}{originals})",
+        output.display(),
+        exported.bytes,
+        exported.sha256
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the archived body to `output` (appearing only when complete) or
+/// stdout.
+pub async fn get(
+    archive: &Archive,
+    url: &str,
+    at: Option<DateTime<Utc>>,
+    output: Option<PathBuf>,
+) -> Result<ExitCode, Failure> {
+    let retrieved = match &output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".custody-get-")
+                .tempfile_in(dir)
+                .with_context(|| format!("cannot write in {}", dir.display()))?;
+            let r = archive.get(url, at, tmp.as_file_mut()).await?;
+            tmp.persist(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            r
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            let r = archive.get(url, at, &mut stdout).await?;
+            stdout.flush().context("writing to stdout")?;
+            r
+        }
+    };
+    eprintln!(
+        "{} as captured {} (capture {}, HTTP {}, {} bytes, WARC sha256 {})",
+        retrieved.url,
+        custody::model::rfc3339_utc(&retrieved.date),
+        retrieved.capture_id,
+        retrieved.status,
+        retrieved.bytes,
+        retrieved.warc_sha256
+    );
+    Ok(ExitCode::SUCCESS)
+}

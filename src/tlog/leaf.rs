@@ -1,0 +1,312 @@
+//! What the log holds: leaves (an object's canonical bytes and their
+//! position) and signed checkpoints, and the canonical encodings of every
+//! kind of leaf.
+//!
+//! This is the part of the log the index stores, so it depends on nothing
+//! but the data model: the index imports it, and the rest of `tlog`
+//! (signing, proofs, checking) imports the index. The encodings are what
+//! signed checkpoints commit to: `tests/fixtures/golden/` pins the exact
+//! bytes of one leaf of each kind, so a change to a type or to serde cannot
+//! alter them silently.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::merkle;
+use crate::model::{Capture, CustodyEvent, EvidenceLink, RecordEntry, Sha256};
+
+/// A leaf to append: what it is about and its canonical bytes (JSON with a
+/// fixed field order; maps sorted by key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leaf {
+    pub kind: &'static str,
+    pub object_id: String,
+    pub data: String,
+}
+
+impl Leaf {
+    pub fn hash(&self) -> Sha256 {
+        Sha256::from_bytes(merkle::leaf_hash(self.data.as_bytes()))
+    }
+}
+
+/// A leaf as stored, with its position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LogLeaf {
+    pub index: u64,
+    pub kind: String,
+    pub object_id: String,
+    pub data: String,
+    pub leaf_hash: Sha256,
+    #[serde(with = "crate::model::rfc3339")]
+    pub appended_at: DateTime<Utc>,
+}
+
+/// A signed checkpoint: the tree's size and root in a signed note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Checkpoint {
+    pub tree_size: u64,
+    pub root: Sha256,
+    pub note: String,
+    #[serde(with = "crate::model::rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct CaptureLeaf<'a> {
+    leaf: &'static str,
+    capture_id: &'a str,
+    seed_url: &'a str,
+    status: &'a str,
+    started_at: String,
+    finished_at: String,
+    warc_sha256: Option<String>,
+    warc_bytes: Option<u64>,
+    error: Option<&'a str>,
+    records: Vec<RecordLeaf<'a>>,
+}
+
+#[derive(Serialize)]
+struct RecordLeaf<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    warc_type: &'a str,
+    target: Option<&'a str>,
+    block: String,
+    payload: Option<String>,
+    offset: u64,
+    length: u64,
+}
+
+/// The leaf of a capture manifest: id, seed, times, WARC digest and every
+/// record's digests and place.
+pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
+    let body = CaptureLeaf {
+        leaf: "capture",
+        capture_id: c.id.as_str(),
+        seed_url: &c.seed_url,
+        status: c.status.as_str(),
+        // Microseconds, as the index and the manifest keep them.
+        started_at: crate::warc::warc_date(&c.started_at),
+        finished_at: crate::warc::warc_date(&c.finished_at),
+        warc_sha256: c.warc.as_ref().map(|w| w.sha256.hex()),
+        warc_bytes: c.warc.as_ref().map(|w| w.bytes),
+        error: c.error.as_deref(),
+        records: records
+            .iter()
+            .map(|r| RecordLeaf {
+                id: &r.record_id,
+                warc_type: &r.warc_type,
+                target: r.target_uri.as_deref(),
+                block: r.block_digest.hex(),
+                payload: r.payload_digest.map(|d| d.hex()),
+                offset: r.offset,
+                length: r.length,
+            })
+            .collect(),
+    };
+    Leaf {
+        kind: "capture",
+        object_id: c.id.to_string(),
+        data: serde_json::to_string(&body).expect("a capture leaf serialises"),
+    }
+}
+
+/// The leaf of an evidence link.
+pub fn link_leaf(l: &EvidenceLink) -> Leaf {
+    let mut value = serde_json::to_value(l).expect("a link serialises");
+    value["leaf"] = "evidence_link".into();
+    Leaf {
+        kind: "link",
+        object_id: l.id.clone(),
+        data: value.to_string(),
+    }
+}
+
+/// The leaf of a custody event.
+pub fn event_leaf(e: &CustodyEvent) -> Leaf {
+    let mut value = serde_json::to_value(e).expect("an event serialises");
+    value["leaf"] = "custody_event".into();
+    Leaf {
+        kind: "event",
+        object_id: format!("{}:{}", e.object_kind, e.object_id),
+        data: value.to_string(),
+    }
+}
+
+/// The leaf of a fixity check.
+pub fn fixity_leaf(e: &crate::model::FixityEvent) -> Leaf {
+    let mut value = serde_json::to_value(e).expect("a fixity event serialises");
+    value["leaf"] = "fixity_event".into();
+    Leaf {
+        kind: "fixity",
+        object_id: e.object_key.clone(),
+        data: value.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The exact bytes of one leaf of each kind. Signed checkpoints commit
+    //! to these bytes: if a test here fails, an encoding changed, and every
+    //! checkpoint already signed would stop reproducing. Add a new leaf
+    //! version instead, and keep reading the old one.
+
+    use super::*;
+    use crate::model::{
+        CaptureId, CaptureStatus, FixityEvent, Relation, Resource, Selector, WarcRef,
+    };
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn golden(name: &str) -> &'static str {
+        match name {
+            "capture" => include_str!("../../tests/fixtures/golden/capture-leaf.json"),
+            "link" => include_str!("../../tests/fixtures/golden/link-leaf.json"),
+            "event" => include_str!("../../tests/fixtures/golden/event-leaf.json"),
+            "fixity" => include_str!("../../tests/fixtures/golden/fixity-leaf.json"),
+            _ => unreachable!(),
+        }
+        .trim_end_matches('\n')
+    }
+
+    fn capture() -> (Capture, Vec<RecordEntry>) {
+        let id: CaptureId = "0193f1e2-7c4a-7d2e-9b1a-3c5d7e9f1a2b".parse().unwrap();
+        let page = "https://aleppo-news.example/2016/11/29/regime-airstrikes/";
+        let payload = Sha256::of(b"nearly 25 civilians were killed");
+        let warc = Sha256::of(b"the capture's WARC");
+        let capture = Capture {
+            id,
+            seed_url: page.into(),
+            status: CaptureStatus::Ok,
+            error: None,
+            started_at: at("2016-11-29T10:04:00.123456Z"),
+            finished_at: at("2016-11-29T10:04:03.5Z"),
+            warc: Some(WarcRef {
+                key: format!("warc/{}/{}.warc.gz", &warc.hex()[..2], warc.hex()),
+                sha256: warc,
+                bytes: 48_213,
+            }),
+            records: 3,
+            resources: vec![Resource {
+                url: page.into(),
+                status: Some(200),
+                mime: Some("text/html".into()),
+                payload_sha256: Some(payload),
+                bytes: 31,
+                truncated: None,
+                error: None,
+            }],
+            schedule: Some("aleppo-reports".into()),
+            scheduled_for: Some(at("2016-11-29T10:04:00Z")),
+            change: None,
+        };
+        let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
+            record_id: format!("<urn:uuid:00000000-0000-4000-8000-{offset:012}>"),
+            warc_type: kind.into(),
+            target_uri: target.map(str::to_string),
+            surt: target.map(|_| "example,aleppo-news)/2016/11/29/regime-airstrikes/".into()),
+            date: at("2016-11-29T10:04:00.123456Z"),
+            timestamp: "20161129100400".into(),
+            mime: (kind == "response").then(|| "text/html".into()),
+            status: (kind == "response").then_some(200),
+            payload_digest: (kind == "response").then_some(payload),
+            block_digest: Sha256::of(kind.as_bytes()),
+            offset,
+            length: 400,
+        };
+        let records = vec![
+            rec("warcinfo", 0, None),
+            rec("response", 400, Some(page)),
+            rec("request", 800, Some(page)),
+        ];
+        (capture, records)
+    }
+
+    #[test]
+    fn a_capture_leaf_is_the_pinned_bytes() {
+        let (c, records) = capture();
+        let leaf = capture_leaf(&c, &records);
+        assert_eq!(leaf.kind, "capture");
+        assert_eq!(leaf.object_id, c.id.to_string());
+        assert_eq!(leaf.data, golden("capture"));
+    }
+
+    #[test]
+    fn a_link_leaf_is_the_pinned_bytes() {
+        let (c, records) = capture();
+        let link = EvidenceLink {
+            id: "0193f1e2-8000-7000-8000-00000000000a".into(),
+            claim_id: "0193f1e2-7c4a-7d2e-9b1a-000000000001".into(),
+            claim_version: 2,
+            capture_id: c.id.clone(),
+            record_id: records[1].record_id.clone(),
+            target_uri: c.seed_url.clone(),
+            payload_digest: records[1].payload_digest.unwrap(),
+            relation: Relation::Supports,
+            selectors: vec![
+                Selector::TextQuoteSelector {
+                    exact: "nearly 25 civilians were killed".into(),
+                    prefix: "Syrian Coalition: ".into(),
+                    suffix: " in airstrikes".into(),
+                },
+                Selector::TextPositionSelector {
+                    start: 120,
+                    end: 151,
+                },
+            ],
+            quote_given: Some("nearly 25 civilians were killed".into()),
+            rationale: Some("the report's own count".into()),
+            author: Some("archivist".into()),
+            created_at: at("2016-12-10T01:00:00Z"),
+        };
+        let leaf = link_leaf(&link);
+        assert_eq!(
+            (leaf.kind, leaf.object_id.as_str()),
+            ("link", link.id.as_str())
+        );
+        assert_eq!(leaf.data, golden("link"));
+    }
+
+    #[test]
+    fn an_event_leaf_is_the_pinned_bytes() {
+        let e = CustodyEvent {
+            object_kind: "capture".into(),
+            object_id: "0193f1e2-7c4a-7d2e-9b1a-3c5d7e9f1a2b".into(),
+            event: "accessed".into(),
+            actor: Some("token:1a2b3c4d".into()),
+            at: at("2016-12-06T00:00:01Z"),
+            outcome: "ok".into(),
+            detail: serde_json::json!({"via": "replay", "mode": "id_", "record": "<urn:uuid:x>"}),
+        };
+        let leaf = event_leaf(&e);
+        assert_eq!(
+            (leaf.kind, leaf.object_id.as_str()),
+            ("event", "capture:0193f1e2-7c4a-7d2e-9b1a-3c5d7e9f1a2b")
+        );
+        assert_eq!(leaf.data, golden("event"));
+    }
+
+    #[test]
+    fn a_fixity_leaf_is_the_pinned_bytes() {
+        let digest = Sha256::of(b"the capture's WARC");
+        let e = FixityEvent {
+            object_key: format!("warc/{}/{}.warc.gz", &digest.hex()[..2], digest.hex()),
+            location: "replica 1".into(),
+            algorithm: "sha256".into(),
+            expected: digest,
+            observed: Some(Sha256::of(b"flipped")),
+            outcome: "corrupt".into(),
+            detail: Some("content hashes to something else".into()),
+            at: at("2016-12-05T00:00:00Z"),
+        };
+        let leaf = fixity_leaf(&e);
+        assert_eq!(
+            (leaf.kind, leaf.object_id.as_str()),
+            ("fixity", e.object_key.as_str())
+        );
+        assert_eq!(leaf.data, golden("fixity"));
+    }
+}
