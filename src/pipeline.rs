@@ -673,3 +673,96 @@ fn egress_ips(exchanges: &[ExchangeManifest]) -> Vec<String> {
     ips.dedup();
     ips
 }
+
+#[cfg(test)]
+mod tests {
+    //! The capture manifest closes every WARC and is what `rebuild` and
+    //! `reindex` read back: its bytes are pinned, so that a change to a type
+    //! or to serde cannot alter them silently. (`custody/VERSION` stands for
+    //! the software string, which changes with each release.)
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_capture_manifest_is_the_pinned_bytes() {
+        let id: CaptureId = "0193f1e2-7c4a-7d2e-9b1a-3c5d7e9f1a2b".parse().unwrap();
+        let seed = Url::parse("https://aleppo-news.example/2016/11/29/regime-airstrikes/").unwrap();
+        let settings = CaptureSettings {
+            user_agent: "custody (web evidence preservation)".into(),
+            ..CaptureSettings::default()
+        };
+        let payload = Sha256::of(b"nearly 25 civilians were killed");
+        let exchange = ExchangeManifest {
+            url: seed.to_string(),
+            started_at: "2016-11-29T10:04:00.123456Z".into(),
+            remote_ip: Some("203.0.113.7".into()),
+            local_ip: Some("198.51.100.2".into()),
+            dns: vec!["203.0.113.7".into()],
+            tls: Some(TlsInfo {
+                protocol: "tls/1.3".into(),
+                cipher_suite: "TLS_AES_128_GCM_SHA256".into(),
+                alpn: Some("http/1.1".into()),
+                peer_certificates: vec![
+                    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+                ],
+            }),
+            timings: capture::fetch::Timings {
+                dns_ms: Some(3),
+                connect_ms: Some(20),
+                tls_ms: Some(41),
+                first_byte_ms: Some(90),
+                total_ms: 120,
+            },
+            request_record_id: Some("<urn:uuid:00000000-0000-4000-8000-000000000800>".into()),
+            response_record_id: Some("<urn:uuid:00000000-0000-4000-8000-000000000400>".into()),
+            status: Some(200),
+            mime: Some("text/html".into()),
+            block_sha256: Some(Sha256::of(b"response")),
+            payload_sha256: Some(payload),
+            payload_bytes: 31,
+            truncated: None,
+            error: None,
+            revisit_of: None,
+        };
+        let written = Written {
+            resources: vec![Resource {
+                url: "https://aleppo-news.example/wp-content/uploads/2016/11/aleppo.jpg".into(),
+                status: None,
+                mime: None,
+                payload_sha256: None,
+                bytes: 0,
+                truncated: None,
+                error: Some("connection refused".into()),
+            }],
+            entries: Vec::new(),
+            exchanges: vec![exchange],
+            bytes: 31,
+        };
+        let previous: CaptureId = "0193f1e2-7c4a-7d2e-9b1a-000000000001".parse().unwrap();
+        let change = PageChange {
+            previous_capture: previous,
+            changed: true,
+        };
+        let schedule = ("aleppo-reports".to_string(), at("2016-11-29T10:04:00Z"));
+        let manifest = Manifest {
+            id: &id,
+            seed: &seed,
+            final_url: &seed,
+            settings: &settings,
+            started_at: at("2016-11-29T10:04:00.123456Z"),
+            finished_at: at("2016-11-29T10:04:03.5Z"),
+            schedule: Some(&schedule),
+            change: Some(&change),
+            written: &written,
+        };
+        let bytes = String::from_utf8(manifest.to_json().unwrap()).unwrap();
+        let golden = include_str!("../tests/fixtures/golden/capture-manifest.json")
+            .trim_end_matches('\n')
+            .replace("custody/VERSION", SOFTWARE);
+        assert_eq!(bytes, golden);
+    }
+}

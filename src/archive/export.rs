@@ -31,7 +31,7 @@ impl Archive {
         Ok(exported)
     }
 
-    /// [`Pipeline::export_warc`] without the custody event (a WACZ export
+    /// [`Archive::export_warc`] without the custody event (a WACZ export
     /// records its own).
     pub async fn write_export(
         &self,

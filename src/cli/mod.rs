@@ -8,6 +8,10 @@
 //! configuration. No business logic lives here: each command family's file
 //! calls one library function and prints what it returns.
 
+// The only place that prints (`[lints.clippy]` in Cargo.toml denies it
+// everywhere else).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod captures;
 mod claims;
 mod integrity;

@@ -292,10 +292,7 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
                     );
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "checking a token: index unavailable");
-                return AppError::unavailable().into_response();
-            }
+            Err(e) => return AppError::from(e).into_response(),
         },
         None => None,
     };
@@ -423,9 +420,27 @@ impl From<ArchiveError> for AppError {
 }
 
 impl From<crate::index::IndexError> for AppError {
+    /// By kind: what is not there is 404, what repeats something the index
+    /// holds is 409, a database that is down or cannot write now is 503;
+    /// anything else is a server fault (500, detail in the log).
     fn from(e: crate::index::IndexError) -> Self {
-        tracing::error!(error = %e, "index error");
-        AppError::unavailable()
+        use crate::index::ErrorKind;
+        match e.kind() {
+            ErrorKind::NotFound => AppError::not_found(e.to_string()),
+            ErrorKind::Conflict => AppError::new(StatusCode::CONFLICT, e.to_string()),
+            ErrorKind::Unavailable => {
+                tracing::error!(error = %e, "index unavailable");
+                AppError::unavailable()
+            }
+            ErrorKind::Corrupt => {
+                tracing::error!(error = %e, "the index holds a row it cannot read");
+                AppError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the index holds a row it cannot read; run `custody verify --all`",
+                )
+            }
+            ErrorKind::Config | ErrorKind::Internal => AppError::internal(&e),
+        }
     }
 }
 
@@ -595,4 +610,36 @@ async fn metrics(State(state): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexError;
+
+    #[test]
+    fn index_errors_answer_by_kind_and_only_an_unreachable_database_is_503() {
+        let status = |e: IndexError| AppError::from(e).status;
+        assert_eq!(
+            status(IndexError::NotFound("no claim x".into())),
+            StatusCode::NOT_FOUND
+        );
+        let conflict = AppError::from(IndexError::Conflict(
+            "claim x already has a version 2".into(),
+        ));
+        assert_eq!(conflict.status, StatusCode::CONFLICT);
+        assert!(conflict.message.contains("version 2"));
+        assert_eq!(
+            status(IndexError::Unavailable(sqlx::Error::PoolTimedOut)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(IndexError::Corrupt("instant \"yesterday\"".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(IndexError::Database(sqlx::Error::RowNotFound)),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }

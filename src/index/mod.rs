@@ -1,7 +1,7 @@
 //! The index: what was captured, where each record lives, what failed, and
 //! everything custody knows about it since (the log, runs, claims, tokens).
 //!
-//! One SQL implementation ([`sql`]), compiled once per backend: SQLite
+//! One SQL implementation (`sql.rs`), compiled once per backend: SQLite
 //! (`sqlite.rs`, the embedded default) and PostgreSQL (`postgres.rs`, for
 //! several daemons on one database). Each backend file is a small dialect
 //! seam (how to connect, how a write transaction begins, the log-append

@@ -1,7 +1,7 @@
 //! Schedules and their runs: which captures are due, and when.
 //!
 //! This module decides; it never fetches. [`schedule`] parses and validates
-//! the schedule files. [`plan`] turns schedules and the clock into run
+//! the schedule files. [`plan()`] turns schedules and the clock into run
 //! records: every due run is written to the index before it starts, unique
 //! per (schedule, URL, scheduled instant), so a restart neither loses nor
 //! repeats one; instants that fell due while the daemon was down are handled

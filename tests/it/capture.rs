@@ -421,35 +421,43 @@ async fn unreachable_sources_become_failed_captures_with_their_reason_and_no_obj
     assert!(spool.is_empty(), "spool is clean");
 }
 
-/// Peak resident memory of a child, from `wait4`.
+/// Runs a command and measures its peak resident memory: a Python wrapper
+/// waits for it and reports `getrusage(RUSAGE_CHILDREN).ru_maxrss`, exact
+/// for a process with one child.
 pub fn run_measuring_peak_rss(
-    mut cmd: std::process::Command,
+    cmd: std::process::Command,
 ) -> (std::process::ExitStatus, u64, Vec<u8>) {
-    use std::os::unix::process::ExitStatusExt;
-    #[allow(clippy::zombie_processes)] // reaped by wait4 below
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
+    const WRAPPER: &str = "import resource, subprocess, sys\n\
+        p = subprocess.run(sys.argv[2:])\n\
+        open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
+        sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)\n";
+    let report = tempfile::NamedTempFile::new().unwrap();
+    let mut wrapped = std::process::Command::new("python3");
+    wrapped
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg(report.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    let out = wrapped
         .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut stdout = child.stdout.expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child with valid pointers.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid, "wait4");
-    let out = reader.join().expect("reader");
-    (
-        std::process::ExitStatus::from_raw(status),
-        usage.ru_maxrss as u64 * 1024,
-        out,
-    )
+        .output()
+        .expect("python3 runs the command");
+    let kib: u64 = std::fs::read_to_string(report.path())
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("the wrapper's report");
+    (out.status, kib * 1024, out.stdout)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -164,3 +164,13 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Sends a signal (`TERM`, `KILL`, `STOP`, `CONT`) to a process, with
+/// `kill(1)`.
+pub fn signal(pid: u32, name: &str) {
+    let done = std::process::Command::new("kill")
+        .args(["-s", name, &pid.to_string()])
+        .status()
+        .expect("kill(1)");
+    assert!(done.success(), "kill -s {name} {pid}");
+}

@@ -92,8 +92,8 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn pid(&self) -> libc::pid_t {
-        self.child.as_ref().unwrap().id() as libc::pid_t
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
     }
 
     fn wait_healthy(&self) {
@@ -113,10 +113,9 @@ impl Daemon {
     }
 
     /// Sends `signal` and waits for the exit; returns the status and how long it took.
-    fn stop_with(&mut self, signal: libc::c_int) -> (std::process::ExitStatus, Duration) {
+    fn stop_with(&mut self, signal: &str) -> (std::process::ExitStatus, Duration) {
         let started = Instant::now();
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.pid(), signal) };
+        crate::cli::signal(self.pid(), signal);
         let mut child = self.child.take().unwrap();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -212,7 +211,7 @@ async fn a_five_second_schedule_captures_each_url_once_per_instant() {
     let mut daemon = setup.start();
     tokio::time::sleep(Duration::from_secs(30)).await;
     let metrics = daemon.metrics();
-    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    let (status, _) = daemon.stop_with("TERM");
     assert!(status.success(), "{}", daemon.log_text());
     assert!(
         metrics.contains("custody_captures_total{status=\"ok\"}"),
@@ -281,7 +280,7 @@ async fn sigterm_during_a_slow_capture_exits_within_the_grace_period_and_leaves_
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, took) = daemon.stop_with(libc::SIGTERM);
+    let (status, took) = daemon.stop_with("TERM");
     assert!(status.success(), "exit {status}: {}", daemon.log_text());
     assert!(
         took < Duration::from_secs(6),
@@ -330,7 +329,7 @@ async fn after_downtime_run_once_makes_one_catch_up_run_and_skip_makes_none() {
     );
     let mut daemon = setup.start();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    let (status, _) = daemon.stop_with("TERM");
     assert!(status.success());
     let stopped = Utc::now();
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -338,7 +337,7 @@ async fn after_downtime_run_once_makes_one_catch_up_run_and_skip_makes_none() {
     let mut daemon = setup.start();
     // Long enough for at least one five-second instant after the restart.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    let (status, _) = daemon.stop_with("TERM");
     assert!(status.success(), "{}", daemon.log_text());
 
     let index = setup.index().await;
@@ -415,7 +414,7 @@ async fn an_invalid_cron_is_named_by_file_and_line_and_the_daemon_keeps_the_othe
     let before = index.runs(Some("good")).await.unwrap().len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = index.runs(Some("good")).await.unwrap().len();
-    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    let (status, _) = daemon.stop_with("TERM");
     assert!(status.success());
     assert!(
         after > before,
@@ -470,7 +469,7 @@ async fn a_run_killed_mid_capture_is_taken_up_again_when_its_lease_expires() {
     )
     .await;
     assert_eq!(running.scheduled_for, at);
-    let (_, _) = daemon.stop_with(libc::SIGKILL);
+    let (_, _) = daemon.stop_with("KILL");
 
     let mut daemon = setup.start();
     let done = wait_for_run(
@@ -480,7 +479,7 @@ async fn a_run_killed_mid_capture_is_taken_up_again_when_its_lease_expires() {
         Duration::from_secs(20),
     )
     .await;
-    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    let (status, _) = daemon.stop_with("TERM");
     assert!(status.success());
     assert_eq!(done.id, running.id, "the same run, not a new one");
     assert_eq!(done.attempts, 2);
@@ -524,7 +523,7 @@ async fn transient_failures_are_retried_with_backoff_and_every_attempt_is_a_fail
         Duration::from_secs(20),
     )
     .await;
-    let (status, _) = daemon.stop_with(libc::SIGTERM);
+    let (status, _) = daemon.stop_with("TERM");
     assert!(status.success());
     assert_eq!(failed.scheduled_for, at);
     assert_eq!(failed.attempts, 3);
@@ -584,7 +583,7 @@ async fn two_daemons_on_postgres_share_the_work_and_the_leader_fails_over() {
     );
 
     // The leader dies; the other daemon takes over planning.
-    first.stop_with(libc::SIGKILL);
+    first.stop_with("KILL");
     let killed = Utc::now();
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert!(
@@ -592,7 +591,7 @@ async fn two_daemons_on_postgres_share_the_work_and_the_leader_fails_over() {
         "{}",
         second.log_text()
     );
-    let (status, _) = second.stop_with(libc::SIGTERM);
+    let (status, _) = second.stop_with("TERM");
     assert!(status.success());
 
     let index = custody::index::open(&index_url).await.unwrap();
@@ -666,7 +665,7 @@ async fn three_daemons_capture_300_runs_exactly_once_despite_a_sigkill() {
         tokio::time::sleep(left).await;
     };
     wait_until(minute + chrono::Duration::seconds(30)).await;
-    daemons[1].stop_with(libc::SIGKILL);
+    daemons[1].stop_with("KILL");
 
     let index = custody::index::open(&index_url).await.unwrap();
     let deadline = minute + chrono::Duration::seconds(150);
@@ -685,7 +684,7 @@ async fn three_daemons_capture_300_runs_exactly_once_despite_a_sigkill() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     for i in [0, 2] {
-        let (status, _) = daemons[i].stop_with(libc::SIGTERM);
+        let (status, _) = daemons[i].stop_with("TERM");
         assert!(status.success(), "{}", daemons[i].log_text());
     }
 
@@ -764,7 +763,7 @@ async fn bench_daemons() {
         tokio::time::sleep(window).await;
         let after = index.stats(Utc::now()).await.unwrap().captures_ok;
         for d in &mut running {
-            d.stop_with(libc::SIGTERM);
+            d.stop_with("TERM");
         }
         results.push((
             daemons,

@@ -2,6 +2,10 @@
 //! something outside the process (the Python reference tools) live behind
 //! the `interop` feature, which the README's test command turns on.
 
+// Tests report what they measured, and check files they made.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)]
+
+mod app;
 mod bench;
 #[cfg(feature = "interop")]
 mod browser;

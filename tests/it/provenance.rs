@@ -400,8 +400,7 @@ async fn an_edited_passage_shows_absent_since_the_recapture_and_the_first_link_s
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+    crate::cli::signal(daemon.id(), "TERM");
     assert!(daemon.wait().unwrap().success());
 
     let ev = &shown["evidence"][0];
