@@ -1,12 +1,13 @@
 //! Reading WARC files written one gzip member per record.
 //!
-//! Layered like warcio's: a buffered, seekable file; a gzip member decoder; a
+//! Layered like warcio's: a buffered stream (a file, or an object read from
+//! the store as it arrives: nothing needs to seek); a gzip member decoder; a
 //! header parser; a block limited to `Content-Length`; hashers over the block
 //! and (through [`ResponseScanner`]) over the HTTP payload. Every record's
 //! offset and compressed length are reported, and every declared digest can
 //! be checked against the bytes actually there.
 
-use std::io::{self, BufRead, Read, Seek};
+use std::io::{self, BufRead, Read};
 
 use flate2::bufread::GzDecoder;
 use sha2::Digest;
@@ -124,12 +125,49 @@ fn check_digest(
 
 /// Iterates over the records of a `.warc.gz` file.
 pub struct WarcFileReader<R> {
-    inner: R,
+    inner: Counted<R>,
 }
 
-impl<R: BufRead + Seek> WarcFileReader<R> {
+/// A buffered reader that knows how far into its stream it is.
+struct Counted<R> {
+    inner: R,
+    position: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.position += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
+impl<R: BufRead> WarcFileReader<R> {
+    /// Records from the start of `inner`; offsets count from there.
     pub fn new(inner: R) -> Self {
-        WarcFileReader { inner }
+        Self::starting_at(inner, 0)
+    }
+
+    /// Records from `inner`, whose first byte is at `offset` in the file
+    /// (so reported offsets are the file's).
+    pub fn starting_at(inner: R, offset: u64) -> Self {
+        WarcFileReader {
+            inner: Counted {
+                inner,
+                position: offset,
+            },
+        }
     }
 
     /// Reads the next record, passing each piece of its payload (HTTP body
@@ -140,7 +178,7 @@ impl<R: BufRead + Seek> WarcFileReader<R> {
         &mut self,
         payload_sink: &mut dyn FnMut(&[u8]),
     ) -> Result<Option<ScannedRecord>, WarcError> {
-        let offset = self.inner.stream_position()?;
+        let offset = self.inner.position;
         if self.inner.fill_buf()?.is_empty() {
             return Ok(None);
         }
@@ -161,7 +199,7 @@ impl<R: BufRead + Seek> WarcFileReader<R> {
             ))));
         }
         drop(gz);
-        let end = self.inner.stream_position()?;
+        let end = self.inner.position;
         let (head, block_len, block_sha256, http) = record;
         Ok(Some(ScannedRecord {
             head,

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)]
 
 mod app;
+mod attacks;
 mod bench;
 #[cfg(feature = "interop")]
 mod browser;

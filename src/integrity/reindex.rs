@@ -1,0 +1,229 @@
+//! `reindex`: an empty index rebuilt from the store alone.
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::download_to_spool;
+use crate::archive::{Archive, ArchiveError};
+use crate::model::CaptureId;
+use crate::tlog::{self, LogKey};
+
+/// What `reindex` did and found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReindexReport {
+    pub leaves_restored: u64,
+    pub checkpoints_restored: u64,
+    pub captures_rebuilt: u64,
+    /// Failed captures (no WARC) restored from their log leaves.
+    pub failed_captures_restored: u64,
+    /// Captures newer than the last checkpoint, appended to the log again.
+    pub leaves_appended: u64,
+    /// Everything that does not agree; empty when the rebuilt index matches
+    /// the log.
+    pub problems: Vec<String>,
+}
+
+/// Rebuilds an empty index from the object store alone: the log's leaves
+/// and signed checkpoints (checked against each other and the key), then
+/// every WARC (each rebuilt from its own records and manifest), then failed
+/// captures from their leaves; finally every capture leaf is compared with
+/// the rebuilt capture.
+pub async fn reindex(
+    archive: &Archive,
+    key: Option<&LogKey>,
+) -> Result<ReindexReport, ArchiveError> {
+    let index = archive.index();
+    let store = archive.store();
+    if !index.captures(None).await?.is_empty() || index.log_size().await? > 0 {
+        return Err(ArchiveError::Invalid(
+            "reindex rebuilds an empty index: move the current index aside (or point index_url at a new database) first".into(),
+        ));
+    }
+    let mut report = ReindexReport::default();
+
+    // 1. The log, segment by segment, as the checkpoints wrote it.
+    let mut segments = store.list("log/leaves/").await?;
+    segments.sort();
+    'segments: for seg in &segments {
+        let bytes = store.get_bytes_opt(seg).await?.unwrap_or_default();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            let leaf: tlog::LogLeaf = match serde_json::from_str(line) {
+                Ok(l) => l,
+                Err(e) => {
+                    report.problems.push(format!(
+                        "{seg}: a leaf cannot be read ({e}); later leaves are not restored"
+                    ));
+                    break 'segments;
+                }
+            };
+            let hash =
+                crate::model::Sha256::from_bytes(tlog::merkle::leaf_hash(leaf.data.as_bytes()));
+            if hash != leaf.leaf_hash {
+                report.problems.push(format!(
+                    "{seg}: leaf {} does not hash to its recorded hash; later leaves are not restored",
+                    leaf.index
+                ));
+                break 'segments;
+            }
+            if let Err(e) = index.restore_leaf(&leaf).await {
+                report
+                    .problems
+                    .push(format!("{seg}: {e}; later leaves are not restored"));
+                break 'segments;
+            }
+            report.leaves_restored += 1;
+        }
+    }
+    let size = index.log_size().await?;
+    let hashes = index.log_leaf_hashes(size).await?;
+    let mut notes = store.list("log/checkpoints/").await?;
+    notes.sort();
+    for note_key in &notes {
+        let note =
+            String::from_utf8_lossy(&store.get_bytes_opt(note_key).await?.unwrap_or_default())
+                .into_owned();
+        let checked = match key {
+            Some(k) => tlog::verify_checkpoint(&note, &k.verifier_key()),
+            None => Err(tlog::TlogError::BadNote(
+                "no log key to check it with".into(),
+            )),
+        };
+        match checked {
+            Err(e) => report.problems.push(format!("{note_key}: {e}")),
+            Ok(c) if c.tree_size > size => report.problems.push(format!(
+                "{note_key}: signs {} leaves; only {size} could be restored",
+                c.tree_size
+            )),
+            Ok(c) if tlog::root_of(&hashes[..c.tree_size as usize]) != c.root => {
+                report.problems.push(format!(
+                    "{note_key}: the restored leaves do not give its signed root"
+                ))
+            }
+            Ok(c) => {
+                index
+                    .put_checkpoint(&tlog::Checkpoint {
+                        tree_size: c.tree_size,
+                        root: c.root,
+                        note,
+                        created_at: Utc::now(),
+                    })
+                    .await?;
+                report.checkpoints_restored += 1;
+            }
+        }
+    }
+
+    // 2. Every WARC, rebuilt from its own records and manifest.
+    let mut keys = store.list("warc/").await?;
+    keys.sort();
+    let mut rebuilt_captures = Vec::new();
+    for warc_key in keys {
+        let path = download_to_spool(archive, store, &warc_key, "reindex-")
+            .await?
+            .path;
+        let p = path.to_path_buf();
+        let rebuilt = tokio::task::spawn_blocking(move || crate::rebuild::rebuild(&p))
+            .await
+            .map_err(|e| ArchiveError::Internal(e.to_string()))?;
+        drop(path);
+        match rebuilt {
+            Err(e) => report.problems.push(format!("{warc_key}: {e}")),
+            Ok(r) if crate::store::warc_key(&r.sha256) != warc_key => {
+                report.problems.push(format!(
+                    "{warc_key}: its content hashes to {}, not its name",
+                    r.sha256
+                ))
+            }
+            Ok(r) => rebuilt_captures.push(r),
+        }
+    }
+    rebuilt_captures.sort_by_key(|r| r.capture.started_at);
+    for r in rebuilt_captures {
+        let logged = !index
+            .log_leaves_of("capture", r.capture.id.as_str())
+            .await?
+            .is_empty();
+        if logged {
+            index.restore_capture(&r.capture, &r.records).await?;
+        } else {
+            index.put_capture(&r.capture, &r.records).await?;
+        }
+        report.captures_rebuilt += 1;
+        if !logged {
+            report.leaves_appended += 1;
+        }
+    }
+
+    // 3. Failed captures have no WARC: their leaf is all there is.
+    for leaf in index.log_leaves(0, size).await? {
+        if leaf.kind != "capture" {
+            continue;
+        }
+        let Ok(id) = leaf.object_id.parse::<CaptureId>() else {
+            report
+                .problems
+                .push(format!("log leaf {}: bad capture id", leaf.index));
+            continue;
+        };
+        if index.capture(&id).await?.is_some() {
+            continue;
+        }
+        match failed_capture_from_leaf(&leaf.data) {
+            Some(c) => {
+                index.restore_capture(&c, &[]).await?;
+                report.failed_captures_restored += 1;
+            }
+            None => report.problems.push(format!(
+                "log leaf {}: capture {} is in the log but its WARC is not in the store",
+                leaf.index, leaf.object_id
+            )),
+        }
+    }
+
+    // 4. The rebuilt index against the log.
+    for leaf in index.log_leaves(0, index.log_size().await?).await? {
+        if leaf.kind != "capture" {
+            continue;
+        }
+        let Ok(id) = leaf.object_id.parse::<CaptureId>() else {
+            continue;
+        };
+        if let Some(c) = index.capture(&id).await? {
+            let records = index.records(&id).await?;
+            if tlog::capture_leaf(&c, &records).data != leaf.data {
+                report.problems.push(format!(
+                    "log leaf {}: capture {id} as rebuilt from its WARC differs from the logged manifest",
+                    leaf.index
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A failed capture as its log leaf describes it.
+fn failed_capture_from_leaf(data: &str) -> Option<crate::model::Capture> {
+    let v: serde_json::Value = serde_json::from_str(data).ok()?;
+    if v["status"] != "failed" {
+        return None;
+    }
+    let time = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(v[k].as_str()?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    Some(crate::model::Capture {
+        id: v["capture_id"].as_str()?.parse().ok()?,
+        seed_url: v["seed_url"].as_str()?.to_string(),
+        status: crate::model::CaptureStatus::Failed,
+        error: v["error"].as_str().map(str::to_string),
+        started_at: time("started_at")?,
+        finished_at: time("finished_at")?,
+        warc: None,
+        records: 0,
+        resources: Vec::new(),
+        schedule: None,
+        scheduled_for: None,
+        change: None,
+    })
+}

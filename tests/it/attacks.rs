@@ -1,0 +1,193 @@
+//! Attacks on evidence, each written as the forger would, then refused:
+//! records appended to an export, an original swapped for another record
+//! with its id, a second proof record.
+
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use custody::model::{Capture, Sha256};
+use custody::warc::{Deflate, RecordHeader, WarcFileReader, WarcWriter};
+
+use crate::cli::{stderr_text, Workdir};
+use crate::site;
+
+/// One gzip member of a WARC: where it is and what record it holds.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub offset: u64,
+    pub length: u64,
+    pub warc_type: String,
+    pub id: String,
+    pub target: Option<String>,
+}
+
+/// Every record of a `.warc.gz`, in file order.
+pub fn members(path: &Path) -> Vec<Member> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = WarcFileReader::new(BufReader::new(file));
+    let mut out = Vec::new();
+    while let Some(r) = reader.next_record(&mut |_| {}).unwrap() {
+        out.push(Member {
+            offset: r.offset,
+            length: r.length,
+            warc_type: r.head.warc_type().to_string(),
+            id: r.head.record_id().to_string(),
+            target: r.head.get("WARC-Target-URI").map(str::to_string),
+        });
+    }
+    out
+}
+
+/// A `response` record with correct digests, as a forger would write one.
+pub fn forged_response(id: &str, target: &str, date: &str, body: &str) -> Vec<u8> {
+    let http = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let date = chrono::DateTime::parse_from_rfc3339(date)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut header = RecordHeader::new("response", id, &date);
+    header
+        .push("WARC-Target-URI", target)
+        .push("Content-Type", "application/http;msgtype=response")
+        .push(
+            "WARC-Payload-Digest",
+            Sha256::of(body.as_bytes()).labelled(),
+        );
+    let mut w = WarcWriter::new(Vec::new());
+    w.write_bytes(&header, http.as_bytes(), Deflate::Compress)
+        .unwrap();
+    w.finish().unwrap().0
+}
+
+/// The bytes of `path` with `insert` placed at `at`, and `remove` (a range)
+/// dropped.
+fn spliced(path: &Path, at: u64, insert: &[u8], remove: std::ops::Range<u64>) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    for (i, b) in bytes.iter().enumerate() {
+        let i = i as u64;
+        if i == at {
+            out.extend_from_slice(insert);
+        }
+        if !remove.contains(&i) {
+            out.push(*b);
+        }
+    }
+    if at as usize == bytes.len() {
+        out.extend_from_slice(insert);
+    }
+    out
+}
+
+/// Two captures of the fixture article (the second full of revisits), the
+/// second exported, and the log's published key.
+struct Exported {
+    work: Workdir,
+    second: Capture,
+    export: PathBuf,
+    key: String,
+    addr: std::net::SocketAddr,
+}
+
+async fn exported_revisits() -> Exported {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    work.capture(&url);
+    let (second, _) = work.capture(&url);
+    let export = work.export_warc(second.id.as_str(), "second.warc.gz");
+    let key = String::from_utf8(work.ok(&["log", "key"]))
+        .unwrap()
+        .trim()
+        .to_string();
+    Exported {
+        work,
+        second,
+        export,
+        key,
+        addr,
+    }
+}
+
+/// `custody verify FILE --key KEY`: whether it verified, and what it said.
+fn verify(work: &Workdir, file: &Path, key: &str) -> (bool, String) {
+    let out = work.run(&["verify", file.to_str().unwrap(), "--key", key]);
+    (out.status.success(), stderr_text(&out))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_appended_to_an_export_is_refused_and_named() {
+    let e = exported_revisits().await;
+    let (ok, said) = verify(&e.work, &e.export, &e.key);
+    assert!(ok, "the genuine export verifies: {said}");
+
+    // A response for another page of the same site, dated the next day,
+    // with correct digests, appended after the proof or slipped in before
+    // it, among the originals.
+    let forged_id = "<urn:uuid:6e1f4a8c-2b9d-4c1e-8f7a-5d3b2a1c0e9f>";
+    let later = format!("http://{}/2016/11/30/regime-denies-the-airstrikes/", e.addr);
+    let forged = forged_response(
+        forged_id,
+        &later,
+        "2016-11-30T10:04:00Z",
+        "<p>No civilians were harmed in Bab Alnairab.</p>",
+    );
+    let parts = members(&e.export);
+    let proof = parts.last().unwrap();
+    assert!(proof
+        .target
+        .as_deref()
+        .unwrap()
+        .starts_with("urn:custody:proof:"));
+    let end = std::fs::metadata(&e.export).unwrap().len();
+    for (place, at) in [("after the proof", end), ("before the proof", proof.offset)] {
+        let file = e.work.path().join(format!("forged-{}.warc.gz", at));
+        std::fs::write(&file, spliced(&e.export, at, &forged, 0..0)).unwrap();
+        let (ok, said) = verify(&e.work, &file, &e.key);
+        assert!(!ok, "a record appended {place} must not verify: {said}");
+        assert!(
+            said.contains(forged_id),
+            "{place}: names the record: {said}"
+        );
+        assert!(!said.contains(": verified"), "{said}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_original_replaced_by_another_record_with_its_id_is_refused() {
+    let e = exported_revisits().await;
+    let parts = members(&e.export);
+    let warc_bytes = e.second.warc.as_ref().unwrap().bytes;
+    let original = parts
+        .iter()
+        .find(|m| m.offset >= warc_bytes && m.warc_type == "response")
+        .expect("the export carries the originals of its revisits")
+        .clone();
+    let target = original.target.clone().unwrap();
+    // Same record id, same URL: another body (another payload digest).
+    let swapped = forged_response(
+        &original.id,
+        &target,
+        "2016-11-29T10:04:00Z",
+        "<p>The report was withdrawn.</p>",
+    );
+    let file = e.work.path().join("swapped.warc.gz");
+    let range = original.offset..original.offset + original.length;
+    std::fs::write(&file, spliced(&e.export, original.offset, &swapped, range)).unwrap();
+    let (ok, said) = verify(&e.work, &file, &e.key);
+    assert!(!ok, "a swapped original must not verify: {said}");
+    assert!(said.contains(&original.id), "{said}");
+
+    // A second proof record (a forger's own, with the same contents) is
+    // refused too: exactly one, last.
+    let proof = parts.last().unwrap();
+    let bytes = std::fs::read(&e.export).unwrap();
+    let proof_bytes = &bytes[proof.offset as usize..(proof.offset + proof.length) as usize];
+    let file = e.work.path().join("two-proofs.warc.gz");
+    std::fs::write(&file, [&bytes[..], proof_bytes].concat()).unwrap();
+    let (ok, said) = verify(&e.work, &file, &e.key);
+    assert!(!ok, "two proof records must not verify: {said}");
+    assert!(said.contains("proof"), "{said}");
+}
