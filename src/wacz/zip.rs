@@ -23,6 +23,22 @@ const EXTERNAL_ATTRS: u32 = 0o100644 << 16;
 const LOCAL_EXTRA_LEN: u16 = 20;
 const CENTRAL_EXTRA_LEN: u16 = 28;
 
+/// Whether `name` is a member name custody writes: `/`-separated
+/// components of ASCII letters, digits, `.`, `_` and `-`, none empty, `.`
+/// or `..` (so no absolute paths, backslashes, control characters or
+/// traversal, and no two spellings of one path).
+fn canonical_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+}
+
 /// A member as written: where it is and what it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -34,7 +50,9 @@ pub struct Member {
     header_offset: u64,
 }
 
-/// Writes members one after another, then the central directory.
+/// Writes members one after another, then the central directory. It writes
+/// what it is given; the packager gives it unique canonical names, and
+/// [`read_strict`] refuses any other.
 pub struct ZipWriter<W: Write> {
     out: W,
     written: u64,
@@ -269,6 +287,7 @@ pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, ZipError
     file.seek(SeekFrom::Start(cd_offset))?;
     file.read_exact(&mut cd)?;
     let mut members = Vec::new();
+    let mut names = std::collections::HashSet::new();
     let mut at = 0usize;
     let mut expected_header = 0u64;
     while at < cd.len() {
@@ -313,6 +332,20 @@ pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, ZipError
             ))
         })?;
         f.at += name_len;
+        // One name, one member: readers disagree on which of two members
+        // with one name they show (Python's zipfile the last, this reader
+        // the first, unzip both), so evidence could differ by viewer. And
+        // case-insensitive file systems merge names that differ in case.
+        if !canonical_name(&name) {
+            return Err(ZipError::Malformed(format!(
+                "central directory entry {i} has the name {name:?}, which is not a plain relative path"
+            )));
+        }
+        if !names.insert(name.to_ascii_lowercase()) {
+            return Err(ZipError::Malformed(format!(
+                "the member name {name:?} appears twice (or twice in different case)"
+            )));
+        }
         if f.u16() != 1 || f.u16() != 24 {
             return bad(&format!("central directory entry {i} ({name})"));
         }
@@ -412,6 +445,37 @@ mod tests {
             &bytes[m.data_offset as usize..][..m.size as usize],
             b"WARC/1.1 bytes"
         );
+    }
+
+    fn with_names(names: &[&str]) -> Vec<u8> {
+        let mut w = ZipWriter::new(Vec::new(), chrono::Utc::now());
+        for n in names {
+            w.add_bytes(n, b"{}").unwrap();
+        }
+        w.finish().unwrap().0
+    }
+
+    #[test]
+    fn repeated_and_non_canonical_names_are_refused() {
+        for names in [
+            &["pages/pages.jsonl", "datapackage.json", "pages/pages.jsonl"][..],
+            &["custody/claim-1.jsonld", "CUSTODY/claim-1.jsonld"],
+            &["../datapackage.json"],
+            &["archive/../datapackage.json"],
+            &["/etc/passwd"],
+            &["archive\\a.warc.gz"],
+            &["archive/a\u{1}.warc.gz"],
+            &["archive//a.warc.gz"],
+            &["archive/"],
+            &["./datapackage.json"],
+            &["archive/caf\u{e9}.warc.gz"],
+        ] {
+            let bytes = with_names(names);
+            let err = read_strict(&mut io::Cursor::new(&bytes)).unwrap_err();
+            assert!(matches!(err, ZipError::Malformed(_)), "{names:?}: {err}");
+        }
+        let fine = with_names(&["archive/0193f1e2-7c4a.warc.gz", "datapackage-digest.json"]);
+        assert_eq!(read_strict(&mut io::Cursor::new(&fine)).unwrap().len(), 2);
     }
 
     #[test]

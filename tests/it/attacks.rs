@@ -191,3 +191,64 @@ async fn an_original_replaced_by_another_record_with_its_id_is_refused() {
     assert!(!ok, "two proof records must not verify: {said}");
     assert!(said.contains("proof"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wacz_with_a_repeated_member_name_is_refused_with_both_keys_pinned() {
+    use custody::wacz::zip::{read_strict, ZipWriter};
+    let e = exported_revisits().await;
+    let wacz = e.work.path().join("second.wacz");
+    let out = e.work.run(&[
+        "export",
+        e.second.id.as_str(),
+        "--format",
+        "wacz",
+        "-o",
+        wacz.to_str().unwrap(),
+    ]);
+    let said = stderr_text(&out);
+    let package_key = said
+        .rsplit("signed by public key ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let verify_pinned = |file: &Path| {
+        let out = e.work.run(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--package-key",
+            &package_key,
+            "--key",
+            &e.key,
+        ]);
+        (out.status.success(), stderr_text(&out))
+    };
+    let (ok, said) = verify_pinned(&wacz);
+    assert!(ok, "the genuine package verifies: {said}");
+
+    // The same package, in custody's exact ZIP form, with a second
+    // `pages/pages.jsonl` listing a page the capture never had: one viewer
+    // shows the first member, another the last.
+    let bytes = std::fs::read(&wacz).unwrap();
+    let members = read_strict(&mut std::io::Cursor::new(&bytes)).unwrap();
+    let mut forged = ZipWriter::new(Vec::new(), chrono::Utc::now());
+    let lie = format!(
+        "{{\"format\": \"json-pages-1.0\", \"id\": \"pages\"}}\n{{\"url\": \"http://{}/2016/11/30/regime-denies-the-airstrikes/\", \"ts\": \"2016-11-30T10:04:00Z\"}}\n",
+        e.addr
+    );
+    forged
+        .add_bytes("pages/pages.jsonl", lie.as_bytes())
+        .unwrap();
+    for m in &members {
+        let data = &bytes[m.data_offset as usize..(m.data_offset + m.size) as usize];
+        forged.add_bytes(&m.name, data).unwrap();
+    }
+    let file = e.work.path().join("repeated.wacz");
+    std::fs::write(&file, forged.finish().unwrap().0).unwrap();
+    let (ok, said) = verify_pinned(&file);
+    assert!(!ok, "a repeated member name must not verify: {said}");
+    assert!(
+        said.contains("pages/pages.jsonl") && said.contains("twice"),
+        "{said}"
+    );
+}
