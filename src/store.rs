@@ -584,6 +584,49 @@ impl Store {
         Ok((Sha256::from_hasher(hasher), bytes))
     }
 
+    /// A blocking reader over a whole object, for code that runs on a
+    /// blocking thread (verification streams an object through the WARC
+    /// reader without a scratch copy). A local store's file is read
+    /// directly; a remote object arrives through a small bounded channel
+    /// fed by a task on the runtime, so memory stays a few chunks. Must be
+    /// called from within the runtime.
+    pub async fn blocking_reader(
+        &self,
+        key: &str,
+    ) -> Result<Box<dyn std::io::Read + Send>, StoreError> {
+        if let Some(root) = &self.local_root {
+            let path = root.join(key);
+            return match std::fs::File::open(&path) {
+                Ok(f) => Ok(Box::new(f)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(StoreError::NotFound(key.to_string()))
+                }
+                Err(source) => Err(StoreError::Io { path, source }),
+            };
+        }
+        let location = ObjectPath::from(key);
+        let result = self
+            .inner
+            .get(&location)
+            .await
+            .map_err(Self::backend(key))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        let mut stream = result.into_stream();
+        tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(std::io::Error::other);
+                let failed = chunk.is_err();
+                if tx.send(chunk).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Box::new(ChannelReader {
+            rx,
+            current: bytes::Bytes::new(),
+        }))
+    }
+
     /// Size, modification time and entity tag of an object, as the store
     /// reports them.
     pub async fn head(&self, key: &str) -> Result<ObjectInfo, StoreError> {
@@ -609,5 +652,27 @@ impl Store {
         }
         keys.sort();
         Ok(keys)
+    }
+}
+
+/// A `Read` over chunks sent from the runtime (see
+/// [`Store::blocking_reader`]).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
     }
 }

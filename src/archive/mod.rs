@@ -311,7 +311,7 @@ impl Archive {
         self.store
             .copy_range_to(&hit.warc.key, range, &mut raw)
             .await?;
-        let expected_payload = hit.record.payload_digest;
+        let indexed = hit.record.clone();
         let parse = move || -> Result<Option<SmallRecord>, ArchiveError> {
             let mut reader = WarcFileReader::new(std::io::Cursor::new(raw));
             let mut payload = Vec::new();
@@ -329,7 +329,7 @@ impl Archive {
                         "no record at the indexed offset".into(),
                     ))
                 })?;
-            check_read(&record, expected_payload)?;
+            check_read(&record, &indexed)?;
             if too_large {
                 return Ok(None);
             }
@@ -400,7 +400,7 @@ impl Archive {
             .await?;
         let record_file = out.into_inner().into_std().await;
         drop(path); // unlinked; the handle keeps the bytes
-        let expected_payload = hit.record.payload_digest;
+        let indexed = hit.record.clone();
         tokio::task::spawn_blocking(move || -> Result<_, ArchiveError> {
             let mut record_file = record_file;
             record_file
@@ -434,7 +434,7 @@ impl Archive {
             }
             drop(sink_writer);
             drop(reader);
-            check_read(&record, expected_payload)?;
+            check_read(&record, &indexed)?;
             record_file
                 .seek(SeekFrom::Start(0))
                 .map_err(io_at(Path::new("record")))?;
@@ -453,18 +453,14 @@ pub type SmallRecord = (Option<warc::ResponseHead>, Vec<u8>);
 /// the index holds for it.
 fn check_read(
     record: &crate::warc::ScannedRecord,
-    expected_payload: Option<Sha256>,
+    indexed: &RecordEntry,
 ) -> Result<(), ArchiveError> {
     record.verify_digests()?;
-    if let (Some(expected), Some(actual)) = (expected_payload, record.payload_sha256()) {
-        if expected != actual {
-            return Err(ArchiveError::Warc(WarcError::DigestMismatch {
-                record_id: record.head.record_id().to_string(),
-                which: "payload (index)",
-                expected,
-                actual,
-            }));
-        }
+    if let Some(detail) = record.differs_from_index(indexed) {
+        return Err(ArchiveError::Warc(WarcError::NotAsIndexed {
+            record_id: record.head.record_id().to_string(),
+            detail,
+        }));
     }
     Ok(())
 }

@@ -126,11 +126,12 @@ pub async fn reindex(archive: &Archive, json: bool) -> Result<ExitCode, Failure>
         print_json(&r)?;
     } else {
         eprintln!(
-            "restored {} log leaves and {} checkpoints; rebuilt {} captures from their WARCs and {} failed captures from the log; {} captures newer than the last checkpoint appended to the log",
+            "restored {} log leaves and {} checkpoints; rebuilt {} captures from their WARCs and {} failed captures from the log; restored {} claim, link, event and fixity rows from the log; {} captures newer than the last checkpoint appended to the log",
             r.leaves_restored,
             r.checkpoints_restored,
             r.captures_rebuilt,
             r.failed_captures_restored,
+            r.rows_restored,
             r.leaves_appended
         );
         for p in &r.problems {

@@ -83,7 +83,7 @@ pub async fn log_command(archive: &Archive, command: LogCommand) -> Result<ExitC
             }
         }
         LogCommand::Check { json } => {
-            let checks = tlog::check_log(index, &key).await?;
+            let checks = tlog::check_log(index, archive.store(), &key).await?;
             let bad = checks.iter().filter(|c| !c.ok).count();
             if json {
                 for c in &checks {

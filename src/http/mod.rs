@@ -462,6 +462,7 @@ impl From<crate::provenance::ProvenanceError> for AppError {
         use crate::provenance::ProvenanceError as P;
         match e {
             P::NotFound(m) => AppError::not_found(m),
+            P::NotAsLogged(_) => AppError::new(StatusCode::CONFLICT, e.to_string()),
             P::Index(e) => e.into(),
             P::Archive(e) => e.into(),
             other => AppError::bad_request(other.to_string()),

@@ -90,17 +90,11 @@ macro_rules! migrations {
 }
 use migrations;
 
-/// Compiles the one SQL body (`sql.rs`) for the backend whose seam invokes
-/// this, with `DB` as its database type, and names its index type.
+/// Names the one SQL body's index type (`sql.rs`, declared as `mod sql` by
+/// the backend's seam, which rustfmt then formats) and gives it the
+/// backend's database type as `DB`.
 macro_rules! sql_body {
     ($db:ty, $name:ident, $doc:literal) => {
-        #[allow(
-            clippy::duplicate_mod,
-            reason = "one SQL body, compiled once per backend with its own `DB` (see sql.rs)"
-        )]
-        #[path = "sql.rs"]
-        mod sql;
-
         #[doc = $doc]
         pub type $name = sql::SqlIndex;
 
@@ -113,7 +107,10 @@ use sql_body;
 const MIGRATION_TABLE: &str = "CREATE TABLE IF NOT EXISTS custody_migration \
     (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)";
 
+// `sql.rs` is compiled once per backend, each with its own `DB`.
+#[allow(clippy::duplicate_mod)]
 mod postgres;
+#[allow(clippy::duplicate_mod)]
 mod sqlite;
 
 use std::sync::Arc;
@@ -183,6 +180,19 @@ impl IndexError {
             IndexError::Corrupt(_) => ErrorKind::Corrupt,
             IndexError::Unavailable(_) | IndexError::Io { .. } => ErrorKind::Unavailable,
             IndexError::Database(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl IndexError {
+    /// SQLite's "busy" or "locked": another connection holds the lock now.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            IndexError::Unavailable(sqlx::Error::Database(db)) => db
+                .code()
+                .and_then(|c| c.parse::<i64>().ok())
+                .is_some_and(|n| matches!(n & 0xff, 5 | 6)),
+            _ => false,
         }
     }
 }
@@ -346,6 +356,12 @@ pub trait LogIndex: Send + Sync {
     /// The checks of one object, oldest first.
     async fn fixity_events(&self, key: &str) -> Result<Vec<FixityEvent>, IndexError>;
 
+    /// Puts back the row a restored leaf describes (reindex): a claim
+    /// version, an evidence link, a custody event or a fixity check (with
+    /// the quarantine it sets), without appending a leaf. False for a leaf
+    /// whose rows are restored otherwise (captures, from their WARCs).
+    async fn restore_rows(&self, leaf: &LogLeaf) -> Result<bool, IndexError>;
+
     /// Queues a timestamp of `imprint` from one TSA (once per subject and
     /// TSA).
     async fn request_timestamp(
@@ -455,7 +471,7 @@ pub trait RunIndex: Send + Sync {
 /// append-only.
 #[async_trait]
 pub trait ProvenanceIndex: Send + Sync {
-    /// Adds a claim version; (id, version) must be new.
+    /// Adds a claim version, with its leaf; (id, version) must be new.
     async fn put_claim(&self, claim: &Claim) -> Result<(), IndexError>;
 
     /// Every version of a claim, oldest first (empty when unknown).
@@ -518,6 +534,22 @@ pub trait Index: CaptureIndex + LogIndex + RunIndex + ProvenanceIndex + TokenInd
     /// Counts for metrics (and the health check: it answers while the
     /// database does).
     async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError>;
+
+    /// How many rows of each logged kind the index holds: what `verify
+    /// --all` compares with the log, so that a row added by hand, with no
+    /// leaf, cannot hide among the others.
+    async fn row_counts(&self) -> Result<RowCounts, IndexError>;
+}
+
+/// Rows of each kind the log has leaves for (see [`Index::row_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    pub captures: u64,
+    pub claim_versions: u64,
+    pub links: u64,
+    pub events: u64,
+    pub fixity_events: u64,
+    pub passage_checks: u64,
 }
 
 /// Which captures to list (see [`CaptureIndex::capture_page`]).

@@ -15,6 +15,8 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::IndexError;
 
+#[path = "sql.rs"]
+mod sql;
 super::sql_body!(sqlx::Postgres, PostgresIndex, "The index on PostgreSQL.");
 
 const MIGRATIONS: &[super::Migration] = super::migrations!("postgres");

@@ -20,12 +20,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row as _};
 
-use super::{
-    begin, lock_log, lock_migrations, try_lead, Seam, CLAIM_SUFFIX, DB, MIGRATIONS,
-};
+use super::{begin, lock_log, lock_migrations, try_lead, Seam, CLAIM_SUFFIX, DB, MIGRATIONS};
 use crate::index::{
-    MIGRATION_TABLE, db_time, nearer, parse_db_time, CaptureIndex, CaptureQuery, Hit, Index, IndexError, LinkFilter,
-    LogIndex, ProvenanceIndex, RecordQuery, RunIndex, TokenIndex,
+    db_time, nearer, parse_db_time, CaptureIndex, CaptureQuery, Hit, Index, IndexError, LinkFilter,
+    LogIndex, ProvenanceIndex, RecordQuery, RowCounts, RunIndex, TokenIndex, MIGRATION_TABLE,
 };
 use crate::model::{
     ApiToken, Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, FixityEvent,
@@ -274,6 +272,105 @@ impl SqlIndex {
         .bind(detail.to_string())
         .execute(&mut **tx)
         .await?;
+        Ok(())
+    }
+
+    async fn insert_claim(tx: &mut Tx, c: &Claim) -> Result<(), IndexError> {
+        let tags = serde_json::to_string(&c.tags).unwrap_or_else(|_| "[]".into());
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM claim WHERE id = $1 AND version = $2")
+                .bind(&c.id)
+                .bind(c.version as i64)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if exists.is_some() {
+            return Err(IndexError::Conflict(format!(
+                "claim {} already has a version {}",
+                c.id, c.version
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO claim (id, version, text, event_start, event_end, place, latitude, \
+             longitude, tags, language, author, origin, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&c.id)
+        .bind(c.version as i64)
+        .bind(&c.text)
+        .bind(&c.event_start)
+        .bind(&c.event_end)
+        .bind(&c.place)
+        .bind(c.latitude)
+        .bind(c.longitude)
+        .bind(tags)
+        .bind(&c.language)
+        .bind(&c.author)
+        .bind(&c.origin)
+        .bind(db_time(&c.created_at))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_link(tx: &mut Tx, l: &EvidenceLink) -> Result<(), IndexError> {
+        let selectors =
+            serde_json::to_string(&l.selectors).map_err(|e| IndexError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO evidence_link (id, claim_id, claim_version, capture_id, record_id, \
+             target_uri, payload_digest, relation, selectors, quote_given, rationale, author, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&l.id)
+        .bind(&l.claim_id)
+        .bind(l.claim_version as i64)
+        .bind(l.capture_id.as_str())
+        .bind(&l.record_id)
+        .bind(&l.target_uri)
+        .bind(l.payload_digest.hex())
+        .bind(l.relation.as_str())
+        .bind(selectors)
+        .bind(&l.quote_given)
+        .bind(&l.rationale)
+        .bind(&l.author)
+        .bind(db_time(&l.created_at))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_fixity(tx: &mut Tx, e: &FixityEvent) -> Result<(), IndexError> {
+        sqlx::query(
+            "INSERT INTO fixity_event (object_key, location, algorithm, expected, observed, \
+             outcome, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&e.object_key)
+        .bind(&e.location)
+        .bind(&e.algorithm)
+        .bind(e.expected.hex())
+        .bind(e.observed.map(|o| o.hex()))
+        .bind(&e.outcome)
+        .bind(&e.detail)
+        .bind(db_time(&e.at))
+        .execute(&mut **tx)
+        .await?;
+        // A failed check quarantines the object; a good one releases it. A
+        // store error concludes nothing.
+        if e.location == "primary" && e.outcome != "error" {
+            let good = e.outcome == "ok" || e.outcome == "repaired";
+            let reason = (!good).then(|| {
+                format!(
+                    "{} at {}: {}",
+                    e.outcome,
+                    db_time(&e.at),
+                    e.detail.clone().unwrap_or_default()
+                )
+            });
+            sqlx::query("UPDATE warc_file SET quarantined = $1 WHERE key = $2")
+                .bind(reason)
+                .bind(&e.object_key)
+                .execute(&mut **tx)
+                .await?;
+        }
         Ok(())
     }
 
@@ -984,41 +1081,38 @@ impl LogIndex for SqlIndex {
 
     async fn record_fixity(&self, e: &FixityEvent) -> Result<(), IndexError> {
         let mut tx = begin(&self.pool).await?;
-        sqlx::query(
-            "INSERT INTO fixity_event (object_key, location, algorithm, expected, observed, \
-             outcome, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&e.object_key)
-        .bind(&e.location)
-        .bind(&e.algorithm)
-        .bind(e.expected.hex())
-        .bind(e.observed.map(|o| o.hex()))
-        .bind(&e.outcome)
-        .bind(&e.detail)
-        .bind(db_time(&e.at))
-        .execute(&mut *tx)
-        .await?;
-        // A failed check quarantines the object; a good one releases it. A
-        // store error concludes nothing.
-        if e.location == "primary" && e.outcome != "error" {
-            let good = e.outcome == "ok" || e.outcome == "repaired";
-            let reason = (!good).then(|| {
-                format!(
-                    "{} at {}: {}",
-                    e.outcome,
-                    db_time(&e.at),
-                    e.detail.clone().unwrap_or_default()
-                )
-            });
-            sqlx::query("UPDATE warc_file SET quarantined = $1 WHERE key = $2")
-                .bind(reason)
-                .bind(&e.object_key)
-                .execute(&mut *tx)
-                .await?;
-        }
+        Self::insert_fixity(&mut tx, e).await?;
         append_leaf(&mut tx, &leaf::fixity_leaf(e)).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn restore_rows(&self, l: &LogLeaf) -> Result<bool, IndexError> {
+        let bad = |what: &str| IndexError::Corrupt(format!("log leaf {}: not a {what}", l.index));
+        let mut tx = begin(&self.pool).await?;
+        match l.kind.as_str() {
+            "claim" => {
+                let c: Claim = serde_json::from_str(&l.data).map_err(|_| bad("claim"))?;
+                Self::insert_claim(&mut tx, &c).await?;
+            }
+            "link" => {
+                let link: EvidenceLink = serde_json::from_str(&l.data).map_err(|_| bad("link"))?;
+                Self::insert_link(&mut tx, &link).await?;
+            }
+            "event" => {
+                let e: CustodyEvent =
+                    serde_json::from_str(&l.data).map_err(|_| bad("custody event"))?;
+                Self::insert_event(&mut tx, &e).await?;
+            }
+            "fixity" => {
+                let e: FixityEvent =
+                    serde_json::from_str(&l.data).map_err(|_| bad("fixity check"))?;
+                Self::insert_fixity(&mut tx, &e).await?;
+            }
+            _ => return Ok(false),
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn fixity_events(&self, key: &str) -> Result<Vec<FixityEvent>, IndexError> {
@@ -1454,40 +1548,9 @@ impl RunIndex for SqlIndex {
 #[async_trait]
 impl ProvenanceIndex for SqlIndex {
     async fn put_claim(&self, c: &Claim) -> Result<(), IndexError> {
-        let tags = serde_json::to_string(&c.tags).unwrap_or_else(|_| "[]".into());
         let mut tx = begin(&self.pool).await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM claim WHERE id = $1 AND version = $2")
-                .bind(&c.id)
-                .bind(c.version as i64)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_some() {
-            return Err(IndexError::Conflict(format!(
-                "claim {} already has a version {}",
-                c.id, c.version
-            )));
-        }
-        sqlx::query(
-            "INSERT INTO claim (id, version, text, event_start, event_end, place, latitude, \
-             longitude, tags, language, author, origin, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(&c.id)
-        .bind(c.version as i64)
-        .bind(&c.text)
-        .bind(&c.event_start)
-        .bind(&c.event_end)
-        .bind(&c.place)
-        .bind(c.latitude)
-        .bind(c.longitude)
-        .bind(tags)
-        .bind(&c.language)
-        .bind(&c.author)
-        .bind(&c.origin)
-        .bind(db_time(&c.created_at))
-        .execute(&mut *tx)
-        .await?;
+        Self::insert_claim(&mut tx, c).await?;
+        append_leaf(&mut tx, &leaf::claim_leaf(c)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1538,29 +1601,8 @@ impl ProvenanceIndex for SqlIndex {
     }
 
     async fn put_link(&self, l: &EvidenceLink) -> Result<(), IndexError> {
-        let selectors =
-            serde_json::to_string(&l.selectors).map_err(|e| IndexError::Corrupt(e.to_string()))?;
         let mut tx = begin(&self.pool).await?;
-        sqlx::query(
-            "INSERT INTO evidence_link (id, claim_id, claim_version, capture_id, record_id, \
-             target_uri, payload_digest, relation, selectors, quote_given, rationale, author, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(&l.id)
-        .bind(&l.claim_id)
-        .bind(l.claim_version as i64)
-        .bind(l.capture_id.as_str())
-        .bind(&l.record_id)
-        .bind(&l.target_uri)
-        .bind(l.payload_digest.hex())
-        .bind(l.relation.as_str())
-        .bind(selectors)
-        .bind(&l.quote_given)
-        .bind(&l.rationale)
-        .bind(&l.author)
-        .bind(db_time(&l.created_at))
-        .execute(&mut *tx)
-        .await?;
+        Self::insert_link(&mut tx, l).await?;
         append_leaf(&mut tx, &leaf::link_leaf(l)).await?;
         tx.commit().await?;
         Ok(())
@@ -1806,5 +1848,26 @@ impl Index for SqlIndex {
                 .await?;
         stats.quarantined = quarantined as u64;
         Ok(stats)
+    }
+
+    async fn row_counts(&self) -> Result<RowCounts, IndexError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM capture) AS captures, \
+             (SELECT COUNT(*) FROM claim) AS claims, \
+             (SELECT COUNT(*) FROM evidence_link) AS links, \
+             (SELECT COUNT(*) FROM custody_event) AS events, \
+             (SELECT COUNT(*) FROM fixity_event) AS fixity, \
+             (SELECT COUNT(*) FROM passage_check) AS checks",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RowCounts {
+            captures: row.count("captures")?,
+            claim_versions: row.count("claims")?,
+            links: row.count("links")?,
+            events: row.count("events")?,
+            fixity_events: row.count("fixity")?,
+            passage_checks: row.count("checks")?,
+        })
     }
 }

@@ -16,6 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::IndexError;
 
+#[path = "sql.rs"]
+mod sql;
 super::sql_body!(sqlx::Sqlite, SqliteIndex, "The index on SQLite.");
 
 const MIGRATIONS: &[super::Migration] = super::migrations!("sqlite");
@@ -42,11 +44,28 @@ impl SqliteIndex {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Self::with_pool(pool, Seam).await
+        // Two processes opening a new file at once race to switch it to WAL,
+        // and SQLite answers the loser "database is locked" at once, without
+        // waiting: try again for a while rather than fail a daemon's start.
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let opened = async {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options.clone())
+                    .await?;
+                Self::with_pool(pool, Seam).await
+            }
+            .await;
+            match opened {
+                Err(e) if e.is_busy() && started.elapsed() < Duration::from_secs(30) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
     }
 }
 

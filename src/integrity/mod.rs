@@ -19,6 +19,7 @@
 
 mod package;
 mod reindex;
+mod rows;
 mod verify;
 
 use chrono::Utc;
@@ -284,10 +285,8 @@ pub async fn scrub(
 /// An object downloaded as it is into the spool (unlinked when the
 /// `TempPath` drops), with the digest and size of what arrived.
 struct Downloaded {
-    file: std::fs::File,
     path: tempfile::TempPath,
     sha256: crate::model::Sha256,
-    bytes: u64,
 }
 
 async fn download_to_spool(
@@ -307,15 +306,10 @@ async fn download_to_spool(
         })?
         .into_parts();
     let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
-    let (sha256, bytes) = store.download(key, &mut out).await?;
+    let (sha256, _) = store.download(key, &mut out).await?;
     out.flush().await.map_err(|source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(Downloaded {
-        file: out.into_inner().into_std().await,
-        path,
-        sha256,
-        bytes,
-    })
+    Ok(Downloaded { path, sha256 })
 }

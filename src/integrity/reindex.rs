@@ -18,6 +18,9 @@ pub struct ReindexReport {
     pub failed_captures_restored: u64,
     /// Captures newer than the last checkpoint, appended to the log again.
     pub leaves_appended: u64,
+    /// Claim versions, links, custody events and fixity checks restored
+    /// from their leaves.
+    pub rows_restored: u64,
     /// Everything that does not agree; empty when the rebuilt index matches
     /// the log.
     pub problems: Vec<String>,
@@ -190,7 +193,8 @@ pub async fn reindex(
         };
         if let Some(c) = index.capture(&id).await? {
             let records = index.records(&id).await?;
-            if tlog::capture_leaf(&c, &records).data != leaf.data {
+            let version = tlog::leaf::capture_leaf_version(&leaf.data);
+            if tlog::leaf::capture_leaf_as(version, &c, &records).data != leaf.data {
                 report.problems.push(format!(
                     "log leaf {}: capture {id} as rebuilt from its WARC differs from the logged manifest",
                     leaf.index
@@ -198,10 +202,71 @@ pub async fn reindex(
             }
         }
     }
+    restore_provenance(archive, size, &mut report).await?;
     Ok(report)
 }
 
-/// A failed capture as its log leaf describes it.
+/// Step 5: claims, links, custody events and fixity checks, from their
+/// leaves (in log order, so each object's events keep their order); then
+/// the passage checks their `rechecked` events record.
+async fn restore_provenance(
+    archive: &Archive,
+    size: u64,
+    report: &mut ReindexReport,
+) -> Result<(), ArchiveError> {
+    let index = archive.index();
+    let mut from = 0;
+    while from < size {
+        let to = (from + 10_000).min(size);
+        for leaf in index.log_leaves(from, to).await? {
+            match index.restore_rows(&leaf).await {
+                Ok(true) => report.rows_restored += 1,
+                Ok(false) => {}
+                Err(e) => report.problems.push(format!(
+                    "log leaf {}: its row cannot be restored: {e}",
+                    leaf.index
+                )),
+            }
+            if leaf.kind == "event" && leaf.object_id.starts_with("link:") {
+                restore_passage_check(archive, &leaf.data).await?;
+            }
+        }
+        from = to;
+    }
+    Ok(())
+}
+
+/// A `rechecked` event of a link is the passage check it records.
+async fn restore_passage_check(archive: &Archive, data: &str) -> Result<(), ArchiveError> {
+    let Ok(e) = serde_json::from_str::<serde_json::Value>(data) else {
+        return Ok(());
+    };
+    if e["event"] != "rechecked" {
+        return Ok(());
+    }
+    let (Some(link), Some(capture)) = (
+        e["detail"]["link"].as_str(),
+        e["detail"]["capture"]
+            .as_str()
+            .and_then(|c| c.parse::<CaptureId>().ok()),
+    ) else {
+        return Ok(());
+    };
+    let Some(c) = archive.index().capture(&capture).await? else {
+        return Ok(());
+    };
+    let check = crate::model::PassageCheck {
+        link_id: link.to_string(),
+        capture_id: capture,
+        captured_at: c.started_at,
+        present: e["outcome"] == "present",
+    };
+    archive.index().put_passage_check(&check).await?;
+    Ok(())
+}
+
+/// A failed capture as its log leaf describes it (a version 2 leaf holds
+/// its resources, schedule and change too).
 fn failed_capture_from_leaf(data: &str) -> Option<crate::model::Capture> {
     let v: serde_json::Value = serde_json::from_str(data).ok()?;
     if v["status"] != "failed" {
@@ -212,18 +277,43 @@ fn failed_capture_from_leaf(data: &str) -> Option<crate::model::Capture> {
             .ok()
             .map(|t| t.with_timezone(&Utc))
     };
+    let text = |val: &serde_json::Value| val.as_str().map(str::to_string);
+    let resources = v["resources"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            Some(crate::model::Resource {
+                url: r["url"].as_str()?.to_string(),
+                status: r["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
+                mime: text(&r["mime"]),
+                payload_sha256: r["payload"].as_str().and_then(|p| p.parse().ok()),
+                bytes: r["bytes"].as_u64()?,
+                truncated: text(&r["truncated"]),
+                error: text(&r["error"]),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let change = match v["previous_capture"].as_str() {
+        Some(p) => Some(crate::model::PageChange {
+            previous_capture: p.parse().ok()?,
+            changed: v["page_changed"].as_bool()?,
+        }),
+        None => None,
+    };
     Some(crate::model::Capture {
         id: v["capture_id"].as_str()?.parse().ok()?,
         seed_url: v["seed_url"].as_str()?.to_string(),
         status: crate::model::CaptureStatus::Failed,
-        error: v["error"].as_str().map(str::to_string),
+        error: text(&v["error"]),
         started_at: time("started_at")?,
         finished_at: time("finished_at")?,
         warc: None,
-        records: 0,
-        resources: Vec::new(),
-        schedule: None,
-        scheduled_for: None,
-        change: None,
+        records: v["record_count"].as_u64().unwrap_or(0),
+        resources,
+        schedule: text(&v["schedule"]),
+        scheduled_for: time("scheduled_for"),
+        change,
     })
 }

@@ -50,6 +50,9 @@ pub enum ProvenanceError {
         url: String,
         mime: String,
     },
+    /// The index's row is not what the log holds: it is not presented.
+    #[error("{0}; run `custody verify --all`")]
+    NotAsLogged(String),
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
@@ -511,10 +514,86 @@ pub struct LinkEvidence {
     pub passage_absent_since: Option<PassageCheck>,
 }
 
-/// A claim with every link, re-verified against the store now.
-pub async fn evidence(archive: &Archive, claim_id: &str) -> Result<ClaimEvidence, ProvenanceError> {
+/// Every version of a claim, each checked against its log leaf (or, for a
+/// version made before claims were leaves, against its logged
+/// `claim_added`/`claim_edited` event): a row that is not as logged is
+/// refused, not shown.
+async fn logged_versions(archive: &Archive, claim_id: &str) -> Result<Vec<Claim>, ProvenanceError> {
     let index = archive.index();
     let versions = index.claim_versions(claim_id).await?;
+    let leaves = index.log_leaves_of("claim", claim_id).await?;
+    let events = index
+        .log_leaves_of("event", &format!("claim:{claim_id}"))
+        .await?;
+    for c in &versions {
+        let expected = crate::tlog::leaf::claim_leaf(c).data;
+        let logged = leaves.iter().find(|l| {
+            serde_json::from_str::<serde_json::Value>(&l.data)
+                .is_ok_and(|v| v["version"] == u64::from(c.version))
+        });
+        match logged {
+            Some(l) if l.data == expected => {}
+            Some(l) => {
+                return Err(ProvenanceError::NotAsLogged(format!(
+                "claim {claim_id} version {}: the index's row is not what the log holds (leaf {})",
+                c.version, l.index
+            )))
+            }
+            None => {
+                let named = events.iter().any(|e| {
+                    serde_json::from_str::<serde_json::Value>(&e.data).is_ok_and(|v| {
+                        matches!(v["event"].as_str(), Some("claim_added" | "claim_edited"))
+                            && v["detail"]["version"].as_u64().unwrap_or(1) == u64::from(c.version)
+                    })
+                });
+                if !named {
+                    return Err(ProvenanceError::NotAsLogged(format!(
+                        "claim {claim_id} version {} is not in the log",
+                        c.version
+                    )));
+                }
+            }
+        }
+    }
+    Ok(versions)
+}
+
+/// A link as the log holds it: the index's row when it matches its leaf;
+/// otherwise the logged link, with why it is not verified.
+async fn logged_link(
+    archive: &Archive,
+    link: EvidenceLink,
+) -> Result<(EvidenceLink, Option<String>), ProvenanceError> {
+    let leaves = archive.index().log_leaves_of("link", &link.id).await?;
+    let Some(leaf) = leaves.first() else {
+        let why = format!(
+            "link {} is not in the log; run `custody verify --all`",
+            link.id
+        );
+        return Ok((link, Some(why)));
+    };
+    if leaf.data == crate::tlog::leaf::link_leaf(&link).data {
+        return Ok((link, None));
+    }
+    let logged: EvidenceLink = serde_json::from_str(&leaf.data).map_err(|_| {
+        ProvenanceError::NotAsLogged(format!(
+            "link {}: its log leaf {} is unreadable",
+            link.id, leaf.index
+        ))
+    })?;
+    let why = format!(
+        "the index's row of link {} is not what the log holds (leaf {}): the logged link is shown; run `custody verify --all`",
+        link.id, leaf.index
+    );
+    Ok((logged, Some(why)))
+}
+
+/// A claim with every link, re-verified against the store now; rows that
+/// are not as logged are refused (a claim) or shown as logged and not
+/// verified (a link).
+pub async fn evidence(archive: &Archive, claim_id: &str) -> Result<ClaimEvidence, ProvenanceError> {
+    let index = archive.index();
+    let versions = logged_versions(archive, claim_id).await?;
     let claim = versions.last().cloned().ok_or_else(|| {
         ProvenanceError::NotFound(format!(
             "no claim {claim_id}; list them with `custody claims`"
@@ -528,10 +607,14 @@ pub async fn evidence(archive: &Archive, claim_id: &str) -> Result<ClaimEvidence
         .await?;
     let mut evidence = Vec::new();
     for link in links {
+        let (link, not_as_logged) = logged_link(archive, link).await?;
         let capture = index.capture(&link.capture_id).await?;
-        let (verified, verification_error) = match verify_link(archive, &link).await {
-            Ok(()) => (true, None),
-            Err(e) => (false, Some(e)),
+        let (verified, verification_error) = match not_as_logged {
+            Some(why) => (false, Some(why)),
+            None => match verify_link(archive, &link).await {
+                Ok(()) => (true, None),
+                Err(e) => (false, Some(e)),
+            },
         };
         let checks = index.passage_checks(&link.id).await?;
         let mut absent_since = None;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::merkle;
-use crate::model::{Capture, CustodyEvent, EvidenceLink, RecordEntry, Sha256};
+use crate::model::{Capture, Claim, CustodyEvent, EvidenceLink, RecordEntry, Sha256};
 
 /// A leaf to append: what it is about and its canonical bytes (JSON with a
 /// fixed field order; maps sorted by key).
@@ -52,8 +52,114 @@ pub struct Checkpoint {
     pub created_at: DateTime<Utc>,
 }
 
+/// The current capture leaf (version 2): everything a reader is shown of
+/// a capture, its resources and its records. Field order is fixed by the
+/// struct; instants have microseconds, as the index and the manifest keep
+/// them.
 #[derive(Serialize)]
 struct CaptureLeaf<'a> {
+    leaf: &'static str,
+    v: u32,
+    capture_id: &'a str,
+    seed_url: &'a str,
+    status: &'a str,
+    error: Option<&'a str>,
+    started_at: String,
+    finished_at: String,
+    schedule: Option<&'a str>,
+    scheduled_for: Option<String>,
+    previous_capture: Option<&'a str>,
+    page_changed: Option<bool>,
+    warc_sha256: Option<String>,
+    warc_bytes: Option<u64>,
+    record_count: u64,
+    resources: Vec<ResourceLeaf<'a>>,
+    records: Vec<RecordLeaf<'a>>,
+}
+
+#[derive(Serialize)]
+struct ResourceLeaf<'a> {
+    url: &'a str,
+    status: Option<u16>,
+    mime: Option<&'a str>,
+    payload: Option<String>,
+    bytes: u64,
+    truncated: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RecordLeaf<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    warc_type: &'a str,
+    target: Option<&'a str>,
+    date: String,
+    status: Option<u16>,
+    mime: Option<&'a str>,
+    block: String,
+    payload: Option<String>,
+    offset: u64,
+    length: u64,
+}
+
+/// The leaf of a capture: its row, every resource and every record as the
+/// index holds them (what `show`, `get`, replay, CDX and the UI present).
+pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
+    let body = CaptureLeaf {
+        leaf: "capture",
+        v: 2,
+        capture_id: c.id.as_str(),
+        seed_url: &c.seed_url,
+        status: c.status.as_str(),
+        error: c.error.as_deref(),
+        started_at: crate::warc::warc_date(&c.started_at),
+        finished_at: crate::warc::warc_date(&c.finished_at),
+        schedule: c.schedule.as_deref(),
+        scheduled_for: c.scheduled_for.as_ref().map(crate::warc::warc_date),
+        previous_capture: c.change.as_ref().map(|p| p.previous_capture.as_str()),
+        page_changed: c.change.as_ref().map(|p| p.changed),
+        warc_sha256: c.warc.as_ref().map(|w| w.sha256.hex()),
+        warc_bytes: c.warc.as_ref().map(|w| w.bytes),
+        record_count: c.records,
+        resources: c
+            .resources
+            .iter()
+            .map(|r| ResourceLeaf {
+                url: &r.url,
+                status: r.status,
+                mime: r.mime.as_deref(),
+                payload: r.payload_sha256.map(|d| d.hex()),
+                bytes: r.bytes,
+                truncated: r.truncated.as_deref(),
+                error: r.error.as_deref(),
+            })
+            .collect(),
+        records: records
+            .iter()
+            .map(|r| RecordLeaf {
+                id: &r.record_id,
+                warc_type: &r.warc_type,
+                target: r.target_uri.as_deref(),
+                date: crate::warc::warc_date(&r.date),
+                status: r.status,
+                mime: r.mime.as_deref(),
+                block: r.block_digest.hex(),
+                payload: r.payload_digest.map(|d| d.hex()),
+                offset: r.offset,
+                length: r.length,
+            })
+            .collect(),
+    };
+    Leaf {
+        kind: "capture",
+        object_id: c.id.to_string(),
+        data: serde_json::to_string(&body).expect("a capture leaf serialises"),
+    }
+}
+
+#[derive(Serialize)]
+struct CaptureLeafV1<'a> {
     leaf: &'static str,
     capture_id: &'a str,
     seed_url: &'a str,
@@ -63,11 +169,11 @@ struct CaptureLeaf<'a> {
     warc_sha256: Option<String>,
     warc_bytes: Option<u64>,
     error: Option<&'a str>,
-    records: Vec<RecordLeaf<'a>>,
+    records: Vec<RecordLeafV1<'a>>,
 }
 
 #[derive(Serialize)]
-struct RecordLeaf<'a> {
+struct RecordLeafV1<'a> {
     id: &'a str,
     #[serde(rename = "type")]
     warc_type: &'a str,
@@ -78,15 +184,17 @@ struct RecordLeaf<'a> {
     length: u64,
 }
 
-/// The leaf of a capture manifest: id, seed, times, WARC digest and every
-/// record's digests and place.
-pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
-    let body = CaptureLeaf {
+/// The first capture leaf (version 1, written until the log committed to
+/// everything shown): id, seed, times, WARC digest and every record's
+/// digests, type, target and place; no record times, statuses or types of
+/// payload, no resources, schedule or change. Old leaves are still read
+/// and checked against it.
+pub fn capture_leaf_v1(c: &Capture, records: &[RecordEntry]) -> Leaf {
+    let body = CaptureLeafV1 {
         leaf: "capture",
         capture_id: c.id.as_str(),
         seed_url: &c.seed_url,
         status: c.status.as_str(),
-        // Microseconds, as the index and the manifest keep them.
         started_at: crate::warc::warc_date(&c.started_at),
         finished_at: crate::warc::warc_date(&c.finished_at),
         warc_sha256: c.warc.as_ref().map(|w| w.sha256.hex()),
@@ -94,7 +202,7 @@ pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
         error: c.error.as_deref(),
         records: records
             .iter()
-            .map(|r| RecordLeaf {
+            .map(|r| RecordLeafV1 {
                 id: &r.record_id,
                 warc_type: &r.warc_type,
                 target: r.target_uri.as_deref(),
@@ -109,6 +217,35 @@ pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
         kind: "capture",
         object_id: c.id.to_string(),
         data: serde_json::to_string(&body).expect("a capture leaf serialises"),
+    }
+}
+
+/// The version of a capture leaf's encoding (1 when it names none).
+pub fn capture_leaf_version(data: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| v["v"].as_u64())
+        .unwrap_or(1)
+}
+
+/// The capture leaf of `c` in the encoding `version` names.
+pub fn capture_leaf_as(version: u64, c: &Capture, records: &[RecordEntry]) -> Leaf {
+    match version {
+        1 => capture_leaf_v1(c, records),
+        _ => capture_leaf(c, records),
+    }
+}
+
+/// The leaf of a claim version (claims were not leaves of their own before
+/// version 2 of the capture leaf; their `claim_added` and `claim_edited`
+/// events were).
+pub fn claim_leaf(c: &Claim) -> Leaf {
+    let mut value = serde_json::to_value(c).expect("a claim serialises");
+    value["leaf"] = "claim".into();
+    Leaf {
+        kind: "claim",
+        object_id: c.id.clone(),
+        data: value.to_string(),
     }
 }
 
@@ -164,6 +301,8 @@ mod tests {
     fn golden(name: &str) -> &'static str {
         match name {
             "capture" => include_str!("../../tests/fixtures/golden/capture-leaf.json"),
+            "capture-v1" => include_str!("../../tests/fixtures/golden/capture-leaf-v1.json"),
+            "claim" => include_str!("../../tests/fixtures/golden/claim-leaf.json"),
             "link" => include_str!("../../tests/fixtures/golden/link-leaf.json"),
             "event" => include_str!("../../tests/fixtures/golden/event-leaf.json"),
             "fixity" => include_str!("../../tests/fixtures/golden/fixity-leaf.json"),
@@ -227,11 +366,50 @@ mod tests {
 
     #[test]
     fn a_capture_leaf_is_the_pinned_bytes() {
-        let (c, records) = capture();
+        let (mut c, records) = capture();
+        c.change = Some(crate::model::PageChange {
+            previous_capture: "0193f1e2-7c4a-7d2e-9b1a-000000000001".parse().unwrap(),
+            changed: true,
+        });
         let leaf = capture_leaf(&c, &records);
         assert_eq!(leaf.kind, "capture");
         assert_eq!(leaf.object_id, c.id.to_string());
         assert_eq!(leaf.data, golden("capture"));
+        assert_eq!(capture_leaf_version(&leaf.data), 2);
+    }
+
+    #[test]
+    fn a_version_1_capture_leaf_is_still_the_bytes_it_was() {
+        let (c, records) = capture();
+        let leaf = capture_leaf_v1(&c, &records);
+        assert_eq!(leaf.data, golden("capture-v1"));
+        assert_eq!(capture_leaf_version(&leaf.data), 1);
+        assert_eq!(capture_leaf_as(1, &c, &records), leaf);
+    }
+
+    #[test]
+    fn a_claim_leaf_is_the_pinned_bytes() {
+        let claim = Claim {
+            id: "0193f1e2-7c4a-7d2e-9b1a-000000000001".into(),
+            version: 2,
+            text: "Nearly 25 civilians were killed by airstrikes in Bab Alnairab, eastern Aleppo, while fleeing on foot".into(),
+            event_start: Some("2016-11-29".into()),
+            event_end: None,
+            place: Some("Bab Alnairab, Aleppo".into()),
+            latitude: Some(36.2021),
+            longitude: Some(37.1343),
+            tags: vec!["airstrike".into(), "civilians".into()],
+            language: Some("en".into()),
+            author: Some("archivist".into()),
+            origin: None,
+            created_at: at("2016-12-10T00:00:02Z"),
+        };
+        let leaf = claim_leaf(&claim);
+        assert_eq!(
+            (leaf.kind, leaf.object_id.as_str()),
+            ("claim", claim.id.as_str())
+        );
+        assert_eq!(leaf.data, golden("claim"));
     }
 
     #[test]

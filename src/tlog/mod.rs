@@ -591,15 +591,90 @@ pub struct CheckpointCheck {
     pub consistency_proof: Vec<Sha256>,
 }
 
-/// Checks every checkpoint: its signature, its root against the stored
-/// leaves, and a consistency proof from the previous checkpoint, verified
-/// against both signed roots. Every leaf's hash is also recomputed from its
-/// bytes.
+/// Every checkpoint the index records and every signed note the store
+/// holds, paired by tree size: a checkpoint missing from either side is a
+/// problem (notes written to the store first cannot be removed from the
+/// index, or the index's rows forged, without this showing).
+async fn paired_checkpoints(
+    index: &dyn crate::index::LogIndex,
+    store: &crate::store::Store,
+) -> Result<Vec<(Checkpoint, Option<String>)>, TlogError> {
+    let mut rows: std::collections::BTreeMap<u64, (Checkpoint, Option<String>)> = index
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| (c.tree_size, (c, None)))
+        .collect();
+    for key in store.list("log/checkpoints/").await? {
+        let Some(size) = key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".note"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let note = store
+            .get_bytes_opt(&key)
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        match rows.get_mut(&size) {
+            Some((c, _)) if c.note == note => {}
+            Some((_, problem)) => {
+                *problem = Some(format!(
+                    "its note in the index is not the signed note in the store ({key})"
+                ));
+            }
+            None => {
+                let root = note
+                    .lines()
+                    .nth(2)
+                    .and_then(|l| base64::engine::general_purpose::STANDARD.decode(l).ok())
+                    .and_then(|r| <[u8; 32]>::try_from(r).ok())
+                    .map(Sha256::from_bytes)
+                    .unwrap_or(Sha256::from_bytes([0; 32]));
+                let c = Checkpoint {
+                    tree_size: size,
+                    root,
+                    note,
+                    created_at: Utc::now(),
+                };
+                rows.insert(
+                    size,
+                    (
+                        c,
+                        Some(format!("in the store ({key}) but not in the index")),
+                    ),
+                );
+            }
+        }
+    }
+    // Index rows whose note the store lacks.
+    let stored: std::collections::BTreeSet<u64> = store
+        .list("log/checkpoints/")
+        .await?
+        .iter()
+        .filter_map(|k| k.rsplit('/').next()?.strip_suffix(".note")?.parse().ok())
+        .collect();
+    for (size, (_, problem)) in rows.iter_mut() {
+        if problem.is_none() && !stored.contains(size) {
+            *problem = Some("in the index but its signed note is not in the store".into());
+        }
+    }
+    Ok(rows.into_values().collect())
+}
+
+/// Checks every checkpoint, in the index and in the store: that both hold
+/// it, its signature, its root against the stored leaves, and a
+/// consistency proof from the previous checkpoint, verified against both
+/// signed roots. Every leaf's hash is also recomputed from its bytes.
 pub async fn check_log(
     index: &dyn crate::index::LogIndex,
+    store: &crate::store::Store,
     key: &LogKey,
 ) -> Result<Vec<CheckpointCheck>, TlogError> {
-    let checkpoints = index.checkpoints().await?;
+    let paired = paired_checkpoints(index, store).await?;
     let size = index.log_size().await?;
     let leaves = index.log_leaves(0, size).await?;
     let mut bad_leaves = Vec::new();
@@ -616,8 +691,8 @@ pub async fn check_log(
     let verifier = key.verifier_key();
     let mut out = Vec::new();
     let mut previous: Option<&Checkpoint> = None;
-    for c in &checkpoints {
-        let mut problems = Vec::new();
+    for (c, pairing) in &paired {
+        let mut problems: Vec<String> = pairing.iter().cloned().collect();
         if let Err(e) = verify_checkpoint(&c.note, &verifier) {
             problems.push(format!("signature: {e}"));
         }

@@ -53,6 +53,9 @@ pub enum WarcError {
         record_id: String,
         source: HttpParseError,
     },
+    /// The record read back is not the one the index describes.
+    #[error("record {record_id} is not as indexed: {detail}")]
+    NotAsIndexed { record_id: String, detail: String },
     #[error("record at offset {offset}: {source}")]
     AtOffset { offset: u64, source: Box<WarcError> },
 }

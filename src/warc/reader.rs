@@ -83,6 +83,89 @@ impl ScannedRecord {
         }
     }
 
+    /// How the index's entry for this record differs from the record
+    /// itself (its id, type, target, time, HTTP status, type of payload,
+    /// digests, and the timestamp and SURT key that follow from them);
+    /// `None` when every field agrees. The record's place is the caller's
+    /// to check.
+    pub fn differs_from_index(&self, r: &crate::model::RecordEntry) -> Option<String> {
+        let head = &self.head;
+        let date = head
+            .get("WARC-Date")
+            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+            .map(|d| d.with_timezone(&chrono::Utc));
+        let http = self.http.as_ref().and_then(|h| h.head.as_ref());
+        let differs = |field: &str, index: String, bytes: String| {
+            Some(format!(
+                "its {field} is {index} in the index, {bytes} in the WARC"
+            ))
+        };
+        if head.record_id() != r.record_id {
+            return differs(
+                "WARC-Record-ID",
+                r.record_id.clone(),
+                head.record_id().into(),
+            );
+        }
+        if head.warc_type() != r.warc_type {
+            return differs("type", r.warc_type.clone(), head.warc_type().into());
+        }
+        if head.get("WARC-Target-URI") != r.target_uri.as_deref() {
+            return differs(
+                "target",
+                format!("{:?}", r.target_uri),
+                format!("{:?}", head.get("WARC-Target-URI")),
+            );
+        }
+        if date != Some(r.date) {
+            return differs("time", super::warc_date(&r.date), format!("{date:?}"));
+        }
+        if r.timestamp != crate::model::timestamp14(&r.date)
+            || r.surt != crate::model::surt_of_target(r.target_uri.as_deref())
+        {
+            return Some(format!(
+                "its timestamp {} or SURT key {:?} does not follow from its time and target",
+                r.timestamp, r.surt
+            ));
+        }
+        if http.map(|h| h.status) != r.status {
+            return differs(
+                "HTTP status",
+                format!("{:?}", r.status),
+                format!("{:?}", http.map(|h| h.status)),
+            );
+        }
+        if http.and_then(|h| h.mime()) != r.mime {
+            return differs(
+                "type of payload",
+                format!("{:?}", r.mime),
+                format!("{:?}", http.and_then(|h| h.mime())),
+            );
+        }
+        if self.block_sha256 != r.block_digest {
+            return differs(
+                "block digest",
+                r.block_digest.hex(),
+                self.block_sha256.hex(),
+            );
+        }
+        let payload = match head.warc_type() {
+            // A revisit's payload is its original's, named in a header.
+            "revisit" => head
+                .get("WARC-Payload-Digest")
+                .and_then(|d| d.parse::<Sha256>().ok()),
+            _ => self.payload_sha256(),
+        };
+        if payload.is_some() && payload != r.payload_digest {
+            return differs(
+                "payload digest",
+                format!("{:?}", r.payload_digest),
+                format!("{payload:?}"),
+            );
+        }
+        None
+    }
+
     /// Checks `WARC-Block-Digest` and `WARC-Payload-Digest` against the bytes.
     pub fn verify_digests(&self) -> Result<(), WarcError> {
         let id = self.head.record_id().to_string();
@@ -168,6 +251,21 @@ impl<R: BufRead> WarcFileReader<R> {
                 position: offset,
             },
         }
+    }
+
+    /// Moves on to `offset` (past a damaged record, to the next one the
+    /// index names); false when the stream is already past it or ends
+    /// first.
+    pub fn skip_to(&mut self, offset: u64) -> io::Result<bool> {
+        while self.inner.position < offset {
+            let available = self.inner.fill_buf()?.len() as u64;
+            if available == 0 {
+                return Ok(false);
+            }
+            let n = available.min(offset - self.inner.position) as usize;
+            self.inner.consume(n);
+        }
+        Ok(self.inner.position == offset)
     }
 
     /// Reads the next record, passing each piece of its payload (HTTP body

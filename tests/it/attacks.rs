@@ -252,3 +252,182 @@ async fn a_wacz_with_a_repeated_member_name_is_refused_with_both_keys_pinned() {
         "{said}"
     );
 }
+
+/// An installation with everything a reader is shown: two captures of the
+/// article (the second with revisits), a claim linked to both, an audit
+/// (fixity events), accesses, and a signed checkpoint.
+async fn installation() -> (Workdir, Vec<Capture>, String) {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let (first, _) = work.capture(&url);
+    let (second, _) = work.capture(&url);
+    let claim = work.claim_linked_to(&[&first, &second]);
+    work.ok(&["get", &url]);
+    work.ok(&["audit"]);
+    work.ok(&["log", "checkpoint"]);
+    let out = work.run(&["verify", "--all"]);
+    assert!(out.status.success(), "untouched: {}", stderr_text(&out));
+    (work, vec![first, second], claim)
+}
+
+/// Runs `sql` against a copy of `work`'s index and returns what `verify
+/// --all` says of the copy (which must fail).
+async fn verify_all_after(work: &Workdir, what: &str, sql: &str) -> String {
+    let copy = work.copy();
+    let pool = copy.index_pool().await;
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(done.rows_affected() > 0, "{what}: the edit changed nothing");
+    pool.close().await;
+    let out = copy.run(&["verify", "--all"]);
+    let said = stderr_text(&out);
+    assert!(!out.status.success(), "{what} went unnoticed: {said}");
+    said
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_row_a_reader_is_shown_is_checked_against_the_log() {
+    let (work, captures, claim) = installation().await;
+    let second = &captures[1];
+    let records: Vec<serde_json::Value> = {
+        let shown: serde_json::Value =
+            serde_json::from_slice(&work.ok(&["show", second.id.as_str(), "--json"])).unwrap();
+        shown["records_detail"].as_array().unwrap().clone()
+    };
+    let page = records
+        .iter()
+        .find(|r| r["warc_type"] == "revisit" || r["warc_type"] == "response")
+        .unwrap();
+    let record = page["record_id"].as_str().unwrap();
+    let link: String = {
+        let shown: serde_json::Value =
+            serde_json::from_slice(&work.ok(&["claim", "show", &claim, "--json"])).unwrap();
+        shown["evidence"][0]["link_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (what, sql, named) in [
+        (
+            "a record's time",
+            format!("UPDATE record SET date = '2015-01-01T00:00:00.000000Z', timestamp = '20150101000000' WHERE record_id = '{record}'"),
+            record.to_string(),
+        ),
+        (
+            "a record's status",
+            format!("UPDATE record SET status = 404 WHERE record_id = '{record}'"),
+            record.to_string(),
+        ),
+        (
+            "a record's type",
+            format!("UPDATE record SET warc_type = 'resource' WHERE record_id = '{record}'"),
+            record.to_string(),
+        ),
+        (
+            "a resource row",
+            format!("UPDATE resource SET status = 410 WHERE capture_id = '{}' AND seq = 0", second.id),
+            second.id.to_string(),
+        ),
+        (
+            "a resource row deleted",
+            format!("DELETE FROM resource WHERE capture_id = '{}' AND seq = 1", second.id),
+            second.id.to_string(),
+        ),
+        (
+            "a claim's text",
+            format!("UPDATE claim SET text = 'Nearly 30 civilians were killed' WHERE id = '{claim}'"),
+            claim.clone(),
+        ),
+        (
+            "a link's relation",
+            format!("UPDATE evidence_link SET relation = 'refutes' WHERE id = '{link}'"),
+            link.clone(),
+        ),
+        (
+            "a link deleted",
+            format!("DELETE FROM evidence_link WHERE id = '{link}'"),
+            link.clone(),
+        ),
+        (
+            "a custody event deleted",
+            format!("DELETE FROM custody_event WHERE object_kind = 'claim' AND object_id = '{claim}' AND event = 'linked'"),
+            claim.clone(),
+        ),
+        (
+            "a fixity event deleted",
+            "DELETE FROM fixity_event WHERE id = (SELECT MAX(id) FROM fixity_event)".to_string(),
+            "fixity".to_string(),
+        ),
+        (
+            "every checkpoint row deleted",
+            "DELETE FROM checkpoint".to_string(),
+            "checkpoint".to_string(),
+        ),
+    ] {
+        let said = verify_all_after(&work, what, &sql).await;
+        assert!(
+            said.lines().any(|l| l.contains("FAIL") && l.contains(&named)),
+            "{what}: the failure names {named}: {said}"
+        );
+    }
+
+    // `log check` consults the store's signed notes, not only the index.
+    let copy = work.copy();
+    let pool = copy.index_pool().await;
+    sqlx::query("DELETE FROM checkpoint")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let out = copy.run(&["log", "check"]);
+    assert!(!out.status.success(), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains("not in the index"),
+        "{}",
+        stderr_text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claim_show_refuses_a_link_or_claim_whose_row_is_not_its_leaf() {
+    let (work, _, claim) = installation().await;
+    let link: String = {
+        let shown: serde_json::Value =
+            serde_json::from_slice(&work.ok(&["claim", "show", &claim, "--json"])).unwrap();
+        shown["evidence"][0]["link_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let copy = work.copy();
+    let pool = copy.index_pool().await;
+    sqlx::query("UPDATE evidence_link SET relation = 'refutes' WHERE id = $1")
+        .bind(&link)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let out = copy.run(&["claim", "show", &claim]);
+    let said = stderr_text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(!said.contains("refutes verified"), "{said}");
+    assert!(
+        said.contains("supports NOT VERIFIED"),
+        "the logged relation, flagged: {said}"
+    );
+    sqlx::query("UPDATE claim SET text = 'Nearly 30 civilians were killed' WHERE id = $1")
+        .bind(&claim)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let out = copy.run(&["claim", "show", &claim]);
+    let said = stderr_text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        !said.contains("Nearly 30 civilians"),
+        "the edited text is not shown: {said}"
+    );
+    assert!(said.contains("log"), "{said}");
+}

@@ -45,6 +45,26 @@ impl Workdir {
         self.dir.path()
     }
 
+    /// A copy of this working directory (config and data), for a test
+    /// that tampers with one installation among several.
+    pub fn copy(&self) -> Workdir {
+        fn copy_tree(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).expect("mkdir");
+            for entry in std::fs::read_dir(from).expect("read_dir") {
+                let entry = entry.expect("entry");
+                let target = to.join(entry.file_name());
+                if entry.file_type().expect("file type").is_dir() {
+                    copy_tree(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), &target).expect("copy");
+                }
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_tree(self.path(), dir.path());
+        Workdir { dir }
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_custody"));
         cmd.args(args)

@@ -760,8 +760,28 @@ async fn provenance(index: &dyn ProvenanceIndex, log: &dyn LogIndex, f: &Fixture
         2,
         "Nearly 25 civilians were killed by airstrikes in Bab Alnairab, eastern Aleppo",
     );
+    let size = log.log_size().await.unwrap();
     index.put_claim(&v1).await.unwrap();
     index.put_claim(&v2).await.unwrap();
+    assert_eq!(
+        log.log_size().await.unwrap(),
+        size + 2,
+        "a claim version is a leaf"
+    );
+    let logged: Vec<String> = log
+        .log_leaves_of("claim", &v1.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.data)
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            custody::tlog::leaf::claim_leaf(&v1).data,
+            custody::tlog::leaf::claim_leaf(&v2).data
+        ]
+    );
     let again = index.put_claim(&v1).await.unwrap_err();
     assert_eq!(again.kind(), ErrorKind::Conflict);
     assert!(
