@@ -58,6 +58,12 @@ struct RawDaemon {
     per_host: Option<usize>,
     politeness_secs: Option<f64>,
     lease_secs: Option<f64>,
+    leader_lease_secs: Option<f64>,
+    replay_listen: Option<String>,
+    replay_url: Option<String>,
+    public_url: Option<String>,
+    header_timeout_secs: Option<f64>,
+    max_connections: Option<usize>,
     shutdown_grace_secs: Option<f64>,
     retry_base_secs: Option<f64>,
     max_attempts: Option<u32>,
@@ -135,6 +141,20 @@ pub struct DaemonSettings {
     /// How long a claimed run stays claimed without renewal; after a crash,
     /// its run is taken up again once this has passed.
     pub lease: Duration,
+    /// How long the scheduler leader leads without renewing (it renews
+    /// every tick); a leader that dies or freezes is replaced after this.
+    pub leader_lease: Duration,
+    /// A request's headers must arrive within this; idle connections are
+    /// closed when it passes.
+    pub header_timeout: Duration,
+    /// HTTP connections served at once.
+    pub max_connections: usize,
+    /// Where replay is served apart from the API and UI, when it is: a
+    /// second listener, its own origin, no credentials.
+    pub replay: Option<ReplayOrigin>,
+    /// The address investigators reach custody at (links from the replay
+    /// origin back to the UI); `http://` and the bound address unless set.
+    pub public_url: Option<String>,
     /// How long in-flight captures may finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// First retry delay after a transient failure; doubles per attempt.
@@ -154,6 +174,15 @@ pub struct DaemonSettings {
     pub public_read: bool,
     /// Replay keeps lookups and small verified payloads in memory.
     pub replay_cache: bool,
+}
+
+/// A separate origin for replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayOrigin {
+    pub listen: std::net::SocketAddr,
+    /// Its address as browsers reach it (scheme, host, port; no path);
+    /// `http://` and the bound address unless set.
+    pub url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -441,7 +470,45 @@ fn daemon_settings(raw: RawDaemon) -> Result<DaemonSettings, ConfigError> {
             ))
         })?,
     };
+    let address = |name: &str, v: &str| -> Result<std::net::SocketAddr, ConfigError> {
+        v.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "daemon.{name} {v:?} is not an address; use e.g. 127.0.0.1:8081"
+            ))
+        })
+    };
+    let base_url = |name: &str, v: String| -> Result<String, ConfigError> {
+        let bad = || {
+            ConfigError::Invalid(format!(
+                "daemon.{name} {v:?} must be an http(s) origin such as https://replay.example.org"
+            ))
+        };
+        let u = url::Url::parse(&v).map_err(|_| bad())?;
+        if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() || u.path() != "/" {
+            return Err(bad());
+        }
+        Ok(v.trim_end_matches('/').to_string())
+    };
+    let replay = match (raw.replay_listen, raw.replay_url) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(ConfigError::Invalid(
+                "daemon.replay_url needs daemon.replay_listen, the address the replay origin listens on".into(),
+            ))
+        }
+        (Some(l), url) => {
+            let listen = address("replay_listen", &l)?;
+            let url = url.map(|u| base_url("replay_url", u)).transpose()?;
+            Some(ReplayOrigin { listen, url })
+        }
+    };
+    let public_url = raw
+        .public_url
+        .map(|u| base_url("public_url", u))
+        .transpose()?;
     Ok(DaemonSettings {
+        replay,
+        public_url,
         schedules_dir: raw
             .schedules_dir
             .unwrap_or_else(|| PathBuf::from("schedules")),
@@ -455,6 +522,19 @@ fn daemon_settings(raw: RawDaemon) -> Result<DaemonSettings, ConfigError> {
             v => secs(t, "politeness_secs", v, Duration::from_secs(2))?,
         },
         lease: secs(t, "lease_secs", raw.lease_secs, Duration::from_secs(120))?,
+        leader_lease: secs(
+            t,
+            "leader_lease_secs",
+            raw.leader_lease_secs,
+            Duration::from_secs(15),
+        )?,
+        header_timeout: secs(
+            t,
+            "header_timeout_secs",
+            raw.header_timeout_secs,
+            Duration::from_secs(20),
+        )?,
+        max_connections: positive(t, "max_connections", raw.max_connections, 1024)?,
         shutdown_grace: secs(
             t,
             "shutdown_grace_secs",

@@ -6,7 +6,21 @@
 //! its lease. Schedule files are re-read when they change and on SIGHUP; a
 //! file that stops validating is reported and its last good version keeps
 //! running. The HTTP surface (`http::app`: API, replay, UI, `/healthz`,
-//! `/metrics`) is served on the listen address.
+//! `/metrics`) is served on the listen address, with a header timeout and a
+//! connection cap (`http::serve`).
+//!
+//! Several daemons may share one index. Each tick a daemon takes or renews
+//! the scheduler-leader lease (`daemon.leader_lease_secs`); only the leader
+//! plans, signs checkpoints, scrubs and fetches timestamps, and a leader
+//! that dies or freezes is replaced when its lease expires. Every daemon
+//! claims and captures runs.
+//!
+//! Exactly once: a run's attempt holds the run's lease and commits its
+//! capture under a fence (`index::Fence`): if the lease was lost (the
+//! daemon froze and another took the run over), the commit is refused and
+//! the attempt records nothing; an instant already captured is finished
+//! with that capture instead of being captured again, and a dead attempt's
+//! uploaded capture is adopted (see `recovery`).
 //!
 //! Shutdown (SIGTERM or SIGINT): stop planning and claiming, give in-flight
 //! captures the grace period to finish, then cancel the rest. A cancelled
@@ -18,11 +32,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use url::Url;
@@ -30,8 +45,8 @@ use url::Url;
 use crate::archive::{Archive, ArchiveError};
 use crate::config::DaemonSettings;
 use crate::http;
-use crate::index::{Index, IndexError};
-use crate::model::{CaptureStatus, Run, RunFinish};
+use crate::index::{Fence, Index, IndexError};
+use crate::model::{CaptureId, CaptureStatus, Run, RunFinish};
 use crate::pipeline::{CaptureRequest, Capturer, NoProgress};
 use crate::provenance;
 use crate::scheduler::{self, schedule, Schedule};
@@ -68,6 +83,8 @@ struct Shared {
     owner: String,
     schedules: RwLock<Vec<Schedule>>,
     hosts: Mutex<HashMap<String, HostState>>,
+    /// Turns true when the grace period is over: running captures stop.
+    cancel: watch::Receiver<bool>,
 }
 
 /// A file's modification time and size: when they change, it is read again.
@@ -79,45 +96,57 @@ struct Loaded {
     files: BTreeMap<PathBuf, (Stamp, Vec<Schedule>)>,
 }
 
+/// What the scheduler leader does, and whether this daemon leads.
+struct Leadership {
+    leading: Arc<AtomicBool>,
+    log_key: Option<crate::tlog::LogKey>,
+    last_checkpoint: tokio::time::Instant,
+}
+
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        let one = |kind| signal(kind).map_err(DaemonError::Signals);
+        Ok(Signals {
+            term: one(SignalKind::terminate())?,
+            int: one(SignalKind::interrupt())?,
+            hup: one(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<(), DaemonError> {
     let archive = capturer.archive().clone();
     let index = archive.index().clone();
-    let listener = tokio::net::TcpListener::bind(settings.listen)
+    let mut serving = http::ServeSettings::of(&settings);
+    let listeners = http::Listeners::bind(settings.listen, settings.replay.as_ref(), &mut serving)
         .await
-        .map_err(|source| DaemonError::Listen {
-            addr: settings.listen,
-            source,
+        .map_err(|e| match e {
+            http::ServeError::Listen { addr, source } => DaemonError::Listen { addr, source },
         })?;
-    let listen = listener.local_addr().unwrap_or(settings.listen);
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let listen = listeners.local_addr();
+    let replay_listen = listeners.replay_addr();
+    let mut signals = Signals::install()?;
 
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let stop_watch = stop_rx.clone();
+    let (stop_tx, stop_rx) = watch::channel(false);
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let (state, access_writer) = http::AppState::new(
-        capturer.clone(),
-        http::ServeSettings {
-            public_read: settings.public_read,
-            schedules_dir: Some(settings.schedules_dir.clone()),
-            replay_cache: settings.replay_cache,
-        },
-    );
-    let app = http::app(state);
-    let server = tokio::spawn(async move {
-        let stopped = async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(error = %e, "http server failed");
+    let limits = serving.limits;
+    let (state, access_writer) = http::AppState::new(capturer.clone(), serving);
+    let server = tokio::spawn(listeners.serve(state, limits, stop_rx.clone()));
+    match replay_listen {
+        Some(replay) => {
+            tracing::info!(listen = %listen, replay = %replay, schedules = %settings.schedules_dir.display(), "daemon started")
         }
-    });
-    tracing::info!(listen = %listen, schedules = %settings.schedules_dir.display(), "daemon started");
+        None => {
+            tracing::info!(listen = %listen, schedules = %settings.schedules_dir.display(), "daemon started")
+        }
+    }
 
     // What a crash left behind: finished, adopted or cleared before new work.
     crate::recovery::recover(&archive).await;
@@ -133,14 +162,28 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ),
         archive: archive.clone(),
-        capturer: capturer.clone(),
+        capturer,
         index: index.clone(),
         settings: settings.clone(),
         schedules: RwLock::new(Vec::new()),
         hosts: Mutex::new(HashMap::new()),
+        cancel: cancel_rx,
     });
     let mut loaded = Loaded::default();
     reload(&shared, &mut loaded, true);
+    let mut lead = Leadership {
+        leading: Arc::new(AtomicBool::new(false)),
+        // The leader signs a checkpoint of the transparency log now and then.
+        log_key: match crate::tlog::LogKey::load_or_create(&archive.config().data_dir) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::error!(error = %e, "no log signing key: checkpoints are disabled");
+                None
+            }
+        },
+        last_checkpoint: tokio::time::Instant::now(),
+    };
+    spawn_leader_chores(&archive, &settings, &lead.leading, &stop_rx);
 
     let permits = Arc::new(Semaphore::new(settings.workers));
     let mut workers: JoinSet<()> = JoinSet::new();
@@ -148,89 +191,18 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reload_tick = tokio::time::interval(settings.reload);
     reload_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut was_leader = false;
-    // The leader signs a checkpoint of the transparency log now and then.
-    let log_key = match crate::tlog::LogKey::load_or_create(&archive.config().data_dir) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            tracing::error!(error = %e, "no log signing key: checkpoints are disabled");
-            None
-        }
-    };
-    let mut last_checkpoint = tokio::time::Instant::now();
-    // The leader scrubs the store continuously (see integrity::scrub).
-    let leader_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if !settings.scrub_period.is_zero() {
-        let (archive, flag, stop) = (archive.clone(), leader_flag.clone(), stop_watch.clone());
-        let (period, rate) = (settings.scrub_period, settings.scrub_bytes_per_sec);
-        tokio::spawn(async move {
-            crate::integrity::scrub(&archive, period, rate, &flag, stop).await;
-        });
-    }
-    // Timestamps are fetched beside the loop, so a slow TSA delays nothing.
-    if !archive.config().timestamps.tsa_urls.is_empty() {
-        let (index, flag, settings) = (
-            index.clone(),
-            leader_flag.clone(),
-            archive.config().timestamps.clone(),
-        );
-        let mut stop = stop_watch.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                if flag.load(std::sync::atomic::Ordering::Relaxed) {
-                    crate::tlog::tsa::process_due(index.as_ref(), &settings).await;
-                }
-            }
-        });
-    }
     let signal_name = loop {
         tokio::select! {
-            _ = term.recv() => break "SIGTERM",
-            _ = int.recv() => break "SIGINT",
-            _ = hup.recv() => {
+            _ = signals.term.recv() => break "SIGTERM",
+            _ = signals.int.recv() => break "SIGINT",
+            _ = signals.hup.recv() => {
                 tracing::info!("SIGHUP: reloading schedules");
                 reload(&shared, &mut loaded, true);
             }
             _ = reload_tick.tick() => reload(&shared, &mut loaded, false),
-                        _ = tick.tick() => {
-                // Only the leader plans; every daemon claims and captures.
-                let leading = match index.try_lead().await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "checking scheduler leadership failed");
-                        false
-                    }
-                };
-                leader_flag.store(leading, std::sync::atomic::Ordering::Relaxed);
-                if leading != was_leader {
-                    if leading {
-                        tracing::info!(owner = %shared.owner, "this daemon is now the scheduler leader");
-                    } else {
-                        tracing::info!(owner = %shared.owner, "another daemon is the scheduler leader");
-                    }
-                    was_leader = leading;
-                }
-                let schedules = if leading { shared.schedules.read().map(|s| s.clone()).unwrap_or_default() } else { Vec::new() };
-                match scheduler::plan(index.as_ref(), &schedules, Utc::now(), MISSED_GRACE).await {
-                    Ok(p) if p.runs > 0 => tracing::debug!(runs = p.runs, catch_up = p.catch_up, missed_skipped = p.missed_skipped, "runs planned"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "planning runs failed; retrying"),
-                }
-                dispatch(&shared, &permits, &mut workers, &cancel_rx).await;
-                if let (true, Some(key)) = (leading, &log_key) {
-                    if last_checkpoint.elapsed() >= settings.checkpoint {
-                        last_checkpoint = tokio::time::Instant::now();
-                        match crate::tlog::make_checkpoint(index.as_ref(), archive.store(), key, &archive.config().timestamps.tsa_urls).await {
-                            Ok(c) => tracing::debug!(tree_size = c.tree_size, root = %c.root, "log checkpoint"),
-                            Err(crate::tlog::TlogError::NotFound(_)) => {}
-                            Err(e) => tracing::error!(error = %e, "signing a log checkpoint failed; retrying"),
-                        }
-                    }
-                }
+            _ = tick.tick() => {
+                lead_tick(&shared, &mut lead).await;
+                dispatch(&shared, &permits, &mut workers).await;
             }
             Some(done) = workers.join_next(), if !workers.is_empty() => {
                 if let Err(e) = done {
@@ -242,6 +214,11 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
 
     // Shutdown: no new work; let the running captures finish in time.
     let _ = stop_tx.send(true);
+    if lead.leading.load(Ordering::Relaxed) {
+        if let Err(e) = index.resign(&shared.owner).await {
+            tracing::warn!(error = %e, "giving up the scheduler lease failed; it expires by itself");
+        }
+    }
     tracing::info!(
         signal = signal_name,
         in_flight = workers.len(),
@@ -268,22 +245,103 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
     Ok(())
 }
 
-/// Claims runs while workers and hosts have room.
-async fn dispatch(
-    shared: &Arc<Shared>,
-    permits: &Arc<Semaphore>,
-    workers: &mut JoinSet<()>,
-    cancel: &watch::Receiver<bool>,
+/// Scrubbing and timestamping, beside the loop (a slow TSA or a large store
+/// delays nothing); each works only while this daemon leads.
+fn spawn_leader_chores(
+    archive: &Arc<Archive>,
+    settings: &DaemonSettings,
+    leading: &Arc<AtomicBool>,
+    stop: &watch::Receiver<bool>,
 ) {
+    if !settings.scrub_period.is_zero() {
+        let (archive, flag, stop) = (archive.clone(), leading.clone(), stop.clone());
+        let (period, rate) = (settings.scrub_period, settings.scrub_bytes_per_sec);
+        tokio::spawn(async move {
+            crate::integrity::scrub(&archive, period, rate, &flag, stop).await;
+        });
+    }
+    let timestamps = archive.config().timestamps.clone();
+    if !timestamps.tsa_urls.is_empty() {
+        let (index, flag, mut stop) = (archive.index().clone(), leading.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = http::serve::stopped(&mut stop) => return,
+                }
+                if flag.load(Ordering::Relaxed) {
+                    crate::tlog::tsa::process_due(index.as_ref(), &timestamps).await;
+                }
+            }
+        });
+    }
+}
+
+/// Takes or renews the leader lease; the leader plans due runs and signs a
+/// checkpoint when one is due.
+async fn lead_tick(shared: &Shared, lead: &mut Leadership) {
+    let index = shared.index.as_ref();
+    let now = Utc::now();
+    let until = now + chrono_duration(shared.settings.leader_lease);
+    let leading = match index.try_lead(&shared.owner, now, until).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "checking scheduler leadership failed");
+            false
+        }
+    };
+    if lead.leading.swap(leading, Ordering::Relaxed) != leading {
+        if leading {
+            tracing::info!(owner = %shared.owner, "this daemon is now the scheduler leader");
+        } else {
+            tracing::info!(owner = %shared.owner, "another daemon is the scheduler leader");
+        }
+    }
+    if !leading {
+        return;
+    }
+    let schedules = shared
+        .schedules
+        .read()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    match scheduler::plan(index, &schedules, Utc::now(), MISSED_GRACE).await {
+        Ok(p) if p.runs > 0 => tracing::debug!(
+            runs = p.runs,
+            catch_up = p.catch_up,
+            missed_skipped = p.missed_skipped,
+            "runs planned"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "planning runs failed; retrying"),
+    }
+    let Some(key) = &lead.log_key else { return };
+    if lead.last_checkpoint.elapsed() < shared.settings.checkpoint {
+        return;
+    }
+    lead.last_checkpoint = tokio::time::Instant::now();
+    let archive = &shared.archive;
+    let tsa_urls = &archive.config().timestamps.tsa_urls;
+    match crate::tlog::make_checkpoint(index, archive.store(), key, tsa_urls).await {
+        Ok(c) => tracing::debug!(tree_size = c.tree_size, root = %c.root, "log checkpoint"),
+        Err(crate::tlog::TlogError::NotFound(_)) => {}
+        Err(e) => tracing::error!(error = %e, "signing a log checkpoint failed; retrying"),
+    }
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::days(1))
+}
+
+/// Claims runs while workers and hosts have room.
+async fn dispatch(shared: &Arc<Shared>, permits: &Arc<Semaphore>, workers: &mut JoinSet<()>) {
     loop {
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             return;
         };
         let busy = busy_hosts(shared);
         let now = Utc::now();
-        let lease_until = now
-            + chrono::Duration::from_std(shared.settings.lease)
-                .unwrap_or_else(|_| chrono::Duration::seconds(120));
+        let lease_until = now + chrono_duration(shared.settings.lease);
         let run = match shared
             .index
             .claim_run(&shared.owner, now, lease_until, &busy)
@@ -301,10 +359,9 @@ async fn dispatch(
             hosts.entry(host.clone()).or_default().running += 1;
         }
         let shared = shared.clone();
-        let cancel = cancel.clone();
         workers.spawn(async move {
             let _permit = permit;
-            work(&shared, run, cancel).await;
+            work(&shared, run).await;
             if let Ok(mut hosts) = shared.hosts.lock() {
                 let h = hosts.entry(host).or_default();
                 h.running = h.running.saturating_sub(1);
@@ -336,9 +393,123 @@ fn host_of(url: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A run's lease, renewed while the attempt works. Its `cancel` turns true
+/// at the end of the shutdown grace period or when the lease is lost.
+struct LeaseGuard {
+    cancel: watch::Receiver<bool>,
+    lost: Arc<AtomicBool>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseGuard {
+    fn hold(shared: &Shared, run: &Run) -> LeaseGuard {
+        let (tx, cancel) = watch::channel(false);
+        let lost = Arc::new(AtomicBool::new(false));
+        let (index, owner, id) = (shared.index.clone(), shared.owner.clone(), run.id);
+        let (lease, flag) = (shared.settings.lease, lost.clone());
+        let mut shutdown = shared.cancel.clone();
+        let renewer = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(lease / 3) => {}
+                    _ = http::serve::stopped(&mut shutdown) => {
+                        let _ = tx.send(true);
+                        return;
+                    }
+                }
+                let until = Utc::now() + chrono_duration(lease);
+                match index.renew_lease(id, &owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            run = id,
+                            "lease lost: another worker took the run over; this attempt stops"
+                        );
+                        flag.store(true, Ordering::Relaxed);
+                        let _ = tx.send(true);
+                        return;
+                    }
+                    Err(e) => tracing::error!(run = id, error = %e, "renewing a lease failed"),
+                }
+            }
+        });
+        LeaseGuard {
+            cancel,
+            lost,
+            renewer,
+        }
+    }
+
+    fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
 /// One attempt at one run.
-async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
+async fn work(shared: &Shared, run: Run) {
     let started = Instant::now();
+    let guard = LeaseGuard::hold(shared, &run);
+    let finish = match already_captured(shared, &run).await {
+        Some(capture_id) => Some(RunFinish::Done { capture_id }),
+        None => attempt(shared, &run, &guard).await,
+    };
+    drop(guard);
+    let Some(finish) = finish else {
+        tracing::warn!(schedule = %run.schedule, url = %run.url, attempt = run.attempts, "run left to the daemon that took it over; this attempt recorded nothing");
+        return;
+    };
+    if let Err(e) = shared
+        .index
+        .finish_run(run.id, &shared.owner, &finish, Utc::now())
+        .await
+    {
+        tracing::error!(run = run.id, error = %e, "recording the end of a run failed; its lease will expire and it will run again");
+    }
+    log_finish(&run, &finish, started);
+}
+
+/// The capture that already answers `run`: one indexed for its instant, or
+/// (for a later attempt) one a dead attempt uploaded, adopted now.
+async fn already_captured(shared: &Shared, run: &Run) -> Option<CaptureId> {
+    match shared
+        .index
+        .capture_of_instant(&run.schedule, &run.url, run.scheduled_for)
+        .await
+    {
+        Ok(Some(id)) => return Some(id),
+        Ok(None) => {}
+        Err(e) => tracing::error!(run = run.id, error = %e, "looking up the run's instant failed"),
+    }
+    if run.attempts <= 1 {
+        return None;
+    }
+    match adopt_lost(shared, run).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(run = run.id, error = %e, "adopting a lost attempt's capture failed; capturing again");
+            None
+        }
+    }
+}
+
+/// Captures the run; `None` when the attempt lost its lease and must record
+/// nothing.
+async fn attempt(shared: &Shared, run: &Run, guard: &LeaseGuard) -> Option<RunFinish> {
+    let seed = match Url::parse(&run.url) {
+        Ok(seed) => seed,
+        Err(e) => {
+            return Some(RunFinish::Failed {
+                capture_id: None,
+                error: format!("invalid URL: {e}"),
+            })
+        }
+    };
     let schedule = shared
         .schedules
         .read()
@@ -349,91 +520,60 @@ async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
         .map(|s| s.capture.clone())
         .unwrap_or_else(|| shared.archive.config().capture.clone());
     let claims = schedule.map(|s| s.claims).unwrap_or_default();
-    let lease = shared.settings.lease;
-    let renewer = {
-        let index = shared.index.clone();
-        let owner = shared.owner.clone();
-        let id = run.id;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let until = Utc::now()
-                    + chrono::Duration::from_std(lease)
-                        .unwrap_or_else(|_| chrono::Duration::seconds(120));
-                match index.renew_lease(id, &owner, until).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(run = id, "lease lost: another worker took the run over");
-                        return;
-                    }
-                    Err(e) => tracing::error!(run = id, error = %e, "renewing a lease failed"),
-                }
-            }
-        })
+    let request = CaptureRequest {
+        seed,
+        settings: Some(settings),
+        schedule: Some((run.schedule.clone(), run.scheduled_for)),
+        cancel: Some(guard.cancel.clone()),
+        fence: Some(Fence {
+            run_id: run.id,
+            attempt: run.attempts,
+            owner: shared.owner.clone(),
+        }),
     };
-    // A retried run whose earlier attempt died may have uploaded its capture
-    // without indexing it: adopt that instead of capturing the instant twice.
-    if run.attempts > 1 {
-        match adopt_lost(shared, &run).await {
-            Ok(Some(capture_id)) => {
-                renewer.abort();
-                let finish = RunFinish::Done {
-                    capture_id: capture_id.clone(),
-                };
-                if let Err(e) = shared
-                    .index
-                    .finish_run(run.id, &shared.owner, &finish, Utc::now())
-                    .await
-                {
-                    tracing::error!(run = run.id, error = %e, "recording the end of a run failed");
-                }
-                tracing::info!(schedule = %run.schedule, url = %run.url, capture = %capture_id, status = "adopted", "run finished");
-                return;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(run = run.id, error = %e, "adopting a lost attempt's capture failed; capturing again")
+    let result = shared.capturer.capture_with(request, &NoProgress).await;
+    match &result {
+        Ok(report) => {
+            // Re-check linked passages, and link the schedule's claims.
+            if let Err(e) = provenance::after_capture(
+                &shared.archive,
+                &report.capture,
+                Some(&run.schedule),
+                &claims,
+            )
+            .await
+            {
+                tracing::error!(capture = %report.capture.id, error = %e, "checking claims after the capture failed");
             }
         }
-    }
-    let finish = match Url::parse(&run.url) {
-        Err(e) => RunFinish::Failed {
-            capture_id: None,
-            error: format!("invalid URL: {e}"),
-        },
-        Ok(seed) => {
-            let request = CaptureRequest {
-                seed,
-                settings: Some(settings),
-                schedule: Some((run.schedule.clone(), run.scheduled_for)),
-                cancel: Some(cancel),
+        Err(ArchiveError::Index(IndexError::Fenced(why))) => {
+            tracing::warn!(run = run.id, reason = %why, "capture not committed");
+            // Still this attempt's run (captured meanwhile, by recovery
+            // say)? Then it finishes with that capture; if not, the daemon
+            // that took it over finishes it.
+            let until = Utc::now() + chrono_duration(shared.settings.lease);
+            let index = &shared.index;
+            let holds = !guard.lost()
+                && matches!(
+                    index.renew_lease(run.id, &shared.owner, until).await,
+                    Ok(true)
+                );
+            let done = index
+                .capture_of_instant(&run.schedule, &run.url, run.scheduled_for)
+                .await;
+            return match done {
+                Ok(Some(capture_id)) if holds => Some(RunFinish::Done { capture_id }),
+                _ => None,
             };
-            let result = shared.capturer.capture_with(request, &NoProgress).await;
-            if let Ok(report) = &result {
-                // Re-check linked passages, and link the schedule's claims.
-                if let Err(e) = provenance::after_capture(
-                    &shared.archive,
-                    &report.capture,
-                    Some(&run.schedule),
-                    &claims,
-                )
-                .await
-                {
-                    tracing::error!(capture = %report.capture.id, error = %e, "checking claims after the capture failed");
-                }
-            }
-            decide(result, &run, &shared.settings)
         }
-    };
-    renewer.abort();
-    if let Err(e) = shared
-        .index
-        .finish_run(run.id, &shared.owner, &finish, Utc::now())
-        .await
-    {
-        tracing::error!(run = run.id, error = %e, "recording the end of a run failed; its lease will expire and it will run again");
+        Err(ArchiveError::Interrupted) if guard.lost() => return None,
+        Err(_) => {}
     }
-    let (status, capture, error) = match &finish {
+    Some(decide(result, run, &shared.settings))
+}
+
+fn log_finish(run: &Run, finish: &RunFinish, started: Instant) {
+    let (status, capture, error) = match finish {
         RunFinish::Done { capture_id } => ("done", Some(capture_id.to_string()), None),
         RunFinish::Retry {
             capture_id, error, ..
@@ -463,10 +603,7 @@ async fn work(shared: &Shared, run: Run, cancel: watch::Receiver<bool>) {
 }
 
 /// The capture a dead attempt at `run` uploaded, indexed now, if any.
-async fn adopt_lost(
-    shared: &Shared,
-    run: &Run,
-) -> Result<Option<crate::model::CaptureId>, ArchiveError> {
+async fn adopt_lost(shared: &Shared, run: &Run) -> Result<Option<CaptureId>, ArchiveError> {
     for pending in shared
         .index
         .pending_objects(&run.schedule, &run.url, run.scheduled_for)
@@ -479,7 +616,9 @@ async fn adopt_lost(
     Ok(None)
 }
 
-/// Whether a result is done, worth retrying, or failed for good.
+/// Whether a result is done, worth retrying, or failed for good. A failure
+/// on custody's side (its disk, store or index) is never the page's fault:
+/// it is retried however many attempts it took, never recorded as failed.
 fn decide(
     result: Result<crate::pipeline::CaptureReport, ArchiveError>,
     run: &Run,
@@ -489,9 +628,8 @@ fn decide(
     let backoff = settings
         .retry_base
         .saturating_mul(1u32 << run.attempts.saturating_sub(1).min(16))
-        .min(Duration::from_secs(86_400));
-    let at = Utc::now()
-        + chrono::Duration::from_std(backoff).unwrap_or_else(|_| chrono::Duration::days(1));
+        .min(Duration::from_secs(3600));
+    let at = Utc::now() + chrono_duration(backoff);
     match result {
         Ok(report) if report.capture.status == CaptureStatus::Ok => {
             let id = report.capture.id;
@@ -527,14 +665,21 @@ fn decide(
         Err(ArchiveError::Interrupted) => RunFinish::Interrupted {
             error: "the daemon shut down during the capture".into(),
         },
-        Err(e) if can_retry => RunFinish::Retry {
+        Err(e @ (ArchiveError::Capture(_) | ArchiveError::Invalid(_))) if !can_retry => {
+            RunFinish::Failed {
+                capture_id: None,
+                error: e.to_string(),
+            }
+        }
+        Err(e @ (ArchiveError::Capture(_) | ArchiveError::Invalid(_))) => RunFinish::Retry {
             capture_id: None,
             error: e.to_string(),
             at,
         },
-        Err(e) => RunFinish::Failed {
+        Err(e) => RunFinish::Retry {
             capture_id: None,
-            error: e.to_string(),
+            error: format!("custody could not capture (not the page's fault; fix it and the run is retried): {e}"),
+            at,
         },
     }
 }

@@ -10,6 +10,7 @@ pub mod charset;
 pub mod config;
 pub mod daemon;
 pub mod diff;
+pub mod failpoint;
 pub mod http;
 pub mod index;
 pub mod integrity;

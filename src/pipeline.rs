@@ -26,6 +26,7 @@ use url::Url;
 
 use crate::archive::{io_at, page_resource, Archive, ArchiveError};
 use crate::capture::{self, CaptureSettings, CrawlOutcome, Crawler, Exchange, TlsInfo};
+use crate::index::{Fence, IndexError};
 use crate::model::{Capture, CaptureId, CaptureStatus, PageChange, RecordEntry, Resource, Sha256};
 use crate::warc::{self, new_record_id, records, WarcSummary, WarcWriter};
 
@@ -53,6 +54,10 @@ pub struct CaptureRequest {
     pub schedule: Option<(String, DateTime<Utc>)>,
     /// Set to true to stop the capture before anything is stored.
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The run attempt that may commit this capture (scheduled captures):
+    /// an attempt that lost its lease stores nothing more and indexes
+    /// nothing.
+    pub fence: Option<Fence>,
 }
 
 impl CaptureRequest {
@@ -62,6 +67,7 @@ impl CaptureRequest {
             settings: None,
             schedule: None,
             cancel: None,
+            fence: None,
         }
     }
 }
@@ -95,7 +101,7 @@ impl Capturer {
     pub fn new(archive: Arc<Archive>) -> Result<Capturer, ArchiveError> {
         let crawler = Crawler::new(
             archive.config().capture.clone(),
-            archive.config().spool_dir(),
+            archive.scratch_dir().to_path_buf(),
         )?;
         Ok(Capturer { archive, crawler })
     }
@@ -135,7 +141,8 @@ impl Capturer {
         let own_crawler;
         let crawler = match &request.settings {
             Some(settings) => {
-                own_crawler = Crawler::new(settings.clone(), self.archive.config().spool_dir())?;
+                own_crawler =
+                    Crawler::new(settings.clone(), self.archive.scratch_dir().to_path_buf())?;
                 &own_crawler
             }
             None => &self.crawler,
@@ -189,7 +196,10 @@ impl Capturer {
                 scheduled_for,
                 change: None,
             };
-            self.archive.index().put_capture(&capture, &[]).await?;
+            self.archive
+                .index()
+                .put_capture(&capture, &[], request.fence.as_ref())
+                .await?;
             return Ok(CaptureReport {
                 capture,
                 seed_error: Some(err),
@@ -221,6 +231,7 @@ impl Capturer {
         )
         .await?;
         written.entries.push(metadata_entry);
+        crate::failpoint::hit("after_warc_complete").await;
         let capture = Capture {
             id: id.clone(),
             seed_url: seed.to_string(),
@@ -236,7 +247,7 @@ impl Capturer {
             change,
         };
         let capture = self
-            .store_and_index(capture, &written.entries, &summary, spool_path)
+            .store_and_index(capture, &written.entries, &summary, spool_path, request)
             .await?;
         Ok(CaptureReport {
             capture,
@@ -262,6 +273,11 @@ impl Capturer {
         let consume = async {
             let mut spool = spool;
             while let Some(ex) = rx.recv().await {
+                // custody's own disk failed, not the page: nothing of this
+                // attempt is recorded as the page's.
+                if let Some(capture::FetchError::Spool(reason)) = &ex.error {
+                    return Err(ArchiveError::Local(reason.clone()));
+                }
                 let original = match dedup_key(&ex).filter(|_| dedup) {
                     Some((url, digest)) => self
                         .archive
@@ -310,8 +326,24 @@ impl Capturer {
         entries: &[RecordEntry],
         summary: &WarcSummary,
         spool_path: &Path,
+        request: &CaptureRequest,
     ) -> Result<Capture, ArchiveError> {
         let index = self.archive.index();
+        if let (Some((schedule, at)), Some(_)) = (&request.schedule, &request.fence) {
+            // Another daemon may have captured the instant while this one
+            // was stalled: then there is nothing to store.
+            if let Some(done) = index
+                .capture_of_instant(schedule, &capture.seed_url, *at)
+                .await?
+            {
+                return Err(ArchiveError::Index(IndexError::Fenced(format!(
+                    "the run {schedule} {} at {} is already captured as {done}; capture {} is not stored",
+                    capture.seed_url,
+                    crate::model::rfc3339_utc(at),
+                    capture.id
+                ))));
+            }
+        }
         let pending = crate::model::PendingObject {
             key: crate::store::warc_key(&summary.sha256),
             capture_id: capture.id.clone(),
@@ -334,7 +366,32 @@ impl Capturer {
             sha256: summary.sha256,
             bytes: summary.bytes,
         });
-        index.put_capture(&capture, entries).await?;
+        crate::failpoint::hit("after_store").await;
+        if let Err(e) = index
+            .put_capture(&capture, entries, request.fence.as_ref())
+            .await
+        {
+            if matches!(e, IndexError::Conflict(_))
+                && index
+                    .capture(&capture.id)
+                    .await?
+                    .is_some_and(|indexed| indexed.warc == capture.warc)
+            {
+                // Another daemon adopted this very upload while this one
+                // stalled (see `recovery::adopt_pending`): it is indexed.
+                tracing::warn!(capture = %capture.id, "the capture was indexed by a daemon that adopted its upload");
+                return Ok(capture);
+            }
+            if matches!(e, IndexError::Fenced(_)) {
+                // The object stays (write-once), named by nothing: `audit`
+                // lists it. No later attempt should adopt it.
+                index
+                    .remove_pending_object(&pending.key, &capture.id)
+                    .await?;
+                tracing::warn!(capture = %capture.id, key = %pending.key, error = %e, "a capture this attempt may no longer commit was stored but not indexed");
+            }
+            return Err(e.into());
+        }
         let timestamps = &self.archive.config().timestamps;
         if timestamps.captures {
             let manifest = crate::tlog::capture_leaf(&capture, entries);

@@ -45,6 +45,13 @@ pub enum ArchiveError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The data directory cannot be written (a write-protected copy, the
+    /// wrong user).
+    #[error("cannot write in {path}: {source}; run custody as the user that owns the data directory (commands that only read, such as verify, captures and show, work on a write-protected copy)")]
+    Unwritable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -53,6 +60,10 @@ pub enum ArchiveError {
     Internal(String),
     #[error("capture interrupted by shutdown before anything was stored")]
     Interrupted,
+    /// custody's own disk failed (full, read-only, gone) while capturing:
+    /// not the page's fault.
+    #[error("custody's own disk failed while capturing ({0}); free space in (or repair) the data directory's spool and capture again")]
+    Local(String),
 }
 
 pub(crate) fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
@@ -68,27 +79,108 @@ pub struct Archive {
     store: Store,
     replicas: Vec<Store>,
     index: Arc<dyn Index>,
+    scratch: Scratch,
+    read_only: bool,
+}
+
+/// This process's own scratch directory (`spool/scratch-PID-N/`), holding
+/// a locked `lock` file while the process lives: every temporary file goes
+/// here, and start-up recovery removes the directories of processes that
+/// are gone (their lock is free). A read-only archive's is in the system's
+/// temporary directory.
+struct Scratch {
+    dir: PathBuf,
+    _lock: Option<std::fs::File>,
+}
+
+impl Scratch {
+    fn in_spool(spool: &Path) -> std::io::Result<Scratch> {
+        let suffix: u32 = rand::random();
+        let dir = spool.join(format!("scratch-{}-{suffix:08x}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let lock = std::fs::File::create(dir.join("lock"))?;
+        lock.lock()?;
+        Ok(Scratch {
+            dir,
+            _lock: Some(lock),
+        })
+    }
+
+    fn temporary() -> std::io::Result<Scratch> {
+        let dir = tempfile::Builder::new()
+            .prefix("custody-scratch-")
+            .tempdir()?
+            .keep();
+        Ok(Scratch { dir, _lock: None })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Archive {
-    /// Opens the store, the replicas and the index the configuration names
-    /// (creating the spool directory). Recovers nothing: see `recovery`.
+    /// Opens the store, the replicas and the index the configuration names,
+    /// for reading and writing (creating the spool and this process's
+    /// scratch directory). Recovers nothing: see `recovery`.
     pub async fn open(config: Config) -> Result<Archive, ArchiveError> {
         let spool = config.spool_dir();
-        std::fs::create_dir_all(&spool).map_err(io_at(&spool))?;
-        let store = Store::open(&config.store_url)?;
-        let replicas = config
-            .replica_urls
-            .iter()
-            .map(|u| Store::open_replica(u))
-            .collect::<Result<Vec<_>, _>>()?;
+        let unwritable = |source| ArchiveError::Unwritable {
+            path: spool.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&spool).map_err(unwritable)?;
+        let scratch = Scratch::in_spool(&spool).map_err(unwritable)?;
+        let (store, replicas) = Self::stores(&config)?;
         let index = index::open(&config.index_url).await?;
         Ok(Archive {
             config,
             store,
             replicas,
             index,
+            scratch,
+            read_only: false,
         })
+    }
+
+    /// Opens an archive for reading only: the index read-only (a
+    /// write-protected copy works), nothing created in the data directory,
+    /// scratch files in the system's temporary directory. Writes (custody
+    /// events included) fail; `read_only()` says so.
+    pub async fn open_read_only(config: Config) -> Result<Archive, ArchiveError> {
+        let (store, replicas) = Self::stores(&config)?;
+        let index = index::open_read_only(&config.index_url).await?;
+        let scratch = Scratch::temporary().map_err(io_at(&std::env::temp_dir()))?;
+        Ok(Archive {
+            config,
+            store,
+            replicas,
+            index,
+            scratch,
+            read_only: true,
+        })
+    }
+
+    fn stores(config: &Config) -> Result<(Store, Vec<Store>), ArchiveError> {
+        let store = Store::open(&config.store_url)?;
+        let replicas = config
+            .replica_urls
+            .iter()
+            .map(|u| Store::open_replica(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((store, replicas))
+    }
+
+    /// Opened with [`Archive::open_read_only`].
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Where this process keeps its temporary files.
+    pub fn scratch_dir(&self) -> &Path {
+        &self.scratch.dir
     }
 
     pub fn index(&self) -> &Arc<dyn Index> {
@@ -247,8 +339,11 @@ impl Archive {
     }
 
     /// Appends a custody event for a capture; a failure to record it is
-    /// logged (the evidence itself is unaffected).
+    /// logged (the evidence itself is unaffected). Opened read-only, nothing is recorded (the CLI has said so).
     pub async fn event(&self, capture: &CaptureId, event: &str, detail: serde_json::Value) {
+        if self.read_only {
+            return;
+        }
         let e = crate::model::CustodyEvent {
             object_kind: "capture".into(),
             object_id: capture.to_string(),
@@ -387,11 +482,11 @@ impl Archive {
         ),
         ArchiveError,
     > {
-        let spool = self.config.spool_dir();
+        let scratch = self.scratch_dir();
         let (file, path) = tempfile::Builder::new()
             .prefix("record-")
-            .tempfile_in(&spool)
-            .map_err(io_at(&spool))?
+            .tempfile_in(scratch)
+            .map_err(io_at(scratch))?
             .into_parts();
         let mut out = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
         let range = hit.record.offset..hit.record.offset + hit.record.length;

@@ -74,110 +74,15 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                         .get(n.as_bytes())
                         .map(|v| String::from_utf8_lossy(&v.value).into_owned())
                 };
-                match name.as_str() {
-                    "base" if !base_set => {
-                        if let Some(href) = attr("href") {
-                            if let Ok(b) = page.join(href.trim()) {
-                                base = b;
-                                base_set = true;
-                            }
+                if name == "base" {
+                    if let Some(b) = attr("href").and_then(|h| page.join(h.trim()).ok()) {
+                        if !base_set {
+                            base = b;
+                            base_set = true;
                         }
                     }
-                    "img" => {
-                        for a in ["src", "data-src", "data-lazy-src", "data-original"] {
-                            if let Some(v) = attr(a) {
-                                links.add(&base, &v, Hint::Other);
-                            }
-                        }
-                        for a in ["srcset", "data-srcset"] {
-                            if let Some(v) = attr(a) {
-                                for candidate in srcset_urls(&v) {
-                                    links.add(&base, candidate, Hint::Other);
-                                }
-                            }
-                        }
-                    }
-                    "source" => {
-                        if let Some(v) = attr("src") {
-                            links.add(&base, &v, stream_hint(&v, attr("type").as_deref()));
-                        }
-                        if let Some(v) = attr("srcset") {
-                            for candidate in srcset_urls(&v) {
-                                links.add(&base, candidate, Hint::Other);
-                            }
-                        }
-                    }
-                    "video" | "audio" | "track" | "embed" | "input" => {
-                        if let Some(v) = attr("src") {
-                            links.add(&base, &v, stream_hint(&v, attr("type").as_deref()));
-                        }
-                        if let Some(v) = attr("poster") {
-                            links.add(&base, &v, Hint::Other);
-                        }
-                    }
-                    "object" => {
-                        if let Some(v) = attr("data") {
-                            links.add(&base, &v, stream_hint(&v, attr("type").as_deref()));
-                        }
-                    }
-                    "iframe" | "frame" => {
-                        if let Some(v) = attr("src") {
-                            links.add(&base, &v, Hint::Frame);
-                        }
-                        if let Some(doc) = attr("srcdoc") {
-                            for link in html_links(&doc, &base) {
-                                links.add(&base, link.url.as_str(), link.hint);
-                            }
-                        }
-                    }
-                    "script" => {
-                        if let Some(v) = attr("src") {
-                            links.add(&base, &v, Hint::Other);
-                        }
-                    }
-                    "link" => {
-                        let rel = attr("rel").unwrap_or_default().to_ascii_lowercase();
-                        let rels: Vec<&str> = rel.split_ascii_whitespace().collect();
-                        if let Some(href) = attr("href") {
-                            if rels.contains(&"stylesheet") {
-                                links.add(&base, &href, Hint::Stylesheet);
-                            } else if rels.iter().any(|r| {
-                                r.contains("icon")
-                                    || matches!(*r, "preload" | "modulepreload" | "manifest")
-                            }) {
-                                let hint = match attr("as").as_deref() {
-                                    Some("style") => Hint::Stylesheet,
-                                    _ => stream_hint(&href, attr("type").as_deref()),
-                                };
-                                links.add(&base, &href, hint);
-                            }
-                        }
-                        if let Some(v) = attr("imagesrcset") {
-                            for candidate in srcset_urls(&v) {
-                                links.add(&base, candidate, Hint::Other);
-                            }
-                        }
-                    }
-                    "meta" => {
-                        let key = attr("property")
-                            .or_else(|| attr("name"))
-                            .unwrap_or_default()
-                            .to_ascii_lowercase();
-                        if META_MEDIA.contains(&key.as_str()) {
-                            if let Some(v) = attr("content") {
-                                links.add(&base, &v, stream_hint(&v, None));
-                            }
-                        }
-                    }
-                    "a" => {
-                        // A linked stream is part of what the page shows.
-                        if let Some(href) = attr("href") {
-                            if stream_hint(&href, attr("type").as_deref()) == Hint::Stream {
-                                links.add(&base, &href, Hint::Stream);
-                            }
-                        }
-                    }
-                    _ => {}
+                } else {
+                    element_links(&name, &attr, &base, &mut links);
                 }
                 if let Some(style) = attr("style") {
                     for u in css_urls(&style) {
@@ -215,6 +120,106 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
         }
     }
     links.out
+}
+
+/// The requisites one element names (`base` aside), by its tag name.
+fn element_links(name: &str, attr: &dyn Fn(&str) -> Option<String>, base: &Url, links: &mut Links) {
+    match name {
+        "img" => {
+            for a in ["src", "data-src", "data-lazy-src", "data-original"] {
+                if let Some(v) = attr(a) {
+                    links.add(base, &v, Hint::Other);
+                }
+            }
+            for a in ["srcset", "data-srcset"] {
+                if let Some(v) = attr(a) {
+                    for candidate in srcset_urls(&v) {
+                        links.add(base, candidate, Hint::Other);
+                    }
+                }
+            }
+        }
+        "source" => {
+            if let Some(v) = attr("src") {
+                links.add(base, &v, stream_hint(&v, attr("type").as_deref()));
+            }
+            if let Some(v) = attr("srcset") {
+                for candidate in srcset_urls(&v) {
+                    links.add(base, candidate, Hint::Other);
+                }
+            }
+        }
+        "video" | "audio" | "track" | "embed" | "input" => {
+            if let Some(v) = attr("src") {
+                links.add(base, &v, stream_hint(&v, attr("type").as_deref()));
+            }
+            if let Some(v) = attr("poster") {
+                links.add(base, &v, Hint::Other);
+            }
+        }
+        "object" => {
+            if let Some(v) = attr("data") {
+                links.add(base, &v, stream_hint(&v, attr("type").as_deref()));
+            }
+        }
+        "iframe" | "frame" => {
+            if let Some(v) = attr("src") {
+                links.add(base, &v, Hint::Frame);
+            }
+            if let Some(doc) = attr("srcdoc") {
+                for link in html_links(&doc, base) {
+                    links.add(base, link.url.as_str(), link.hint);
+                }
+            }
+        }
+        "script" => {
+            if let Some(v) = attr("src") {
+                links.add(base, &v, Hint::Other);
+            }
+        }
+        "link" => {
+            let rel = attr("rel").unwrap_or_default().to_ascii_lowercase();
+            let rels: Vec<&str> = rel.split_ascii_whitespace().collect();
+            if let Some(href) = attr("href") {
+                if rels.contains(&"stylesheet") {
+                    links.add(base, &href, Hint::Stylesheet);
+                } else if rels.iter().any(|r| {
+                    r.contains("icon") || matches!(*r, "preload" | "modulepreload" | "manifest")
+                }) {
+                    let hint = match attr("as").as_deref() {
+                        Some("style") => Hint::Stylesheet,
+                        _ => stream_hint(&href, attr("type").as_deref()),
+                    };
+                    links.add(base, &href, hint);
+                }
+            }
+            if let Some(v) = attr("imagesrcset") {
+                for candidate in srcset_urls(&v) {
+                    links.add(base, candidate, Hint::Other);
+                }
+            }
+        }
+        "meta" => {
+            let key = attr("property")
+                .or_else(|| attr("name"))
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if META_MEDIA.contains(&key.as_str()) {
+                if let Some(v) = attr("content") {
+                    links.add(base, &v, stream_hint(&v, None));
+                }
+            }
+        }
+        "a" => {
+            // A linked stream is part of what the page shows.
+            if let Some(href) = attr("href") {
+                if stream_hint(&href, attr("type").as_deref()) == Hint::Stream {
+                    links.add(base, &href, Hint::Stream);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The text with NUL characters removed. html5gum reports each NUL as a

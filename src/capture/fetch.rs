@@ -267,76 +267,12 @@ impl Fetcher {
         let port = url
             .port_or_known_default()
             .unwrap_or(if https { 443 } else { 80 });
-        let connect_secs = self.limits.connect_timeout.as_secs();
 
-        // Resolve and check every address against the network policy.
-        let t = Instant::now();
-        let addrs: Vec<SocketAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
-            vec![SocketAddr::new(ip, port)]
-        } else {
-            let lookup = tokio::net::lookup_host((host.as_str(), port));
-            let found = within(
-                self.limits.connect_timeout,
-                "resolving the host name",
-                lookup,
-                |reason| FetchError::Dns {
-                    host: host.clone(),
-                    reason,
-                },
-            );
-            match found.await {
-                Ok(found) => found.collect(),
-                Err(e) => {
-                    ex.error = Some(e);
-                    return;
-                }
-            }
-        };
-        ex.timings.dns_ms = Some(t.elapsed().as_millis() as u64);
-        ex.dns = addrs.iter().map(|a| a.ip()).collect();
-        let allowed: Vec<SocketAddr> = addrs
-            .iter()
-            .copied()
-            .filter(|a| self.allow_private || policy::is_public(a.ip()))
-            .collect();
-        if allowed.is_empty() {
-            ex.error = Some(match addrs.first() {
-                Some(a) => FetchError::PrivateAddress { host, ip: a.ip() },
-                None => FetchError::Dns {
-                    host,
-                    reason: "no addresses".into(),
-                },
-            });
+        let Some(allowed) = self.resolve(ex, &host, port).await else {
             return;
-        }
-
-        // Connect to the first address that answers.
+        };
         let t = Instant::now();
-        let mut last_err = None;
-        let mut tcp = None;
-        for addr in &allowed {
-            match tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(addr)).await
-            {
-                Ok(Ok(s)) => {
-                    tcp = Some((s, *addr));
-                    break;
-                }
-                Ok(Err(e)) => {
-                    last_err = Some(FetchError::Connect {
-                        addr: addr.to_string(),
-                        reason: e.to_string(),
-                    })
-                }
-                Err(_) => {
-                    last_err = Some(FetchError::Timeout {
-                        stage: "connecting",
-                        secs: connect_secs,
-                    })
-                }
-            }
-        }
-        let Some((tcp, addr)) = tcp else {
-            ex.error = last_err;
+        let Some((tcp, addr)) = self.connect(ex, &allowed).await else {
             return;
         };
         let _ = tcp.set_nodelay(true);
@@ -410,6 +346,92 @@ impl Fetcher {
         }
     }
 
+    /// The host's addresses the network policy allows (every one is
+    /// checked); `None`, with the exchange's error set, when there are none.
+    async fn resolve(&self, ex: &mut Exchange, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+        // Resolve and check every address against the network policy.
+        let t = Instant::now();
+        let addrs: Vec<SocketAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
+            vec![SocketAddr::new(ip, port)]
+        } else {
+            let lookup = tokio::net::lookup_host((host, port));
+            let found = within(
+                self.limits.connect_timeout,
+                "resolving the host name",
+                lookup,
+                |reason| FetchError::Dns {
+                    host: host.to_string(),
+                    reason,
+                },
+            );
+            match found.await {
+                Ok(found) => found.collect(),
+                Err(e) => {
+                    ex.error = Some(e);
+                    return None;
+                }
+            }
+        };
+        ex.timings.dns_ms = Some(t.elapsed().as_millis() as u64);
+        ex.dns = addrs.iter().map(|a| a.ip()).collect();
+        let allowed: Vec<SocketAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|a| self.allow_private || policy::is_public(a.ip()))
+            .collect();
+        if allowed.is_empty() {
+            ex.error = Some(match addrs.first() {
+                Some(a) => FetchError::PrivateAddress {
+                    host: host.to_string(),
+                    ip: a.ip(),
+                },
+                None => FetchError::Dns {
+                    host: host.to_string(),
+                    reason: "no addresses".into(),
+                },
+            });
+            return None;
+        }
+        Some(allowed)
+    }
+
+    /// A connection to the first allowed address that answers.
+    async fn connect(
+        &self,
+        ex: &mut Exchange,
+        allowed: &[SocketAddr],
+    ) -> Option<(TcpStream, SocketAddr)> {
+        let connect_secs = self.limits.connect_timeout.as_secs();
+        // Connect to the first address that answers.
+        let mut last_err = None;
+        let mut tcp = None;
+        for addr in allowed {
+            match tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => {
+                    tcp = Some((s, *addr));
+                    break;
+                }
+                Ok(Err(e)) => {
+                    last_err = Some(FetchError::Connect {
+                        addr: addr.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+                Err(_) => {
+                    last_err = Some(FetchError::Timeout {
+                        stage: "connecting",
+                        secs: connect_secs,
+                    })
+                }
+            }
+        }
+        if tcp.is_none() {
+            ex.error = last_err;
+        }
+        tcp
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn http_exchange<S>(
         &self,
@@ -444,32 +466,10 @@ impl Fetcher {
             let _ = conn.await;
         }));
 
-        let host_header = match ex.url.port() {
-            Some(p) => format!("{}:{p}", host_for_header(host)),
-            None => host_for_header(host),
-        };
-        let path = match ex.url.query() {
-            Some(q) => format!("{}?{q}", ex.url.path()),
-            None => ex.url.path().to_string(),
-        };
-        let mut req = hyper::Request::builder()
-            .method("GET")
-            .uri(path)
-            .header("Host", host_header)
-            .header("User-Agent", &self.user_agent)
-            .header(
-                "Accept",
-                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-            )
-            .header("Accept-Language", "en;q=0.9,*;q=0.5")
-            .header("Accept-Encoding", "gzip, deflate");
-        if let Some(r) = referer {
-            req = req.header("Referer", r.as_str());
-        }
-        let req = match req.body(Empty::<Bytes>::new()) {
+        let req = match self.request_for(&ex.url, host, referer) {
             Ok(r) => r,
             Err(e) => {
-                ex.error = Some(FetchError::Url(e.to_string()));
+                ex.error = Some(e);
                 return;
             }
         };
@@ -492,75 +492,21 @@ impl Fetcher {
             .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
         let head = tokio::time::timeout(first_wait, sender.send_request(req)).await;
         ex.request = tape.lock().map(|t| t.sent.clone()).unwrap_or_default();
-        let mut truncated = None;
-        let mut error = None;
-        match head {
-            Err(_) => {
-                error = Some(FetchError::Timeout {
+        let (truncated, mut error) = match head {
+            Err(_) => (
+                None,
+                Some(FetchError::Timeout {
                     stage: "waiting for the response",
                     secs: read_secs,
-                });
-            }
-            Ok(Err(e)) => {
-                error = Some(FetchError::Protocol(e.to_string()));
-            }
+                }),
+            ),
+            Ok(Err(e)) => (None, Some(FetchError::Protocol(e.to_string()))),
             Ok(Ok(response)) => {
                 ex.timings.first_byte_ms = Some(started.elapsed().as_millis() as u64);
-                let mut body = response.into_body();
-                let limit = self.limits.max_body_bytes;
-                let mut pace =
-                    Throughput::new(self.limits.min_bytes_per_sec, self.limits.throughput_window);
-                loop {
-                    if let Err(e) = spool.drain(tape).await {
-                        error = Some(e);
-                        break;
-                    }
-                    let payload = spool.payload_len;
-                    let remaining_budget = budget.load(Ordering::Relaxed);
-                    if payload >= limit || spool.raw_len >= remaining_budget {
-                        truncated = Some(Truncation::Length);
-                        break;
-                    }
-                    if pace.too_slow(spool.raw_len) {
-                        truncated = Some(Truncation::Time);
-                        error = Some(FetchError::TooSlow {
-                            min: self.limits.min_bytes_per_sec,
-                            secs: self.limits.throughput_window.as_secs(),
-                        });
-                        break;
-                    }
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    let wait = self.limits.read_timeout.min(left).min(pace.next_check());
-                    match tokio::time::timeout(wait, body.frame()).await {
-                        Err(_) if wait < self.limits.read_timeout.min(left) => {
-                            // Time to look at the pace again, not a timeout.
-                        }
-                        Err(_) => {
-                            truncated = Some(Truncation::Time);
-                            error = Some(if wait == left {
-                                FetchError::Timeout {
-                                    stage: "fetching the resource (deadline)",
-                                    secs: self.limits.resource_deadline.as_secs(),
-                                }
-                            } else {
-                                FetchError::Timeout {
-                                    stage: "reading the body",
-                                    secs: read_secs,
-                                }
-                            });
-                            break;
-                        }
-                        Ok(None) => break,
-                        Ok(Some(Ok(_frame))) => {}
-                        Ok(Some(Err(e))) => {
-                            truncated = Some(Truncation::Disconnect);
-                            error = Some(FetchError::Disconnected(e.to_string()));
-                            break;
-                        }
-                    }
-                }
+                self.read_body(response.into_body(), &mut spool, tape, budget, deadline)
+                    .await
             }
-        }
+        };
         drop(sender);
         drop(conn_task);
         if let Err(e) = spool.drain(tape).await {
@@ -597,6 +543,106 @@ impl Fetcher {
         if error.is_some() {
             ex.error = error;
         }
+    }
+
+    /// Reads the body into the spool until it ends, a limit is reached, it
+    /// is too slow, or the deadline passes: how it was cut short, and why.
+    async fn read_body(
+        &self,
+        mut body: hyper::body::Incoming,
+        spool: &mut Spool,
+        tape: &Arc<Mutex<Tape>>,
+        budget: &Budget,
+        deadline: tokio::time::Instant,
+    ) -> (Option<Truncation>, Option<FetchError>) {
+        let read_secs = self.limits.read_timeout.as_secs();
+        let (mut truncated, mut error) = (None, None);
+        let limit = self.limits.max_body_bytes;
+        let mut pace =
+            Throughput::new(self.limits.min_bytes_per_sec, self.limits.throughput_window);
+        loop {
+            if let Err(e) = spool.drain(tape).await {
+                error = Some(e);
+                break;
+            }
+            let payload = spool.payload_len;
+            let remaining_budget = budget.load(Ordering::Relaxed);
+            if payload >= limit || spool.raw_len >= remaining_budget {
+                truncated = Some(Truncation::Length);
+                break;
+            }
+            if pace.too_slow(spool.raw_len) {
+                truncated = Some(Truncation::Time);
+                error = Some(FetchError::TooSlow {
+                    min: self.limits.min_bytes_per_sec,
+                    secs: self.limits.throughput_window.as_secs(),
+                });
+                break;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let wait = self.limits.read_timeout.min(left).min(pace.next_check());
+            match tokio::time::timeout(wait, body.frame()).await {
+                Err(_) if wait < self.limits.read_timeout.min(left) => {
+                    // Time to look at the pace again, not a timeout.
+                }
+                Err(_) => {
+                    truncated = Some(Truncation::Time);
+                    error = Some(if wait == left {
+                        FetchError::Timeout {
+                            stage: "fetching the resource (deadline)",
+                            secs: self.limits.resource_deadline.as_secs(),
+                        }
+                    } else {
+                        FetchError::Timeout {
+                            stage: "reading the body",
+                            secs: read_secs,
+                        }
+                    });
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Ok(_frame))) => {}
+                Ok(Some(Err(e))) => {
+                    truncated = Some(Truncation::Disconnect);
+                    error = Some(FetchError::Disconnected(e.to_string()));
+                    break;
+                }
+            }
+        }
+        (truncated, error)
+    }
+
+    /// The GET request for `url`, as custody sends every one.
+    fn request_for(
+        &self,
+        url: &Url,
+        host: &str,
+        referer: Option<&Url>,
+    ) -> Result<hyper::Request<Empty<Bytes>>, FetchError> {
+        let host_header = match url.port() {
+            Some(p) => format!("{}:{p}", host_for_header(host)),
+            None => host_for_header(host),
+        };
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let mut req = hyper::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("Host", host_header)
+            .header("User-Agent", &self.user_agent)
+            .header(
+                "Accept",
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            )
+            .header("Accept-Language", "en;q=0.9,*;q=0.5")
+            .header("Accept-Encoding", "gzip, deflate");
+        if let Some(r) = referer {
+            req = req.header("Referer", r.as_str());
+        }
+        req.body(Empty::<Bytes>::new())
+            .map_err(|e| FetchError::Url(e.to_string()))
     }
 }
 

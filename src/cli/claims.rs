@@ -159,60 +159,71 @@ pub async fn claim_command(archive: &Archive, command: ClaimCommand) -> Result<E
             claim_id,
             json,
             jsonld,
-        } => {
-            let ev = provenance::evidence(archive, &claim_id)
-                .await
-                .map_err(provenance_failure)?;
-            if jsonld {
-                let doc = provenance::jsonld::claim_document(&ev);
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&doc).context("serialising JSON-LD")?
-                );
-            } else if json {
-                print_json(&ev)?;
+        } => return show(archive, &claim_id, json, jsonld).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `claim show`: the claim with its evidence, each link re-verified; exit
+/// 1 when any of it no longer verifies.
+async fn show(
+    archive: &Archive,
+    claim_id: &str,
+    json: bool,
+    jsonld: bool,
+) -> Result<ExitCode, Failure> {
+    use custody::provenance;
+    let ev = provenance::evidence(archive, claim_id)
+        .await
+        .map_err(provenance_failure)?;
+    if jsonld {
+        let doc = provenance::jsonld::claim_document(&ev);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).context("serialising JSON-LD")?
+        );
+    } else if json {
+        print_json(&ev)?;
+    } else {
+        let c = &ev.claim;
+        eprintln!("claim {} v{}: {}", c.id, c.version, c.text);
+        for e in &ev.evidence {
+            let state = if e.verified {
+                "verified"
             } else {
-                let c = &ev.claim;
-                eprintln!("claim {} v{}: {}", c.id, c.version, c.text);
-                for e in &ev.evidence {
-                    let state = if e.verified {
-                        "verified"
-                    } else {
-                        "NOT VERIFIED"
-                    };
-                    eprintln!(
-                        "  {} {}  capture {} ({})  {}",
-                        e.relation.as_str(),
-                        state,
-                        e.capture_id,
-                        custody::model::rfc3339_utc(&e.captured_at),
-                        e.url
-                    );
-                    if let Some(custody::model::Selector::TextQuoteSelector { exact, .. }) =
-                        e.selector.first()
-                    {
-                        eprintln!("    \"{exact}\"");
-                    }
-                    if let Some(absent) = &e.passage_absent_since {
-                        eprintln!(
-                            "    passage absent since capture {} ({})",
-                            absent.capture_id,
-                            custody::model::rfc3339_utc(&absent.captured_at)
-                        );
-                    }
-                    if let Some(err) = &e.verification_error {
-                        eprintln!("    {err}");
-                    }
-                }
-                for e in &ev.events {
-                    super::output::print_event(e);
-                }
+                "NOT VERIFIED"
+            };
+            eprintln!(
+                "  {} {}  capture {} ({})  {}",
+                e.relation.as_str(),
+                state,
+                e.capture_id,
+                custody::model::rfc3339_utc(&e.captured_at),
+                e.url
+            );
+            if let Some(custody::model::Selector::TextQuoteSelector { exact, .. }) =
+                e.selector.first()
+            {
+                eprintln!("    \"{exact}\"");
             }
-            if ev.evidence.iter().any(|e| !e.verified) {
-                eprintln!("error: some evidence of claim {claim_id} no longer verifies");
-                return Ok(ExitCode::from(1));
+            if let Some(absent) = &e.passage_absent_since {
+                eprintln!(
+                    "    passage absent since capture {} ({})",
+                    absent.capture_id,
+                    custody::model::rfc3339_utc(&absent.captured_at)
+                );
+            }
+            if let Some(err) = &e.verification_error {
+                eprintln!("    {err}");
             }
         }
+        for e in &ev.events {
+            super::output::print_event(e);
+        }
+    }
+    if ev.evidence.iter().any(|e| !e.verified) {
+        eprintln!("error: some evidence of claim {claim_id} no longer verifies");
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

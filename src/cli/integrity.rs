@@ -96,11 +96,30 @@ pub async fn audit(archive: &Archive, json: bool) -> Result<ExitCode, Failure> {
             );
         }
     }
+    // Objects nothing names are reported, not failed: they are no one's
+    // evidence, and the write-once store keeps them.
+    let unindexed = integrity::unindexed_objects(archive).await?;
+    for key in &unindexed {
+        let detail = "stored, but no capture names it (an attempt fenced out after uploading); it is no capture's evidence and is kept";
+        if json {
+            print_json(&serde_json::json!({
+                "object_key": key,
+                "location": "primary",
+                "outcome": "unindexed",
+                "detail": detail,
+            }))?;
+        } else {
+            eprintln!("UNINDEXED {key} (primary)  {detail}");
+        }
+    }
     let summary = AuditSummary::of(&checks);
     if !json {
         eprintln!(
-            "{} object(s) checked, {} failed, {} repaired from a good copy",
-            summary.checked, summary.failed, summary.repaired
+            "{} object(s) checked, {} failed, {} repaired from a good copy, {} not named by any capture",
+            summary.checked,
+            summary.failed,
+            summary.repaired,
+            unindexed.len()
         );
     }
     Ok(exit(summary.failed == 0))

@@ -460,8 +460,9 @@ pub fn main() -> ExitCode {
         Command::Daemon { log_format, .. } => ("info", *log_format == LogFormat::Json),
         _ => ("warn", false),
     };
+    // PostgreSQL's notices ("already exists, skipping") are not custody's.
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUSTODY_LOG")
-        .unwrap_or_else(|_| default_level.into());
+        .unwrap_or_else(|_| format!("{default_level},sqlx::postgres::notice=warn").into());
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -587,9 +588,79 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Daemon { .. } => service::daemon(config).await,
         Command::Serve { .. } => service::serve(config).await,
         command => {
-            let archive = open(config).await?;
+            let archive = match access(&command) {
+                Access::Write => open(config).await?,
+                Access::Read => open_for_reading(config).await?,
+                Access::ReadRecorded => open_recorded(config).await?,
+            };
             dispatch(&archive, command).await
         }
+    }
+}
+
+/// How a command opens the archive.
+enum Access {
+    /// It writes: opened for writing (migrating the index if needed).
+    Write,
+    /// It only reads: opened read-only, so it runs on a write-protected
+    /// copy, takes no write lock, and changes nothing.
+    Read,
+    /// It reads and records that it did (custody events, a checkpoint when
+    /// none covers a proof): opened for writing when it can be, else
+    /// read-only with a warning that the access goes unrecorded.
+    ReadRecorded,
+}
+
+fn access(command: &Command) -> Access {
+    match command {
+        Command::Captures { .. }
+        | Command::Show { .. }
+        | Command::Diff { .. }
+        | Command::Verify { .. }
+        | Command::Claims { .. } => Access::Read,
+        Command::Claim { command } if matches!(**command, ClaimCommand::Show { .. }) => {
+            Access::Read
+        }
+        Command::Log { command } => match command {
+            LogCommand::Key | LogCommand::Consistency { .. } | LogCommand::Check { .. } => {
+                Access::Read
+            }
+            LogCommand::Proof { .. } => Access::ReadRecorded,
+            LogCommand::Checkpoint { .. } => Access::Write,
+        },
+        Command::Get { .. } | Command::Export { .. } => Access::ReadRecorded,
+        _ => Access::Write,
+    }
+}
+
+/// Read-only; an index that cannot be opened so (not made yet, or of an
+/// older schema) is opened for writing instead, which creates or migrates
+/// it, when the data directory allows.
+async fn open_for_reading(config: Config) -> Result<Archive, Failure> {
+    match Archive::open_read_only(config.clone()).await {
+        Ok(archive) => Ok(archive),
+        Err(read_only) => Archive::open(config)
+            .await
+            .map_err(|_| open_failure(read_only)),
+    }
+}
+
+async fn open_recorded(config: Config) -> Result<Archive, Failure> {
+    match Archive::open(config.clone()).await {
+        Ok(archive) => Ok(archive),
+        Err(writing) => match Archive::open_read_only(config).await {
+            Ok(archive) => {
+                let why = match &writing {
+                    ArchiveError::Unwritable { path, source } => {
+                        format!("{} cannot be written: {source}", path.display())
+                    }
+                    other => other.to_string(),
+                };
+                eprintln!("warning: reading the archive read-only ({why}), so this access is not recorded as a custody event");
+                Ok(archive)
+            }
+            Err(_) => Err(open_failure(writing)),
+        },
     }
 }
 

@@ -29,18 +29,23 @@ pub async fn daemon(config: Config) -> Result<ExitCode, Failure> {
 
 /// Serves the HTTP surface alone until SIGTERM.
 pub async fn serve(config: Config) -> Result<ExitCode, Failure> {
-    let settings = custody::http::ServeSettings {
-        public_read: config.daemon.public_read,
-        replay_cache: config.daemon.replay_cache,
-        schedules_dir: Some(config.daemon.schedules_dir.clone()).filter(|d| d.is_dir()),
-    };
-    let listen = config.daemon.listen;
+    let mut settings = custody::http::ServeSettings::of(&config.daemon);
+    settings.schedules_dir = settings.schedules_dir.filter(|d| d.is_dir());
+    let (listen, replay) = (config.daemon.listen, config.daemon.replay.clone());
     let public = settings.public_read;
     let archive = std::sync::Arc::new(super::open(config).await?);
     let capturer = custody::pipeline::Capturer::new(archive).map_err(super::open_failure)?;
-    let server = custody::http::Server::bind(std::sync::Arc::new(capturer), listen, settings)
-        .await
-        .map_err(|e| Failure::Usage(e.into()))?;
+    let server = custody::http::Server::bind(
+        std::sync::Arc::new(capturer),
+        listen,
+        replay.as_ref(),
+        settings,
+    )
+    .await
+    .map_err(|e| Failure::Usage(e.into()))?;
+    if let Some(addr) = server.replay_addr() {
+        eprintln!("custody: replay served apart at http://{addr}/");
+    }
     eprintln!(
         "custody: serving http://{}/ (reading {})",
         server.local_addr(),

@@ -287,9 +287,8 @@ async fn send_file(path: PathBuf, name: &str, content_type: &str) -> Result<Resp
 }
 
 fn export_path(state: &AppState) -> Result<PathBuf, AppError> {
-    let spool = state.archive().config().spool_dir();
-    std::fs::create_dir_all(&spool).map_err(|e| AppError::internal(&e))?;
-    Ok(spool.join(format!("export-{}", uuid::Uuid::new_v4().simple())))
+    let scratch = state.archive().scratch_dir();
+    Ok(scratch.join(format!("export-{}", uuid::Uuid::new_v4().simple())))
 }
 
 async fn download_warc(

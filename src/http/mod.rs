@@ -13,9 +13,12 @@
 
 mod api;
 mod cache;
+pub mod grant;
+mod isolation;
 mod openapi;
 mod replay;
 pub mod rewrite;
+pub mod serve;
 mod ui;
 
 use std::path::PathBuf;
@@ -45,6 +48,95 @@ pub struct ServeSettings {
     /// Keep small verified payloads in memory between replays (they are
     /// re-hashed each time they are served).
     pub replay_cache: bool,
+    /// How connections are bounded.
+    pub limits: serve::Limits,
+    /// The replay origin's address (scheme, host, port), when replay is
+    /// served apart ([`isolation`]); filled from the bound address by
+    /// [`Listeners::bind`] when not configured.
+    pub replay_url: Option<String>,
+    /// custody's own address, for links from the replay origin back to the
+    /// UI; likewise filled when not configured.
+    pub public_url: Option<String>,
+}
+
+impl ServeSettings {
+    /// The HTTP settings of a `[daemon]` table.
+    pub fn of(daemon: &crate::config::DaemonSettings) -> ServeSettings {
+        ServeSettings {
+            public_read: daemon.public_read,
+            schedules_dir: Some(daemon.schedules_dir.clone()),
+            replay_cache: daemon.replay_cache,
+            limits: serve::Limits {
+                header_timeout: daemon.header_timeout,
+                max_connections: daemon.max_connections,
+            },
+            replay_url: daemon.replay.as_ref().and_then(|r| r.url.clone()),
+            public_url: daemon.public_url.clone(),
+        }
+    }
+}
+
+/// The main listener (API, UI, replay) and, when configured, the replay
+/// origin's.
+pub struct Listeners {
+    main: tokio::net::TcpListener,
+    replay: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `listen` and the replay origin's address, and fills the
+    /// settings' addresses that were left to the bound ones.
+    pub async fn bind(
+        listen: std::net::SocketAddr,
+        replay: Option<&crate::config::ReplayOrigin>,
+        settings: &mut ServeSettings,
+    ) -> Result<Listeners, ServeError> {
+        let bind = |addr: std::net::SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Listen { addr, source })
+        };
+        let main = bind(listen).await?;
+        let replay = match replay {
+            Some(r) => Some(bind(r.listen).await?),
+            None => None,
+        };
+        let listeners = Listeners { main, replay };
+        if settings.public_url.is_none() {
+            settings.public_url = Some(format!("http://{}", listeners.local_addr()));
+        }
+        if let (None, Some(addr)) = (&settings.replay_url, listeners.replay_addr()) {
+            settings.replay_url = Some(format!("http://{addr}"));
+        }
+        Ok(listeners)
+    }
+
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.main
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn replay_addr(&self) -> Option<std::net::SocketAddr> {
+        self.replay.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves the app (and the replay origin) until `stop` turns true.
+    pub async fn serve(
+        self,
+        state: AppState,
+        limits: serve::Limits,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let main = serve::serve(self.main, app(state.clone()), limits, stop.clone());
+        match self.replay {
+            Some(replay) => {
+                let replay = serve::serve(replay, isolation::replay_app(state), limits, stop);
+                tokio::join!(main, replay);
+            }
+            None => main.await,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -98,14 +190,15 @@ impl AppState {
 }
 
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(api::routes())
         .merge(replay::routes())
         .merge(ui::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
-        .with_state(state)
+        .with_state(state.clone());
+    isolation::with_grants(router, state, String::new())
 }
 
 /// Why the HTTP surface could not be served.
@@ -116,13 +209,11 @@ pub enum ServeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("the http server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// The HTTP surface bound to its address, ready to serve (`custody serve`).
 pub struct Server {
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     capturer: Arc<Capturer>,
     settings: ServeSettings,
 }
@@ -131,48 +222,46 @@ impl Server {
     pub async fn bind(
         capturer: Arc<Capturer>,
         listen: std::net::SocketAddr,
-        settings: ServeSettings,
+        replay: Option<&crate::config::ReplayOrigin>,
+        mut settings: ServeSettings,
     ) -> Result<Server, ServeError> {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| ServeError::Listen {
-                addr: listen,
-                source,
-            })?;
+        let listeners = Listeners::bind(listen, replay, &mut settings).await?;
         Ok(Server {
-            listener,
+            listeners,
             capturer,
             settings,
         })
     }
 
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listeners.local_addr()
     }
 
-    /// Serves until SIGTERM or SIGINT, then records the last accesses and
-    /// returns.
+    /// The replay origin's address, when replay is served apart.
+    pub fn replay_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listeners.replay_addr()
+    }
+
+    /// Serves until SIGTERM or SIGINT, lets open requests finish, then
+    /// records the last accesses and returns.
     pub async fn run_until_signal(self) -> Result<(), ServeError> {
         let addr = self.local_addr();
-        let public = self.settings.public_read;
+        let (public, limits) = (self.settings.public_read, self.settings.limits);
         let (state, writer) = AppState::new(self.capturer, self.settings);
         tracing::info!(listen = %addr, public_read = public, "serving");
-        let stop = async {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let signalled = async move {
             use tokio::signal::unix::{signal, SignalKind};
             let mut term = signal(SignalKind::terminate()).ok();
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {},
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
             }
+            let _ = stop_tx.send(true);
         };
-        let result = axum::serve(self.listener, app(state))
-            .with_graceful_shutdown(stop)
-            .await
-            .map_err(ServeError::Serve);
+        tokio::join!(self.listeners.serve(state, limits, stop), signalled);
         let _ = writer.await;
-        result
+        Ok(())
     }
 }
 
@@ -268,8 +357,14 @@ fn cookie_navigation(path: &str, headers: &HeaderMap) -> bool {
 /// Checks the caller's token against the route's role: 401 without a valid
 /// token, 403 when its role is not enough.
 async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if req.extensions().get::<isolation::Granted>().is_some() {
+        // Opened by a replay grant: the cookie and any token are not
+        // consulted.
+        return next.run(req).await;
+    }
     let needed = required_role(req.method(), req.uri().path());
     let presented = presented_token(req.method(), req.headers());
+    let via_cookie = matches!(presented, Some((_, Presented::Cookie)));
     if let Some((_, Presented::Cookie)) = &presented {
         if needed.is_some() && !cookie_navigation(req.uri().path(), req.headers()) {
             return AppError::new(
@@ -321,7 +416,14 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         }
     }
     let replay = req.uri().path().starts_with("/replay/");
+    if replay {
+        if let Some(elsewhere) = isolation::redirect(&state, &req, &caller, via_cookie) {
+            return elsewhere;
+        }
+    }
     req.extensions_mut().insert(caller);
+    req.extensions_mut()
+        .insert(isolation::ReplayContext::default());
     let mut resp = next.run(req).await;
     if !replay {
         // Only replayed pages may be framed (by each other).

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use url::Url;
 
+use super::isolation::ReplayContext;
 use super::rewrite::{escape_attr, Rewriter};
 use super::{AppError, AppState, Caller};
 use crate::archive::{decode_body, normalize_url, parse_at};
@@ -37,12 +38,15 @@ pub fn routes() -> Router<AppState> {
         .route("/timemap/link/{*url}", get(timemap_link))
         .route("/timemap/json/{*url}", get(timemap_json))
         .route("/cdx", get(cdx))
+        .route_layer(axum::middleware::from_fn(super::isolation::isolate))
 }
 
 /// Replayed pages may load only from this server: anything the rewriter
-/// missed (a URL built by a script) is blocked, never fetched live.
-pub const REPLAY_CSP: &str =
-    "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:; frame-ancestors 'self'";
+/// missed (a URL built by a script) is blocked, never fetched live. (The
+/// sandbox is added to every replay response, see `isolation`; a sandboxed
+/// page has an opaque origin, which `frame-ancestors 'self'` would never
+/// match, so replays may be framed, by each other included.)
+pub const REPLAY_CSP: &str = "default-src 'self' 'unsafe-inline' 'unsafe-eval' data: blob:";
 
 /// Largest HTML or CSS body rewritten; larger ones are served as received.
 const MAX_REWRITE: u64 = 32 * 1024 * 1024;
@@ -116,62 +120,76 @@ enum Mode {
     Identity,
 }
 
+/// What a replay path asks for.
+struct Wanted {
+    /// The timestamp as given (up to 14 digits; empty for the latest).
+    ts: String,
+    at: Option<DateTime<Utc>>,
+    mode: Mode,
+    url: String,
+}
+
+impl Wanted {
+    fn parse(uri: &Uri) -> Result<Wanted, AppError> {
+        let rest = uri.path().strip_prefix("/replay/").unwrap_or_default();
+        let Some((stamp, _)) = rest.split_once('/') else {
+            return Err(AppError::bad_request(
+                "use /replay/{timestamp}/{url}, e.g. /replay/20161129100400/https://example.org/",
+            ));
+        };
+        let digits = stamp.bytes().take_while(u8::is_ascii_digit).count();
+        let (ts, modifier) = stamp.split_at(digits);
+        let mode = match modifier {
+            "" => Mode::Page,
+            "id_" => Mode::Identity,
+            m if m.len() == 3 && m.ends_with('_') => Mode::Embed,
+            _ => {
+                return Err(AppError::bad_request(format!(
+                    "{stamp:?} is not a timestamp; use up to 14 digits YYYYMMDDhhmmss, optionally followed by id_"
+                )))
+            }
+        };
+        let at = if ts.is_empty() {
+            None
+        } else {
+            Some(parse_at(ts).map_err(|_| {
+                AppError::bad_request(format!("{ts:?} is not a timestamp; use YYYYMMDDhhmmss"))
+            })?)
+        };
+        let url = target_url(uri, &format!("/replay/{stamp}/"))?;
+        Ok(Wanted {
+            ts: ts.to_string(),
+            at,
+            mode,
+            url,
+        })
+    }
+}
+
+impl Mode {
+    /// The path modifier that asks for this mode.
+    fn modifier(self) -> &'static str {
+        match self {
+            Mode::Identity => "id_",
+            Mode::Embed => "if_",
+            Mode::Page => "",
+        }
+    }
+}
+
 async fn replay(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(cx): Extension<ReplayContext>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let rest = uri.path().strip_prefix("/replay/").unwrap_or_default();
-    let Some((stamp, _)) = rest.split_once('/') else {
-        return Err(AppError::bad_request(
-            "use /replay/{timestamp}/{url}, e.g. /replay/20161129100400/https://example.org/",
-        ));
-    };
-    let digits = stamp.bytes().take_while(u8::is_ascii_digit).count();
-    let (ts, modifier) = stamp.split_at(digits);
-    let mode = match modifier {
-        "" => Mode::Page,
-        "id_" => Mode::Identity,
-        m if m.len() == 3 && m.ends_with('_') => Mode::Embed,
-        _ => {
-            return Err(AppError::bad_request(format!(
-                "{stamp:?} is not a timestamp; use up to 14 digits YYYYMMDDhhmmss, optionally followed by id_"
-            )))
-        }
-    };
-    let at = if ts.is_empty() {
-        None
-    } else {
-        Some(parse_at(ts).map_err(|_| {
-            AppError::bad_request(format!("{ts:?} is not a timestamp; use YYYYMMDDhhmmss"))
-        })?)
-    };
-    let url = target_url(&uri, &format!("/replay/{stamp}/"))?;
-    let cache = &state.inner.cache;
-    let caching = state.inner.settings.replay_cache;
-    let hit = match cache.lookup(&url, ts).filter(|_| caching) {
-        Some(hit) => hit,
-        None => {
-            let hit = state
-                .index()
-                .nearest_response(&url, at)
-                .await?
-                .ok_or_else(|| {
-                    AppError::not_found(format!(
-                    "{url} is not in the archive; its captures are listed at /timemap/link/{url}"
-                ))
-                })?;
-            if caching {
-                cache.remember_lookup(&url, ts, &hit);
-            }
-            hit
-        }
-    };
+    let want = Wanted::parse(&uri)?;
+    let hit = nearest(&state, &want).await?;
     let found_ts = hit.record.timestamp.clone();
-    if mode == Mode::Page && ts != found_ts {
+    if want.mode == Mode::Page && want.ts != found_ts {
         // The canonical memento URI carries the capture's own time.
-        let location = format!("/replay/{found_ts}/{url}");
+        let location = format!("{}/replay/{found_ts}/{}", cx.prefix, want.url);
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::FOUND;
         set(&mut resp, header::LOCATION, &location);
@@ -184,109 +202,158 @@ async fn replay(
             &caller,
             &hit.capture_id,
             "accessed",
-            json!({"via": "replay", "mode": match mode { Mode::Identity => "id_", Mode::Embed => "if_", Mode::Page => "" }, "url": url, "record": hit.record.record_id}),
+            json!({"via": "replay", "mode": want.mode.modifier(), "url": want.url, "record": hit.record.record_id}),
         )
         .await?;
-
-    let status = head
-        .as_ref()
-        .map(|h| h.status)
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::OK);
+    let base_url = Url::parse(&want.url).map_err(|_| AppError::bad_request("bad URL"))?;
+    let rewriter = Rewriter::new(base_url, &found_ts).with_prefix(&cx.prefix);
     let mime = head
         .as_ref()
         .and_then(|h| h.mime())
         .or_else(|| hit.record.mime.clone())
         .unwrap_or_default();
-    let content_type = head.as_ref().and_then(|h| h.header("content-type"));
-    let encoding = head.as_ref().and_then(|h| h.content_encoding());
-    let base_url = Url::parse(&url).map_err(|_| AppError::bad_request("bad URL"))?;
-    let rewriting = mode != Mode::Identity
+    let rewriting = want.mode != Mode::Identity
         && (mime == "text/html" || mime == "application/xhtml+xml" || mime == "text/css")
         && hit.record.length <= MAX_REWRITE;
-
     let mut resp = if rewriting {
-        let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, AppError> {
-            let reader: Box<dyn Read> = match payload {
-                Payload::Memory(bytes) => Box::new(std::io::Cursor::new(bytes)),
-                Payload::File(mut f) => {
-                    f.seek(SeekFrom::Start(0))
-                        .map_err(|e| AppError::internal(&e))?;
-                    Box::new(std::io::BufReader::new(f))
-                }
-            };
-            let mut body = Vec::new();
-            decode_body(reader.take(MAX_REWRITE * 4), encoding.as_deref(), &mut body)?;
-            Ok(body)
-        })
-        .await
-        .map_err(|e| AppError::internal(&e))??;
-        let text = crate::charset::decode(&body, content_type.as_deref(), mime != "text/css");
-        let mut rw = Rewriter::new(base_url.clone(), &found_ts);
-        let out = if mime == "text/css" {
-            rw.css(&text)
-        } else {
-            let banner = match mode {
-                Mode::Page => Some(banner(&state, &hit, &url).await),
-                _ => None,
-            };
-            rw.html(&text, banner.as_deref())
+        let banner = match (want.mode, mime.as_str()) {
+            (Mode::Page, "text/html" | "application/xhtml+xml") => {
+                Some(banner(&state, &hit, &want.url, &cx.ui_base).await)
+            }
+            _ => None,
         };
-        let mut resp = Response::new(Body::from(out));
-        set(
-            &mut resp,
-            header::CONTENT_TYPE,
-            &format!("{mime}; charset=utf-8"),
-        );
-        resp
+        rewritten(payload, head.as_ref(), &mime, rewriter.clone(), banner).await?
     } else {
-        let mut resp = serve_payload(payload, &headers)?;
-        if let Some(enc) = &encoding {
-            set(&mut resp, header::CONTENT_ENCODING, enc);
-        }
-        if let Some(ct) = &content_type {
-            set(&mut resp, header::CONTENT_TYPE, ct);
-        }
-        resp
+        as_received(payload, head.as_ref(), &headers)?
     };
+    let status = head
+        .as_ref()
+        .map(|h| h.status)
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
     if resp.status() == StatusCode::OK {
         *resp.status_mut() = status;
     }
     if let Some(head) = &head {
-        for (name, value) in &head.headers {
-            let lower = name.to_ascii_lowercase();
-            let passed = match lower.as_str() {
-                "content-type" | "content-encoding" | "content-length" | "transfer-encoding"
-                | "connection" | "keep-alive" | "content-range" | "accept-ranges" => continue,
-                "location" => {
-                    let v = String::from_utf8_lossy(value);
-                    let modifier = match mode {
-                        Mode::Identity => "id_",
-                        Mode::Embed => "if_",
-                        Mode::Page => "",
-                    };
-                    let target = Rewriter::new(base_url.clone(), &found_ts)
-                        .url(&v, modifier)
-                        .unwrap_or_else(|| v.to_string());
-                    set(&mut resp, header::LOCATION, &target);
-                    continue;
-                }
-                "last-modified" | "etag" | "content-language" | "content-disposition" => lower,
-                _ => format!("x-archive-orig-{lower}"),
-            };
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(passed.as_bytes()),
-                HeaderValue::from_bytes(value),
-            ) {
-                resp.headers_mut().append(n, v);
-            }
-        }
+        archived_headers(&mut resp, head, &rewriter, want.mode);
     }
-    memento_headers(&mut resp, &headers, &url, &hit);
-    set(&mut resp, header::CONTENT_SECURITY_POLICY, REPLAY_CSP);
+    memento_headers(&mut resp, &headers, &want.url, &hit);
     set(&mut resp, "x-custody-capture", hit.capture_id.as_str());
     set(&mut resp, "x-custody-record", &hit.record.record_id);
     Ok(resp)
+}
+
+/// The response record nearest the wanted time (remembered briefly).
+async fn nearest(state: &AppState, want: &Wanted) -> Result<Hit, AppError> {
+    let cache = &state.inner.cache;
+    let caching = state.inner.settings.replay_cache;
+    if let Some(hit) = cache.lookup(&want.url, &want.ts).filter(|_| caching) {
+        return Ok(hit);
+    }
+    let hit = state
+        .index()
+        .nearest_response(&want.url, want.at)
+        .await?
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "{} is not in the archive; its captures are listed at /timemap/link/{}",
+                want.url, want.url
+            ))
+        })?;
+    if caching {
+        cache.remember_lookup(&want.url, &want.ts, &hit);
+    }
+    Ok(hit)
+}
+
+/// An HTML or CSS payload, decoded and rewritten (HTML with its banner).
+async fn rewritten(
+    payload: Payload,
+    head: Option<&crate::warc::ResponseHead>,
+    mime: &str,
+    mut rewriter: Rewriter,
+    banner: Option<String>,
+) -> Result<Response, AppError> {
+    let encoding = head.and_then(|h| h.content_encoding());
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, AppError> {
+        let reader: Box<dyn Read> = match payload {
+            Payload::Memory(bytes) => Box::new(std::io::Cursor::new(bytes)),
+            Payload::File(mut f) => {
+                f.seek(SeekFrom::Start(0))
+                    .map_err(|e| AppError::internal(&e))?;
+                Box::new(std::io::BufReader::new(f))
+            }
+        };
+        let mut body = Vec::new();
+        decode_body(reader.take(MAX_REWRITE * 4), encoding.as_deref(), &mut body)?;
+        Ok(body)
+    })
+    .await
+    .map_err(|e| AppError::internal(&e))??;
+    let content_type = head.and_then(|h| h.header("content-type"));
+    let text = crate::charset::decode(&body, content_type.as_deref(), mime != "text/css");
+    let out = if mime == "text/css" {
+        rewriter.css(&text)
+    } else {
+        rewriter.html(&text, banner.as_deref())
+    };
+    let mut resp = Response::new(Body::from(out));
+    set(
+        &mut resp,
+        header::CONTENT_TYPE,
+        &format!("{mime}; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+/// A payload as received: its content-encoding and type kept.
+fn as_received(
+    payload: Payload,
+    head: Option<&crate::warc::ResponseHead>,
+    req: &HeaderMap,
+) -> Result<Response, AppError> {
+    let mut resp = serve_payload(payload, req)?;
+    if let Some(enc) = head.and_then(|h| h.content_encoding()) {
+        set(&mut resp, header::CONTENT_ENCODING, &enc);
+    }
+    if let Some(ct) = head.and_then(|h| h.header("content-type")) {
+        set(&mut resp, header::CONTENT_TYPE, &ct);
+    }
+    Ok(resp)
+}
+
+/// The archived response's own headers: a few passed as they were, a
+/// redirect's `Location` pointed into the archive, the rest kept as
+/// `X-Archive-Orig-*` (so none of them acts on the viewer's browser).
+fn archived_headers(
+    resp: &mut Response,
+    head: &crate::warc::ResponseHead,
+    rewriter: &Rewriter,
+    mode: Mode,
+) {
+    for (name, value) in &head.headers {
+        let lower = name.to_ascii_lowercase();
+        let passed = match lower.as_str() {
+            "content-type" | "content-encoding" | "content-length" | "transfer-encoding"
+            | "connection" | "keep-alive" | "content-range" | "accept-ranges" => continue,
+            "location" => {
+                let v = String::from_utf8_lossy(value);
+                let target = rewriter
+                    .url(&v, mode.modifier())
+                    .unwrap_or_else(|| v.to_string());
+                set(resp, header::LOCATION, &target);
+                continue;
+            }
+            "last-modified" | "etag" | "content-language" | "content-disposition" => lower,
+            _ => format!("x-archive-orig-{lower}"),
+        };
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(passed.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            resp.headers_mut().append(n, v);
+        }
+    }
 }
 
 /// A payload to serve: small ones in memory (and in the cache), large
@@ -449,7 +516,7 @@ fn parse_range(v: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
 /// The banner above a replayed page: when it was captured, the WARC's
 /// digest, what the read checked and the last fixity check found, and the
 /// claims linked to the capture.
-async fn banner(state: &AppState, hit: &Hit, url: &str) -> String {
+async fn banner(state: &AppState, hit: &Hit, url: &str, ui_base: &str) -> String {
     let fixity = match state.index().fixity_events(&hit.warc.key).await {
         Ok(events) => match events.last() {
             Some(e) => format!(
@@ -482,7 +549,8 @@ async fn banner(state: &AppState, hit: &Hit, url: &str) -> String {
         };
         let short: String = text.chars().take(80).collect();
         claims.push_str(&format!(
-            " · <a style=\"color:#ffd479\" href=\"/ui/claims/{}\">{} “{}”</a>",
+            " · <a style=\"color:#ffd479\" href=\"{}/ui/claims/{}\">{} “{}”</a>",
+            escape_attr(ui_base),
             escape_attr(&l.claim_id),
             l.relation.as_str(),
             escape_attr(&short)
@@ -495,8 +563,9 @@ async fn banner(state: &AppState, hit: &Hit, url: &str) -> String {
          <strong>Archived copy</strong> of <span>{url_e}</span> · captured \
          <time datetime=\"{iso}\">{iso}</time> · WARC sha256 <code title=\"{sha}\">{short_sha}…</code> · \
          record digests verified on read · {fixity}{claims} · \
-         <a style=\"color:#9cf\" href=\"/ui/captures/{cap}\">capture details</a> · \
-         <a style=\"color:#9cf\" href=\"/ui/timeline?url={url_q}\">other captures</a></div>",
+         <a style=\"color:#9cf\" href=\"{ui}/ui/captures/{cap}\">capture details</a> · \
+         <a style=\"color:#9cf\" href=\"{ui}/ui/timeline?url={url_q}\">other captures</a></div>",
+        ui = escape_attr(ui_base),
         url_e = escape_attr(url),
         iso = crate::model::rfc3339_utc(&hit.record.date),
         sha = hit.warc.sha256.hex(),

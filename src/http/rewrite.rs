@@ -12,9 +12,13 @@
 use url::Url;
 
 /// Rewrites URLs relative to one archived document.
+#[derive(Clone)]
 pub struct Rewriter {
     base: Url,
     timestamp: String,
+    /// Put before `/replay/` (a replay grant's `/g/{grant}`; empty
+    /// otherwise), so every URL the page is given keeps it.
+    prefix: String,
 }
 
 /// Navigations (links, forms) replay with the banner; everything a page
@@ -27,7 +31,14 @@ impl Rewriter {
         Rewriter {
             base,
             timestamp: timestamp.to_string(),
+            prefix: String::new(),
         }
+    }
+
+    /// URLs start with `prefix` (a path, no trailing slash).
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
+        self
     }
 
     /// The archive URL for `raw` (resolved against the document), or `None`
@@ -38,14 +49,21 @@ impl Rewriter {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             return None;
         }
-        if trimmed.starts_with("/replay/") {
+        if trimmed.starts_with(&format!("{}/replay/", self.prefix)) {
             return None; // already inside the archive
+        }
+        if trimmed.starts_with("/replay/") {
+            // Inside the archive, but without the grant this page needs.
+            return Some(format!("{}{trimmed}", self.prefix));
         }
         let abs = self.base.join(trimmed).ok()?;
         if !matches!(abs.scheme(), "http" | "https") {
             return None;
         }
-        Some(format!("/replay/{}{modifier}/{abs}", self.timestamp))
+        Some(format!(
+            "{}/replay/{}{modifier}/{abs}",
+            self.prefix, self.timestamp
+        ))
     }
 
     /// `srcset` syntax: comma-separated candidates, each a URL and an
@@ -434,6 +452,23 @@ mod tests {
             Url::parse("https://www.example.org/2016/11/aleppo/").unwrap(),
             "20161129100400",
         )
+    }
+
+    #[test]
+    fn a_grant_prefix_is_kept_on_every_url() {
+        let rw = rw().with_prefix("/g/ct_1.1700000000.00ff");
+        assert_eq!(
+            rw.url("photo.jpg", EMBED).unwrap(),
+            "/g/ct_1.1700000000.00ff/replay/20161129100400if_/https://www.example.org/2016/11/aleppo/photo.jpg"
+        );
+        assert_eq!(
+            rw.url("/replay/2016id_/https://a.example/", EMBED).unwrap(),
+            "/g/ct_1.1700000000.00ff/replay/2016id_/https://a.example/"
+        );
+        assert_eq!(rw.url("/g/ct_1.1700000000.00ff/replay/2016/x", ""), None);
+        assert!(rw
+            .css("a{background:url(bg.png)}")
+            .contains("url(\"/g/ct_1.1700000000.00ff/replay/20161129100400if_/"));
     }
 
     #[test]

@@ -106,12 +106,24 @@ struct LoginForm {
 
 /// Checks the token and keeps it in an HttpOnly, same-site cookie (used
 /// for reading only; changes need the `Authorization` header).
-async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        let mut r = error_page(super::AppError::new(
+            StatusCode::FORBIDDEN,
+            "sign in from custody's own login page",
+        ));
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
     match crate::access::authenticate(state.index().as_ref(), &f.token).await {
         Ok(Some(_)) => {
             let next = f
                 .next
-                .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+                .filter(|n| local_path(n))
                 .unwrap_or_else(|| "/".into());
             let mut resp = Redirect::to(&next).into_response();
             if let Ok(v) = format!(
@@ -130,6 +142,37 @@ async fn login(State(state): State<AppState>, Form(f): Form<LoginForm>) -> Respo
             r
         }
         Err(e) => error_page(e.into()),
+    }
+}
+
+/// Whether `next` is a plain path on this server: it starts with one `/`,
+/// and holds nothing a browser could read as another host (`//`, `/\`, a
+/// backslash anywhere, a scheme) or that it would strip (control
+/// characters, spaces).
+fn local_path(next: &str) -> bool {
+    let mut chars = next.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace())
+        && url::Url::parse(&format!("http://custody.invalid{next}"))
+            .is_ok_and(|u| u.host_str() == Some("custody.invalid"))
+}
+
+/// Whether a form post comes from this server's own pages: its `Origin`
+/// (or, without one, `Sec-Fetch-Site`) says so. A client that sends
+/// neither is not a browser, and a cross-site form cannot be it.
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match (value("origin"), value("host")) {
+        (Some(origin), Some(host)) => {
+            let bare = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            bare == Some(host)
+        }
+        (Some(_), None) => false,
+        (None, _) => matches!(value("sec-fetch-site"), None | Some("same-origin")),
     }
 }
 
@@ -635,6 +678,58 @@ async fn fixity_page(State(state): State<AppState>) -> Response {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn login_returns_only_to_plain_local_paths() {
+        for ok in ["/", "/ui/claims/abc?x=1", "/replay/2016/https://a.example/"] {
+            assert!(super::local_path(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example/",
+            "/\\/evil.example",
+            "/ui\\..\\x",
+            "https://evil.example/",
+            "evil",
+            "/\tevil",
+            "/\n/evil.example",
+            "/ //evil.example",
+            "",
+        ] {
+            assert!(!super::local_path(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn login_posts_are_accepted_from_this_origin_only() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            m
+        };
+        assert!(super::same_origin(&h(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080")
+        ])));
+        assert!(!super::same_origin(&h(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(!super::same_origin(&h(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "null")
+        ])));
+        assert!(!super::same_origin(&h(&[
+            ("host", "127.0.0.1:8080"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(
+            super::same_origin(&h(&[("host", "127.0.0.1:8080")])),
+            "not a browser"
+        );
+    }
     use super::*;
 
     #[test]

@@ -85,6 +85,11 @@ macro_rules! migrations {
                 "api tokens",
                 include_str!(concat!("migrations/", $backend, "/0009_api_tokens.sql")),
             ),
+            (
+                10,
+                "exactly once",
+                include_str!(concat!("migrations/", $backend, "/0010_exactly_once.sql")),
+            ),
         ]
     };
 }
@@ -141,6 +146,10 @@ pub enum IndexError {
     /// The write would repeat something the index already holds.
     #[error("{0}")]
     Conflict(String),
+    /// A scheduled capture whose attempt no longer holds its run's lease,
+    /// or whose instant is already captured: it is not indexed.
+    #[error("{0}")]
+    Fenced(String),
     /// A row cannot be read back.
     #[error("index holds a value it cannot read ({0}); the database may have been edited by hand")]
     Corrupt(String),
@@ -151,6 +160,9 @@ pub enum IndexError {
     /// Any other database error (a bug, or a schema edited by hand).
     #[error("index database error: {0}")]
     Database(sqlx::Error),
+    /// A read-only index whose schema is older than this custody's.
+    #[error("the index has schema version {have}, this custody needs {want}: run a command that writes (`custody daemon` or `custody capture`) on it once to migrate it")]
+    Outdated { have: i64, want: i64 },
     #[error("cannot create the index directory {path}: {source}")]
     Io {
         path: std::path::PathBuf,
@@ -174,9 +186,11 @@ pub enum ErrorKind {
 impl IndexError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            IndexError::BadUrl(_) | IndexError::Unsupported(_) => ErrorKind::Config,
+            IndexError::BadUrl(_) | IndexError::Unsupported(_) | IndexError::Outdated { .. } => {
+                ErrorKind::Config
+            }
             IndexError::NotFound(_) => ErrorKind::NotFound,
-            IndexError::Conflict(_) => ErrorKind::Conflict,
+            IndexError::Conflict(_) | IndexError::Fenced(_) => ErrorKind::Conflict,
             IndexError::Corrupt(_) => ErrorKind::Corrupt,
             IndexError::Unavailable(_) | IndexError::Io { .. } => ErrorKind::Unavailable,
             IndexError::Database(_) => ErrorKind::Internal,
@@ -240,17 +254,44 @@ pub struct Hit {
     pub record: RecordEntry,
 }
 
+/// The attempt that may commit a scheduled capture: the one that still
+/// holds its run's lease (the lease's owner and the attempt number it
+/// claimed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub run_id: i64,
+    pub attempt: u32,
+    pub owner: String,
+}
+
 /// Captures, their WARC files and records, and the lookups that find them.
 #[async_trait]
 pub trait CaptureIndex: Send + Sync {
     /// Records a finished capture. For an `ok` capture, `capture.warc` must
     /// be durable in the store already; `records` are its WARC's records.
     /// Appends the capture's leaf to the log in the same transaction.
+    ///
+    /// A scheduled capture is committed exactly once per instant: with the
+    /// run's row locked, it is refused ([`IndexError::Fenced`]) when its
+    /// `fence` no longer holds the run's lease (another daemon took the run
+    /// over), or when an `ok` capture of the same schedule, URL and instant
+    /// is already indexed.
     async fn put_capture(
         &self,
         capture: &Capture,
         records: &[RecordEntry],
+        fence: Option<&Fence>,
     ) -> Result<(), IndexError>;
+
+    /// The successful capture of a schedule's URL at an instant, if one is
+    /// indexed (what a run's later attempt finishes with instead of
+    /// capturing the instant again).
+    async fn capture_of_instant(
+        &self,
+        schedule: &str,
+        seed_url: &str,
+        scheduled_for: DateTime<Utc>,
+    ) -> Result<Option<CaptureId>, IndexError>;
 
     /// Puts back a capture whose leaf the log already holds (reindex).
     async fn restore_capture(
@@ -320,6 +361,9 @@ pub trait CaptureIndex: Send + Sync {
         key: &str,
         capture_id: &CaptureId,
     ) -> Result<(), IndexError>;
+
+    /// Every note left, oldest first (start-up recovery adopts them).
+    async fn all_pending_objects(&self) -> Result<Vec<PendingObject>, IndexError>;
 }
 
 /// The transparency log (leaves are appended by the writes that record
@@ -460,11 +504,22 @@ pub trait RunIndex: Send + Sync {
     /// Runs, oldest instant first; only those of a schedule when given.
     async fn runs(&self, schedule: Option<&str>) -> Result<Vec<Run>, IndexError>;
 
-    /// Whether this process leads the planning of runs. Several daemons may
-    /// share one index; one plans at a time. Backends that serve a single
-    /// node always answer true; PostgreSQL holds a session advisory lock on a
-    /// dedicated connection, released when the leader dies.
-    async fn try_lead(&self) -> Result<bool, IndexError>;
+    /// Takes or renews the scheduler-leader lease for `owner` until
+    /// `until`; true when `owner` leads. Several daemons may share one
+    /// index; one plans (and signs checkpoints, scrubs, timestamps) at a
+    /// time. The lease expires unless renewed, so a leader that dies or
+    /// freezes (a VM pause, a storage stall) is replaced once `now` passes
+    /// its expiry; a frozen leader that wakes finds it lost the lease.
+    async fn try_lead(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, IndexError>;
+
+    /// Gives up the leader lease if `owner` holds it (a clean shutdown, so
+    /// another daemon leads at once).
+    async fn resign(&self, owner: &str) -> Result<(), IndexError>;
 }
 
 /// Claims, evidence links, passage checks and custody events: all
@@ -605,6 +660,22 @@ pub async fn open(url: &str) -> Result<Arc<dyn Index>, IndexError> {
             ))
         }
         "postgres" | "postgresql" => Ok(Arc::new(PostgresIndex::open(url).await?)),
+        other => Err(IndexError::Unsupported(other.to_string())),
+    }
+}
+
+/// Opens the index a URL names for reading only: nothing is created or
+/// migrated, and a write-protected copy of a SQLite index works.
+pub async fn open_read_only(url: &str) -> Result<Arc<dyn Index>, IndexError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(IndexError::BadUrl(url.to_string()));
+    };
+    match scheme {
+        "sqlite" if !rest.is_empty() => Ok(Arc::new(
+            SqliteIndex::open_read_only(std::path::Path::new(rest)).await?,
+        )),
+        "sqlite" => Err(IndexError::BadUrl(url.to_string())),
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresIndex::open_read_only(url).await?)),
         other => Err(IndexError::Unsupported(other.to_string())),
     }
 }

@@ -4,10 +4,10 @@
 //! This file is the PostgreSQL side of the dialect seam; the queries are in
 //! `sql.rs`, compiled here with `DB = Postgres`. Writers that need the log's
 //! next index take a per-schema advisory lock (so leaf indices stay dense),
-//! runs are claimed `FOR UPDATE SKIP LOCKED`, migrations run under an
-//! advisory lock so that daemons starting together do not race, and the
-//! scheduler leader holds a session advisory lock on a connection of its
-//! own.
+//! runs are claimed `FOR UPDATE SKIP LOCKED`, a run's row is locked while
+//! its capture is committed, and migrations run under a session advisory
+//! lock taken before anything else (even the migrations table), so that
+//! daemons starting together do not race.
 
 use std::time::Duration;
 
@@ -28,16 +28,11 @@ const CLAIM_SUFFIX: &str = " FOR UPDATE OF r SKIP LOCKED";
 /// installations in different schemas of one database do not block each
 /// other.
 const MIGRATION_LOCK: i32 = 72_155_401;
-const LEADER_LOCK: i32 = 72_155_402;
 const LOG_LOCK: i32 = 72_155_403;
 
-/// What the PostgreSQL backend keeps beside its pool: how to reach the
-/// server, and the connection holding the scheduler-leader lock while this
-/// process leads.
-struct Seam {
-    url: String,
-    leader: tokio::sync::Mutex<Option<sqlx::PgConnection>>,
-}
+/// A run's row is locked while the capture of its instant is committed, so
+/// two attempts (or an attempt and start-up recovery) commit one at a time.
+const ROW_LOCK: &str = " FOR UPDATE";
 
 impl PostgresIndex {
     /// Connects and migrates.
@@ -47,11 +42,23 @@ impl PostgresIndex {
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
             .await?;
-        let seam = Seam {
-            url: url.to_string(),
-            leader: tokio::sync::Mutex::new(None),
-        };
-        Self::with_pool(pool, seam).await
+        Self::with_pool(pool).await
+    }
+}
+
+impl PostgresIndex {
+    /// Connects for reading only: every transaction is read-only and
+    /// nothing is migrated.
+    pub async fn open_read_only(url: &str) -> Result<PostgresIndex, IndexError> {
+        use std::str::FromStr;
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)?
+            .options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Self::read_only(pool).await
     }
 }
 
@@ -68,35 +75,28 @@ async fn lock_log(tx: &mut sqlx::Transaction<'_, DB>) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-/// One migrator at a time across every daemon.
-async fn lock_migrations(tx: &mut sqlx::Transaction<'_, DB>) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+/// One migrator at a time across every daemon: a session lock, taken
+/// before the migrations table is created (two daemons creating it at once
+/// would otherwise collide in the catalogue).
+async fn lock_migrations(conn: &mut sqlx::pool::PoolConnection<DB>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_lock($1, hashtext(current_schema()))")
         .bind(MIGRATION_LOCK)
-        .execute(&mut **tx)
+        .execute(&mut **conn)
         .await?;
     Ok(())
 }
 
-/// The leader holds a session advisory lock on a dedicated connection; it
-/// leads while that session lives, and the lock goes with it when it dies.
-async fn try_lead(seam: &Seam) -> Result<bool, IndexError> {
-    use sqlx::Connection;
-    let mut held = seam.leader.lock().await;
-    if let Some(conn) = held.as_mut() {
-        if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
-            return Ok(true);
-        }
-        *held = None;
-        return Ok(false);
-    }
-    let mut conn = sqlx::PgConnection::connect(&seam.url).await?;
-    let got: bool =
-        sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
-            .bind(LEADER_LOCK)
-            .fetch_one(&mut conn)
-            .await?;
-    if got {
-        *held = Some(conn);
-    }
-    Ok(got)
+async fn unlock_migrations(conn: &mut sqlx::pool::PoolConnection<DB>) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_unlock($1, hashtext(current_schema()))")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut **conn)
+        .await?;
+    Ok(())
+}
+
+/// A migration's transaction.
+async fn begin_migration(
+    conn: &mut sqlx::pool::PoolConnection<DB>,
+) -> Result<sqlx::Transaction<'_, DB>, sqlx::Error> {
+    sqlx::Connection::begin(&mut **conn).await
 }

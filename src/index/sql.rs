@@ -4,15 +4,16 @@
 //! their own (`#[path = "sql.rs"] mod sql;`), with their `DB` type and
 //! their side of the dialect seam in scope as `super::...`: `begin` (how a
 //! write transaction starts), `lock_log` (what serialises log appends),
-//! `lock_migrations`, `CLAIM_SUFFIX` (how a run is claimed without waiting
-//! for another daemon), `try_lead` and `MIGRATIONS`.
+//! `lock_migrations`/`unlock_migrations`/`begin_migration`, `CLAIM_SUFFIX`
+//! (how a run is claimed without waiting for another daemon), `ROW_LOCK`
+//! (how a run's row is held while its capture commits) and `MIGRATIONS`.
 //! Everything else is written once: every statement uses `$N` placeholders,
 //! which both drivers bind, and quotes `"offset"`, which both accept.
 //!
 //! Why this form rather than sqlx's `Any` driver or a body generic over
 //! `sqlx::Database`: `Any` cannot decode SQLite booleans (sqlx issues #2657
 //! and #2778, open), converts every row into its own value type, and has no
-//! `BEGIN IMMEDIATE` or dedicated leader connection; a generic body needs a
+//! `BEGIN IMMEDIATE` or session advisory lock; a generic body needs a
 //! higher-ranked `Executor` bound on the connection type at every call, for
 //! nothing this form does not give.
 
@@ -20,10 +21,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row as _};
 
-use super::{begin, lock_log, lock_migrations, try_lead, Seam, CLAIM_SUFFIX, DB, MIGRATIONS};
+use super::{
+    begin, begin_migration, lock_log, lock_migrations, unlock_migrations, CLAIM_SUFFIX, DB,
+    MIGRATIONS, ROW_LOCK,
+};
 use crate::index::{
-    db_time, nearer, parse_db_time, CaptureIndex, CaptureQuery, Hit, Index, IndexError, LinkFilter,
-    LogIndex, ProvenanceIndex, RecordQuery, RowCounts, RunIndex, TokenIndex, MIGRATION_TABLE,
+    db_time, nearer, parse_db_time, CaptureIndex, CaptureQuery, Fence, Hit, Index, IndexError,
+    LinkFilter, LogIndex, ProvenanceIndex, RecordQuery, RowCounts, RunIndex, TokenIndex,
+    MIGRATION_TABLE,
 };
 use crate::model::{
     ApiToken, Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, FixityEvent,
@@ -38,22 +43,47 @@ type Tx = sqlx::Transaction<'static, DB>;
 /// The index over one database.
 pub struct SqlIndex {
     pool: sqlx::Pool<DB>,
-    seam: Seam,
 }
 
 impl SqlIndex {
     /// The index over `pool`, migrated.
-    pub(super) async fn with_pool(pool: sqlx::Pool<DB>, seam: Seam) -> Result<Self, IndexError> {
-        let index = SqlIndex { pool, seam };
+    pub(super) async fn with_pool(pool: sqlx::Pool<DB>) -> Result<Self, IndexError> {
+        let index = SqlIndex { pool };
         index.migrate().await?;
         Ok(index)
     }
 
+    /// Applies the migrations not yet applied, under the migration lock
+    /// (taken first), each in its own transaction.
+    /// The index over `pool`, for reading only: its schema must be current
+    /// (a read-only index cannot be migrated).
+    pub(super) async fn read_only(pool: sqlx::Pool<DB>) -> Result<Self, IndexError> {
+        let have: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM custody_migration")
+            .fetch_one(&pool)
+            .await?;
+        let want = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        let have = have.unwrap_or(0);
+        if have < want {
+            return Err(IndexError::Outdated { have, want });
+        }
+        Ok(SqlIndex { pool })
+    }
+
     async fn migrate(&self) -> Result<(), IndexError> {
-        sqlx::query(MIGRATION_TABLE).execute(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        lock_migrations(&mut conn).await?;
+        let migrated = Self::migrate_on(&mut conn).await;
+        if unlock_migrations(&mut conn).await.is_err() {
+            // Closed rather than returned to the pool still holding the lock.
+            drop(conn.detach());
+        }
+        migrated
+    }
+
+    async fn migrate_on(conn: &mut sqlx::pool::PoolConnection<DB>) -> Result<(), IndexError> {
+        sqlx::query(MIGRATION_TABLE).execute(&mut **conn).await?;
         for (version, name, sql) in MIGRATIONS {
-            let mut tx = begin(&self.pool).await?;
-            lock_migrations(&mut tx).await?;
+            let mut tx = begin_migration(conn).await?;
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM custody_migration WHERE version = $1")
                     .bind(version)
@@ -140,6 +170,64 @@ impl SqlIndex {
             out.push(self.capture_from_row(row).await?);
         }
         Ok(out)
+    }
+
+    /// With the run's row locked (`ROW_LOCK`), refuses a scheduled capture
+    /// that its fence no longer allows, or whose instant is already
+    /// captured.
+    async fn exactly_once(
+        tx: &mut Tx,
+        capture: &Capture,
+        fence: Option<&Fence>,
+    ) -> Result<(), IndexError> {
+        let (Some(schedule), Some(at)) = (&capture.schedule, capture.scheduled_for) else {
+            return Ok(());
+        };
+        let instant = format!("{schedule} {} at {}", capture.seed_url, db_time(&at));
+        let run = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, state, lease_owner, attempts FROM run \
+             WHERE schedule = $1 AND url = $2 AND scheduled_for = $3{ROW_LOCK}"
+        )))
+        .bind(schedule)
+        .bind(&capture.seed_url)
+        .bind(db_time(&at))
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(f) = fence {
+            let holds = match &run {
+                Some(r) => {
+                    r.int("id")? == f.run_id
+                        && r.text("state")? == "running"
+                        && r.opt_text("lease_owner")?.as_deref() == Some(f.owner.as_str())
+                        && r.count("attempts")? == u64::from(f.attempt)
+                }
+                None => false,
+            };
+            if !holds {
+                return Err(IndexError::Fenced(format!(
+                    "attempt {} of the run {instant} no longer holds its lease (another daemon took it over); its capture {} is not indexed",
+                    f.attempt, capture.id
+                )));
+            }
+        }
+        if capture.status == CaptureStatus::Ok {
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM capture WHERE schedule = $1 AND seed_url = $2 \
+                 AND scheduled_for = $3 AND status = 'ok' LIMIT 1",
+            )
+            .bind(schedule)
+            .bind(&capture.seed_url)
+            .bind(db_time(&at))
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(existing) = existing.filter(|e| e != capture.id.as_str()) {
+                return Err(IndexError::Fenced(format!(
+                    "the run {instant} is already captured as {existing}; capture {} is not indexed",
+                    capture.id
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The capture's rows (capture, WARC file, resources, records, its
@@ -529,6 +617,17 @@ fn hit_from_row(row: &Row) -> Result<Hit, IndexError> {
     })
 }
 
+fn pending_from_row(r: &Row) -> Result<PendingObject, IndexError> {
+    Ok(PendingObject {
+        key: r.text("key")?,
+        capture_id: r.capture_id("capture_id")?,
+        seed_url: r.text("seed_url")?,
+        schedule: r.opt_text("schedule")?,
+        scheduled_for: r.opt_time("scheduled_for")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
 const RUN_COLUMNS: &str = "id, schedule, url, scheduled_for, state, not_before, attempts, \
      catch_up, lease_owner, capture_id, error";
 
@@ -700,8 +799,10 @@ impl CaptureIndex for SqlIndex {
         &self,
         capture: &Capture,
         records: &[RecordEntry],
+        fence: Option<&Fence>,
     ) -> Result<(), IndexError> {
         let mut tx = begin(&self.pool).await?;
+        Self::exactly_once(&mut tx, capture, fence).await?;
         Self::insert_capture(&mut tx, capture, records).await?;
         append_leaf(&mut tx, &leaf::capture_leaf(capture, records)).await?;
         tx.commit().await?;
@@ -717,6 +818,24 @@ impl CaptureIndex for SqlIndex {
         Self::insert_capture(&mut tx, capture, records).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn capture_of_instant(
+        &self,
+        schedule: &str,
+        seed_url: &str,
+        scheduled_for: DateTime<Utc>,
+    ) -> Result<Option<CaptureId>, IndexError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM capture WHERE schedule = $1 AND seed_url = $2 AND scheduled_for = $3 \
+             AND status = 'ok' ORDER BY started_at, id LIMIT 1",
+        )
+        .bind(schedule)
+        .bind(seed_url)
+        .bind(db_time(&scheduled_for))
+        .fetch_optional(&self.pool)
+        .await?;
+        id.as_deref().map(capture_id).transpose()
     }
 
     async fn capture(&self, id: &CaptureId) -> Result<Option<Capture>, IndexError> {
@@ -914,18 +1033,7 @@ impl CaptureIndex for SqlIndex {
         .bind(db_time(&scheduled_for))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PendingObject {
-                    key: r.text("key")?,
-                    capture_id: r.capture_id("capture_id")?,
-                    seed_url: r.text("seed_url")?,
-                    schedule: r.opt_text("schedule")?,
-                    scheduled_for: r.opt_time("scheduled_for")?,
-                    created_at: r.time("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(pending_from_row).collect()
     }
 
     async fn remove_pending_object(
@@ -939,6 +1047,16 @@ impl CaptureIndex for SqlIndex {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn all_pending_objects(&self) -> Result<Vec<PendingObject>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT key, capture_id, seed_url, schedule, scheduled_for, created_at \
+             FROM pending_object ORDER BY created_at, key",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(pending_from_row).collect()
     }
 }
 
@@ -1540,8 +1658,31 @@ impl RunIndex for SqlIndex {
         rows.iter().map(run_from_row).collect()
     }
 
-    async fn try_lead(&self) -> Result<bool, IndexError> {
-        try_lead(&self.seam).await
+    async fn try_lead(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, IndexError> {
+        let done = sqlx::query(
+            "INSERT INTO leader_lease (name, owner, expires_at) VALUES ('scheduler', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE leader_lease.owner = excluded.owner OR leader_lease.expires_at < $3",
+        )
+        .bind(owner)
+        .bind(db_time(&until))
+        .bind(db_time(&now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn resign(&self, owner: &str) -> Result<(), IndexError> {
+        sqlx::query("DELETE FROM leader_lease WHERE name = 'scheduler' AND owner = $1")
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

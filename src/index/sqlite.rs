@@ -25,8 +25,8 @@ const MIGRATIONS: &[super::Migration] = super::migrations!("sqlite");
 /// Nothing to add: `BEGIN IMMEDIATE` already serialises writers.
 const CLAIM_SUFFIX: &str = "";
 
-/// What the SQLite backend keeps beside its pool: nothing.
-struct Seam;
+/// `BEGIN IMMEDIATE` already holds the database for the transaction.
+const ROW_LOCK: &str = "";
 
 impl SqliteIndex {
     /// Opens (creating the file and its directory if needed) and migrates.
@@ -55,7 +55,7 @@ impl SqliteIndex {
                     .max_connections(4)
                     .connect_with(options.clone())
                     .await?;
-                Self::with_pool(pool, Seam).await
+                Self::with_pool(pool).await
             }
             .await;
             match opened {
@@ -65,6 +65,35 @@ impl SqliteIndex {
                 }
                 other => return other,
             }
+        }
+    }
+}
+
+impl SqliteIndex {
+    /// Opens an existing index for reading only. A write-protected copy
+    /// (read-only directory, no `-wal` or `-shm` files to open) is opened
+    /// as immutable: SQLite then takes no locks and reads the file as it
+    /// is.
+    pub async fn open_read_only(path: &Path) -> Result<SqliteIndex, IndexError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = |options: SqliteConnectOptions| {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+        };
+        let opened = match pool(options.clone()).await {
+            Ok(p) => Self::read_only(p).await,
+            Err(e) => Err(e.into()),
+        };
+        match opened {
+            Err(IndexError::Unavailable(_)) | Err(IndexError::Database(_)) => {
+                Self::read_only(pool(options.immutable(true)).await?).await
+            }
+            other => other,
         }
     }
 }
@@ -80,12 +109,19 @@ async fn lock_log(_tx: &mut sqlx::Transaction<'_, DB>) -> Result<(), sqlx::Error
     Ok(())
 }
 
-/// The migration lock: the write transaction already holds the database.
-async fn lock_migrations(_tx: &mut sqlx::Transaction<'_, DB>) -> Result<(), sqlx::Error> {
+/// The migration lock: each migration's write transaction already holds
+/// the database.
+async fn lock_migrations(_conn: &mut sqlx::pool::PoolConnection<DB>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// One node per SQLite file: it always leads.
-async fn try_lead(_seam: &Seam) -> Result<bool, IndexError> {
-    Ok(true)
+async fn unlock_migrations(_conn: &mut sqlx::pool::PoolConnection<DB>) -> Result<(), sqlx::Error> {
+    Ok(())
+}
+
+/// A migration's transaction, holding the write lock from its start.
+async fn begin_migration(
+    conn: &mut sqlx::pool::PoolConnection<DB>,
+) -> Result<sqlx::Transaction<'_, DB>, sqlx::Error> {
+    sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await
 }

@@ -13,7 +13,7 @@
 //!   and consistency too.
 //! - [`package`] checks an exported WARC offline, with nothing but the
 //!   file, and accepts only what it can account for.
-//! - [`reindex`] rebuilds a lost index from the store.
+//! - [`reindex()`] rebuilds a lost index from the store.
 //!
 //! Every failure names the exact item.
 
@@ -97,6 +97,30 @@ pub async fn audit(archive: &Archive) -> Result<Vec<ObjectCheck>, ArchiveError> 
         checks.push(check_object(archive, &file).await?);
     }
     Ok(checks)
+}
+
+/// WARC objects in the primary store that no capture names and no upload in
+/// progress claims: what an attempt that was fenced out after uploading
+/// (another daemon had taken its run over, see `index::Fence`), or an
+/// upload whose note was dropped, left behind. The store is write-once, so
+/// they are reported, never removed.
+pub async fn unindexed_objects(archive: &Archive) -> Result<Vec<String>, ArchiveError> {
+    let index = archive.index();
+    let mut known: std::collections::HashSet<String> = index
+        .warc_files()
+        .await?
+        .into_iter()
+        .map(|f| f.key)
+        .collect();
+    known.extend(
+        index
+            .all_pending_objects()
+            .await?
+            .into_iter()
+            .map(|p| p.key),
+    );
+    let stored = archive.store().list("warc/").await?;
+    Ok(stored.into_iter().filter(|k| !known.contains(k)).collect())
 }
 
 /// Re-reads one stored WARC in the primary store and every replica and
@@ -282,7 +306,7 @@ pub async fn scrub(
     }
 }
 
-/// An object downloaded as it is into the spool (unlinked when the
+/// An object downloaded as it is into scratch space (unlinked when the
 /// `TempPath` drops), with the digest and size of what arrived.
 struct Downloaded {
     path: tempfile::TempPath,
@@ -296,12 +320,12 @@ async fn download_to_spool(
     prefix: &str,
 ) -> Result<Downloaded, ArchiveError> {
     use tokio::io::AsyncWriteExt;
-    let spool = archive.config().spool_dir();
+    let scratch = archive.scratch_dir();
     let (file, path) = tempfile::Builder::new()
         .prefix(prefix)
-        .tempfile_in(&spool)
+        .tempfile_in(scratch)
         .map_err(|source| ArchiveError::Io {
-            path: spool.clone(),
+            path: scratch.to_path_buf(),
             source,
         })?
         .into_parts();

@@ -36,15 +36,26 @@ pub async fn reindex(
     key: Option<&LogKey>,
 ) -> Result<ReindexReport, ArchiveError> {
     let index = archive.index();
-    let store = archive.store();
     if !index.captures(None).await?.is_empty() || index.log_size().await? > 0 {
         return Err(ArchiveError::Invalid(
             "reindex rebuilds an empty index: move the current index aside (or point index_url at a new database) first".into(),
         ));
     }
     let mut report = ReindexReport::default();
+    restore_leaves(archive, &mut report).await?;
+    let size = index.log_size().await?;
+    restore_checkpoints(archive, key, size, &mut report).await?;
+    rebuild_warcs(archive, &mut report).await?;
+    restore_failed(archive, size, &mut report).await?;
+    compare_with_log(archive, &mut report).await?;
+    restore_provenance(archive, size, &mut report).await?;
+    Ok(report)
+}
 
-    // 1. The log, segment by segment, as the checkpoints wrote it.
+/// Step 1: the log, segment by segment, as the checkpoints wrote it.
+async fn restore_leaves(archive: &Archive, report: &mut ReindexReport) -> Result<(), ArchiveError> {
+    let index = archive.index();
+    let store = archive.store();
     let mut segments = store.list("log/leaves/").await?;
     segments.sort();
     'segments: for seg in &segments {
@@ -77,7 +88,19 @@ pub async fn reindex(
             report.leaves_restored += 1;
         }
     }
-    let size = index.log_size().await?;
+    Ok(())
+}
+
+/// The signed checkpoints in the store, each checked against the key and
+/// the restored leaves.
+async fn restore_checkpoints(
+    archive: &Archive,
+    key: Option<&LogKey>,
+    size: u64,
+    report: &mut ReindexReport,
+) -> Result<(), ArchiveError> {
+    let index = archive.index();
+    let store = archive.store();
     let hashes = index.log_leaf_hashes(size).await?;
     let mut notes = store.list("log/checkpoints/").await?;
     notes.sort();
@@ -116,7 +139,13 @@ pub async fn reindex(
         }
     }
 
-    // 2. Every WARC, rebuilt from its own records and manifest.
+    Ok(())
+}
+
+/// Step 2: every WARC, rebuilt from its own records and manifest.
+async fn rebuild_warcs(archive: &Archive, report: &mut ReindexReport) -> Result<(), ArchiveError> {
+    let index = archive.index();
+    let store = archive.store();
     let mut keys = store.list("warc/").await?;
     keys.sort();
     let mut rebuilt_captures = Vec::new();
@@ -140,24 +169,52 @@ pub async fn reindex(
             Ok(r) => rebuilt_captures.push(r),
         }
     }
-    rebuilt_captures.sort_by_key(|r| r.capture.started_at);
+    // The logged ones first: a WARC the log never named (an attempt
+    // fenced out after uploading) must not take a logged capture's
+    // instant.
+    let mut logged = Vec::new();
+    let mut unlogged = Vec::new();
     for r in rebuilt_captures {
-        let logged = !index
+        let in_log = !index
             .log_leaves_of("capture", r.capture.id.as_str())
             .await?
             .is_empty();
-        if logged {
-            index.restore_capture(&r.capture, &r.records).await?;
+        if in_log {
+            logged.push(r);
         } else {
-            index.put_capture(&r.capture, &r.records).await?;
+            unlogged.push(r);
         }
+    }
+    logged.sort_by_key(|r| r.capture.started_at);
+    unlogged.sort_by_key(|r| r.capture.started_at);
+    for r in logged {
+        index.restore_capture(&r.capture, &r.records).await?;
         report.captures_rebuilt += 1;
-        if !logged {
-            report.leaves_appended += 1;
+    }
+    for r in unlogged {
+        match index.put_capture(&r.capture, &r.records, None).await {
+            Ok(()) => {
+                report.captures_rebuilt += 1;
+                report.leaves_appended += 1;
+            }
+            Err(crate::index::IndexError::Fenced(why)) => report.problems.push(format!(
+                "{}: not restored: {why}",
+                crate::store::warc_key(&r.sha256)
+            )),
+            Err(e) => return Err(e.into()),
         }
     }
 
-    // 3. Failed captures have no WARC: their leaf is all there is.
+    Ok(())
+}
+
+/// Step 3: failed captures have no WARC; their leaf is all there is.
+async fn restore_failed(
+    archive: &Archive,
+    size: u64,
+    report: &mut ReindexReport,
+) -> Result<(), ArchiveError> {
+    let index = archive.index();
     for leaf in index.log_leaves(0, size).await? {
         if leaf.kind != "capture" {
             continue;
@@ -183,7 +240,15 @@ pub async fn reindex(
         }
     }
 
-    // 4. The rebuilt index against the log.
+    Ok(())
+}
+
+/// Step 4: the rebuilt index against the log.
+async fn compare_with_log(
+    archive: &Archive,
+    report: &mut ReindexReport,
+) -> Result<(), ArchiveError> {
+    let index = archive.index();
     for leaf in index.log_leaves(0, index.log_size().await?).await? {
         if leaf.kind != "capture" {
             continue;
@@ -202,8 +267,7 @@ pub async fn reindex(
             }
         }
     }
-    restore_provenance(archive, size, &mut report).await?;
-    Ok(report)
+    Ok(())
 }
 
 /// Step 5: claims, links, custody events and fixity checks, from their

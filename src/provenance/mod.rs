@@ -712,6 +712,147 @@ pub struct ScheduleClaim {
     pub relation: Relation,
 }
 
+/// Records, for each earlier link to the captured page, whether its
+/// passage is still there (a passage check and a `rechecked` event), and a
+/// claim event when that changed.
+async fn recheck_links<'a>(
+    archive: &Archive,
+    capture: &Capture,
+    url: &str,
+    text: Option<&str>,
+    links: impl Iterator<Item = &'a EvidenceLink>,
+    actor: Option<&str>,
+) -> Result<(), ProvenanceError> {
+    let index = archive.index();
+    for link in links {
+        let Some(exact) = link.selectors.iter().find_map(|s| match s {
+            Selector::TextQuoteSelector { exact, .. } => Some(exact.clone()),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let present = text.is_some_and(|t| !text::find_quote(t, &exact, None, None).is_empty());
+        let before = index
+            .passage_checks(&link.id)
+            .await?
+            .last()
+            .map(|c| c.present)
+            .unwrap_or(true);
+        let check = PassageCheck {
+            link_id: link.id.clone(),
+            capture_id: capture.id.clone(),
+            captured_at: capture.started_at,
+            present,
+        };
+        index.put_passage_check(&check).await?;
+        let outcome = if present { "present" } else { "absent" };
+        let detail = json!({"link": link.id, "capture": capture.id, "url": url});
+        index
+            .add_event(&event(
+                "link",
+                &link.id,
+                "rechecked",
+                actor,
+                outcome,
+                detail.clone(),
+            ))
+            .await?;
+        if before != present {
+            let name = if present {
+                "passage_restored"
+            } else {
+                "passage_absent"
+            };
+            index
+                .add_event(&event(
+                    "claim",
+                    &link.claim_id,
+                    name,
+                    actor,
+                    outcome,
+                    detail,
+                ))
+                .await?;
+            tracing::warn!(claim = %link.claim_id, link = %link.id, capture = %capture.id, url = %url, event = name, "a linked passage changed");
+        }
+    }
+
+    Ok(())
+}
+
+/// Links each of a schedule's claims to the capture the first time its
+/// quote is found on the page (once, unambiguously); records a `rechecked`
+/// event when it is absent or ambiguous.
+async fn link_schedule_claims(
+    archive: &Archive,
+    capture: &Capture,
+    url: &str,
+    text: &str,
+    schedule: &str,
+    claims: &[ScheduleClaim],
+) -> Result<(), ProvenanceError> {
+    let index = archive.index();
+    let origin = format!("schedule:{schedule}");
+    for sc in claims {
+        let claim = match index.claim_by_origin(&origin, &sc.text).await? {
+            Some(c) => c,
+            None => {
+                let fields = ClaimFields {
+                    text: Some(sc.text.clone()),
+                    author: Some(origin.clone()),
+                    origin: Some(origin.clone()),
+                    ..Default::default()
+                };
+                add_claim(archive, fields).await?
+            }
+        };
+        let linked = index
+            .links(&LinkFilter {
+                claim_id: Some(claim.id.clone()),
+                target_uri: Some(url.to_string()),
+                ..Default::default()
+            })
+            .await?;
+        if !linked.is_empty() {
+            continue;
+        }
+        let places = text::find_quote(text, &sc.quote, sc.prefix.as_deref(), sc.suffix.as_deref());
+        if places.len() != 1 {
+            let outcome = if places.is_empty() {
+                "absent"
+            } else {
+                "ambiguous"
+            };
+            index
+                .add_event(&event(
+                    "claim",
+                    &claim.id,
+                    "rechecked",
+                    Some(&origin),
+                    outcome,
+                    json!({"capture": capture.id, "quote": sc.quote}),
+                ))
+                .await?;
+            continue;
+        }
+        let request = LinkRequest {
+            claim_id: claim.id.clone(),
+            capture_id: capture.id.clone(),
+            target: Some(url.to_string()),
+            quote: Some(sc.quote.clone()),
+            prefix: sc.prefix.clone(),
+            suffix: sc.suffix.clone(),
+            position: None,
+            fragment: None,
+            relation: sc.relation,
+            rationale: Some(format!("declared in schedule {schedule}")),
+            author: Some(origin.clone()),
+        };
+        link(archive, request).await?;
+    }
+    Ok(())
+}
+
 /// After a capture: links the schedule's claims to it the first time their
 /// quote is found, and re-checks every earlier link to the captured page.
 pub async fn after_capture(
@@ -755,123 +896,19 @@ pub async fn after_capture(
     let actor = schedule.map(|s| format!("schedule:{s}"));
 
     // Earlier links to this page: is their passage still there?
-
-    for link in earlier.iter().filter(|l| l.capture_id != capture.id) {
-        let Some(exact) = link.selectors.iter().find_map(|s| match s {
-            Selector::TextQuoteSelector { exact, .. } => Some(exact.clone()),
-            _ => None,
-        }) else {
-            continue;
-        };
-        let present = text
-            .as_deref()
-            .is_some_and(|t| !text::find_quote(t, &exact, None, None).is_empty());
-        let before = index
-            .passage_checks(&link.id)
-            .await?
-            .last()
-            .map(|c| c.present)
-            .unwrap_or(true);
-        let check = PassageCheck {
-            link_id: link.id.clone(),
-            capture_id: capture.id.clone(),
-            captured_at: capture.started_at,
-            present,
-        };
-        index.put_passage_check(&check).await?;
-        let outcome = if present { "present" } else { "absent" };
-        let detail = json!({"link": link.id, "capture": capture.id, "url": doc.url});
-        index
-            .add_event(&event(
-                "link",
-                &link.id,
-                "rechecked",
-                actor.as_deref(),
-                outcome,
-                detail.clone(),
-            ))
-            .await?;
-        if before != present {
-            let name = if present {
-                "passage_restored"
-            } else {
-                "passage_absent"
-            };
-            index
-                .add_event(&event(
-                    "claim",
-                    &link.claim_id,
-                    name,
-                    actor.as_deref(),
-                    outcome,
-                    detail,
-                ))
-                .await?;
-            tracing::warn!(claim = %link.claim_id, link = %link.id, capture = %capture.id, url = %doc.url, event = name, "a linked passage changed");
-        }
-    }
-
+    let others = earlier.iter().filter(|l| l.capture_id != capture.id);
+    recheck_links(
+        archive,
+        capture,
+        &doc.url,
+        text.as_deref(),
+        others,
+        actor.as_deref(),
+    )
+    .await?;
     // The schedule's own claims: link them the first time the quote is found.
-    let (Some(schedule), Some(text)) = (schedule, text.as_deref()) else {
-        return Ok(());
-    };
-    let origin = format!("schedule:{schedule}");
-    for sc in claims {
-        let claim = match index.claim_by_origin(&origin, &sc.text).await? {
-            Some(c) => c,
-            None => {
-                let fields = ClaimFields {
-                    text: Some(sc.text.clone()),
-                    author: Some(origin.clone()),
-                    origin: Some(origin.clone()),
-                    ..Default::default()
-                };
-                add_claim(archive, fields).await?
-            }
-        };
-        let linked = index
-            .links(&LinkFilter {
-                claim_id: Some(claim.id.clone()),
-                target_uri: Some(doc.url.clone()),
-                ..Default::default()
-            })
-            .await?;
-        if !linked.is_empty() {
-            continue;
-        }
-        let places = text::find_quote(text, &sc.quote, sc.prefix.as_deref(), sc.suffix.as_deref());
-        if places.len() != 1 {
-            let outcome = if places.is_empty() {
-                "absent"
-            } else {
-                "ambiguous"
-            };
-            index
-                .add_event(&event(
-                    "claim",
-                    &claim.id,
-                    "rechecked",
-                    Some(&origin),
-                    outcome,
-                    json!({"capture": capture.id, "quote": sc.quote}),
-                ))
-                .await?;
-            continue;
-        }
-        let request = LinkRequest {
-            claim_id: claim.id.clone(),
-            capture_id: capture.id.clone(),
-            target: Some(doc.url.clone()),
-            quote: Some(sc.quote.clone()),
-            prefix: sc.prefix.clone(),
-            suffix: sc.suffix.clone(),
-            position: None,
-            fragment: None,
-            relation: sc.relation,
-            rationale: Some(format!("declared in schedule {schedule}")),
-            author: Some(origin.clone()),
-        };
-        link(archive, request).await?;
+    if let (Some(schedule), Some(text)) = (schedule, text.as_deref()) {
+        link_schedule_claims(archive, capture, &doc.url, text, schedule, claims).await?;
     }
     Ok(())
 }

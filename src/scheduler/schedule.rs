@@ -186,6 +186,23 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// Problems found in one file, each with its line.
+struct Problems<'a> {
+    path: &'a Path,
+    text: &'a str,
+    found: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, offset: usize, message: impl Into<String>) {
+        self.found.push(Problem {
+            file: self.path.to_path_buf(),
+            line: line_of(self.text, offset),
+            message: message.into(),
+        });
+    }
+}
+
 /// Parses one file. `base` is the configuration's capture settings, which
 /// each schedule's `[schedule.capture]` table overrides.
 pub fn parse_file(
@@ -193,205 +210,30 @@ pub fn parse_file(
     text: &str,
     base: &CaptureSettings,
 ) -> Result<ScheduleFile, Vec<Problem>> {
-    let problem = |offset: usize, message: String| Problem {
-        file: path.to_path_buf(),
-        line: line_of(text, offset),
-        message,
+    let mut problems = Problems {
+        path,
+        text,
+        found: Vec::new(),
     };
     let raw: RawFile = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
-            return Err(vec![problem(offset, e.message().trim().to_string())]);
+            problems.at(offset, e.message().trim());
+            return Err(problems.found);
         }
     };
     let parser = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Optional)
         .build();
-    let mut problems = Vec::new();
     let mut schedules = Vec::new();
     let mut names = std::collections::HashSet::new();
     for entry in raw.schedule {
-        let start = entry.span().start;
-        let raw = entry.into_inner();
-        let name = raw.name.get_ref().trim().to_string();
-        let valid_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-        if !valid_name {
-            problems.push(problem(
-                raw.name.span().start,
-                format!("schedule name {name:?} must be letters, digits, '-', '_' or '.'"),
-            ));
-        } else if !names.insert(name.clone()) {
-            problems.push(problem(
-                raw.name.span().start,
-                format!("schedule name {name:?} is used twice in this file"),
-            ));
-        }
-        let cron = match parser.parse(raw.cron.get_ref().trim()) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                problems.push(problem(
-                    raw.cron.span().start,
-                    format!("invalid cron expression {:?}: {e}", raw.cron.get_ref()),
-                ));
-                None
-            }
-        };
-        let timezone = match &raw.timezone {
-            None => Some(Tz::UTC),
-            Some(tz) => match Tz::from_str(tz.get_ref().trim()) {
-                Ok(z) => Some(z),
-                Err(_) => {
-                    problems.push(problem(tz.span().start, format!("unknown time zone {:?}; use an IANA name such as Europe/Berlin or Asia/Damascus", tz.get_ref())));
-                    None
-                }
-            },
-        };
-        let mut urls = Vec::new();
-        if raw.urls.get_ref().is_empty() {
-            problems.push(problem(
-                raw.urls.span().start,
-                "urls is empty; list at least one page to capture".into(),
-            ));
-        }
-        for u in raw.urls.get_ref() {
-            match Url::parse(u.get_ref().trim()) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                    urls.push(url)
-                }
-                Ok(url) => problems.push(problem(
-                    u.span().start,
-                    format!(
-                        "{:?}: only http and https URLs can be captured (got {:?})",
-                        u.get_ref(),
-                        url.scheme()
-                    ),
-                )),
-                Err(e) => problems.push(problem(
-                    u.span().start,
-                    format!("{:?} is not a valid URL ({e})", u.get_ref()),
-                )),
-            }
-        }
-        let cap = raw
-            .max_catch_up
-            .as_ref()
-            .map(|c| *c.get_ref())
-            .unwrap_or(10);
-        if let Some(c) = &raw.max_catch_up {
-            if *c.get_ref() == 0 {
-                problems.push(problem(
-                    c.span().start,
-                    "max_catch_up must be at least 1".into(),
-                ));
-            }
-        }
-        let on_missed = match raw
-            .on_missed
-            .as_ref()
-            .map(|s| (s.get_ref().as_str(), s.span().start))
-        {
-            None | Some(("run_once", _)) => OnMissed::RunOnce,
-            Some(("skip", _)) => OnMissed::Skip,
-            Some(("run_all", _)) => OnMissed::RunAll { cap },
-            Some((other, at)) => {
-                problems.push(problem(
-                    at,
-                    format!("on_missed {other:?} must be run_once, skip or run_all"),
-                ));
-                OnMissed::RunOnce
-            }
-        };
-        let overlap = match raw
-            .overlap
-            .as_ref()
-            .map(|s| (s.get_ref().as_str(), s.span().start))
-        {
-            None | Some(("skip", _)) => Overlap::Skip,
-            Some(("queue", _)) => Overlap::Queue,
-            Some((other, at)) => {
-                problems.push(problem(
-                    at,
-                    format!("overlap {other:?} must be skip or queue"),
-                ));
-                Overlap::Skip
-            }
-        };
-        let jitter = match &raw.jitter_secs {
-            None => Duration::ZERO,
-            Some(j) if j.get_ref().is_finite() && *j.get_ref() >= 0.0 && *j.get_ref() <= 3600.0 => {
-                Duration::from_secs_f64(*j.get_ref())
-            }
-            Some(j) => {
-                problems.push(problem(
-                    j.span().start,
-                    format!("jitter_secs {} must be between 0 and 3600", j.get_ref()),
-                ));
-                Duration::ZERO
-            }
-        };
-        let capture = match raw.capture {
-            None => Some(base.clone()),
-            Some(c) => {
-                let at = c.span().start;
-                match config::apply_capture(base, c.into_inner()) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        problems.push(problem(at, e.to_string()));
-                        None
-                    }
-                }
-            }
-        };
-        let mut claims = Vec::new();
-        for c in raw.claim.unwrap_or_default() {
-            let at = c.span().start;
-            let c = c.into_inner();
-            let relation = match c.relation.as_deref() {
-                None => Some(Relation::Supports),
-                Some(r) => Relation::parse(r),
-            };
-            match relation {
-                _ if c.text.trim().is_empty() || c.quote.trim().is_empty() => {
-                    problems.push(problem(at, "a claim needs text and quote".into()))
-                }
-                None => problems.push(problem(
-                    at,
-                    format!(
-                        "relation {:?} must be supports, refutes, context or first_appearance",
-                        c.relation.unwrap_or_default()
-                    ),
-                )),
-                Some(relation) => claims.push(ScheduleClaim {
-                    text: c.text.trim().to_string(),
-                    quote: c.quote,
-                    prefix: c.prefix,
-                    suffix: c.suffix,
-                    relation,
-                }),
-            }
-        }
-        if let (Some(cron), Some(timezone), Some(capture)) = (cron, timezone, capture) {
-            schedules.push(Schedule {
-                name,
-                cron_text: raw.cron.get_ref().trim().to_string(),
-                cron,
-                timezone,
-                urls,
-                on_missed,
-                overlap,
-                jitter,
-                enabled: raw.enabled.unwrap_or(true),
-                capture,
-                claims,
-                file: path.to_path_buf(),
-                line: line_of(text, start),
-            });
+        if let Some(s) = parse_schedule(entry, &parser, base, &mut names, &mut problems) {
+            schedules.push(s);
         }
     }
+    let mut problems = problems.found;
     if problems.is_empty() {
         Ok(ScheduleFile {
             path: path.to_path_buf(),
@@ -401,6 +243,205 @@ pub fn parse_file(
         problems.sort_by_key(|p| p.line);
         Err(problems)
     }
+}
+
+/// One `[[schedule]]` table; `None` (with its problems noted) when it
+/// does not validate.
+fn parse_schedule(
+    entry: Spanned<RawSchedule>,
+    parser: &croner::parser::CronParser,
+    base: &CaptureSettings,
+    names: &mut std::collections::HashSet<String>,
+    problems: &mut Problems<'_>,
+) -> Option<Schedule> {
+    let start = entry.span().start;
+    let raw = entry.into_inner();
+    let name = raw.name.get_ref().trim().to_string();
+    let valid_name = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !valid_name {
+        problems.at(
+            raw.name.span().start,
+            format!("schedule name {name:?} must be letters, digits, '-', '_' or '.'"),
+        );
+    } else if !names.insert(name.clone()) {
+        problems.at(
+            raw.name.span().start,
+            format!("schedule name {name:?} is used twice in this file"),
+        );
+    }
+    let cron = match parser.parse(raw.cron.get_ref().trim()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problems.at(
+                raw.cron.span().start,
+                format!("invalid cron expression {:?}: {e}", raw.cron.get_ref()),
+            );
+            None
+        }
+    };
+    let timezone = match &raw.timezone {
+        None => Some(Tz::UTC),
+        Some(tz) => match Tz::from_str(tz.get_ref().trim()) {
+            Ok(z) => Some(z),
+            Err(_) => {
+                problems.at(tz.span().start, format!("unknown time zone {:?}; use an IANA name such as Europe/Berlin or Asia/Damascus", tz.get_ref()));
+                None
+            }
+        },
+    };
+    let urls = parse_urls(&raw.urls, problems);
+    let (on_missed, overlap, jitter) = parse_policies(&raw, problems);
+    let capture = match raw.capture {
+        None => Some(base.clone()),
+        Some(c) => {
+            let at = c.span().start;
+            match config::apply_capture(base, c.into_inner()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    problems.at(at, e.to_string());
+                    None
+                }
+            }
+        }
+    };
+    let claims = parse_claims(raw.claim.unwrap_or_default(), problems);
+    let (cron, timezone, capture) = (cron?, timezone?, capture?);
+    Some(Schedule {
+        name,
+        cron_text: raw.cron.get_ref().trim().to_string(),
+        cron,
+        timezone,
+        urls,
+        on_missed,
+        overlap,
+        jitter,
+        enabled: raw.enabled.unwrap_or(true),
+        capture,
+        claims,
+        file: problems.path.to_path_buf(),
+        line: line_of(problems.text, start),
+    })
+}
+
+fn parse_urls(raw: &Spanned<Vec<Spanned<String>>>, problems: &mut Problems<'_>) -> Vec<Url> {
+    let mut urls = Vec::new();
+    if raw.get_ref().is_empty() {
+        problems.at(
+            raw.span().start,
+            "urls is empty; list at least one page to capture",
+        );
+    }
+    for u in raw.get_ref() {
+        match Url::parse(u.get_ref().trim()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                urls.push(url)
+            }
+            Ok(url) => problems.at(
+                u.span().start,
+                format!(
+                    "{:?}: only http and https URLs can be captured (got {:?})",
+                    u.get_ref(),
+                    url.scheme()
+                ),
+            ),
+            Err(e) => problems.at(
+                u.span().start,
+                format!("{:?} is not a valid URL ({e})", u.get_ref()),
+            ),
+        }
+    }
+    urls
+}
+
+/// `on_missed` (with `max_catch_up`), `overlap` and `jitter_secs`.
+fn parse_policies(raw: &RawSchedule, problems: &mut Problems<'_>) -> (OnMissed, Overlap, Duration) {
+    let cap = raw
+        .max_catch_up
+        .as_ref()
+        .map(|c| *c.get_ref())
+        .unwrap_or(10);
+    if let Some(c) = &raw.max_catch_up {
+        if *c.get_ref() == 0 {
+            problems.at(c.span().start, "max_catch_up must be at least 1");
+        }
+    }
+    let on_missed = match raw
+        .on_missed
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span().start))
+    {
+        None | Some(("run_once", _)) => OnMissed::RunOnce,
+        Some(("skip", _)) => OnMissed::Skip,
+        Some(("run_all", _)) => OnMissed::RunAll { cap },
+        Some((other, at)) => {
+            problems.at(
+                at,
+                format!("on_missed {other:?} must be run_once, skip or run_all"),
+            );
+            OnMissed::RunOnce
+        }
+    };
+    let overlap = match raw
+        .overlap
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span().start))
+    {
+        None | Some(("skip", _)) => Overlap::Skip,
+        Some(("queue", _)) => Overlap::Queue,
+        Some((other, at)) => {
+            problems.at(at, format!("overlap {other:?} must be skip or queue"));
+            Overlap::Skip
+        }
+    };
+    let jitter = match &raw.jitter_secs {
+        None => Duration::ZERO,
+        Some(j) if j.get_ref().is_finite() && *j.get_ref() >= 0.0 && *j.get_ref() <= 3600.0 => {
+            Duration::from_secs_f64(*j.get_ref())
+        }
+        Some(j) => {
+            problems.at(
+                j.span().start,
+                format!("jitter_secs {} must be between 0 and 3600", j.get_ref()),
+            );
+            Duration::ZERO
+        }
+    };
+    (on_missed, overlap, jitter)
+}
+
+fn parse_claims(raw: Vec<Spanned<RawClaim>>, problems: &mut Problems<'_>) -> Vec<ScheduleClaim> {
+    let mut claims = Vec::new();
+    for c in raw {
+        let at = c.span().start;
+        let c = c.into_inner();
+        let relation = match c.relation.as_deref() {
+            None => Some(Relation::Supports),
+            Some(r) => Relation::parse(r),
+        };
+        match relation {
+            _ if c.text.trim().is_empty() || c.quote.trim().is_empty() => {
+                problems.at(at, "a claim needs text and quote")
+            }
+            None => problems.at(
+                at,
+                format!(
+                    "relation {:?} must be supports, refutes, context or first_appearance",
+                    c.relation.unwrap_or_default()
+                ),
+            ),
+            Some(relation) => claims.push(ScheduleClaim {
+                text: c.text.trim().to_string(),
+                quote: c.quote,
+                prefix: c.prefix,
+                suffix: c.suffix,
+                relation,
+            }),
+        }
+    }
+    claims
 }
 
 /// The `*.toml` files of a directory, sorted.

@@ -70,52 +70,7 @@ pub async fn export(
     dest: &Path,
     actor: Option<&str>,
 ) -> Result<WaczExported, ArchiveError> {
-    let index = archive.index();
-    // Which captures, and which claims travel with them.
-    let (capture_ids, claim_ids, title) = match scope {
-        Scope::Capture(id) => {
-            let links = index
-                .links(&crate::index::LinkFilter {
-                    capture_id: Some(id.clone()),
-                    ..Default::default()
-                })
-                .await?;
-            let mut claims: Vec<String> = links.into_iter().map(|l| l.claim_id).collect();
-            claims.sort_unstable();
-            claims.dedup();
-            (vec![id.clone()], claims, format!("custody capture {id}"))
-        }
-        Scope::Claim(claim) => {
-            let links = index
-                .links(&crate::index::LinkFilter {
-                    claim_id: Some(claim.clone()),
-                    ..Default::default()
-                })
-                .await?;
-            if index.claim_versions(claim).await?.is_empty() {
-                return Err(ArchiveError::NotFound(format!(
-                    "no claim {claim}; list them with `custody claims`"
-                )));
-            }
-            let mut captures: Vec<CaptureId> = Vec::new();
-            for l in links {
-                if !captures.contains(&l.capture_id) {
-                    captures.push(l.capture_id);
-                }
-            }
-            if captures.is_empty() {
-                return Err(ArchiveError::Invalid(format!(
-                    "claim {claim} has no evidence yet; link a capture with `custody claim link`"
-                )));
-            }
-            (
-                captures,
-                vec![claim.clone()],
-                format!("custody claim {claim}"),
-            )
-        }
-    };
-
+    let (capture_ids, claim_ids, title) = scope_of(archive, scope).await?;
     let dir = dest
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -128,85 +83,25 @@ pub async fn export(
             path: dir.clone(),
             source: e,
         })?;
-    let mut members: BTreeMap<String, Content> = BTreeMap::new();
-    let mut cdx_lines: Vec<String> = Vec::new();
-    let mut pages =
-        vec![json!({"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}).to_string()];
     let key = crate::tlog::LogKey::load_or_create(&archive.config().data_dir)
         .map_err(|e| ArchiveError::Internal(e.to_string()))?;
-    let mut main_page: Option<(String, String)> = None;
-
+    let mut parts = Parts {
+        members: BTreeMap::new(),
+        cdx_lines: Vec::new(),
+        pages: vec![
+            json!({"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}).to_string(),
+        ],
+        main_page: None,
+    };
     for id in &capture_ids {
-        let capture = index.capture(id).await?.ok_or_else(|| {
-            ArchiveError::NotFound(format!(
-                "no capture {id}; list them with `custody captures`"
-            ))
-        })?;
-        let warc_name = format!("{id}.warc.gz");
-        let warc_path = work.path().join(&warc_name);
-        let exported = archive.write_export(id, &warc_path).await?;
-        members.insert(format!("archive/{warc_name}"), Content::File(warc_path));
-
-        // Index lines: the stored WARC's records at their offsets, then the
-        // originals appended after it.
-        let records = index.records(id).await?;
-        for r in &records {
-            if let Some(line) = CdxLine::of(r, r.offset, &warc_name) {
-                cdx_lines.push(line.cdxj());
-            }
-        }
-        let mut offset = exported.stored.bytes;
-        for o in &exported.originals {
-            if let Some(line) = CdxLine::of(&o.record, offset, &warc_name) {
-                cdx_lines.push(line.cdxj());
-            }
-            offset += o.record.length;
-        }
-        if let Some(page) = crate::archive::page_resource(&capture.resources) {
-            let ts = rfc3339_utc(&capture.started_at);
-            pages.push(
-                json!({"id": id, "url": page.url, "ts": ts, "title": capture.seed_url}).to_string(),
-            );
-            main_page.get_or_insert((page.url.clone(), ts));
-        }
-
-        // Wrapped: a top-level "resources" key would make data-package
-        // tools read the manifest as a descriptor of its own.
-        let manifest = json!({"custody_capture": 1, "capture": capture, "records": records});
-        members.insert(
-            format!("custody/capture-{id}.json"),
-            Content::Bytes(pretty(&manifest)),
-        );
-        let proof = archive.proof(id, &exported.stored).await?;
-        let tree_size = proof["inclusion"]["tree_size"].as_u64().unwrap_or(0);
-        members.insert(
-            format!("custody/proof-{id}.json"),
-            Content::Bytes(pretty(&proof)),
-        );
-        let mut tokens = index
-            .timestamp_tokens("checkpoint", &tree_size.to_string())
-            .await?;
-        tokens.extend(index.timestamp_tokens("capture", id.as_str()).await?);
-        for (n, t) in tokens.iter().enumerate() {
-            use base64::Engine;
-            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&t.token_der) {
-                members.insert(
-                    format!(
-                        "custody/timestamp-{}-{}-{}.tsr",
-                        t.subject_kind,
-                        t.subject_id,
-                        n + 1
-                    ),
-                    Content::Bytes(der),
-                );
-            }
-        }
-        let events = index.events("capture", id.as_str()).await?;
-        members.insert(
-            format!("custody/events-{id}.json"),
-            Content::Bytes(pretty(&events)),
-        );
+        parts.add_capture(archive, id, work.path()).await?;
     }
+    let Parts {
+        mut members,
+        mut cdx_lines,
+        pages,
+        main_page,
+    } = parts;
     members.insert(
         "custody/log-key.txt".into(),
         Content::Bytes(format!("{}\n", key.verifier_key()).into_bytes()),
@@ -234,7 +129,6 @@ pub async fn export(
         .map_err(|e| ArchiveError::Internal(e.to_string()))?;
     let created = Utc::now();
     let dest_owned = dest.to_path_buf();
-    let main_page = main_page.clone();
     let (sha256, bytes, public_key) = tokio::task::spawn_blocking(move || {
         write_package(&dest_owned, members, &signing, created, &title, main_page)
     })
@@ -259,6 +153,151 @@ pub async fn export(
         captures: capture_ids,
         public_key,
     })
+}
+
+/// Which captures a package holds, which claims travel with them, and its
+/// title.
+async fn scope_of(
+    archive: &Archive,
+    scope: &Scope,
+) -> Result<(Vec<CaptureId>, Vec<String>, String), ArchiveError> {
+    let index = archive.index();
+    match scope {
+        Scope::Capture(id) => {
+            let links = index
+                .links(&crate::index::LinkFilter {
+                    capture_id: Some(id.clone()),
+                    ..Default::default()
+                })
+                .await?;
+            let mut claims: Vec<String> = links.into_iter().map(|l| l.claim_id).collect();
+            claims.sort_unstable();
+            claims.dedup();
+            Ok((vec![id.clone()], claims, format!("custody capture {id}")))
+        }
+        Scope::Claim(claim) => {
+            let links = index
+                .links(&crate::index::LinkFilter {
+                    claim_id: Some(claim.clone()),
+                    ..Default::default()
+                })
+                .await?;
+            if index.claim_versions(claim).await?.is_empty() {
+                return Err(ArchiveError::NotFound(format!(
+                    "no claim {claim}; list them with `custody claims`"
+                )));
+            }
+            let mut captures: Vec<CaptureId> = Vec::new();
+            for l in links {
+                if !captures.contains(&l.capture_id) {
+                    captures.push(l.capture_id);
+                }
+            }
+            if captures.is_empty() {
+                return Err(ArchiveError::Invalid(format!(
+                    "claim {claim} has no evidence yet; link a capture with `custody claim link`"
+                )));
+            }
+            Ok((
+                captures,
+                vec![claim.clone()],
+                format!("custody claim {claim}"),
+            ))
+        }
+    }
+}
+
+/// A package's members as they are gathered.
+struct Parts {
+    members: BTreeMap<String, Content>,
+    cdx_lines: Vec<String>,
+    pages: Vec<String>,
+    /// The first capture's page: its URL and time.
+    main_page: Option<(String, String)>,
+}
+
+impl Parts {
+    /// One capture's WARC (exported into `work`), index lines, page,
+    /// manifest, proof, timestamps and custody events.
+    async fn add_capture(
+        &mut self,
+        archive: &Archive,
+        id: &CaptureId,
+        work: &Path,
+    ) -> Result<(), ArchiveError> {
+        let index = archive.index();
+        let capture = index.capture(id).await?.ok_or_else(|| {
+            ArchiveError::NotFound(format!(
+                "no capture {id}; list them with `custody captures`"
+            ))
+        })?;
+        let warc_name = format!("{id}.warc.gz");
+        let warc_path = work.join(&warc_name);
+        let exported = archive.write_export(id, &warc_path).await?;
+        self.members
+            .insert(format!("archive/{warc_name}"), Content::File(warc_path));
+
+        // Index lines: the stored WARC's records at their offsets, then the
+        // originals appended after it.
+        let records = index.records(id).await?;
+        for r in &records {
+            if let Some(line) = CdxLine::of(r, r.offset, &warc_name) {
+                self.cdx_lines.push(line.cdxj());
+            }
+        }
+        let mut offset = exported.stored.bytes;
+        for o in &exported.originals {
+            if let Some(line) = CdxLine::of(&o.record, offset, &warc_name) {
+                self.cdx_lines.push(line.cdxj());
+            }
+            offset += o.record.length;
+        }
+        if let Some(page) = crate::archive::page_resource(&capture.resources) {
+            let ts = rfc3339_utc(&capture.started_at);
+            self.pages.push(
+                json!({"id": id, "url": page.url, "ts": ts, "title": capture.seed_url}).to_string(),
+            );
+            self.main_page.get_or_insert((page.url.clone(), ts));
+        }
+
+        // Wrapped: a top-level "resources" key would make data-package
+        // tools read the manifest as a descriptor of its own.
+        let manifest = json!({"custody_capture": 1, "capture": capture, "records": records});
+        self.members.insert(
+            format!("custody/capture-{id}.json"),
+            Content::Bytes(pretty(&manifest)),
+        );
+        let proof = archive.proof(id, &exported.stored).await?;
+        let tree_size = proof["inclusion"]["tree_size"].as_u64().unwrap_or(0);
+        self.members.insert(
+            format!("custody/proof-{id}.json"),
+            Content::Bytes(pretty(&proof)),
+        );
+        let mut tokens = index
+            .timestamp_tokens("checkpoint", &tree_size.to_string())
+            .await?;
+        tokens.extend(index.timestamp_tokens("capture", id.as_str()).await?);
+        for (n, t) in tokens.iter().enumerate() {
+            use base64::Engine;
+            if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(&t.token_der) {
+                self.members.insert(
+                    format!(
+                        "custody/timestamp-{}-{}-{}.tsr",
+                        t.subject_kind,
+                        t.subject_id,
+                        n + 1
+                    ),
+                    Content::Bytes(der),
+                );
+            }
+        }
+        let events = index.events("capture", id.as_str()).await?;
+        self.members.insert(
+            format!("custody/events-{id}.json"),
+            Content::Bytes(pretty(&events)),
+        );
+        Ok(())
+    }
 }
 
 fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -488,7 +527,31 @@ pub fn verify(
             return Ok(done(checks));
         }
     };
-    // Members against the data package, both ways.
+    check_listing(&package, &digests, &mut checks);
+    let digest: Value = read_member(&mut file, "datapackage-digest.json")
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    check_signature(
+        &package_bytes,
+        &package,
+        &digest,
+        pinned_package_key,
+        &mut checks,
+    );
+    // Each WARC, as `custody verify FILE` checks an export.
+    for m in members.iter().filter(|m| m.name.starts_with("archive/")) {
+        check_warc(path, &mut file, m, pinned_log_key, tsa_roots, &mut checks)?;
+    }
+    Ok(done(checks))
+}
+
+/// The members against `datapackage.json`, both ways: each listed
+/// resource present with its hash and size, each member listed.
+fn check_listing(
+    package: &Value,
+    digests: &BTreeMap<String, (Sha256, u64)>,
+    checks: &mut Vec<Check>,
+) {
     let mut listed = Vec::new();
     for r in package["resources"].as_array().cloned().unwrap_or_default() {
         let p = r["path"].as_str().unwrap_or_default().to_string();
@@ -540,11 +603,18 @@ pub fn verify(
             });
         }
     }
-    // The signed digest.
-    let digest: Value = read_member(&mut file, "datapackage-digest.json")
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let package_hash = Sha256::of(&package_bytes).labelled();
+}
+
+/// The signed digest: `datapackage-digest.json` names `datapackage.json`'s
+/// hash, its signature is valid, and (when pinned) by the expected key.
+fn check_signature(
+    package_bytes: &[u8],
+    package: &Value,
+    digest: &Value,
+    pinned_package_key: Option<&str>,
+    checks: &mut Vec<Check>,
+) {
+    let package_hash = Sha256::of(package_bytes).labelled();
     if digest["hash"].as_str() != Some(package_hash.as_str()) {
         checks.push(Check {
             item: "datapackage-digest.json".into(),
@@ -594,25 +664,38 @@ pub fn verify(
             }),
         });
     }
-    // Each WARC, as `custody verify FILE` checks an export.
-    for m in members.iter().filter(|m| m.name.starts_with("archive/")) {
-        let scratch = |source| PackageError::Scratch {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut tmp = tempfile::NamedTempFile::new().map_err(scratch)?;
-        file.seek(SeekFrom::Start(m.data_offset))
-            .map_err(read_err)?;
-        std::io::copy(&mut (&mut file).take(m.size), tmp.as_file_mut()).map_err(read_err)?;
-        tmp.as_file_mut().flush().map_err(scratch)?;
-        let v = crate::integrity::verify_package(tmp.path(), pinned_log_key, tsa_roots)?;
-        for c in v.checks {
-            checks.push(Check {
-                item: format!("{}: {}", m.name, c.item),
-                ok: c.ok,
-                detail: c.detail,
-            });
-        }
+}
+
+/// One WARC member, checked as `custody verify FILE` checks an export
+/// (from a scratch copy: the member is stored, not a file of its own).
+fn check_warc(
+    path: &Path,
+    file: &mut std::fs::File,
+    m: &zip::Member,
+    pinned_log_key: Option<&str>,
+    tsa_roots: &[PathBuf],
+    checks: &mut Vec<Check>,
+) -> Result<(), PackageError> {
+    let read_err = |source| PackageError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let scratch = |source| PackageError::Scratch {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = tempfile::NamedTempFile::new().map_err(scratch)?;
+    file.seek(SeekFrom::Start(m.data_offset))
+        .map_err(read_err)?;
+    std::io::copy(&mut (&mut *file).take(m.size), tmp.as_file_mut()).map_err(read_err)?;
+    tmp.as_file_mut().flush().map_err(scratch)?;
+    let v = crate::integrity::verify_package(tmp.path(), pinned_log_key, tsa_roots)?;
+    for c in v.checks {
+        checks.push(Check {
+            item: format!("{}: {}", m.name, c.item),
+            ok: c.ok,
+            detail: c.detail,
+        });
     }
-    Ok(done(checks))
+    Ok(())
 }

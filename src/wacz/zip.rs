@@ -237,52 +237,12 @@ pub enum ZipError {
 /// structure; the error names the part that is wrong. Member data is not
 /// read here (see [`check_crc`]).
 pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, ZipError> {
-    let len = file.seek(SeekFrom::End(0))?;
-    const TAIL: u64 = 56 + 20 + 22;
-    if len < TAIL {
-        return Err(ZipError::Malformed(
-            "the file is too short to be a package".into(),
-        ));
-    }
-    let mut tail = vec![0u8; TAIL as usize];
-    file.seek(SeekFrom::Start(len - TAIL))?;
-    file.read_exact(&mut tail)?;
-    let mut f = Fields { buf: &tail, at: 0 };
+    let (n_total, cd_size, cd_offset) = end_records(file)?;
     let bad = |what: &str| {
         Err(ZipError::Malformed(format!(
             "{what} is not what custody writes"
         )))
     };
-    if f.u32() != ZIP64_EOCD_SIG
-        || f.u64() != 44
-        || f.u16() != VERSION_MADE_BY
-        || f.u16() != VERSION_NEEDED
-        || f.u32() != 0
-        || f.u32() != 0
-    {
-        return bad("the ZIP64 end record");
-    }
-    let (n_disk, n_total, cd_size, cd_offset) = (f.u64(), f.u64(), f.u64(), f.u64());
-    if n_disk != n_total {
-        return bad("the ZIP64 end record's entry count");
-    }
-    if f.u32() != ZIP64_LOCATOR_SIG || f.u32() != 0 || f.u64() != len - TAIL || f.u32() != 1 {
-        return bad("the ZIP64 end locator");
-    }
-    if f.u32() != EOCD_SIG
-        || f.u16() != 0
-        || f.u16() != 0
-        || f.u16() != u16::MAX
-        || f.u16() != u16::MAX
-        || f.u32() != u32::MAX
-        || f.u32() != u32::MAX
-        || f.u16() != 0
-    {
-        return bad("the end of central directory record");
-    }
-    if cd_offset.checked_add(cd_size) != Some(len - TAIL) || cd_size > 64 << 20 {
-        return bad("the central directory's size or offset");
-    }
     let mut cd = vec![0u8; cd_size as usize];
     file.seek(SeekFrom::Start(cd_offset))?;
     file.read_exact(&mut cd)?;
@@ -356,31 +316,7 @@ pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, ZipError
             ));
         }
         // The local header must be the central entry's twin.
-        let mut local = vec![0u8; 30 + name_len + LOCAL_EXTRA_LEN as usize];
-        file.seek(SeekFrom::Start(header_offset))?;
-        file.read_exact(&mut local)
-            .map_err(|_| ZipError::Malformed(format!("the local header of {name} is cut short")))?;
-        let mut l = Fields { buf: &local, at: 0 };
-        if l.u32() != LOCAL_SIG
-            || l.u16() != VERSION_NEEDED
-            || l.u16() != FLAGS
-            || l.u16() != 0
-            || l.u16() != time
-            || l.u16() != date
-            || l.u32() != crc
-            || l.u32() != u32::MAX
-            || l.u32() != u32::MAX
-            || l.u16() as usize != name_len
-            || l.u16() != LOCAL_EXTRA_LEN
-            || local[30..30 + name_len] != *name.as_bytes()
-        {
-            return bad(&format!("the local header of {name}"));
-        }
-        l.at = 30 + name_len;
-        if l.u16() != 1 || l.u16() != 16 || l.u64() != size || l.u64() != size {
-            return bad(&format!("the local header of {name}"));
-        }
-        let data_offset = header_offset + local.len() as u64;
+        let data_offset = local_header(file, &name, header_offset, (time, date, crc), size)?;
         expected_header = data_offset + size;
         members.push(Member {
             name,
@@ -398,6 +334,101 @@ pub fn read_strict<R: Read + Seek>(file: &mut R) -> Result<Vec<Member>, ZipError
         return bad("the space between the last member and the central directory");
     }
     Ok(members)
+}
+
+/// The ZIP64 end record, its locator and the end of central directory
+/// record, exactly as custody writes them: the entry count and the central
+/// directory's size and offset.
+fn end_records<R: Read + Seek>(file: &mut R) -> Result<(u64, u64, u64), ZipError> {
+    let len = file.seek(SeekFrom::End(0))?;
+    const TAIL: u64 = 56 + 20 + 22;
+    if len < TAIL {
+        return Err(ZipError::Malformed(
+            "the file is too short to be a package".into(),
+        ));
+    }
+    let mut tail = vec![0u8; TAIL as usize];
+    file.seek(SeekFrom::Start(len - TAIL))?;
+    file.read_exact(&mut tail)?;
+    let mut f = Fields { buf: &tail, at: 0 };
+    let bad = |what: &str| {
+        Err(ZipError::Malformed(format!(
+            "{what} is not what custody writes"
+        )))
+    };
+    if f.u32() != ZIP64_EOCD_SIG
+        || f.u64() != 44
+        || f.u16() != VERSION_MADE_BY
+        || f.u16() != VERSION_NEEDED
+        || f.u32() != 0
+        || f.u32() != 0
+    {
+        return bad("the ZIP64 end record");
+    }
+    let (n_disk, n_total, cd_size, cd_offset) = (f.u64(), f.u64(), f.u64(), f.u64());
+    if n_disk != n_total {
+        return bad("the ZIP64 end record's entry count");
+    }
+    if f.u32() != ZIP64_LOCATOR_SIG || f.u32() != 0 || f.u64() != len - TAIL || f.u32() != 1 {
+        return bad("the ZIP64 end locator");
+    }
+    if f.u32() != EOCD_SIG
+        || f.u16() != 0
+        || f.u16() != 0
+        || f.u16() != u16::MAX
+        || f.u16() != u16::MAX
+        || f.u32() != u32::MAX
+        || f.u32() != u32::MAX
+        || f.u16() != 0
+    {
+        return bad("the end of central directory record");
+    }
+    if cd_offset.checked_add(cd_size) != Some(len - TAIL) || cd_size > 64 << 20 {
+        return bad("the central directory's size or offset");
+    }
+    Ok((n_total, cd_size, cd_offset))
+}
+
+/// Checks a member's local header against its central entry (time, date,
+/// CRC-32, name and size); returns where its data begins.
+fn local_header<R: Read + Seek>(
+    file: &mut R,
+    name: &str,
+    header_offset: u64,
+    (time, date, crc): (u16, u16, u32),
+    size: u64,
+) -> Result<u64, ZipError> {
+    let name_len = name.len();
+    let bad = |what: &str| {
+        Err(ZipError::Malformed(format!(
+            "{what} is not what custody writes"
+        )))
+    };
+    let mut local = vec![0u8; 30 + name_len + LOCAL_EXTRA_LEN as usize];
+    file.seek(SeekFrom::Start(header_offset))?;
+    file.read_exact(&mut local)
+        .map_err(|_| ZipError::Malformed(format!("the local header of {name} is cut short")))?;
+    let mut l = Fields { buf: &local, at: 0 };
+    if l.u32() != LOCAL_SIG
+        || l.u16() != VERSION_NEEDED
+        || l.u16() != FLAGS
+        || l.u16() != 0
+        || l.u16() != time
+        || l.u16() != date
+        || l.u32() != crc
+        || l.u32() != u32::MAX
+        || l.u32() != u32::MAX
+        || l.u16() as usize != name_len
+        || l.u16() != LOCAL_EXTRA_LEN
+        || local[30..30 + name_len] != *name.as_bytes()
+    {
+        return bad(&format!("the local header of {name}"));
+    }
+    l.at = 30 + name_len;
+    if l.u16() != 1 || l.u16() != 16 || l.u64() != size || l.u64() != size {
+        return bad(&format!("the local header of {name}"));
+    }
+    Ok(header_offset + local.len() as u64)
 }
 
 /// Recomputes a member's CRC-32 while passing its bytes to `sink`.

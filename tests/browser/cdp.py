@@ -2,7 +2,9 @@
 as one JSON object per page on stdout, what an investigator would see:
 console errors and exceptions, every request the page made, each image's
 source and whether it decoded (naturalWidth), the text of <mark> elements,
-and the page's title.
+the page's title and final location, and the service workers registered for
+its origin. A page with an element `#custody-test-click` is clicked once
+(a real mouse event) before it is probed.
 
 Usage: cdp.py CHROMIUM [--login BASE TOKEN] URL [URL...]
 (run by tests/it/browser.rs). With --login, signs in first through the UI's
@@ -61,12 +63,31 @@ class Tab:
         raise TimeoutError(method)
 
 
-PROBE = """(() => ({
-  title: document.title,
-  images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src, complete: i.complete, naturalWidth: i.naturalWidth})),
-  marks: Array.from(document.querySelectorAll('mark')).map(m => m.textContent),
-  text: document.body ? document.body.innerText.slice(0, 20000) : '',
-}))()"""
+PROBE = """(async () => {
+  let workers = null;
+  try {
+    workers = (await navigator.serviceWorker.getRegistrations()).map(r => r.scope);
+  } catch (e) {
+    workers = 'unavailable: ' + e.name;
+  }
+  return {
+    title: document.title,
+    location: location.href,
+    images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src, complete: i.complete, naturalWidth: i.naturalWidth})),
+    marks: Array.from(document.querySelectorAll('mark')).map(m => m.textContent),
+    text: document.body ? document.body.innerText.slice(0, 20000) : '',
+    service_workers: workers,
+  };
+})()"""
+
+# A page that has an element with this id gets one real mouse click on it
+# (a user gesture, which popups need) after it loads.
+CLICK = """(() => {
+  const e = document.getElementById('custody-test-click');
+  if (!e) return null;
+  const r = e.getBoundingClientRect();
+  return {x: r.left + r.width / 2, y: r.top + r.height / 2};
+})()"""
 
 
 def main():
@@ -109,7 +130,14 @@ def main():
             tab.call("Page.navigate", url=url)
             tab.wait_for("Page.loadEventFired")
             time.sleep(0.5)  # late console messages and image decodes
-            probe = tab.call("Runtime.evaluate", expression=PROBE, returnByValue=True)["result"]["value"]
+            at = tab.call("Runtime.evaluate", expression=CLICK, returnByValue=True)["result"].get("value")
+            if at:
+                for kind in ("mousePressed", "mouseReleased"):
+                    tab.call("Input.dispatchMouseEvent", type=kind, x=at["x"], y=at["y"],
+                             button="left", clickCount=1)
+                time.sleep(3)  # what the click sets off
+            probe = tab.call("Runtime.evaluate", expression=PROBE, returnByValue=True,
+                             awaitPromise=True)["result"]["value"]
             # Drain what arrived meanwhile.
             tab.ws.settimeout(0.3)
             try:

@@ -78,7 +78,7 @@ async fn unknown_ids_are_404_and_a_row_that_cannot_be_read_is_500_not_503() {
     };
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
     let index = custody::index::open(&url).await.unwrap();
-    index.put_capture(&failed, &[]).await.unwrap();
+    index.put_capture(&failed, &[], None).await.unwrap();
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     sqlx::query("UPDATE capture SET started_at = 'yesterday' WHERE id = $1")
         .bind(failed.id.as_str())

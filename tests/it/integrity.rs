@@ -302,3 +302,150 @@ async fn replicas_get_every_object_and_a_bad_copy_is_repaired_from_a_good_one() 
     assert_eq!(std::fs::read(&copy).unwrap(), original);
     assert!(work.run(&["verify", capture.id.as_str()]).status.success());
 }
+
+/// An object in the store that no capture names (what a fenced-out attempt
+/// leaves) is listed by `audit` as a warning: not a failure, not removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_lists_a_stored_object_no_capture_names() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
+    let stray = b"a WARC uploaded by an attempt that lost its lease";
+    let key = custody::store::warc_key(&custody::model::Sha256::of(stray));
+    let path = work.path().join("custody-data/objects").join(&key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, stray).unwrap();
+
+    let out = work.run(&["audit"]);
+    let err = stderr_text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("UNINDEXED {key} (primary)")), "{err}");
+    assert!(
+        err.contains("1 object(s) checked, 0 failed, 0 repaired from a good copy, 1 not named by any capture"),
+        "{err}"
+    );
+    assert!(!err.contains(
+        &capture
+            .warc
+            .unwrap()
+            .key
+            .replace("warc/", "UNINDEXED warc/")
+    ));
+    let out = work.run(&["audit", "--json"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["outcome"] == "unindexed" && l["object_key"] == key.as_str()));
+    assert!(path.exists(), "kept: the store is write-once");
+}
+
+/// Runs custody as `nobody` (root ignores permissions) in `dir`.
+fn as_nobody(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--",
+            env!("CARGO_BIN_EXE_custody"),
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CUSTODY_DATA_DIR")
+        .env_remove("CUSTODY_INDEX_URL")
+        .env_remove("CUSTODY_STORE_URL")
+        .env("HOME", "/nonexistent")
+        .output()
+        .expect("setpriv(1)")
+}
+
+/// Every file under `dir` with its bytes' digest and mode: what "changed
+/// nothing" is checked against.
+fn tree_state(dir: &std::path::Path) -> Vec<(String, String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let mode = e.metadata().unwrap().permissions().mode();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if p.is_dir() {
+                stack.push(p);
+                out.push((rel, String::new(), mode));
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((rel, custody::model::Sha256::of(&bytes).hex(), mode));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// An investigator's write-protected copy of an installation (a court
+/// exhibit, a read-only mount) is verified and read as it is: the commands
+/// that only read open it read-only and change nothing, and the ones that
+/// record their access say the access goes unrecorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_protected_copy_is_verified_and_read_without_changing_a_byte() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let (capture, _) = work.capture(&url);
+    let claim = work.claim_linked_to(&[&capture]);
+    work.ok(&["log", "checkpoint"]);
+    let copy = work.copy();
+    let chmod = std::process::Command::new("chmod")
+        .args(["-R", "a+rX,a-w"])
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    let before = tree_state(copy.path());
+
+    let id = capture.id.as_str();
+    for args in [
+        vec!["verify", "--all"],
+        vec!["verify", id],
+        vec!["captures"],
+        vec!["show", id],
+        vec!["claims"],
+        vec!["claim", "show", &claim],
+        vec!["log", "key"],
+        vec!["log", "check"],
+    ] {
+        let out = as_nobody(copy.path(), &args);
+        let err = stderr_text(&out);
+        assert!(out.status.success(), "custody {args:?} as nobody: {err}");
+        assert!(!err.contains("warning"), "custody {args:?}: {err}");
+    }
+    // Reading a body or a proof records an access when it can; here it
+    // cannot, and says so in one line.
+    for args in [vec!["get", url.as_str()], vec!["log", "proof", id]] {
+        let out = as_nobody(copy.path(), &args);
+        let err = stderr_text(&out);
+        assert!(out.status.success(), "custody {args:?} as nobody: {err}");
+        assert!(
+            err.contains("not recorded as a custody event"),
+            "custody {args:?}: {err}"
+        );
+    }
+    // A command that writes fails with one line, and writes nothing.
+    let out = as_nobody(copy.path(), &["claim", "add", "a claim"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr_text(&out).trim().lines().count(),
+        1,
+        "{}",
+        stderr_text(&out)
+    );
+    assert_eq!(tree_state(copy.path()), before, "the copy is unchanged");
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(copy.path())
+        .status();
+}

@@ -21,6 +21,7 @@ mod interop;
 mod provenance;
 mod site;
 mod store_conformance;
+mod tidy;
 mod tlog;
 mod tsa;
 mod warc_reader;

@@ -909,3 +909,307 @@ pub fn zip_names(path: &std::path::Path) -> Vec<String> {
         .map(|m| m.name)
         .collect()
 }
+
+/// Waits until the peer closes `s`; how long that took, or `None` if it
+/// stayed open for `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+/// Slow and idle sockets cannot hold the server: headers that trickle in,
+/// or a kept-alive connection that says nothing more, are closed after
+/// `header_timeout_secs`; past `max_connections`, a new connection waits
+/// for a free slot rather than exhausting the process.
+#[test]
+fn slow_and_idle_connections_are_closed_and_capped() {
+    let work = Workdir::new("");
+    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap()
+        + "[daemon]\nheader_timeout_secs = 1\nmax_connections = 2\n";
+    std::fs::write(work.path().join("custody.toml"), config).unwrap();
+    let server = serve(&work, &["--public-read"]);
+
+    // Headers sent a byte at a time, never finished.
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let took = closed_within(&mut slow, Duration::from_secs(10)).expect("slow headers closed");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    // A kept-alive connection after one response, then silence.
+    let mut idle = TcpStream::connect(server.addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let took = closed_within(&mut idle, Duration::from_secs(10)).expect("idle connection closed");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    // Two silent connections fill the slots; a third is served once the
+    // timeout frees one.
+    let hold: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let resp = request(server.addr, "GET", "/healthz", &[], None);
+    assert_eq!(resp.status, 200);
+    assert!(
+        started.elapsed() > Duration::from_millis(500),
+        "the third waited for a slot: {:?}",
+        started.elapsed()
+    );
+    drop(hold);
+}
+
+/// The grant in a replay URL: `/g/{grant}/replay/...`.
+fn grant_of(location: &str) -> String {
+    location
+        .split("/g/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no grant in {location}"))
+        .to_string()
+}
+
+/// Replay on its own origin (`daemon.replay_listen`): a signed-in
+/// navigation is sent there with a grant; the page is sandboxed, keeps the
+/// grant on its URLs and links back to the main origin's UI; the replay
+/// origin honours no cookie and no token and serves nothing but replay; a
+/// forged, foreign or revoked grant opens nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_is_served_apart_sandboxed_and_opened_only_by_grants() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let replay_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = std::fs::read_to_string(work.path().join("custody.toml")).unwrap()
+        + &format!("[daemon]\nreplay_listen = \"127.0.0.1:{replay_port}\"\n");
+    std::fs::write(work.path().join("custody.toml"), config).unwrap();
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let capture = captured(&work, &url);
+    let server = serve(&work, &[]);
+    let replay_origin: SocketAddr = format!("127.0.0.1:{replay_port}").parse().unwrap();
+    let reader = token(&work, "reader");
+    let cookie = format!("custody_token={reader}");
+    let ts = custody::model::timestamp14(&capture.started_at);
+    let page = format!("/replay/{ts}/{url}");
+    let navigate = [("Cookie", cookie.as_str()), ("Sec-Fetch-Mode", "navigate")];
+
+    // Signed in on the main origin: sent to the replay origin, granted.
+    let sent = request(server.addr, "GET", &page, &navigate, None);
+    assert_eq!(sent.status, 303, "{}", sent.text());
+    let location = sent.header("location").unwrap().to_string();
+    let origin = format!("http://{replay_origin}/g/");
+    assert!(location.starts_with(&origin), "{location}");
+    let grant = grant_of(&location);
+    let path = location
+        .strip_prefix(&format!("http://{replay_origin}"))
+        .unwrap();
+    let shown = request(replay_origin, "GET", path, &[], None);
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    let csp = shown.header("content-security-policy").unwrap();
+    assert!(csp.contains("sandbox allow-scripts allow-forms"), "{csp}");
+    assert!(
+        !csp.contains("allow-same-origin") && !csp.contains("allow-popups"),
+        "{csp}"
+    );
+    assert_eq!(shown.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(shown.header("x-content-type-options"), Some("nosniff"));
+    let html = shown.text();
+    assert!(
+        html.contains(&format!("\"/g/{grant}/replay/{ts}if_/")),
+        "URLs keep the grant"
+    );
+    assert!(
+        html.contains(&format!(
+            "href=\"http://{}/ui/captures/{}\"",
+            server.addr, capture.id
+        )),
+        "the banner links to the main origin's UI"
+    );
+
+    // The replay origin: no cookie, no token, nothing but replay.
+    let embedded = [("Cookie", cookie.as_str()), ("Sec-Fetch-Mode", "no-cors")];
+    assert_eq!(
+        request(replay_origin, "GET", &page, &embedded, None).status,
+        401
+    );
+    let bearer = format!("Bearer {reader}");
+    let with_token = [("Authorization", bearer.as_str())];
+    let sent_back = request(replay_origin, "GET", &page, &with_token, None);
+    assert_eq!(sent_back.status, 303, "a token is not honoured here");
+    assert_eq!(
+        sent_back.header("location"),
+        Some(format!("http://{}{page}", server.addr).as_str()),
+        "opened without a grant, the page goes back to the main origin"
+    );
+    for other in ["/api/v1/captures", "/ui/fixity", "/", "/login"] {
+        let r = request(replay_origin, "GET", other, &with_token, None);
+        assert_eq!(r.status, 404, "{other}: {}", r.text());
+    }
+    let api = request(
+        replay_origin,
+        "GET",
+        &format!("/g/{grant}/api/v1/captures"),
+        &[],
+        None,
+    );
+    assert_eq!(api.status, 404, "a grant opens replay only");
+
+    // A grant with another MAC, or for another expiry, opens nothing.
+    let (head, mac) = grant.rsplit_once('.').unwrap();
+    let flipped = format!(
+        "{head}.{}",
+        if mac.starts_with('0') { "1" } else { "0" }.to_string() + &mac[1..]
+    );
+    let (id, expiry) = head.rsplit_once('.').unwrap();
+    let later: i64 = expiry.parse::<i64>().unwrap() - 10;
+    for forged in [
+        flipped,
+        format!("{id}.{later}.{mac}"),
+        format!("ct_other.{expiry}.{mac}"),
+    ] {
+        let r = request(
+            replay_origin,
+            "GET",
+            &path.replace(&grant, &forged),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 403, "{forged}: {}", r.text());
+    }
+    // Revoking the token ends its grants.
+    work.ok(&["token", "revoke", id]);
+    let r = request(replay_origin, "GET", path, &[], None);
+    assert_eq!(r.status, 403, "{}", r.text());
+}
+
+/// Without a replay origin, the grant works on the main origin the same
+/// way; scripts with a bearer token are served directly, sandboxed; a
+/// service worker's script fetch is refused under replay.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_on_the_main_origin_is_sandboxed_and_refuses_service_workers() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let capture = captured(&work, &url);
+    let server = serve(&work, &[]);
+    let reader = token(&work, "reader");
+    let cookie = format!("custody_token={reader}");
+    let ts = custody::model::timestamp14(&capture.started_at);
+    let page = format!("/replay/{ts}/{url}");
+    let sent = request(
+        server.addr,
+        "GET",
+        &page,
+        &[("Cookie", &cookie), ("Sec-Fetch-Mode", "navigate")],
+        None,
+    );
+    assert_eq!(sent.status, 303);
+    let location = sent.header("location").unwrap();
+    assert!(location.starts_with("/g/"), "{location}");
+    let shown = request(server.addr, "GET", location, &[], None);
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    assert!(shown
+        .header("content-security-policy")
+        .unwrap()
+        .contains("sandbox allow-scripts allow-forms"));
+    assert!(shown
+        .text()
+        .contains(&format!("href=\"/ui/captures/{}\"", capture.id)));
+
+    let bearer = format!("Bearer {reader}");
+    let direct = request(
+        server.addr,
+        "GET",
+        &page,
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(direct.status, 200, "scripts are served directly");
+    assert!(direct
+        .header("content-security-policy")
+        .unwrap()
+        .contains("sandbox"));
+    for path in [page.clone(), location.to_string()] {
+        let worker = request(
+            server.addr,
+            "GET",
+            &path,
+            &[("Authorization", &bearer), ("Service-Worker", "script")],
+            None,
+        );
+        assert_eq!(worker.status, 403, "{path}: {}", worker.text());
+    }
+}
+
+/// The login form returns only to a plain local path (`/\host` and the
+/// like go to `/`), and a sign-in posted from another origin is refused.
+#[test]
+fn login_redirects_locally_only_and_refuses_other_origins() {
+    let work = Workdir::new("");
+    let server = serve(&work, &[]);
+    let reader = token(&work, "reader");
+    let host = server.addr.to_string();
+    let own = format!("http://{host}");
+    let post = |next: &str, origin: &str| {
+        let body = format!(
+            "token={reader}&next={}",
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        );
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        write!(
+            s,
+            "POST /login HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    let ok = post("/ui/fixity", &own);
+    assert!(ok.starts_with("HTTP/1.1 303"), "{ok}");
+    assert!(
+        ok.to_ascii_lowercase()
+            .contains("\r\nlocation: /ui/fixity\r\n"),
+        "{ok}"
+    );
+    for bad in [
+        "/\\evil.example/",
+        "//evil.example/",
+        "https://evil.example/",
+        "/\t/evil.example",
+    ] {
+        let r = post(bad, &own);
+        assert!(
+            r.to_ascii_lowercase().contains("\r\nlocation: /\r\n"),
+            "{bad:?}: {r}"
+        );
+    }
+    let cross = post("/", "http://evil.example");
+    assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
+    assert!(
+        !cross.to_ascii_lowercase().contains("set-cookie"),
+        "{cross}"
+    );
+}
