@@ -63,6 +63,8 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
     let mut base_set = false;
     let mut links = Links::default();
     let mut in_style = false;
+    // The text of a JSON data block (`<script type="application/ld+json">`).
+    let mut json_script: Option<String> = None;
     let mut tokenizer = Tokenizer::new(html);
     while let Some(token) = tokenizer.next() {
         let Ok(token) = token;
@@ -83,6 +85,7 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                     }
                 } else {
                     element_links(&name, &attr, &base, &mut links);
+                    lazy_links(&attr, &base, &mut links);
                 }
                 if let Some(style) = attr("style") {
                     for u in css_urls(&style) {
@@ -107,6 +110,10 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                     if !tag.self_closing {
                         tokenizer.set_state(state);
                         in_style = name == "style";
+                        let kind = attr("type").unwrap_or_default().to_ascii_lowercase();
+                        if name == "script" && kind.trim().ends_with("json") {
+                            json_script = Some(String::new());
+                        }
                     }
                 }
             }
@@ -115,7 +122,17 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
                     links.add(&base, &u.0, u.1);
                 }
             }
-            Token::EndTag(_) => in_style = false,
+            Token::String(text) if json_script.is_some() => {
+                if let Some(j) = json_script.as_mut().filter(|j| j.len() < MAX_JSON_SCRIPT) {
+                    j.push_str(&String::from_utf8_lossy(&text.value));
+                }
+            }
+            Token::EndTag(_) => {
+                in_style = false;
+                if let Some(text) = json_script.take() {
+                    json_script_media(&text, &base, &mut links);
+                }
+            }
             _ => {}
         }
     }
@@ -126,16 +143,20 @@ pub fn html_links(html: &str, page: &Url) -> Vec<Link> {
 fn element_links(name: &str, attr: &dyn Fn(&str) -> Option<String>, base: &Url, links: &mut Links) {
     match name {
         "img" => {
-            for a in ["src", "data-src", "data-lazy-src", "data-original"] {
-                if let Some(v) = attr(a) {
-                    links.add(base, &v, Hint::Other);
+            if let Some(v) = attr("src") {
+                links.add(base, &v, Hint::Other);
+            }
+            if let Some(v) = attr("srcset") {
+                for candidate in srcset_urls(&v) {
+                    links.add(base, candidate, Hint::Other);
                 }
             }
-            for a in ["srcset", "data-srcset"] {
+        }
+        // SVG images, filters and sprites (`<use href="icons.svg#x">`).
+        "image" | "feimage" | "use" => {
+            for a in ["href", "xlink:href"] {
                 if let Some(v) = attr(a) {
-                    for candidate in srcset_urls(&v) {
-                        links.add(base, candidate, Hint::Other);
-                    }
+                    links.add(base, &v, Hint::Other);
                 }
             }
         }
@@ -184,7 +205,8 @@ fn element_links(name: &str, attr: &dyn Fn(&str) -> Option<String>, base: &Url, 
                 if rels.contains(&"stylesheet") {
                     links.add(base, &href, Hint::Stylesheet);
                 } else if rels.iter().any(|r| {
-                    r.contains("icon") || matches!(*r, "preload" | "modulepreload" | "manifest")
+                    r.contains("icon")
+                        || matches!(*r, "preload" | "modulepreload" | "prefetch" | "manifest")
                 }) {
                     let hint = match attr("as").as_deref() {
                         Some("style") => Hint::Stylesheet,
@@ -221,6 +243,148 @@ fn element_links(name: &str, attr: &dyn Fn(&str) -> Option<String>, base: &Url, 
         _ => {}
     }
 }
+
+/// Attributes that lazy-loading scripts copy into `src` (or a background)
+/// once the element scrolls into view, on any element: lazysizes, lozad,
+/// jQuery lazyload, WordPress and Jetpack, Echo and others.
+pub const LAZY_URL_ATTRS: &[&str] = &[
+    "data-src",
+    "datasrc",
+    "data-lazy-src",
+    "data-lazy",
+    "data-original",
+    "data-original-src",
+    "data-src-retina",
+    "data-hi-res-src",
+    "data-high-res-src",
+    "data-full-src",
+    "data-large-file",
+    "data-medium-file",
+    "data-orig-file",
+    "data-bg",
+    "data-bg-src",
+    "data-background",
+    "data-background-image",
+    "data-lazy-background",
+    "data-echo",
+    "data-poster",
+    "data-thumb",
+    "data-zoom-image",
+    "data-image",
+    "data-lazyload",
+    "data-ll-src",
+    "data-defer-src",
+];
+
+/// The `srcset` forms of the same.
+pub const LAZY_SRCSET_ATTRS: &[&str] = &[
+    "data-srcset",
+    "data-lazy-srcset",
+    "data-original-set",
+    "data-ll-srcset",
+];
+
+/// The URLs a lazy-loading attribute's value names: the value itself when
+/// it looks like a URL, or the URL-like strings of a JSON value
+/// (`data-src='{"mobile": "/m.jpg", "desktop": "/d.jpg"}'`), which is
+/// never a URL itself.
+pub fn lazy_values(value: &str) -> Vec<String> {
+    let v = value.trim();
+    if v.starts_with('{') || v.starts_with('[') {
+        let mut out = Vec::new();
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(v) {
+            json_urls(&json, &mut |s| {
+                if looks_like_url(s) {
+                    out.push(s.to_string());
+                }
+            });
+        }
+        return out;
+    }
+    if looks_like_url(v) {
+        vec![v.to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Every string in a JSON value, depth first.
+fn json_urls(value: &serde_json::Value, found: &mut dyn FnMut(&str)) {
+    match value {
+        serde_json::Value::String(s) => found(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|v| json_urls(v, found)),
+        serde_json::Value::Object(o) => o.values().for_each(|v| json_urls(v, found)),
+        _ => {}
+    }
+}
+
+/// Whether an attribute value (not known to hold a URL) looks like one: no
+/// spaces, and either absolute or rooted (`https:`, `//`, `/`, `./`) or a
+/// path ending in a file extension (`img/a.jpg?w=2`). `true`, `1.5` and
+/// `lazy` do not.
+pub fn looks_like_url(v: &str) -> bool {
+    if v.is_empty() || v.contains(char::is_whitespace) || v.starts_with('#') {
+        return false;
+    }
+    let lower = v.to_ascii_lowercase();
+    if ["http://", "https://", "//", "/", "./", "../"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+    {
+        return true;
+    }
+    let path = lower.split(['?', '#']).next().unwrap_or_default();
+    let Some((stem, ext)) = path.rsplit_once('.') else {
+        return false;
+    };
+    !stem.is_empty()
+        && (2..=5).contains(&ext.len())
+        && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+        && ext.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+/// The lazy-loading attributes of any element.
+fn lazy_links(attr: &dyn Fn(&str) -> Option<String>, base: &Url, links: &mut Links) {
+    for a in LAZY_URL_ATTRS {
+        if let Some(v) = attr(a) {
+            for u in lazy_values(&v) {
+                links.add(base, &u, stream_hint(&u, None));
+            }
+        }
+    }
+    for a in LAZY_SRCSET_ATTRS {
+        if let Some(v) = attr(a) {
+            for candidate in srcset_urls(&v) {
+                links.add(base, candidate, Hint::Other);
+            }
+        }
+    }
+}
+
+/// Media a page's inline JSON names (`<script type="application/ld+json">`
+/// and other JSON data blocks): absolute URLs of images, video and audio.
+fn json_script_media(text: &str, base: &Url, links: &mut Links) {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(text.trim()) else {
+        return;
+    };
+    json_urls(&json, &mut |s| {
+        let lower = s.to_ascii_lowercase();
+        let path = lower.split(['?', '#']).next().unwrap_or_default();
+        let media = MEDIA_EXTENSIONS.iter().any(|e| path.ends_with(e));
+        if media && (lower.starts_with("https://") || lower.starts_with("http://")) {
+            links.add(base, s, stream_hint(s, None));
+        }
+    });
+}
+
+/// Largest inline JSON block read for media URLs.
+const MAX_JSON_SCRIPT: usize = 4 * 1024 * 1024;
+
+/// File extensions of media, for URLs found in data rather than markup.
+const MEDIA_EXTENSIONS: &[&str] = &[
+    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".svg", ".mp4", ".webm", ".m4v", ".mov",
+    ".mp3", ".m4a", ".ogg", ".oga", ".opus", ".wav", ".m3u8", ".mpd", ".vtt",
+];
 
 /// The text with NUL characters removed. html5gum reports each NUL as a
 /// parse error and keeps every report until the surrounding text ends, so a
@@ -293,6 +457,15 @@ pub fn css_links(css: &str, sheet: &Url) -> Vec<Link> {
 /// candidates are separated by commas, a URL runs to the next whitespace and
 /// loses trailing commas, and descriptors run to the next comma.
 pub fn srcset_urls(srcset: &str) -> Vec<&str> {
+    srcset_candidates(srcset)
+        .into_iter()
+        .map(|(url, _)| url)
+        .collect()
+}
+
+/// The candidates of a `srcset` value as (URL, descriptors), by the same
+/// rules; the descriptors are trimmed and may be empty.
+pub fn srcset_candidates(srcset: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     let bytes = srcset.as_bytes();
     let mut i = 0;
@@ -307,9 +480,7 @@ pub fn srcset_urls(srcset: &str) -> Vec<&str> {
         let mut url = &srcset[start..i];
         let ended_by_comma = url.ends_with(',');
         url = url.trim_end_matches(',');
-        if !url.is_empty() {
-            out.push(url);
-        }
+        let descriptors_start = i;
         if !ended_by_comma {
             // Skip descriptors, minding parentheses, up to the next comma.
             let mut depth = 0;
@@ -322,6 +493,9 @@ pub fn srcset_urls(srcset: &str) -> Vec<&str> {
                 }
                 i += 1;
             }
+        }
+        if !url.is_empty() {
+            out.push((url, srcset[descriptors_start..i].trim()));
         }
     }
     out
@@ -854,6 +1028,70 @@ mod tests {
             vec!["img.jpg?w=1,2", "x.jpg"]
         );
         assert!(srcset_urls("").is_empty());
+    }
+
+    #[test]
+    fn srcset_candidates_keep_their_descriptors() {
+        assert_eq!(
+            srcset_candidates("https://res.example/w_300,c_fill/a.jpg 300w, b.jpg, c.jpg 2x"),
+            vec![
+                ("https://res.example/w_300,c_fill/a.jpg", "300w"),
+                ("b.jpg", ""),
+                ("c.jpg", "2x")
+            ]
+        );
+    }
+
+    #[test]
+    fn lazy_loading_svg_prefetch_and_json_data_are_found() {
+        let page = Url::parse("https://news.example/a/").unwrap();
+        let html = r##"<html><head>
+            <link rel="prefetch" href="/next.jpg"><link rel="dns-prefetch" href="//cdn.example">
+            <script type="application/ld+json">{"@type": "NewsArticle", "image": ["https://cdn.example/ld.jpg"],
+              "video": {"contentUrl": "https://cdn.example/clip.mp4"}, "url": "https://news.example/a/"}</script>
+            </head><body>
+            <svg><image href="/svg-image.png"/><use xlink:href="/sprite.svg#icon"/><use href="#local"/></svg>
+            <picture><source data-srcset="/s-1.webp 1x, /s-2.webp 2x"><img src="/p.jpg"></picture>
+            <div data-bg="/bg.jpg" data-original="orig.png" data-src='{"mobile": "/m.jpg", "desktop": "/d.jpg", "n": 2}'></div>
+            <span datasrc="/datasrc.gif" data-lazy="true" data-image="1.5"></span>
+            <img data-lazy-srcset="/l-1.jpg 1x, /l-2.jpg 2x" data-src="/lazy.jpg">
+            <a data-src="/a-lazy.jpg" href="/link/">x</a>
+            </body></html>"##;
+        let found = html_links(html, &page);
+        let got = urls(&found);
+        for expected in [
+            "https://news.example/next.jpg",
+            "https://cdn.example/ld.jpg",
+            "https://cdn.example/clip.mp4",
+            "https://news.example/svg-image.png",
+            "https://news.example/sprite.svg",
+            "https://news.example/s-1.webp",
+            "https://news.example/s-2.webp",
+            "https://news.example/bg.jpg",
+            "https://news.example/a/orig.png",
+            "https://news.example/m.jpg",
+            "https://news.example/d.jpg",
+            "https://news.example/datasrc.gif",
+            "https://news.example/l-1.jpg",
+            "https://news.example/l-2.jpg",
+            "https://news.example/lazy.jpg",
+            "https://news.example/a-lazy.jpg",
+        ] {
+            assert!(got.contains(&expected), "{expected} missing from {got:?}");
+        }
+        for not_media in [
+            "https://cdn.example/",
+            "https://news.example/a/",
+            "https://news.example/a/true",
+            "https://news.example/a/1.5",
+            "https://news.example/link/",
+        ] {
+            assert!(!got.contains(&not_media), "{not_media} found in {got:?}");
+        }
+        assert!(
+            !got.iter().any(|u| u.contains('{') || u.contains("%7B")),
+            "a JSON value was taken for a URL: {got:?}"
+        );
     }
 
     #[test]

@@ -4,10 +4,15 @@
 //! - Every replay response is sandboxed (`Content-Security-Policy:
 //!   sandbox allow-scripts allow-forms`, without `allow-same-origin`): a
 //!   replayed document runs in an opaque origin, so it is sent no cookies,
-//!   cannot read custody's API or UI, cannot register a service worker and
-//!   cannot open popups. Requests with `Service-Worker: script` are
+//!   cannot read custody's API or UI, cannot register a service worker,
+//!   cannot open popups and cannot navigate the top window. In custody's
+//!   frame page (see `replay`) it cannot navigate its own frame out of
+//!   custody either. Requests with `Service-Worker: script` are
 //!   refused outright, and `Referrer-Policy: no-referrer` and
-//!   `X-Content-Type-Options: nosniff` are sent.
+//!   `X-Content-Type-Options: nosniff` are sent. Replay answers carry
+//!   `Access-Control-Allow-Origin: *` (and preflights are answered), so the
+//!   sandboxed page may load its modules, fonts and data: what a
+//!   credential-less request may read anyway.
 //! - A signed-in investigator's navigation to `/replay/...` is redirected
 //!   to `/g/{grant}/replay/...` (see [`super::grant`]): the page and what
 //!   it embeds are loaded with the grant in the path, never the cookie.
@@ -49,21 +54,46 @@ pub async fn isolate(req: Request, next: Next) -> Response {
         )
         .into_response();
     }
-    let mut resp = next.run(req).await;
+    let mut resp = if req.method() == axum::http::Method::OPTIONS {
+        // A CORS preflight from a replayed page (a script's request with
+        // headers of its own): what replay answers is readable from there.
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        insert_all(r.headers_mut(), PREFLIGHT);
+        r
+    } else {
+        next.run(req).await
+    };
     let headers = resp.headers_mut();
+    insert_all(headers, REPLAY_HEADERS);
     let csp = format!("{}; {SANDBOX}", super::replay::REPLAY_CSP);
     if let Ok(v) = HeaderValue::from_str(&csp) {
         headers.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     resp
+}
+
+/// Headers on every replay answer. A sandboxed page has an opaque origin,
+/// so everything it loads in CORS mode (module scripts, fonts, a script's
+/// fetch) is cross-origin to it: replay is readable without credentials
+/// from anywhere (a credentialed request is not answered under `*`); the
+/// API and the UI send no such header.
+const REPLAY_HEADERS: &[(header::HeaderName, &str)] = &[
+    (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+];
+
+/// The answer to a CORS preflight under replay.
+const PREFLIGHT: &[(header::HeaderName, &str)] = &[
+    (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD"),
+    (header::ACCESS_CONTROL_ALLOW_HEADERS, "*"),
+    (header::ACCESS_CONTROL_MAX_AGE, "600"),
+];
+
+fn insert_all(headers: &mut HeaderMap, values: &[(header::HeaderName, &'static str)]) {
+    for (name, value) in values {
+        headers.insert(name.clone(), HeaderValue::from_static(value));
+    }
 }
 
 /// Whether a request is a browser navigation (or from something that is

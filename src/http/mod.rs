@@ -296,6 +296,11 @@ fn required_role(method: &Method, path: &str) -> Option<Role> {
     if path.starts_with("/api/v1/tokens") {
         return Some(Role::Admin);
     }
+    if method == Method::OPTIONS && path.starts_with("/replay/") {
+        // A CORS preflight of a replayed page's request: it carries no
+        // credentials and is answered with nothing archived.
+        return None;
+    }
     if method == Method::GET || method == Method::HEAD {
         Some(Role::Reader)
     } else {

@@ -1,10 +1,16 @@
 //! Replay, Memento and CDX: looking at what was captured as it was.
 //!
-//! - `/replay/{timestamp}/{url}`: the capture of `url` nearest in time, HTML
-//!   and CSS rewritten to stay inside the archive, HTML with a banner;
-//!   `{timestamp}id_` serves the payload exactly as received (content-
-//!   encoding kept), `{timestamp}if_` rewrites without the banner (what a
-//!   replayed page embeds). Range requests work on payloads served as is.
+//! - `/replay/{timestamp}/{url}`: the capture of `url` nearest in time. An
+//!   HTML page opens in custody's frame page: the banner on top, covering
+//!   nothing, and the page below it in a frame (`{timestamp}mp_`), as pywb
+//!   does; archived code cannot reach the banner. HTML and CSS are
+//!   rewritten to stay inside the archive; `{timestamp}if_` is what a
+//!   replayed page embeds, `{timestamp}id_` the payload exactly as received
+//!   (content-encoding kept). A navigation to another time is redirected to
+//!   the capture's own; what a page loads is answered at the page's time,
+//!   with the nearest record and no redirect, so each resource keeps one
+//!   URL (ES modules are instantiated once per URL). Range requests work on
+//!   payloads served as is.
 //! - `/timegate/{url}` and `/timemap/{link|json}/{url}` (RFC 7089).
 //! - `/cdx`: pywb's CDX server API over the index.
 //!
@@ -112,9 +118,11 @@ fn http_date(t: &DateTime<Utc>) -> String {
 /// How a replay URL asks for its record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Rewritten, with the banner when HTML.
+    /// A navigation: HTML opens in the frame page with the banner.
     Page,
-    /// Rewritten, no banner (embedded resources and frames).
+    /// The page inside the frame page (rewritten, as `Embed`).
+    Main,
+    /// Rewritten (embedded resources and frames).
     Embed,
     /// The payload exactly as received.
     Identity,
@@ -142,6 +150,7 @@ impl Wanted {
         let mode = match modifier {
             "" => Mode::Page,
             "id_" => Mode::Identity,
+            "mp_" => Mode::Main,
             m if m.len() == 3 && m.ends_with('_') => Mode::Embed,
             _ => {
                 return Err(AppError::bad_request(format!(
@@ -171,9 +180,22 @@ impl Mode {
     fn modifier(self) -> &'static str {
         match self {
             Mode::Identity => "id_",
+            Mode::Main => "mp_",
             Mode::Embed => "if_",
             Mode::Page => "",
         }
+    }
+}
+
+/// What a request for a page URL (no modifier) is: a navigation (or a
+/// client that is not a browser) gets a frame page, also when a replayed
+/// page navigates its own frame (a link, a form: the new page comes with
+/// its own banner); anything else (a script's fetch, an image) is what a
+/// page loads.
+fn page_request(headers: &HeaderMap) -> Mode {
+    match headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
+        None | Some("navigate") => Mode::Page,
+        _ => Mode::Embed,
     }
 }
 
@@ -184,7 +206,10 @@ async fn replay(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let want = Wanted::parse(&uri)?;
+    let mut want = Wanted::parse(&uri)?;
+    if want.mode == Mode::Page {
+        want.mode = page_request(&headers);
+    }
     let hit = nearest(&state, &want).await?;
     let found_ts = hit.record.timestamp.clone();
     if want.mode == Mode::Page && want.ts != found_ts {
@@ -196,6 +221,11 @@ async fn replay(
         set(&mut resp, header::VARY, "accept-datetime");
         return Ok(resp);
     }
+    let html = |m: &str| m == "text/html" || m == "application/xhtml+xml";
+    let redirect = hit.record.status.is_some_and(|s| (300..400).contains(&s));
+    if want.mode == Mode::Page && !redirect && hit.record.mime.as_deref().is_some_and(html) {
+        return Ok(frame_page(&state, &hit, &want.url, &headers, &cx).await);
+    }
     let (head, payload) = read_payload(&state, &hit).await?;
     state
         .accessed(
@@ -206,23 +236,28 @@ async fn replay(
         )
         .await?;
     let base_url = Url::parse(&want.url).map_err(|_| AppError::bad_request("bad URL"))?;
-    let rewriter = Rewriter::new(base_url, &found_ts).with_prefix(&cx.prefix);
+    // What the page loads stays at the page's time (the one asked for).
+    let at = if want.ts.is_empty() {
+        &found_ts
+    } else {
+        &want.ts
+    };
+    let rewriter = Rewriter::new(base_url, at).with_prefix(&cx.prefix);
     let mime = head
         .as_ref()
         .and_then(|h| h.mime())
         .or_else(|| hit.record.mime.clone())
         .unwrap_or_default();
     let rewriting = want.mode != Mode::Identity
-        && (mime == "text/html" || mime == "application/xhtml+xml" || mime == "text/css")
+        && (html(&mime) || mime == "text/css")
         && hit.record.length <= MAX_REWRITE;
     let mut resp = if rewriting {
-        let banner = match (want.mode, mime.as_str()) {
-            (Mode::Page, "text/html" | "application/xhtml+xml") => {
-                Some(banner(&state, &hit, &want.url, &cx.ui_base).await)
-            }
-            _ => None,
+        let modifier = match want.mode {
+            Mode::Page => Mode::Main.modifier(),
+            m => m.modifier(),
         };
-        rewritten(payload, head.as_ref(), &mime, rewriter.clone(), banner).await?
+        let head_markup = html(&mime).then(|| rewriter.head_markup(modifier));
+        rewritten(payload, head.as_ref(), &mime, rewriter.clone(), head_markup).await?
     } else {
         as_received(payload, head.as_ref(), &headers)?
     };
@@ -272,7 +307,7 @@ async fn rewritten(
     head: Option<&crate::warc::ResponseHead>,
     mime: &str,
     mut rewriter: Rewriter,
-    banner: Option<String>,
+    head_markup: Option<String>,
 ) -> Result<Response, AppError> {
     let encoding = head.and_then(|h| h.content_encoding());
     let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, AppError> {
@@ -295,7 +330,7 @@ async fn rewritten(
     let out = if mime == "text/css" {
         rewriter.css(&text)
     } else {
-        rewriter.html(&text, banner.as_deref())
+        rewriter.html(&text, head_markup.as_deref())
     };
     let mut resp = Response::new(Body::from(out));
     set(
@@ -512,6 +547,54 @@ fn parse_range(v: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     };
     Some(Ok(r))
 }
+
+/// custody's frame page around a replayed HTML page: the banner, and
+/// below it the page (`mp_`) in a frame that fills the rest of the window.
+/// Nothing of the archived page runs here, so nothing of it can cover or
+/// change the banner, and the page's frame may navigate only inside
+/// custody (the frame page's CSP: `frame-src` falls back to `'self'`).
+/// When the page navigates its frame (a link, a form, a script), the new
+/// page arrives in a frame page of its own, with its own banner, and this
+/// banner says it no longer describes what is below it.
+async fn frame_page(
+    state: &AppState,
+    hit: &Hit,
+    url: &str,
+    req: &HeaderMap,
+    cx: &ReplayContext,
+) -> Response {
+    let ts = &hit.record.timestamp;
+    let src = format!("{}/replay/{ts}mp_/{url}", cx.prefix);
+    let banner = banner(state, hit, url, &cx.ui_base).await;
+    let url_js = serde_json::Value::String(url.to_string())
+        .to_string()
+        .replace('<', "\\u003c");
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Archived: {url_e}</title>\
+         <style>html,body{{margin:0;height:100%}}body{{display:flex;flex-direction:column}}\
+         #custody-banner{{flex:none}}#custody-frame{{flex:1;border:0;width:100%;display:block}}</style>\
+         </head><body>{banner}<iframe id=\"custody-frame\" title=\"The archived page\" src=\"{src_e}\"></iframe>\
+         <script>{FRAME_JS}({url_js});</script></body></html>",
+        url_e = escape_attr(url),
+        src_e = escape_attr(&src),
+    );
+    let mut resp = Response::new(Body::from(body));
+    set(&mut resp, header::CONTENT_TYPE, "text/html; charset=utf-8");
+    memento_headers(&mut resp, req, url, hit);
+    set(&mut resp, "x-custody-capture", hit.capture_id.as_str());
+    set(&mut resp, "x-custody-record", &hit.record.record_id);
+    resp
+}
+
+/// The frame page's one script: after the frame's first load, any other
+/// load is the page navigating inside it.
+const FRAME_JS: &str = "(function(url){var f=document.getElementById('custody-frame'),n=0;\
+f.addEventListener('load',function(){if(++n<2)return;var b=document.getElementById('custody-banner');\
+b.textContent='The page below has navigated: its own banner describes it; this one described the capture of '+url+' only. ';\
+var a=document.createElement('a');a.href=location.href;a.textContent='Back to that capture';a.style.color='#9cf';\
+b.appendChild(a);});})";
 
 /// The banner above a replayed page: when it was captured, the WARC's
 /// digest, what the read checked and the last fixity check found, and the

@@ -4,12 +4,29 @@
 //!
 //! The HTML pass is a small tag scanner, not a parser: it copies the
 //! document through unchanged except for the values of URL-bearing
-//! attributes, `style` attributes and `<style>` elements, and it inserts the
-//! banner after `<body>`. Markup it does not understand passes through
-//! untouched. Script text is not rewritten (URLs built by JavaScript at run
-//! time are blocked by the replay's Content-Security-Policy instead).
+//! attributes (lazy-loading ones included), `style` attributes, `<style>`
+//! elements and import maps, and it inserts custody's head markup (the
+//! client-side rewriter, `client.js`, and an import map) before anything
+//! else the document runs. Markup it does not understand passes through
+//! untouched. Script text is not rewritten: URLs a script builds at run
+//! time are mapped into the archive by `client.js` as they are used, and
+//! the replay's Content-Security-Policy blocks whatever it misses.
 
 use url::Url;
+
+use crate::capture::discover::{
+    looks_like_url, srcset_candidates, LAZY_SRCSET_ATTRS, LAZY_URL_ATTRS,
+};
+
+/// The client-side rewriter every replayed document runs first: a function
+/// of the document's settings (see [`Rewriter::head_markup`]).
+const CLIENT_JS: &str = include_str!("client.js");
+
+/// JSON that can stand inside a `<script>` element: `<` escaped, so no
+/// `</script>` or `<!--` can end or change it.
+fn script_json(value: &serde_json::Value) -> String {
+    value.to_string().replace('<', "\\u003c")
+}
 
 /// Rewrites URLs relative to one archived document.
 #[derive(Clone)]
@@ -68,21 +85,81 @@ impl Rewriter {
 
     /// `srcset` syntax: comma-separated candidates, each a URL and an
     /// optional descriptor.
+    /// Parsed as capture parses it (WHATWG rules: a URL runs to the next
+    /// whitespace, so the commas of image-CDN URLs stay in them).
     pub fn srcset(&self, value: &str) -> String {
-        value
-            .split(',')
-            .map(|candidate| {
-                let c = candidate.trim();
-                let (u, rest) = c.split_once(char::is_whitespace).unwrap_or((c, ""));
+        srcset_candidates(value)
+            .into_iter()
+            .map(|(u, descriptors)| {
                 let u = self.url(u, EMBED).unwrap_or_else(|| u.to_string());
-                if rest.is_empty() {
+                if descriptors.is_empty() {
                     u
                 } else {
-                    format!("{u} {}", rest.trim())
+                    format!("{u} {descriptors}")
                 }
             })
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// An import map's addresses (and scopes) pointed into the archive;
+    /// not JSON, or not an object: `None`, left as it is.
+    pub fn import_map(&self, text: &str) -> Option<String> {
+        let mut map: serde_json::Value = serde_json::from_str(text.trim()).ok()?;
+        let obj = map.as_object_mut()?;
+        if let Some(imports) = obj.get_mut("imports").and_then(|v| v.as_object_mut()) {
+            self.map_addresses(imports);
+        }
+        if let Some(scopes) = obj.get_mut("scopes").and_then(|v| v.as_object_mut()) {
+            let old = std::mem::take(scopes);
+            for (scope, mut addresses) in old {
+                if let Some(a) = addresses.as_object_mut() {
+                    self.map_addresses(a);
+                }
+                let scope = self.url(&scope, EMBED).unwrap_or(scope);
+                scopes.insert(scope, addresses);
+            }
+        }
+        Some(script_json(&map))
+    }
+
+    fn map_addresses(&self, addresses: &mut serde_json::Map<String, serde_json::Value>) {
+        for value in addresses.values_mut() {
+            if let Some(new) = value.as_str().and_then(|v| self.url(v, EMBED)) {
+                *value = serde_json::Value::String(new);
+            }
+        }
+    }
+
+    /// What custody puts first in a replayed document's `<head>`: an import
+    /// map that sends module specifiers into the archive (absolute URLs,
+    /// and paths that would otherwise resolve against custody's own
+    /// origin), and `client.js` with this document's settings.
+    pub fn head_markup(&self, modifier: &str) -> String {
+        let root = format!("{}/replay/", self.prefix);
+        let at = format!("{root}{}{EMBED}/", self.timestamp);
+        let site = self.base.origin().ascii_serialization();
+        let imports = serde_json::json!({
+            "imports": {
+                "https://": format!("{at}https://"),
+                "http://": format!("{at}http://"),
+                "/": format!("{at}{site}/"),
+                "/replay/": "/replay/",
+                root.clone(): root,
+            }
+        });
+        let settings = serde_json::json!({
+            "prefix": self.prefix,
+            "timestamp": self.timestamp,
+            "modifier": modifier,
+            "url": self.base.as_str(),
+        });
+        format!(
+            "<script type=\"importmap\">{}</script><script>{}({});</script>",
+            script_json(&imports),
+            CLIENT_JS.trim_end().trim_end_matches(';'),
+            script_json(&settings)
+        )
     }
 
     /// Rewrites `url(...)` and `@import "..."` in a style sheet.
@@ -138,14 +215,15 @@ impl Rewriter {
         out
     }
 
-    /// Rewrites an HTML document and inserts `banner` (markup) after the
-    /// `<body>` start tag, or at the end when there is none.
-    pub fn html(&mut self, html: &str, banner: Option<&str>) -> String {
-        let mut out = String::with_capacity(html.len() + banner.map_or(0, str::len) + 1024);
+    /// Rewrites an HTML document and inserts `head` (markup) first in its
+    /// `<head>` (before the first element other than `<html>` when there
+    /// is no head start tag, at the end of an empty document).
+    pub fn html(&mut self, html: &str, head: Option<&str>) -> String {
+        let mut out = String::with_capacity(html.len() + head.map_or(0, str::len) + 1024);
         let bytes = html.as_bytes();
         let mut i = 0;
         let mut copied = 0;
-        let mut banner_done = banner.is_none();
+        let mut head_done = head.is_none();
         while i < bytes.len() {
             if bytes[i] != b'<' {
                 i += 1;
@@ -169,11 +247,15 @@ impl Rewriter {
             };
             if !tag.closing {
                 out.push_str(&html[copied..tag.start]);
+                if !head_done && tag.name != "html" && tag.name != "head" {
+                    out.push_str(head.unwrap_or_default());
+                    head_done = true;
+                }
                 out.push_str(&self.tag(html, &tag));
                 copied = tag.end;
-                if tag.name == "body" && !banner_done {
-                    out.push_str(banner.unwrap_or_default());
-                    banner_done = true;
+                if tag.name == "head" && !head_done {
+                    out.push_str(head.unwrap_or_default());
+                    head_done = true;
                 }
             }
             i = tag.end;
@@ -182,17 +264,29 @@ impl Rewriter {
             {
                 let close =
                     find_ci(&html[i..], &format!("</{}", tag.name)).map_or(bytes.len(), |p| i + p);
-                if tag.name == "style" {
+                let import_map = tag.name == "script"
+                    && tag.attrs.iter().any(|a| {
+                        a.name == "type"
+                            && a.value
+                                .as_deref()
+                                .is_some_and(|v| v.trim().eq_ignore_ascii_case("importmap"))
+                    });
+                let new = match tag.name.as_str() {
+                    "style" => Some(self.css(&html[i..close])),
+                    _ if import_map => self.import_map(&html[i..close]),
+                    _ => None,
+                };
+                if let Some(new) = new {
                     out.push_str(&html[copied..i]);
-                    out.push_str(&self.css(&html[i..close]));
+                    out.push_str(&new);
                     copied = close;
                 }
                 i = close;
             }
         }
         out.push_str(&html[copied..]);
-        if !banner_done {
-            out.push_str(banner.unwrap_or_default());
+        if !head_done {
+            out.push_str(head.unwrap_or_default());
         }
         out
     }
@@ -219,12 +313,19 @@ impl Rewriter {
         for a in &tag.attrs {
             let Some(raw) = &a.value else { continue };
             let value = decode_entities(raw);
-            let new = match (tag.name.as_str(), a.name.as_str()) {
+            let name = a.name.as_str();
+            let new = match (tag.name.as_str(), name) {
                 ("a" | "area", "href") | ("form", "action") => self.url(&value, NAVIGATE),
-                (_, "href" | "src" | "poster" | "background" | "lowsrc" | "data-src")
+                (_, "href" | "src" | "poster" | "background" | "lowsrc")
                 | ("object", "data")
                 | (_, "xlink:href") => self.url(&value, EMBED),
-                (_, "srcset" | "imagesrcset" | "data-srcset") => Some(self.srcset(&value)),
+                (_, "srcset" | "imagesrcset") => Some(self.srcset(&value)),
+                (_, n) if LAZY_SRCSET_ATTRS.contains(&n) => Some(self.srcset(&value)),
+                // A lazy-loading attribute that holds one URL (not JSON, not
+                // a flag): what a script will copy into `src`.
+                (_, n) if LAZY_URL_ATTRS.contains(&n) && looks_like_url(value.trim()) => {
+                    self.url(&value, EMBED)
+                }
                 (_, "style") => Some(self.css(&value)),
                 ("meta", "content") if http_equiv_refresh => self.refresh(&value),
                 _ => None,
@@ -487,7 +588,11 @@ mod tests {
             ),
             "{out}"
         );
-        assert!(out.contains(r#"<body class="post"><div id=banner></div><img src="/replay/20161129100400if_/https://www.example.org/2016/11/aleppo/photo.jpg""#), "{out}");
+        assert!(
+            out.starts_with("<!DOCTYPE html><html><head><div id=banner></div><link "),
+            "the head markup comes first: {out}"
+        );
+        assert!(out.contains(r#"<body class="post"><img src="/replay/20161129100400if_/https://www.example.org/2016/11/aleppo/photo.jpg""#), "{out}");
         assert!(out.contains(r#"srcset="/replay/20161129100400if_/https://www.example.org/2016/11/aleppo/a.jpg 1x, /replay/20161129100400if_/https://www.example.org/b.jpg 2x""#), "{out}");
         assert!(
             out.contains(r#"<a href="/replay/20161129100400/https://other.example/">"#),
@@ -500,6 +605,84 @@ mod tests {
         );
         assert!(out.contains(r#"style="background-image: url(&quot;/replay/20161129100400if_/https://www.example.org/2016/11/aleppo/p.png&quot;)""#), "{out}");
         assert!(out.starts_with("<!DOCTYPE html>"));
+    }
+
+    #[test]
+    fn head_markup_goes_before_anything_the_page_runs() {
+        for (html, expected) in [
+            ("<html><head><script>x</script>", "<html><head>H<script>"),
+            (
+                "<!doctype html><script>x</script>",
+                "<!doctype html>H<script>",
+            ),
+            ("<html lang=ar><body>b", "<html lang=ar>H<body>"),
+            ("text only", "text onlyH"),
+        ] {
+            let out = rw().html(html, Some("H"));
+            assert!(out.starts_with(expected), "{html} gave {out}");
+        }
+        let head = rw().with_prefix("/g/x").head_markup("mp_");
+        assert!(head.starts_with("<script type=\"importmap\">"), "{head}");
+        assert!(
+            head.contains(r#""https://":"/g/x/replay/20161129100400if_/https://""#),
+            "{head}"
+        );
+        assert!(
+            head.contains(r#""/":"/g/x/replay/20161129100400if_/https://www.example.org/""#),
+            "root paths resolve against the archived site: {head}"
+        );
+        assert!(head.contains(r#""/g/x/replay/":"/g/x/replay/""#), "{head}");
+        assert!(head.contains(r#""modifier":"mp_""#), "{head}");
+        assert_eq!(head.matches("</script>").count(), 2, "{head}");
+        let hostile = Rewriter::new(
+            Url::parse("https://e.example/</script><script>alert(1)</script>").unwrap(),
+            "2016",
+        )
+        .head_markup("if_");
+        assert_eq!(hostile.matches("</script>").count(), 2, "{hostile}");
+    }
+
+    #[test]
+    fn srcset_candidates_keep_the_commas_of_their_urls() {
+        let out = rw().html(
+            r#"<img srcset="https://res.example/image/upload/w_300,c_fill,q_auto/a.jpg 300w, https://res.example/image/upload/w_600,c_fill/a.jpg 600w">"#,
+            None,
+        );
+        assert!(out.contains(r#"srcset="/replay/20161129100400if_/https://res.example/image/upload/w_300,c_fill,q_auto/a.jpg 300w, /replay/20161129100400if_/https://res.example/image/upload/w_600,c_fill/a.jpg 600w""#), "{out}");
+    }
+
+    #[test]
+    fn lazy_loading_attributes_point_into_the_archive_json_stays() {
+        let out = rw().html(
+            r#"<div data-bg="/bg.jpg" data-lazy="true" data-src='{"m": "/m.jpg"}'></div><source data-srcset="a.webp 1x, b.webp 2x">"#,
+            None,
+        );
+        assert!(
+            out.contains(r#"data-bg="/replay/20161129100400if_/https://www.example.org/bg.jpg""#),
+            "{out}"
+        );
+        assert!(out.contains(r#"data-lazy="true""#), "{out}");
+        assert!(out.contains(r#"data-src='{"m": "/m.jpg"}'"#), "{out}");
+        assert!(out.contains(r#"data-srcset="/replay/20161129100400if_/https://www.example.org/2016/11/aleppo/a.webp 1x, /replay/20161129100400if_/https://www.example.org/2016/11/aleppo/b.webp 2x""#), "{out}");
+    }
+
+    #[test]
+    fn import_maps_point_into_the_archive() {
+        let out = rw().html(
+            r#"<script type="importmap">{"imports": {"lib": "/js/lib.js", "https://cdn.example/": "https://cdn.example/v2/"}, "scopes": {"/js/": {"x": "./x.js"}}}</script>"#,
+            None,
+        );
+        assert!(
+            out.contains(r#""lib":"/replay/20161129100400if_/https://www.example.org/js/lib.js""#),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                r#""https://cdn.example/":"/replay/20161129100400if_/https://cdn.example/v2/""#
+            ),
+            "{out}"
+        );
+        assert!(out.contains(r#""/replay/20161129100400if_/https://www.example.org/js/":{"x":"/replay/20161129100400if_/https://www.example.org/2016/11/aleppo/x.js"}"#), "{out}");
     }
 
     #[test]

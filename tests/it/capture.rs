@@ -666,3 +666,78 @@ async fn an_object_uploaded_by_a_dead_attempt_is_adopted_not_captured_again() {
     );
     assert_eq!(archive.index().captures(None).await.unwrap().len(), 1);
 }
+
+/// Discovery without scripts (issue 21): lazy-loading attributes on any
+/// element, SVG images and sprites, `data-srcset` on `<source>`,
+/// `<link rel=prefetch>` and media named in inline JSON are captured; a
+/// JSON value in `data-src` is read for its URLs, never fetched as one;
+/// flags (`data-lazy="true"`) are not URLs.
+#[tokio::test(flavor = "multi_thread")]
+async fn lazy_loading_svg_prefetch_and_inline_json_media_are_captured() {
+    use axum::routing::get;
+    let media = [
+        "/prefetch.jpg",
+        "/ld.jpg",
+        "/svg-image.png",
+        "/sprite.svg",
+        "/s-1.webp",
+        "/s-2.webp",
+        "/bg.jpg",
+        "/orig.png",
+        "/m.jpg",
+        "/d.jpg",
+        "/datasrc.gif",
+        "/l-1.jpg",
+        "/l-2.jpg",
+    ];
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let addr = std::sync::Arc::new(std::sync::OnceLock::<std::net::SocketAddr>::new());
+    let (log, a) = (seen.clone(), addr.clone());
+    let app = axum::Router::new()
+        .route(
+            "/page/",
+            get(move || {
+                let live = *a.get().unwrap();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "text/html; charset=UTF-8")],
+                        format!(
+                            r##"<!DOCTYPE html><html><head><link rel="prefetch" href="/prefetch.jpg">
+                            <script type="application/ld+json">{{"@type": "NewsArticle", "image": "http://{live}/ld.jpg"}}</script>
+                            </head><body><svg><image href="/svg-image.png"/><use xlink:href="/sprite.svg#icon"/></svg>
+                            <picture><source data-srcset="/s-1.webp 1x, /s-2.webp 2x"><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="></picture>
+                            <div data-bg="/bg.jpg" data-original="/orig.png" data-src='{{"mobile": "/m.jpg", "desktop": "/d.jpg"}}'></div>
+                            <span datasrc="/datasrc.gif" data-lazy="true"></span>
+                            <img data-lazy-srcset="/l-1.jpg 1x, /l-2.jpg 2x"></body></html>"##
+                        ),
+                    )
+                }
+            }),
+        )
+        .fallback(move |uri: axum::http::Uri| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(uri.to_string());
+                ([(axum::http::header::CONTENT_TYPE, "image/png")], vec![0u8; 16])
+            }
+        });
+    let live = site::serve_app(app).await;
+    addr.set(live).unwrap();
+    let work = Workdir::new("");
+    let (capture, out) = work.capture(&format!("http://{live}/page/"));
+    assert_eq!(capture.status, CaptureStatus::Ok, "{}", stderr_text(&out));
+    let urls: Vec<&str> = capture.resources.iter().map(|r| r.url.as_str()).collect();
+    for path in media {
+        let want = format!("http://{live}{path}");
+        assert!(
+            urls.contains(&want.as_str()),
+            "{want} not captured: {urls:?}"
+        );
+    }
+    let fetched = seen.lock().unwrap().clone();
+    assert_eq!(
+        fetched.len(),
+        media.len(),
+        "only the media were fetched (no JSON value, no flag): {fetched:?}"
+    );
+}

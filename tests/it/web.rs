@@ -375,6 +375,8 @@ async fn replay_serves_the_archived_page_rewritten_and_id_serves_the_payload_as_
     // file, ranges included.
     let big_url = format!("http://{addr}/media/generated.mp4?bytes=3145728");
     let big = captured(&work, &big_url);
+    let short_url = format!("http://{addr}/short-link");
+    let short = captured(&work, &short_url);
     let server = serve(&work, &["--public-read"]);
     let s = server.addr;
 
@@ -388,16 +390,37 @@ async fn replay_serves_the_archived_page_rewritten_and_id_serves_the_payload_as_
     let digest = gz_capture.resources[0].payload_sha256.unwrap();
     assert_eq!(hex::encode(sha2::Sha256::digest(&r.body)), digest.hex());
 
-    // The page, rewritten, with its banner and Memento headers.
+    // The page opens in custody's frame page: the banner, then the page
+    // in a frame; both carry the Memento headers.
     let ts1 = custody::model::timestamp14(&first.started_at);
     let page = get(s, &format!("/replay/{ts1}/{article_url}"), None);
     assert_eq!(page.status, 200, "{}", page.text());
-    let html = page.text();
-    assert!(html.contains("nearly 25 civilians were killed in airstrikes"));
-    assert!(html.contains("id=\"custody-banner\""));
+    let frame_page = page.text();
+    assert!(frame_page.contains("id=\"custody-banner\""));
     assert!(
-        html.contains(&first.warc.as_ref().unwrap().sha256.hex()),
+        frame_page.contains(&first.warc.as_ref().unwrap().sha256.hex()),
         "the banner names the WARC"
+    );
+    let inner = format!("/replay/{ts1}mp_/{article_url}");
+    assert!(
+        frame_page.contains(&format!(
+            "<iframe id=\"custody-frame\" title=\"The archived page\" src=\"{inner}\""
+        )),
+        "{frame_page}"
+    );
+    assert!(
+        !frame_page.contains("nearly 25 civilians"),
+        "nothing of the archived page is in the frame page"
+    );
+    let framed = get(s, &inner, None);
+    assert_eq!(framed.status, 200, "{}", framed.text());
+    assert!(framed.header("memento-datetime").unwrap().ends_with("GMT"));
+    let html = framed.text();
+    assert!(html.contains("nearly 25 civilians were killed in airstrikes"));
+    assert!(!html.contains("id=\"custody-banner\""));
+    assert!(
+        html.contains("<script type=\"importmap\">") && html.contains("\"modifier\":\"mp_\""),
+        "the client-side rewriter comes first: {html}"
     );
     assert!(
         html.contains(&format!(
@@ -427,6 +450,75 @@ async fn replay_serves_the_archived_page_rewritten_and_id_serves_the_payload_as_
     assert_eq!(
         near.header("location").unwrap(),
         format!("/replay/{ts1}/{article_url}")
+    );
+
+    // What a page loads is answered at the page's time, never redirected
+    // to the record's own (each resource keeps one URL): a script's fetch
+    // of a page URL, and an archived redirect, whose target keeps the time
+    // asked for.
+    let fetched = request(
+        s,
+        "GET",
+        &format!("/replay/2016/{article_url}"),
+        &[("Sec-Fetch-Mode", "cors"), ("Sec-Fetch-Dest", "empty")],
+        None,
+    );
+    assert_eq!(fetched.status, 200, "{}", fetched.text());
+    assert!(fetched.text().contains("nearly 25 civilians"));
+    assert_eq!(fetched.header("access-control-allow-origin"), Some("*"));
+    let moved = get(s, &format!("/replay/2099if_/{short_url}"), None);
+    assert_eq!(moved.status, 301, "{}", moved.text());
+    assert_eq!(
+        moved.header("location").unwrap(),
+        format!("/replay/2099if_/http://{addr}{}", site::ARTICLE_PATH)
+    );
+    // A navigation to an archived redirect is the redirect (no frame page),
+    // and a replayed page navigating its own frame gets a frame page of
+    // its own, with its banner.
+    let ts_short = custody::model::timestamp14(&short.started_at);
+    let nav = [("Sec-Fetch-Mode", "navigate"), ("Sec-Fetch-Dest", "iframe")];
+    let moved = request(
+        s,
+        "GET",
+        &format!("/replay/{ts_short}/{short_url}"),
+        &nav,
+        None,
+    );
+    assert_eq!(moved.status, 301, "{}", moved.text());
+    assert_eq!(
+        moved.header("location").unwrap(),
+        format!("/replay/{ts_short}/http://{addr}{}", site::ARTICLE_PATH)
+    );
+    let nested = request(
+        s,
+        "GET",
+        &format!("/replay/{ts1}/{article_url}"),
+        &nav,
+        None,
+    );
+    assert!(
+        nested.text().contains("id=\"custody-frame\""),
+        "{}",
+        nested.text()
+    );
+    // CORS: a replayed page (an opaque origin) may read what replay serves,
+    // a preflight included; the API stays closed to it.
+    let preflight = request(
+        s,
+        "OPTIONS",
+        &format!("/replay/{ts1}if_/{article_url}"),
+        &[
+            ("Origin", "null"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-requested-with"),
+        ],
+        None,
+    );
+    assert_eq!(preflight.status, 204, "{}", preflight.text());
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        get(s, "/api/v1/captures", None).header("access-control-allow-origin"),
+        None
     );
 
     // Images of the second capture are revisits: they resolve to the
@@ -1034,8 +1126,14 @@ async fn replay_is_served_apart_sandboxed_and_opened_only_by_grants() {
     assert_eq!(shown.header("referrer-policy"), Some("no-referrer"));
     assert_eq!(shown.header("x-content-type-options"), Some("nosniff"));
     let html = shown.text();
+    let inner = format!("/g/{grant}/replay/{ts}mp_/{url}");
+    assert!(html.contains(&format!("src=\"{inner}\"")), "{html}");
+    let framed = request(replay_origin, "GET", &inner, &[], None);
+    assert_eq!(framed.status, 200, "{}", framed.text());
     assert!(
-        html.contains(&format!("\"/g/{grant}/replay/{ts}if_/")),
+        framed
+            .text()
+            .contains(&format!("\"/g/{grant}/replay/{ts}if_/")),
         "URLs keep the grant"
     );
     assert!(
