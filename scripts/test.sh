@@ -8,6 +8,8 @@
 #     (CUSTODY_TEST_CACHE), with websocket-client to drive Chromium;
 #   - Debian's chromium (the web UI and replay are checked in a real
 #     browser, headless) and wrk (the replay benchmark's load generator);
+#   - ReplayWeb.page's prebuilt viewer (npm pack), where a custody WACZ is
+#     opened as a recipient opens it;
 #   - Garage, a real S3 store, built once and started on loopback
 #     (scripts/garage.sh);
 #   - a PostgreSQL server on 127.0.0.1:5432 (the one running, or Debian's,
@@ -57,6 +59,19 @@ if [ ! -x "$VENV/bin/wayback" ] || [ "$(cat "$VENV/.custody-tools" 2>/dev/null)"
     echo "$PY_TOOLS" > "$VENV/.custody-tools"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# ReplayWeb.page, the viewer recipients open packages in: its npm package
+# ships the prebuilt viewer (ui.js, sw.js), fetched once with `npm pack`
+# (no dependencies are installed).
+RWP_VERSION=2.5.3
+RWP="$CACHE/replaywebpage-$RWP_VERSION"
+if [ ! -f "$RWP/package/sw.js" ]; then
+    command -v npm >/dev/null || apt_install npm
+    say "fetching ReplayWeb.page $RWP_VERSION into $RWP"
+    rm -rf "$RWP" && mkdir -p "$RWP"
+    (cd "$RWP" && npm pack --silent "replaywebpage@$RWP_VERSION" >/dev/null && tar xzf "replaywebpage-$RWP_VERSION.tgz")
+fi
+export CUSTODY_TEST_RWP="$RWP/package"
 
 # PostgreSQL: use the server on 127.0.0.1:5432 when one answers; otherwise
 # install Debian's, start it, and give the tests a password login.

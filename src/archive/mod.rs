@@ -617,6 +617,9 @@ pub struct CaptureDetail {
     /// The evidence links into this capture.
     #[serde(rename = "claims")]
     pub links: Vec<model::EvidenceLink>,
+    /// RFC 3161 tokens on the capture's manifest and on the first signed
+    /// checkpoint that holds its leaf.
+    pub timestamps: Vec<model::TimestampToken>,
 }
 
 impl Archive {
@@ -635,8 +638,56 @@ impl Archive {
             records: self.index.records(id).await?,
             events: self.index.events("capture", id.as_str()).await?,
             links: self.index.links(&filter).await?,
+            timestamps: self.capture_timestamps(id).await?,
             capture,
         })
+    }
+
+    /// The RFC 3161 tokens that date a capture: on its manifest, and on the
+    /// first signed checkpoint that holds its leaf.
+    pub async fn capture_timestamps(
+        &self,
+        id: &CaptureId,
+    ) -> Result<Vec<model::TimestampToken>, ArchiveError> {
+        let mut tokens = self.index.timestamp_tokens("capture", id.as_str()).await?;
+        let leaves = self.index.log_leaves_of("capture", id.as_str()).await?;
+        if let Some(l) = leaves.first() {
+            let checkpoints = self.index.checkpoints().await?;
+            if let Some(cp) = checkpoints.iter().find(|cp| cp.tree_size > l.index) {
+                tokens.extend(
+                    self.index
+                        .timestamp_tokens("checkpoint", &cp.tree_size.to_string())
+                        .await?,
+                );
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// How a capture's time is vouched for, in words: its tokens, or that
+    /// none came yet, or that no TSA is configured (so the time rests on
+    /// custody's own signature).
+    pub fn timestamp_status(&self, tokens: &[model::TimestampToken]) -> Vec<String> {
+        if tokens.is_empty() {
+            let why = if self.config.timestamps.tsa_urls.is_empty() {
+                "not configured (no TSA in [timestamps] tsa_urls): the time rests on custody's own signature"
+            } else {
+                "none yet"
+            };
+            return vec![why.to_string()];
+        }
+        tokens
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} from {} ({})",
+                    t.subject_kind,
+                    t.subject_id,
+                    t.tsa_url,
+                    t.gen_time.as_deref().unwrap_or("-")
+                )
+            })
+            .collect()
     }
 }
 

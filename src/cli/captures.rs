@@ -105,6 +105,11 @@ pub async fn show(archive: &Archive, id: &CaptureId, json: bool) -> Result<ExitC
         let how = if c.changed { "changed" } else { "unchanged" };
         eprintln!("  page  {how} since capture {}", c.previous_capture);
     }
+    if capture.warc.is_some() {
+        for t in archive.timestamp_status(&detail.timestamps) {
+            eprintln!("  rfc 3161 timestamp  {t}");
+        }
+    }
     for r in &capture.resources {
         let status = r
             .status

@@ -145,8 +145,10 @@ pub async fn claim_command(archive: &Archive, command: ClaimCommand) -> Result<E
         ClaimCommand::Export {
             claim_id,
             output,
+            force,
             json,
         } => {
+            super::refuse_to_replace(&output, force)?;
             return export_wacz(
                 archive,
                 custody::wacz::Scope::Claim(claim_id),

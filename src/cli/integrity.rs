@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::output::{print_check, print_checks, print_json};
+use super::output::{print_check, print_checks, print_json, print_verdict};
 use super::{exit, Failure};
 use custody::archive::{Archive, ArchiveError};
 use custody::integrity::{self, AuditSummary, CaptureVerification};
@@ -27,7 +27,7 @@ pub fn verify_file(
     if json {
         print_json(&v)?;
     } else {
-        print_checks(&v.checks, &v.package);
+        print_verdict(&v.checks, &v.package, &v.caveats);
     }
     Ok(exit(v.ok))
 }

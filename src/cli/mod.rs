@@ -97,6 +97,9 @@ pub enum Command {
         format: ExportFormat,
         #[arg(short, long, value_name = "PATH")]
         output: PathBuf,
+        /// Replace PATH if it exists (refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Serve the HTTP API, replay, Memento, CDX and the web UI until
     /// SIGTERM (no captures are scheduled; `daemon` serves the same).
@@ -306,6 +309,9 @@ pub enum ClaimCommand {
         claim_id: String,
         #[arg(short, long, value_name = "PATH")]
         output: PathBuf,
+        /// Replace PATH if it exists (refused otherwise).
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },
@@ -633,6 +639,18 @@ fn access(command: &Command) -> Access {
     }
 }
 
+/// An export never replaces a file by accident: an existing `output` needs
+/// `--force`.
+pub fn refuse_to_replace(output: &std::path::Path, force: bool) -> Result<(), Failure> {
+    if !force && std::fs::symlink_metadata(output).is_ok() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "{} exists; pass --force to replace it, or choose another -o",
+            output.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Read-only; an index that cannot be opened so (not made yet, or of an
 /// older schema) is opened for writing instead, which creates or migrates
 /// it, when the data directory allows.
@@ -695,7 +713,11 @@ async fn dispatch(archive: &Archive, command: Command) -> Result<ExitCode, Failu
             capture_id,
             output,
             format,
-        } => captures::export(archive, capture_id, &output, format).await,
+            force,
+        } => {
+            refuse_to_replace(&output, force)?;
+            captures::export(archive, capture_id, &output, format).await
+        }
         Command::Get { url, at, output } => captures::get(archive, &url, at, output).await,
         Command::Schedule { .. }
         | Command::Capture { .. }

@@ -35,11 +35,19 @@ pub fn print_check(c: &custody::integrity::Check) {
 
 /// Every check, then `WHAT: verified` or `WHAT: N check(s) failed`.
 pub fn print_checks(checks: &[custody::integrity::Check], what: &str) {
+    print_verdict(checks, what, &[]);
+}
+
+/// Every check, then the verdict: `WHAT: verified`, `WHAT: verified, but
+/// CAVEAT; CAVEAT` (what the verdict rests on that the file supplied), or
+/// `WHAT: N check(s) failed`.
+pub fn print_verdict(checks: &[custody::integrity::Check], what: &str, caveats: &[String]) {
     for c in checks {
         print_check(c);
     }
     match checks.iter().filter(|c| !c.ok).count() {
-        0 => eprintln!("{what}: verified"),
+        0 if caveats.is_empty() => eprintln!("{what}: verified"),
+        0 => eprintln!("{what}: verified, but {}", caveats.join("; ")),
         n => eprintln!("{what}: {n} check(s) failed"),
     }
 }

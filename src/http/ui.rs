@@ -406,23 +406,16 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
                 None => "<span class=\"bad\">not in the log</span>".into(),
             },
         );
-        let mut tokens = index.timestamp_tokens("capture", id.as_str()).await?;
-        if let Some(l) = leaves.first() {
-            if let Some(cp) = checkpoints.iter().find(|cp| cp.tree_size > l.index) {
-                tokens.extend(index.timestamp_tokens("checkpoint", &cp.tree_size.to_string()).await?);
-            }
-        }
+        let tokens = state.archive().capture_timestamps(&id).await?;
         row(
             "RFC 3161 timestamps",
-            if tokens.is_empty() {
-                "none yet".into()
-            } else {
-                tokens
-                    .iter()
-                    .map(|t| format!("{} {} from {} ({})", esc(&t.subject_kind), esc(&t.subject_id), esc(&t.tsa_url), esc(t.gen_time.as_deref().unwrap_or("-"))))
-                    .collect::<Vec<_>>()
-                    .join("<br>")
-            },
+            state
+                .archive()
+                .timestamp_status(&tokens)
+                .iter()
+                .map(|t| esc(t))
+                .collect::<Vec<_>>()
+                .join("<br>"),
         );
         if let Some(p) = page {
             row("Replay", format!("<a href=\"/replay/{}/{}\">view the archived page</a>", timestamp14(&c.started_at), esc(&p.url)));

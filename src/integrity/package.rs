@@ -38,7 +38,18 @@ pub struct PackageVerification {
     pub capture_id: Option<String>,
     pub ok: bool,
     pub checks: Vec<Check>,
+    /// What a verdict of `ok` rests on that the file itself supplied: a key
+    /// that was not pinned, a time no TSA vouches for.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub caveats: Vec<String>,
 }
+
+/// The caveat of a proof checked with the log key the file carries.
+pub const UNPINNED_LOG_KEY: &str =
+    "against the key inside the file: pin the published key with --key";
+/// The caveat of a proof without any RFC 3161 token.
+pub const NO_TIMESTAMP: &str =
+    "no RFC 3161 timestamp: the time rests on custody's own signature alone";
 
 /// Records a verification reads at most; a custody export of a capture
 /// with its originals holds a few thousand.
@@ -92,6 +103,7 @@ impl Checks {
             capture_id,
             ok: self.failures == 0 && !self.list.is_empty(),
             checks: self.list,
+            caveats: Vec::new(),
         }
     }
 }
@@ -207,8 +219,15 @@ pub fn verify_package(
         scan.records,
         &mut checks,
     )?;
-    proof_and_timestamps(&inclusion, &proof, pinned_key, tsa_roots, &mut checks);
-    Ok(checks.done(path, Some(capture_id)))
+    let tokens = proof_and_timestamps(&inclusion, &proof, pinned_key, tsa_roots, &mut checks);
+    let mut v = checks.done(path, Some(capture_id));
+    if pinned_key.is_none() {
+        v.caveats.push(UNPINNED_LOG_KEY.into());
+    }
+    if tokens == 0 {
+        v.caveats.push(NO_TIMESTAMP.into());
+    }
+    Ok(v)
 }
 
 /// The first pass: every record read (its gzip member, head and block),
@@ -535,14 +554,15 @@ fn original_record(
 }
 
 /// The inclusion proof against the pinned key (or the one the package
-/// carries, with a warning), and the timestamp tokens.
+/// carries, with a warning), and the timestamp tokens; how many tokens
+/// there were.
 fn proof_and_timestamps(
     inclusion: &tlog::InclusionProof,
     proof: &serde_json::Value,
     pinned_key: Option<&str>,
     tsa_roots: &[std::path::PathBuf],
     checks: &mut Checks,
-) {
+) -> usize {
     let (key, pinned) = match pinned_key {
         Some(k) => (k.to_string(), true),
         None => (inclusion.verifier_key.clone(), false),
@@ -560,6 +580,7 @@ fn proof_and_timestamps(
     }
     let tokens: Vec<crate::model::TimestampToken> =
         serde_json::from_value(proof["timestamps"].clone()).unwrap_or_default();
+    let count = tokens.len();
     for t in tokens {
         let item = format!(
             "timestamp from {} on {} {}",
@@ -583,6 +604,7 @@ fn proof_and_timestamps(
             }
         }
     }
+    count
 }
 
 struct HashWrite<'a>(&'a mut sha2::Sha256);

@@ -453,6 +453,7 @@ pub fn verify(
         capture_id: None,
         ok: checks.iter().all(|c| c.ok),
         checks,
+        caveats: Vec::new(),
     };
     let members = match zip::read_strict(&mut file) {
         Ok(m) => {
@@ -539,11 +540,25 @@ pub fn verify(
         &mut checks,
     );
     // Each WARC, as `custody verify FILE` checks an export.
-    for m in members.iter().filter(|m| m.name.starts_with("archive/")) {
-        check_warc(path, &mut file, m, pinned_log_key, tsa_roots, &mut checks)?;
+    let mut caveats = Vec::new();
+    if pinned_package_key.is_none() {
+        caveats.push(UNPINNED_PACKAGE_KEY.to_string());
     }
-    Ok(done(checks))
+    for m in members.iter().filter(|m| m.name.starts_with("archive/")) {
+        for c in check_warc(path, &mut file, m, pinned_log_key, tsa_roots, &mut checks)? {
+            if !caveats.contains(&c) {
+                caveats.push(c);
+            }
+        }
+    }
+    let mut v = done(checks);
+    v.caveats = caveats;
+    Ok(v)
 }
+
+/// The caveat of a package signature checked with the key it carries.
+pub const UNPINNED_PACKAGE_KEY: &str =
+    "signed by the key inside the file: pin the published package key with --package-key";
 
 /// The members against `datapackage.json`, both ways: each listed
 /// resource present with its hash and size, each member listed.
@@ -644,8 +659,9 @@ fn check_signature(
         )
         .map_err(|e| e.to_string())
     };
+    let curve = sign::curve_of(public_key).unwrap_or("of an unknown curve");
     checks.push(Check {
-        item: "signature (ECDSA P-256, WACZ anonymous form)".into(),
+        item: format!("signature (ECDSA {curve}, WACZ anonymous form)"),
         ok: sig_check.is_ok(),
         detail: Some(match &sig_check {
             Ok(()) => format!("valid, by public key {public_key}"),
@@ -667,7 +683,8 @@ fn check_signature(
 }
 
 /// One WARC member, checked as `custody verify FILE` checks an export
-/// (from a scratch copy: the member is stored, not a file of its own).
+/// (from a scratch copy: the member is stored, not a file of its own);
+/// its caveats.
 fn check_warc(
     path: &Path,
     file: &mut std::fs::File,
@@ -675,7 +692,7 @@ fn check_warc(
     pinned_log_key: Option<&str>,
     tsa_roots: &[PathBuf],
     checks: &mut Vec<Check>,
-) -> Result<(), PackageError> {
+) -> Result<Vec<String>, PackageError> {
     let read_err = |source| PackageError::Read {
         path: path.to_path_buf(),
         source,
@@ -697,5 +714,5 @@ fn check_warc(
             detail: c.detail,
         });
     }
-    Ok(())
+    Ok(v.caveats)
 }

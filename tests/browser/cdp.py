@@ -11,9 +11,13 @@ the archived page in one) is reported the same way under "frames". An
 element `#custody-test-click`, in the page or a frame, is clicked once (a
 real mouse event) before the page is probed.
 
-Usage: cdp.py CHROMIUM [--login BASE TOKEN] URL [URL...]
+Usage: cdp.py CHROMIUM [--login BASE TOKEN] [--wait-for EXPR] URL [URL...]
 (run by tests/it/browser.rs). With --login, signs in first through the UI's
 login form at BASE/login, so the pages are read with the token's cookie.
+With --wait-for, each page is probed once the JavaScript expression EXPR is
+true in it (polled for up to 60 s; the report's "waited" says whether it
+came true), for applications that render after their load event. The
+report's "deep_text" is the page's text with that of open shadow roots.
 """
 import json
 import os
@@ -154,7 +158,16 @@ PROBE = """(async () => {
   for (const e of document.querySelectorAll('[data-custody-measure], #custody-banner, #custody-frame')) {
     measured[e.getAttribute('data-custody-measure') || e.id] = rect(e);
   }
+  let deep = '';
+  const walk = n => {
+    if (n.nodeType === 3) { deep += n.textContent + ' '; return; }
+    if (n.nodeName === 'SCRIPT' || n.nodeName === 'STYLE') return;
+    if (n.shadowRoot) walk(n.shadowRoot);
+    for (const c of n.childNodes) walk(c);
+  };
+  walk(document);
   return {
+    deep_text: deep.replace(/\s+/g, ' ').slice(0, 50000),
     title: document.title,
     location: location.href,
     images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src, complete: i.complete, naturalWidth: i.naturalWidth})),
@@ -203,6 +216,9 @@ def main():
     login = None
     if urls[:1] == ["--login"]:
         login, urls = (urls[1], urls[2]), urls[3:]
+    wait_for = None
+    if urls[:1] == ["--wait-for"]:
+        wait_for, urls = urls[1], urls[2:]
     profile = tempfile.mkdtemp(prefix="custody-chromium-")
     port = free_port()
     proc = subprocess.Popen(
@@ -239,8 +255,18 @@ def main():
             tab.call("Page.navigate", url=url)
             tab.wait_for("Page.loadEventFired")
             tab.drain(0.8)  # late console messages, image decodes, frames' scripts
+            waited = None
+            if wait_for:
+                deadline = time.time() + 60
+                waited = False
+                while time.time() < deadline and not waited:
+                    waited = bool(tab.evaluate(wait_for))
+                    if not waited:
+                        tab.drain(0.5)
+                tab.drain(0.5)
             click(tab)
             probe = tab.evaluate(PROBE) or {}
+            probe["waited"] = waited
             probe["frames"] = [tab.evaluate(PROBE, session=s, context=c) for s, c in tab.child_frames()]
             tab.drain(0.3)
             errors, requests = [], []

@@ -627,3 +627,176 @@ async fn in_chromium_replay_shows_what_the_live_page_showed() {
         "{replay_modules}"
     );
 }
+
+/// Serves ReplayWeb.page's viewer from `dir` and a package at
+/// `/evidence.wacz`, as static files with HEAD and single byte ranges (as
+/// ReplayWeb.page reads a WACZ).
+async fn serve_static(dir: std::path::PathBuf, wacz: std::path::PathBuf) -> SocketAddr {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+        let (dir, wacz) = (dir.clone(), wacz.clone());
+        async move {
+            let rel = uri.path().trim_start_matches('/');
+            let rel = if rel.is_empty() { "index.html" } else { rel };
+            if rel.split('/').any(|p| p == "..") {
+                return StatusCode::NOT_FOUND.into_response();
+            }
+            let file = if rel == "evidence.wacz" {
+                wacz
+            } else {
+                dir.join(rel)
+            };
+            let Ok(body) = std::fs::read(file) else {
+                return StatusCode::NOT_FOUND.into_response();
+            };
+            let mime = match rel.rsplit('.').next() {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js") => "application/javascript",
+                Some("json") => "application/json",
+                Some("wasm") => "application/wasm",
+                _ => "application/octet-stream",
+            };
+            let len = body.len();
+            let range = headers
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes="))
+                .and_then(|v| v.split_once('-'))
+                .and_then(|(a, b)| {
+                    let start: usize = a.parse().ok()?;
+                    let end: usize = if b.is_empty() {
+                        len - 1
+                    } else {
+                        b.parse().ok()?
+                    };
+                    (start <= end && start < len).then_some((start, end.min(len - 1)))
+                });
+            let (status, part, content_range) = match range {
+                Some((a, b)) => (
+                    StatusCode::PARTIAL_CONTENT,
+                    body[a..=b].to_vec(),
+                    Some(format!("bytes {a}-{b}/{len}")),
+                ),
+                None => (StatusCode::OK, body, None),
+            };
+            let mut resp = (
+                status,
+                [
+                    (header::CONTENT_TYPE, mime.to_string()),
+                    (header::ACCEPT_RANGES, "bytes".to_string()),
+                    (header::CONTENT_LENGTH, part.len().to_string()),
+                ],
+            )
+                .into_response();
+            if let Some(cr) = content_range {
+                resp.headers_mut()
+                    .insert(header::CONTENT_RANGE, cr.parse().unwrap());
+            }
+            if method != Method::HEAD {
+                *resp.body_mut() = axum::body::Body::from(part);
+            }
+            resp
+        }
+    });
+    site::serve_app(app).await
+}
+
+/// The hand-over (issue 15): a custody WACZ opened in ReplayWeb.page, the
+/// field's standard viewer, as a recipient opens it, from its own npm
+/// package served on loopback. Its information panel shows the package as
+/// signed, with custody's package key as the observer's public key and
+/// custody as the software that made it, and the archived article replays
+/// from the package with its images.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_chromium_replaywebpage_shows_the_package_signed_and_replays_it() {
+    let Some(viewer) = std::env::var_os("CUSTODY_TEST_RWP") else {
+        panic!("CUSTODY_TEST_RWP is not set: run the tests with scripts/test.sh, which fetches ReplayWeb.page");
+    };
+    let (live, _) = serve_live_site().await;
+    let work = Workdir::new("");
+    let url = format!("http://{live}{}", site::ARTICLE_PATH);
+    let capture = captured_ok(&work, live, &[site::ARTICLE_PATH]).remove(0);
+    let wacz = work.path().join("evidence.wacz");
+    let out = work.run(&[
+        "export",
+        capture.id.as_str(),
+        "--format",
+        "wacz",
+        "-o",
+        wacz.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    let package_key = stderr_text(&out)
+        .rsplit("signed by public key ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let server = serve_static(viewer.into(), wacz).await;
+    let source = format!("http://{server}/evidence.wacz");
+    let ts = custody::model::timestamp14(&capture.started_at);
+    let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+
+    let info = browse(&[
+        "--wait-for".into(),
+        format!(
+            "(() => {{ let t = ''; const w = n => {{ if (n.nodeType === 3) t += n.textContent; \
+             if (n.shadowRoot) w(n.shadowRoot); n.childNodes.forEach(w); }}; w(document); \
+             return t.includes('Observer Public Key') && t.includes({}); }})()",
+            serde_json::Value::String(package_key.clone())
+        ),
+        format!(
+            "http://{server}/index.html?source={}#view=info",
+            encoded(&source)
+        ),
+    ]);
+    let text = info[0]["deep_text"].as_str().unwrap();
+    assert_eq!(
+        info[0]["waited"], true,
+        "ReplayWeb.page never showed the key: {text}"
+    );
+    let after_label = text.split("Observer Public Key").nth(1).unwrap_or_default();
+    let shown = after_label
+        .trim_start()
+        .trim_start_matches("Copy")
+        .trim_start();
+    assert!(
+        shown.starts_with(&package_key),
+        "the observer public key is custody's package key: {text}"
+    );
+    assert!(text.contains("Created With"), "{text}");
+    assert!(text.contains("custody"), "{text}");
+
+    let replay = browse(&[
+        "--wait-for".into(),
+        "(() => { const frames = []; const w = n => { if (n.nodeName === 'IFRAME') frames.push(n); \
+         if (n.shadowRoot) w(n.shadowRoot); n.childNodes.forEach(w); }; w(document); \
+         return frames.some(f => { try { const i = Array.from(f.contentDocument.images); \
+         return i.length > 0 && i.every(x => x.complete && x.naturalWidth > 0); } catch (e) { return false; } }); })()"
+            .into(),
+        format!(
+            "http://{server}/index.html?source={}#view=pages&url={}&ts={ts}",
+            encoded(&source),
+            encoded(&url)
+        ),
+    ]);
+    assert_eq!(
+        replay[0]["waited"], true,
+        "the article's images never decoded: {}",
+        replay[0]
+    );
+    let images: Vec<Value> = replay[0]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["images"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(!images.is_empty(), "{}", replay[0]);
+    for img in &images {
+        assert!(
+            img["naturalWidth"].as_u64().unwrap_or(0) > 0,
+            "{img} did not decode"
+        );
+    }
+}

@@ -449,3 +449,77 @@ async fn a_write_protected_copy_is_verified_and_read_without_changing_a_byte() {
         .arg(copy.path())
         .status();
 }
+
+/// Honest verdicts (issue 15): a file verified against the key it carries
+/// says so and how to pin the published one; without an RFC 3161 token it
+/// says the time rests on custody's signature alone; `show` says a TSA is
+/// not configured rather than "none yet". An export never replaces a file
+/// without `--force`.
+#[tokio::test(flavor = "multi_thread")]
+async fn verdicts_say_what_they_rest_on_and_exports_replace_nothing_by_accident() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
+    let id = capture.id.as_str();
+    let export = work.export_warc(id, "evidence.warc.gz");
+    let file = export.to_str().unwrap();
+    let key = String::from_utf8(work.ok(&["log", "key"])).unwrap();
+
+    let verdict = |args: &[&str]| {
+        let out = work.run(args);
+        assert!(out.status.success(), "{}", stderr_text(&out));
+        stderr_text(&out)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let unpinned = verdict(&["verify", file]);
+    assert!(
+        unpinned.ends_with(": verified, but against the key inside the file: pin the published key with --key; no RFC 3161 timestamp: the time rests on custody's own signature alone"),
+        "{unpinned}"
+    );
+    let pinned = verdict(&["verify", file, "--key", key.trim()]);
+    assert!(
+        pinned.ends_with(
+            ": verified, but no RFC 3161 timestamp: the time rests on custody's own signature alone"
+        ),
+        "{pinned}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&work.ok(&["verify", file, "--key", key.trim(), "--json"])).unwrap();
+    assert_eq!(json["caveats"].as_array().unwrap().len(), 1, "{json}");
+
+    let wacz = work.path().join("evidence.wacz");
+    let wacz = wacz.to_str().unwrap();
+    work.ok(&["export", id, "--format", "wacz", "-o", wacz]);
+    let package = verdict(&["verify", wacz, "--key", key.trim()]);
+    assert!(
+        package.contains("verified, but signed by the key inside the file: pin the published package key with --package-key"),
+        "{package}"
+    );
+
+    let shown = stderr_text(&work.run(&["show", id]));
+    assert!(
+        shown.contains("rfc 3161 timestamp  not configured"),
+        "{shown}"
+    );
+
+    // The export is there: without --force it stays as it is.
+    std::fs::write(&export, b"the investigator's own notes").unwrap();
+    let again = work.run(&["export", id, "--format", "warc", "-o", file]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr_text(&again));
+    assert!(
+        stderr_text(&again).contains("exists; pass --force to replace it"),
+        "{}",
+        stderr_text(&again)
+    );
+    assert_eq!(
+        std::fs::read(&export).unwrap(),
+        b"the investigator's own notes"
+    );
+    let claim_again = work.run(&["claim", "export", "no-such-claim", "-o", file]);
+    assert_eq!(claim_again.status.code(), Some(2));
+    work.ok(&["export", id, "--format", "warc", "-o", file, "--force"]);
+    assert!(verdict(&["verify", file, "--key", key.trim()]).contains(": verified"));
+}

@@ -317,7 +317,9 @@ digest = json.loads(z.read("datapackage-digest.json"))
 signed = digest["signedData"]
 key = serialization.load_der_public_key(base64.b64decode(signed["publicKey"]))
 sig = base64.b64decode(signed["signature"])
-r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+assert isinstance(key.curve, ec.SECP384R1), key.curve.name  # what ReplayWeb.page verifies
+n = len(sig) // 2  # r || s, each the curve's size
+r, s = int.from_bytes(sig[:n], "big"), int.from_bytes(sig[n:], "big")
 key.verify(utils.encode_dss_signature(r, s), signed["hash"].encode(), ec.ECDSA(hashes.SHA256()))
 import hashlib
 assert signed["hash"] == "sha256:" + hashlib.sha256(z.read("datapackage.json")).hexdigest()

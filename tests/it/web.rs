@@ -889,7 +889,7 @@ async fn a_wacz_verifies_offline_and_a_flipped_byte_anywhere_fails_naming_the_pa
         .collect();
     for want in [
         "zip structure",
-        "signature (ECDSA P-256, WACZ anonymous form)",
+        "signature (ECDSA P-384, WACZ anonymous form)",
         "signing key",
     ] {
         assert!(
