@@ -121,6 +121,69 @@ impl Signals {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
+/// One line for whoever started the daemon: where to look, and when the
+/// first capture is due (often hours away).
+fn where_to_look(
+    loaded: &Loaded,
+    listen: std::net::SocketAddr,
+    settings: &DaemonSettings,
+    config: &crate::config::Config,
+) {
+    let now = Utc::now();
+    let first = loaded
+        .files
+        .values()
+        .flat_map(|(_, schedules)| schedules)
+        .filter(|s| s.enabled)
+        .filter_map(|s| s.next_after(now).map(|t| (t, s.name.clone())))
+        .min();
+    let first = match first {
+        Some((t, name)) => format!(
+            "the first capture is due at {} (schedule {name})",
+            crate::model::rfc3339_utc(&t)
+        ),
+        None => format!(
+            "no schedule is enabled in {}",
+            settings.schedules_dir.display()
+        ),
+    };
+    let sign_in = if settings.public_read {
+        "reading is public"
+    } else {
+        "sign in with a token from `custody token create --role reader`"
+    };
+    tracing::info!(
+        "custody is running: the UI and API at http://{listen}/ ({sign_in}); captures are kept in {}; {first}; `custody captures` lists them",
+        config.data_dir.display()
+    );
+}
+
+/// With the embedded SQLite index, a second daemon on one data directory
+/// is almost always a mistake (a second terminal, a second unit): it is
+/// kept safe (leadership and fencing), but it only waits. Warns when
+/// another daemon holds the directory's lock; the lock is held while the
+/// returned file lives.
+fn warn_if_sqlite_is_shared(config: &crate::config::Config) -> Option<std::fs::File> {
+    if !config.index_url.starts_with("sqlite:") {
+        return None;
+    }
+    let path = config.data_dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ok()?;
+    if file.try_lock().is_err() {
+        tracing::warn!(
+            lock = %path.display(),
+            "another custody daemon is running on this data directory; with the SQLite index run one daemon per data directory (several daemons need PostgreSQL: see the README's scale-out section)"
+        );
+        return None;
+    }
+    Some(file)
+}
+
 pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<(), DaemonError> {
     let archive = capturer.archive().clone();
     let index = archive.index().clone();
@@ -148,6 +211,7 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
         }
     }
 
+    let _one_daemon = warn_if_sqlite_is_shared(archive.config());
     // What a crash left behind: finished, adopted or cleared before new work.
     crate::recovery::recover(&archive).await;
     let requeued = index.requeue_interrupted(Utc::now()).await?;
@@ -171,6 +235,7 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
     });
     let mut loaded = Loaded::default();
     reload(&shared, &mut loaded, true);
+    where_to_look(&loaded, listen, &settings, archive.config());
     let mut lead = Leadership {
         leading: Arc::new(AtomicBool::new(false)),
         // The leader signs a checkpoint of the transparency log now and then.

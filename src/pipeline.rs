@@ -128,9 +128,18 @@ impl Capturer {
     /// Captures as `request` says (the daemon's entry point).
     pub async fn capture_with(
         &self,
-        request: CaptureRequest,
+        mut request: CaptureRequest,
         progress: &dyn Progress,
     ) -> Result<CaptureReport, ArchiveError> {
+        // One URL form everywhere: the fragment is not fetched (a browser
+        // never sends it) and not indexed, so `get` and `captures --url`
+        // find the capture by the URL as typed; the manifest keeps it.
+        let typed = request
+            .seed
+            .fragment()
+            .is_some()
+            .then(|| request.seed.to_string());
+        request.seed.set_fragment(None);
         let id = CaptureId::new();
         let started_at = Utc::now();
         let spool_path = self
@@ -147,9 +156,13 @@ impl Capturer {
             }
             None => &self.crawler,
         };
-        let result = self
-            .capture_into(crawler, &id, &request, started_at, &spool_path, progress)
-            .await;
+        let at = Started {
+            id: &id,
+            at: started_at,
+            spool: &spool_path,
+            typed: typed.as_deref(),
+        };
+        let result = self.capture_into(crawler, &at, &request, progress).await;
         // Whatever happened, the spool file is no longer needed: it was
         // stored, or the capture ended before anything was stored.
         let _ = std::fs::remove_file(&spool_path);
@@ -159,12 +172,11 @@ impl Capturer {
     async fn capture_into(
         &self,
         crawler: &Crawler,
-        id: &CaptureId,
+        started: &Started<'_>,
         request: &CaptureRequest,
-        started_at: DateTime<Utc>,
-        spool_path: &Path,
         progress: &dyn Progress,
     ) -> Result<CaptureReport, ArchiveError> {
+        let (id, started_at, spool_path) = (started.id, started.at, started.spool);
         let seed = &request.seed;
         // Held until the capture is indexed: start-up recovery in another
         // process leaves a locked spool alone.
@@ -212,6 +224,7 @@ impl Capturer {
         let manifest = Manifest {
             id,
             seed,
+            typed: started.typed,
             final_url: &outcome.final_url,
             settings: crawler.settings(),
             started_at,
@@ -510,9 +523,19 @@ struct Written {
 /// The capture manifest: who, what, when, how, with which software and
 /// options. It closes the WARC (so the store alone can rebuild the index)
 /// and its JSON is what `rebuild` reads back.
+/// What a capture started with.
+struct Started<'a> {
+    id: &'a CaptureId,
+    at: DateTime<Utc>,
+    spool: &'a Path,
+    /// The seed as typed, when it had a fragment.
+    typed: Option<&'a str>,
+}
+
 struct Manifest<'a> {
     id: &'a CaptureId,
     seed: &'a Url,
+    typed: Option<&'a str>,
     final_url: &'a Url,
     settings: &'a CaptureSettings,
     started_at: DateTime<Utc>,
@@ -525,7 +548,7 @@ struct Manifest<'a> {
 impl Manifest<'_> {
     fn to_json(&self) -> Result<Vec<u8>, ArchiveError> {
         let w = self.written;
-        let manifest = json!({
+        let mut manifest = json!({
             "custody_manifest": 1,
             "software": SOFTWARE,
             "capture_id": self.id,
@@ -543,6 +566,9 @@ impl Manifest<'_> {
             "exchanges": w.exchanges,
             "errors": w.resources.iter().filter_map(|r| r.error.as_ref().map(|e| json!({"url": r.url, "error": e}))).collect::<Vec<_>>(),
         });
+        if let Some(typed) = self.typed {
+            manifest["seed_as_typed"] = json!(typed);
+        }
         serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::Internal(e.to_string()))
     }
 }
@@ -806,6 +832,7 @@ mod tests {
         };
         let schedule = ("aleppo-reports".to_string(), at("2016-11-29T10:04:00Z"));
         let manifest = Manifest {
+            typed: None,
             id: &id,
             seed: &seed,
             final_url: &seed,

@@ -210,6 +210,52 @@ impl Archive {
         &self.config
     }
 
+    /// The capture a command-line id names: the whole id, or a unique
+    /// beginning of it (at least 4 characters, as git takes commits).
+    pub async fn resolve_capture_id(&self, given: &str) -> Result<CaptureId, ArchiveError> {
+        if let Ok(id) = given.parse::<CaptureId>() {
+            return Ok(id);
+        }
+        let prefix = given.trim().to_ascii_lowercase();
+        let hexish = prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if prefix.len() < 4 || !hexish {
+            return Err(ArchiveError::Invalid(format!(
+                "{given:?} is not a capture id or the beginning of one (at least 4 of its characters, e.g. 0193f1e2)"
+            )));
+        }
+        let found = self.index.capture_ids_with_prefix(&prefix, 3).await?;
+        match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ArchiveError::NotFound(format!(
+                "no capture id begins with {prefix}; list them with `custody captures`"
+            ))),
+            many => Err(ArchiveError::Invalid(format!(
+                "{prefix} begins more than one capture id ({}{}); give more of it",
+                many.iter()
+                    .take(2)
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if many.len() > 2 { ", ..." } else { "" }
+            ))),
+        }
+    }
+
+    /// Captured URLs near `url`, for a lookup that missed: the same URL
+    /// with or without a trailing slash, with the other scheme, with or
+    /// without `www.` (seed URLs, at most five).
+    pub async fn near_captured(&self, url: &str) -> Result<Vec<String>, ArchiveError> {
+        let mut found = Vec::new();
+        for variant in near_variants(url) {
+            if let Some(c) = self.index.captures(Some(&variant)).await?.first() {
+                if !found.contains(&c.seed_url) && found.len() < 5 {
+                    found.push(c.seed_url.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Finds the response for `url` nearest to `at`, following archived
     /// redirects, and writes its body (content-encoding undone) to `out`.
     pub async fn get(
@@ -221,15 +267,20 @@ impl Archive {
         let mut url = normalize_url(url)?;
         let mut at = at;
         for _hop in 0..=10 {
-            let hit = self
-                .index
-                .nearest_response(&url, at)
-                .await?
-                .ok_or_else(|| {
-                    ArchiveError::NotFound(format!(
+            let hit = self.index.nearest_response(&url, at).await?;
+            let Some(hit) = hit else {
+                let near = self.near_captured(&url).await?;
+                return Err(ArchiveError::NotFound(if near.is_empty() {
+                    format!(
                         "no archived response for {url}; capture it with `custody capture {url}`"
-                    ))
-                })?;
+                    )
+                } else {
+                    format!(
+                        "no archived response for {url}; captured nearby: {} (a trailing slash, scheme or www. differs)",
+                        near.join(", ")
+                    )
+                }));
+            };
             let (head, payload) = self.read_resolved(&hit).await?;
             let location = head.as_ref().and_then(|h| h.header("location"));
             let status = head.as_ref().map(|h| h.status).unwrap_or(0);
@@ -568,6 +619,69 @@ pub fn page_resource(resources: &[Resource]) -> Option<&Resource> {
         .find(|r| r.status.is_some_and(|s| !(300..400).contains(&s)))
 }
 
+/// The near forms of a URL a reader may have meant (see
+/// [`Archive::near_captured`]).
+pub fn near_variants(url: &str) -> Vec<String> {
+    let Ok(u) = Url::parse(url) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut slash = u.clone();
+    let path = u.path().to_string();
+    if path.len() > 1 && path.ends_with('/') {
+        slash.set_path(path.trim_end_matches('/'));
+    } else if !path.ends_with('/') {
+        slash.set_path(&format!("{path}/"));
+    }
+    out.push(slash);
+    let mut scheme = u.clone();
+    let other = if u.scheme() == "https" {
+        "http"
+    } else {
+        "https"
+    };
+    if scheme.set_scheme(other).is_ok() {
+        out.push(scheme);
+    }
+    if let Some(host) = u.host_str() {
+        let mut www = u.clone();
+        let toggled = match host.strip_prefix("www.") {
+            Some(bare) => bare.to_string(),
+            None => format!("www.{host}"),
+        };
+        if www.set_host(Some(&toggled)).is_ok() {
+            out.push(www);
+        }
+    }
+    out.into_iter()
+        .map(|v| v.to_string())
+        .filter(|v| v != url)
+        .collect()
+}
+
+/// What the seed's page answered: its HTTP status, or `None` when no
+/// response came or its redirects never reached a page (a loop, or more
+/// hops than `max_redirects`).
+pub fn page_status(c: &Capture) -> Option<u16> {
+    page_resource(&c.resources).and_then(|r| r.status)
+}
+
+/// A capture's outcome in words, as every list shows it: `ok (HTTP 200)`,
+/// `ok (HTTP 404)` (a page that answered "not found" is captured, and says
+/// so), `ok (no final page: ...)`, or `failed: REASON`.
+pub fn outcome(c: &Capture) -> String {
+    match (&c.status, page_status(c)) {
+        (model::CaptureStatus::Ok, Some(s)) => format!("ok (HTTP {s})"),
+        (model::CaptureStatus::Ok, None) => {
+            "ok (no final page: the redirects never reached one)".to_string()
+        }
+        (model::CaptureStatus::Failed, _) => match &c.error {
+            Some(e) => format!("failed: {e}"),
+            None => "failed".to_string(),
+        },
+    }
+}
+
 /// Largest document body read for text (quotes, diffs).
 const MAX_DOCUMENT: usize = 64 * 1024 * 1024;
 
@@ -705,10 +819,35 @@ pub struct Retrieved {
 
 /// The URL as the index stores it (parsed and re-serialised, no fragment).
 pub fn normalize_url(raw: &str) -> Result<String, ArchiveError> {
+    if let Some(hint) = schemeless_hint(raw) {
+        return Err(ArchiveError::Invalid(hint));
+    }
     let mut url = Url::parse(raw.trim())
         .map_err(|e| ArchiveError::Invalid(format!("{raw:?} is not a valid URL ({e})")))?;
     url.set_fragment(None);
     Ok(url.to_string())
+}
+
+/// For a URL typed without its scheme (`example.org/x`, `localhost:8080/x`:
+/// a parse error, or a host read as the scheme), "did you mean http://...".
+pub fn schemeless_hint(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.contains("://") {
+        return None;
+    }
+    let host_as_scheme = Url::parse(raw).map_or(true, |u| {
+        u.scheme().contains('.') || u.scheme() == "localhost"
+    });
+    let guess = Url::parse(&format!("http://{raw}")).ok()?;
+    let host_like = guess
+        .host_str()
+        .is_some_and(|h| h.contains('.') || h == "localhost");
+    (host_as_scheme && host_like).then(|| {
+        format!(
+            "{raw:?} has no scheme; did you mean {guess} (or https://{})?",
+            guess.as_str().trim_start_matches("http://")
+        )
+    })
 }
 
 /// Parses `--at`: 4 to 14 digits of `YYYYMMDDhhmmss`, missing parts taken as

@@ -91,7 +91,27 @@ pub enum CaptureError {
 /// Checks a seed URL before anything is fetched: syntax, scheme, and (unless
 /// private networks are allowed) literal addresses and local names.
 pub fn check_seed(raw: &str, allow_private: bool) -> Result<Url, CaptureError> {
-    let url = Url::parse(raw.trim()).map_err(|e| {
+    let parsed = Url::parse(raw.trim());
+    // No scheme: a parse error, or a host taken for one (`localhost:8080`).
+    let schemeless = !raw.contains("://")
+        && parsed.as_ref().map_or(true, |u| {
+            u.scheme().contains('.') || u.scheme() == "localhost"
+        });
+    if schemeless {
+        // `example.org/x` or `localhost:8080/x`: a URL without its scheme.
+        if let Ok(guess) = Url::parse(&format!("http://{}", raw.trim())) {
+            if guess
+                .host_str()
+                .is_some_and(|h| h.contains('.') || h == "localhost")
+            {
+                return Err(CaptureError::Refused(format!(
+                    "{raw:?} has no scheme; did you mean {guess} (or https://{})?",
+                    guess.as_str().trim_start_matches("http://")
+                )));
+            }
+        }
+    }
+    let url = parsed.map_err(|e| {
         CaptureError::Refused(format!(
             "{raw:?} is not a valid URL ({e}); give a full URL such as https://example.org/page"
         ))

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use super::output::{print_diff, print_event, print_json, summary_line, ProgressBar};
+use super::output::{event_line, print_diff, print_json, summary_line, ProgressBar};
 use super::{exit, open_capturer, ExportFormat, Failure};
 use custody::archive::{normalize_url, Archive};
 use custody::capture::check_seed;
@@ -70,46 +70,71 @@ pub async fn captures(
         if json {
             print_json(c)?;
         } else {
-            eprintln!("{}", summary_line(c));
+            println!("{}", summary_line(c));
         }
     }
     if !json && captures.is_empty() {
-        eprintln!("no captures yet; make one with `custody capture URL`");
+        match &url {
+            Some(u) => {
+                let near = archive.near_captured(u).await?;
+                if near.is_empty() {
+                    eprintln!("no captures of {u}; make one with `custody capture {u}`");
+                } else {
+                    eprintln!(
+                        "no captures of {u}; captured nearby: {} (a trailing slash, scheme or www. differs)",
+                        near.join(", ")
+                    );
+                }
+            }
+            None => eprintln!("no captures yet; make one with `custody capture URL`"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn show(archive: &Archive, id: &CaptureId, json: bool) -> Result<ExitCode, Failure> {
+/// `show`: the capture's line first, then its WARC, page change,
+/// timestamps, claims, custody events and resources; its WARC records
+/// with `--records`. On stdout (it pipes: `custody show ID | grep`).
+pub async fn show(
+    archive: &Archive,
+    id: &CaptureId,
+    json: bool,
+    records: bool,
+) -> Result<ExitCode, Failure> {
     let detail = archive.capture_detail(id).await?;
     if json {
         print_json(&detail)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let capture = &detail.capture;
+    let mut out = vec![summary_line(capture)];
+    if let Some(w) = &capture.warc {
+        out.push(format!(
+            "  warc  {} ({} bytes, sha256 {})",
+            w.key, w.bytes, w.sha256
+        ));
+    }
+    if let Some(c) = &capture.change {
+        let how = if c.changed { "changed" } else { "unchanged" };
+        out.push(format!(
+            "  page  {how} since capture {}",
+            c.previous_capture
+        ));
+    }
+    if capture.warc.is_some() {
+        for t in archive.timestamp_status(&detail.timestamps) {
+            out.push(format!("  rfc 3161 timestamp  {t}"));
+        }
+    }
     for l in &detail.links {
-        eprintln!(
+        out.push(format!(
             "  claim {} {} ({})",
             l.claim_id,
             l.relation.as_str(),
             l.target_uri
-        );
+        ));
     }
-    for e in &detail.events {
-        print_event(e);
-    }
-    let capture = &detail.capture;
-    eprintln!("{}", summary_line(capture));
-    if let Some(w) = &capture.warc {
-        eprintln!("  warc  {} ({} bytes, sha256 {})", w.key, w.bytes, w.sha256);
-    }
-    if let Some(c) = &capture.change {
-        let how = if c.changed { "changed" } else { "unchanged" };
-        eprintln!("  page  {how} since capture {}", c.previous_capture);
-    }
-    if capture.warc.is_some() {
-        for t in archive.timestamp_status(&detail.timestamps) {
-            eprintln!("  rfc 3161 timestamp  {t}");
-        }
-    }
+    out.extend(detail.events.iter().map(event_line));
     for r in &capture.resources {
         let status = r
             .status
@@ -120,16 +145,27 @@ pub async fn show(archive: &Archive, id: &CaptureId, json: bool) -> Result<ExitC
             .as_deref()
             .map(|e| format!("  [{e}]"))
             .unwrap_or_default();
-        eprintln!("  {status} {:>10}  {}{note}", r.bytes, r.url);
+        out.push(format!("  {status} {:>10}  {}{note}", r.bytes, r.url));
     }
-    for r in &detail.records {
-        eprintln!(
-            "  record {:<9} @{:<10} {:>8}  {}",
-            r.warc_type,
-            r.offset,
-            r.length,
-            r.target_uri.as_deref().unwrap_or("")
-        );
+    if records {
+        for r in &detail.records {
+            out.push(format!(
+                "  record {:<9} @{:<10} {:>8}  {}",
+                r.warc_type,
+                r.offset,
+                r.length,
+                r.target_uri.as_deref().unwrap_or("")
+            ));
+        }
+    } else if !detail.records.is_empty() {
+        out.push(format!(
+            "  {} WARC records (list them with --records)",
+            detail.records.len()
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    for line in out {
+        writeln!(stdout, "{line}").context("writing to stdout")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,6 +177,12 @@ pub async fn diff(
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let d = custody::diff::diff(archive, a, b).await?;
+    if d.a.seed_url != d.b.seed_url {
+        eprintln!(
+            "warning: the captures are of different URLs ({} and {}): this compares two pages, not two versions of one",
+            d.a.seed_url, d.b.seed_url
+        );
+    }
     if json {
         print_json(&d)?;
     } else {
@@ -189,6 +231,8 @@ pub async fn get(
     at: Option<DateTime<Utc>>,
     output: Option<PathBuf>,
 ) -> Result<ExitCode, Failure> {
+    // A URL that is not one is bad input, said before anything is read.
+    normalize_url(url).map_err(|e| Failure::Usage(e.into()))?;
     let retrieved = match &output {
         Some(path) => {
             let dir = path

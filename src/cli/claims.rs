@@ -31,7 +31,7 @@ pub async fn claims(
         if json {
             print_json(c)?;
         } else {
-            eprintln!("{} v{}  {}", c.id, c.version, c.text);
+            println!("{} v{}  {}", c.id, c.version, c.text);
         }
     }
     if !json && claims.is_empty() {
@@ -104,6 +104,7 @@ pub async fn claim_command(archive: &Archive, command: ClaimCommand) -> Result<E
             author,
             json,
         } => {
+            let capture_id = capture_id.resolve(archive).await?;
             let request = provenance::LinkRequest {
                 claim_id,
                 capture_id,
@@ -188,14 +189,14 @@ async fn show(
         print_json(&ev)?;
     } else {
         let c = &ev.claim;
-        eprintln!("claim {} v{}: {}", c.id, c.version, c.text);
+        println!("claim {} v{}: {}", c.id, c.version, c.text);
         for e in &ev.evidence {
             let state = if e.verified {
                 "verified"
             } else {
                 "NOT VERIFIED"
             };
-            eprintln!(
+            println!(
                 "  {} {}  capture {} ({})  {}",
                 e.relation.as_str(),
                 state,
@@ -206,21 +207,21 @@ async fn show(
             if let Some(custody::model::Selector::TextQuoteSelector { exact, .. }) =
                 e.selector.first()
             {
-                eprintln!("    \"{exact}\"");
+                println!("    \"{exact}\"");
             }
             if let Some(absent) = &e.passage_absent_since {
-                eprintln!(
+                println!(
                     "    passage absent since capture {} ({})",
                     absent.capture_id,
                     custody::model::rfc3339_utc(&absent.captured_at)
                 );
             }
             if let Some(err) = &e.verification_error {
-                eprintln!("    {err}");
+                println!("    {err}");
             }
         }
         for e in &ev.events {
-            super::output::print_event(e);
+            super::output::print_event_to_stdout(e);
         }
     }
     if ev.evidence.iter().any(|e| !e.verified) {
@@ -250,5 +251,33 @@ pub async fn export_wacz(
         exported.captures.len(),
         exported.public_key
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `text`: the readable text quotes are matched against, each block with
+/// its [start-end] positions (Unicode code points, end exclusive) unless
+/// `plain`.
+pub async fn text(
+    archive: &Archive,
+    id: &CaptureId,
+    url: Option<&str>,
+    plain: bool,
+) -> Result<ExitCode, Failure> {
+    use std::io::Write;
+    let doc = archive.read_document(id, url).await?;
+    let text = custody::provenance::document_text(&doc).map_err(provenance_failure)?;
+    let detail = serde_json::json!({"via": "text", "url": doc.url, "record": doc.record.record_id});
+    archive.event(id, "accessed", detail).await;
+    let mut out = std::io::stdout().lock();
+    if plain {
+        writeln!(out, "{text}").context("writing to stdout")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut at = 0;
+    for block in text.split("\n\n") {
+        let len = block.chars().count();
+        writeln!(out, "[{at}-{}] {block}", at + len).context("writing to stdout")?;
+        at += len + 2;
+    }
     Ok(ExitCode::SUCCESS)
 }

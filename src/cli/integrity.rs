@@ -8,7 +8,6 @@ use super::output::{print_check, print_checks, print_json, print_verdict};
 use super::{exit, Failure};
 use custody::archive::{Archive, ArchiveError};
 use custody::integrity::{self, AuditSummary, CaptureVerification};
-use custody::model::CaptureId;
 
 /// `verify FILE`: an exported WARC or a WACZ, offline, with nothing but the
 /// file.
@@ -67,12 +66,14 @@ pub async fn verify(
         return Ok(exit(v.ok));
     }
     let arg = capture_id.unwrap_or_default();
-    let id: CaptureId = arg
-        .parse()
-        .map_err(|e: custody::model::ParseCaptureIdError| {
-            Failure::Usage(anyhow::anyhow!(
-                "{e}; or give the path of an exported file to verify it offline"
-            ))
+    let id = archive
+        .resolve_capture_id(&arg)
+        .await
+        .map_err(|e| match e {
+            ArchiveError::Invalid(m) => Failure::Usage(anyhow::anyhow!(
+                "{m}; or give the path of an exported file to verify it offline"
+            )),
+            e => e.into(),
         })?;
     let v = integrity::verify_capture(archive, &key, &id).await?;
     print_capture(&v)?;

@@ -38,6 +38,7 @@ pub async fn log_command(archive: &Archive, command: LogCommand) -> Result<ExitC
             capture_id: id,
             json,
         } => {
+            let id = id.resolve(archive).await?;
             let proof = tlog::capture_inclusion(
                 index,
                 archive.store(),

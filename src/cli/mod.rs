@@ -70,9 +70,9 @@ pub enum Command {
     /// paragraph, and the resources.
     Diff {
         /// The earlier capture.
-        capture_a: CaptureId,
+        capture_a: CaptureRef,
         /// The later capture.
-        capture_b: CaptureId,
+        capture_b: CaptureRef,
         #[arg(long)]
         json: bool,
     },
@@ -84,15 +84,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one capture with its records.
+    /// Show one capture: its line, WARC, timestamps, claims, events and
+    /// resources (on stdout).
     Show {
-        capture_id: CaptureId,
+        capture_id: CaptureRef,
+        /// Also list its WARC records.
+        #[arg(long)]
+        records: bool,
         #[arg(long)]
         json: bool,
     },
     /// Write a capture's evidence to a file, checked against its digest.
     Export {
-        capture_id: CaptureId,
+        capture_id: CaptureRef,
         #[arg(long, value_enum)]
         format: ExportFormat,
         #[arg(short, long, value_name = "PATH")]
@@ -205,9 +209,21 @@ pub enum Command {
         url: Option<String>,
         /// Only claims with evidence in this capture.
         #[arg(long)]
-        capture: Option<CaptureId>,
+        capture: Option<CaptureRef>,
         #[arg(long)]
         json: bool,
+    },
+    /// Print the readable text of a captured page (or of URL in the
+    /// capture): what `claim link --quote` is matched against, each block
+    /// with its [start-end] positions for `--start/--end`.
+    Text {
+        capture_id: CaptureRef,
+        /// A document of the capture other than its page.
+        #[arg(long)]
+        url: Option<String>,
+        /// The text alone, without positions.
+        #[arg(long)]
+        plain: bool,
     },
     /// Print the archived body of URL nearest in time (redirects followed).
     Get {
@@ -272,7 +288,7 @@ pub enum ClaimCommand {
     /// Link a claim to the exact passage (or media fragment) in a capture.
     Link {
         claim_id: String,
-        capture_id: CaptureId,
+        capture_id: CaptureRef,
         /// The passage, as it reads on the page.
         #[arg(long)]
         quote: Option<String>,
@@ -360,7 +376,7 @@ pub enum LogCommand {
     },
     /// A capture's inclusion proof in a signed checkpoint.
     Proof {
-        capture_id: CaptureId,
+        capture_id: CaptureRef,
         #[arg(long)]
         json: bool,
     },
@@ -634,7 +650,7 @@ fn access(command: &Command) -> Access {
             LogCommand::Proof { .. } => Access::ReadRecorded,
             LogCommand::Checkpoint { .. } => Access::Write,
         },
-        Command::Get { .. } | Command::Export { .. } => Access::ReadRecorded,
+        Command::Get { .. } | Command::Export { .. } | Command::Text { .. } => Access::ReadRecorded,
         _ => Access::Write,
     }
 }
@@ -683,6 +699,40 @@ async fn open_recorded(config: Config) -> Result<Archive, Failure> {
 }
 
 /// The commands that read or add to an opened archive.
+/// A capture id as given on the command line: the whole id, or a unique
+/// beginning of it (as git takes commits), resolved against the index.
+#[derive(Clone, Debug)]
+pub struct CaptureRef(String);
+
+impl std::str::FromStr for CaptureRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if t.len() >= 4 && t.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            Ok(CaptureRef(t.to_string()))
+        } else {
+            Err(format!(
+                "not a capture id (want a UUID such as 0193f1e2-7c4a-7d2e-9b1a-3c5d7e9f1a2b, or a unique beginning of one): {s:?}"
+            ))
+        }
+    }
+}
+
+impl CaptureRef {
+    /// The capture it names; a short or ambiguous beginning is a usage
+    /// error.
+    pub async fn resolve(&self, archive: &Archive) -> Result<CaptureId, Failure> {
+        archive
+            .resolve_capture_id(&self.0)
+            .await
+            .map_err(|e| match e {
+                custody::archive::ArchiveError::Invalid(m) => Failure::Usage(anyhow::anyhow!(m)),
+                e => e.into(),
+            })
+    }
+}
+
 async fn dispatch(archive: &Archive, command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Claim { command } => claims::claim_command(archive, *command).await,
@@ -691,7 +741,13 @@ async fn dispatch(archive: &Archive, command: Command) -> Result<ExitCode, Failu
             url,
             capture,
             json,
-        } => claims::claims(archive, search, url, capture, json).await,
+        } => {
+            let capture = match capture {
+                Some(c) => Some(c.resolve(archive).await?),
+                None => None,
+            };
+            claims::claims(archive, search, url, capture, json).await
+        }
         Command::Token { command } => service::token_command(archive, command).await,
         Command::Log { command } => log::log_command(archive, command).await,
         Command::Reindex { json } => integrity::reindex(archive, json).await,
@@ -706,9 +762,22 @@ async fn dispatch(archive: &Archive, command: Command) -> Result<ExitCode, Failu
             capture_a,
             capture_b,
             json,
-        } => captures::diff(archive, &capture_a, &capture_b, json).await,
+        } => {
+            let (a, b) = (
+                capture_a.resolve(archive).await?,
+                capture_b.resolve(archive).await?,
+            );
+            captures::diff(archive, &a, &b, json).await
+        }
         Command::Captures { url, json } => captures::captures(archive, url, json).await,
-        Command::Show { capture_id, json } => captures::show(archive, &capture_id, json).await,
+        Command::Show {
+            capture_id,
+            records,
+            json,
+        } => {
+            let id = capture_id.resolve(archive).await?;
+            captures::show(archive, &id, json, records).await
+        }
         Command::Export {
             capture_id,
             output,
@@ -716,9 +785,18 @@ async fn dispatch(archive: &Archive, command: Command) -> Result<ExitCode, Failu
             force,
         } => {
             refuse_to_replace(&output, force)?;
-            captures::export(archive, capture_id, &output, format).await
+            let id = capture_id.resolve(archive).await?;
+            captures::export(archive, id, &output, format).await
         }
         Command::Get { url, at, output } => captures::get(archive, &url, at, output).await,
+        Command::Text {
+            capture_id,
+            url,
+            plain,
+        } => {
+            let id = capture_id.resolve(archive).await?;
+            claims::text(archive, &id, url.as_deref(), plain).await
+        }
         Command::Schedule { .. }
         | Command::Capture { .. }
         | Command::Daemon { .. }

@@ -12,14 +12,19 @@ use custody::model::{Capture, CaptureStatus};
 use custody::pipeline::Progress;
 
 /// One custody event: `  event TIME EVENT OUTCOME by ACTOR`.
-pub fn print_event(e: &custody::model::CustodyEvent) {
-    eprintln!(
+pub fn event_line(e: &custody::model::CustodyEvent) -> String {
+    format!(
         "  event {} {} {} by {}",
         custody::model::rfc3339_utc(&e.at),
         e.event,
         e.outcome,
         e.actor.as_deref().unwrap_or("-")
-    );
+    )
+}
+
+/// [`event_line`] on stdout (what `show` and `claim show` list).
+pub fn print_event_to_stdout(e: &custody::model::CustodyEvent) {
+    println!("{}", event_line(e));
 }
 
 /// One verification line: `  ok    item: detail` or `  FAIL  item: detail`.
@@ -131,9 +136,10 @@ pub fn summary_line(c: &Capture) -> String {
     let when = custody::model::rfc3339_utc(&c.started_at);
     match (&c.status, &c.warc) {
         (CaptureStatus::Ok, Some(w)) => format!(
-            "{} {} ok  {} resources, {} records, {} bytes  {}  warc sha256 {}",
+            "{} {} {}  {} resources, {} records, {} bytes  {}  warc sha256 {}",
             c.id,
             when,
+            custody::archive::outcome(c),
             c.resources.len(),
             c.records,
             w.bytes,

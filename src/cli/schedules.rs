@@ -19,6 +19,20 @@ pub fn schedule_command(command: &ScheduleCommand, config: &Config) -> Result<Ex
     for p in &problems {
         println!("{p}");
     }
+    if matches!(command, ScheduleCommand::Validate { .. }) {
+        for s in files.iter().flat_map(|f| &f.schedules) {
+            for u in &s.urls {
+                if let Err(e) = custody::capture::check_seed(u.as_str(), s.capture.allow_private) {
+                    eprintln!(
+                        "warning: {}:{}: schedule {}: {e} (the daemon refuses it; set capture.allow_private_networks = true or run it with --allow-private)",
+                        s.file.display(),
+                        s.line,
+                        s.name
+                    );
+                }
+            }
+        }
+    }
     let count: usize = files.iter().map(|f| f.schedules.len()).sum();
     let now = chrono::Utc::now();
     match command {
@@ -60,7 +74,7 @@ pub fn schedule_command(command: &ScheduleCommand, config: &Config) -> Result<Ex
                         print_json(&value)?;
                     } else {
                         let state = if s.enabled { "" } else { "  (disabled)" };
-                        eprintln!(
+                        println!(
                             "{}  {:?} {}  {} URL(s){state}",
                             s.name,
                             s.cron_text,
@@ -68,7 +82,7 @@ pub fn schedule_command(command: &ScheduleCommand, config: &Config) -> Result<Ex
                             s.urls.len()
                         );
                         for n in &next {
-                            eprintln!(
+                            println!(
                                 "    {}  ({})",
                                 n.with_timezone(&s.timezone).format("%Y-%m-%d %H:%M:%S %Z"),
                                 custody::model::rfc3339_utc(n)

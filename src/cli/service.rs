@@ -82,7 +82,7 @@ pub async fn token_command(archive: &Archive, command: TokenCommand) -> Result<E
                 if json {
                     print_json(&t)?;
                 } else {
-                    eprintln!(
+                    println!(
                         "{}  {:<9}  created {}{}  {}",
                         t.id,
                         t.role.as_str(),

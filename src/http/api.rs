@@ -113,6 +113,11 @@ pub fn capture_dto(c: &Capture) -> Value {
     let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
     let id = c.id.as_str();
     let page = crate::archive::page_resource(&c.resources);
+    // What the page answered (a 404 is captured too): null when its
+    // redirects never reached a page.
+    v["page_status"] = json!(crate::archive::page_status(c));
+    v["final_page"] = json!(page.is_some());
+    v["outcome"] = json!(crate::archive::outcome(c));
     v["links"] = json!({
         "self": format!("/api/v1/captures/{id}"),
         "records": format!("/api/v1/captures/{id}/records"),

@@ -401,10 +401,13 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         let open = needed == Role::Reader && state.inner.settings.public_read;
         match caller.role() {
             None if !open => {
-                return unauthorized(
-                    req.uri().path(),
-                    "this needs an API token: send `Authorization: Bearer TOKEN` (make one with `custody token create --role reader`)",
-                )
+                let role = needed.as_str();
+                let why = if state.inner.settings.public_read {
+                    format!("reading is public here, but this needs a token with the {role} role: send `Authorization: Bearer TOKEN` (make one with `custody token create --role {role}`)")
+                } else {
+                    format!("this needs an API token with the {role} role: send `Authorization: Bearer TOKEN` (make one with `custody token create --role {role}`)")
+                };
+                return unauthorized(req.uri().path(), &why);
             }
             Some(role) if role < needed => {
                 return AppError::new(

@@ -285,16 +285,21 @@ async fn nearest(state: &AppState, want: &Wanted) -> Result<Hit, AppError> {
     if let Some(hit) = cache.lookup(&want.url, &want.ts).filter(|_| caching) {
         return Ok(hit);
     }
-    let hit = state
-        .index()
-        .nearest_response(&want.url, want.at)
-        .await?
-        .ok_or_else(|| {
-            AppError::not_found(format!(
+    let Some(hit) = state.index().nearest_response(&want.url, want.at).await? else {
+        let near = state.archive().near_captured(&want.url).await?;
+        return Err(AppError::not_found(if near.is_empty() {
+            format!(
                 "{} is not in the archive; its captures are listed at /timemap/link/{}",
                 want.url, want.url
-            ))
-        })?;
+            )
+        } else {
+            format!(
+                "{} is not in the archive; captured nearby: {}",
+                want.url,
+                near.join(", ")
+            )
+        }));
+    };
     if caching {
         cache.remember_lookup(&want.url, &want.ts, &hit);
     }

@@ -216,8 +216,8 @@ fn captures_table(captures: &[crate::model::Capture]) -> String {
             id = c.id,
             time = rfc3339_utc(&c.started_at),
             url = esc(&c.seed_url),
-            cls = if c.status == crate::model::CaptureStatus::Ok { "ok" } else { "bad" },
-            status = c.status.as_str(),
+            cls = if c.status == crate::model::CaptureStatus::Ok && crate::archive::page_status(c).is_some_and(|s| s < 400) { "ok" } else { "bad" },
+            status = esc(&crate::archive::outcome(c)),
             n = c.resources.len(),
         ));
     }
@@ -376,7 +376,7 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
         b.push_str("<table>");
         let mut row = |k: &str, v: String| b.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
         row("Seed URL", esc(&c.seed_url));
-        row("Status", format!("{}{}", c.status.as_str(), c.error.as_deref().map(|e| format!(" — {}", esc(e))).unwrap_or_default()));
+        row("Status", esc(&crate::archive::outcome(&c)));
         row("Started", rfc3339_utc(&c.started_at));
         row("Finished", rfc3339_utc(&c.finished_at));
         if let Some(s) = &c.schedule {

@@ -305,6 +305,14 @@ pub trait CaptureIndex: Send + Sync {
     /// Captures, oldest first; only those of a seed URL when given.
     async fn captures(&self, seed_url: Option<&str>) -> Result<Vec<Capture>, IndexError>;
 
+    /// Up to `limit` capture ids that begin with `prefix` (lowercase hex and
+    /// hyphens), in order: how a unique prefix names a capture.
+    async fn capture_ids_with_prefix(
+        &self,
+        prefix: &str,
+        limit: u64,
+    ) -> Result<Vec<CaptureId>, IndexError>;
+
     /// The latest successful capture of `seed_url`.
     async fn latest_ok_capture(&self, seed_url: &str) -> Result<Option<Capture>, IndexError>;
 

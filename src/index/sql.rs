@@ -870,6 +870,28 @@ impl CaptureIndex for SqlIndex {
         self.captures_from_rows(&rows).await
     }
 
+    async fn capture_ids_with_prefix(
+        &self,
+        prefix: &str,
+        limit: u64,
+    ) -> Result<Vec<CaptureId>, IndexError> {
+        // Only hex digits and hyphens reach LIKE: no wildcard of the
+        // caller's can widen it.
+        if !prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM capture WHERE id LIKE $1 ORDER BY id LIMIT $2")
+                .bind(format!("{}%", prefix.to_ascii_lowercase()))
+                .bind(limit.min(i64::MAX as u64) as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id,)| id.parse().ok())
+            .collect())
+    }
+
     async fn latest_ok_capture(&self, seed_url: &str) -> Result<Option<Capture>, IndexError> {
         let sql = format!(
             "{CAPTURE_COLUMNS} WHERE c.seed_url = $1 AND c.status = 'ok' \

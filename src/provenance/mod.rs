@@ -31,12 +31,14 @@ pub enum ProvenanceError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("the quote {quote:?} is not in capture {capture} ({url}, captured {captured}); check the wording or link another capture")]
+    #[error("the quote {quote:?} is not in capture {capture} ({url}, captured {captured}){}; check the wording (`custody text {capture}` prints the text quotes are matched against) or link another capture", hint.as_deref().map(|h| format!(": {h}")).unwrap_or_default())]
     QuoteAbsent {
         capture: CaptureId,
         url: String,
         captured: String,
         quote: String,
+        /// Where it is when read less strictly (case, spacing).
+        hint: Option<String>,
     },
     #[error("the quote {quote:?} appears {} times in capture {capture}: {}; add --prefix or --suffix to choose one", places.len(), describe(places))]
     Ambiguous {
@@ -347,6 +349,7 @@ pub async fn link(archive: &Archive, req: LinkRequest) -> Result<EvidenceLink, P
                         url: doc.url.clone(),
                         captured: model::rfc3339_utc(&doc.record.date),
                         quote: quote.clone(),
+                        hint: text::near_quote(&text, quote),
                     })
                 }
                 1 => places.into_iter().next().expect("one place"),

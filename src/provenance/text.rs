@@ -241,6 +241,43 @@ pub struct Match {
 
 const CONTEXT: usize = 32;
 
+/// Where a quote that is not in `text` would be if read less strictly:
+/// with case ignored, or with white space ignored as well (what copying
+/// from another rendering changes). A hint for the refusal, with the
+/// readable-text position (for `--start`); never a match.
+pub fn near_quote(text: &str, quote: &str) -> Option<String> {
+    let hay = fold(text);
+    let needle = fold_str(quote);
+    if needle.is_empty() {
+        return None;
+    }
+    let low = |c: &char| c.to_lowercase().next().unwrap_or(*c);
+    let hay_low: Vec<char> = hay.chars.iter().map(low).collect();
+    let needle_low: Vec<char> = needle.iter().map(low).collect();
+    if let Some(i) = position(&hay_low, &needle_low) {
+        return Some(format!("found with different case at {}", hay.origin[i]));
+    }
+    let (tight, origin): (Vec<char>, Vec<usize>) = hay_low
+        .iter()
+        .zip(&hay.origin)
+        .filter(|(c, _)| !c.is_whitespace())
+        .map(|(c, o)| (*c, *o))
+        .unzip();
+    let needle_tight: Vec<char> = needle_low
+        .into_iter()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    position(&tight, &needle_tight)
+        .map(|i| format!("found with different spacing at {}", origin[i]))
+}
+
+fn position(hay: &[char], needle: &[char]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 /// Every place `quote` occurs in `text`, keeping those preceded by `prefix`
 /// and followed by `suffix` when given (all compared folded).
 pub fn find_quote(

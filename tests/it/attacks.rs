@@ -410,7 +410,7 @@ async fn claim_show_refuses_a_link_or_claim_whose_row_is_not_its_leaf() {
         .await
         .unwrap();
     let out = copy.run(&["claim", "show", &claim]);
-    let said = stderr_text(&out);
+    let said = crate::cli::output_text(&out);
     assert!(!out.status.success(), "{said}");
     assert!(!said.contains("refutes verified"), "{said}");
     assert!(
@@ -423,7 +423,7 @@ async fn claim_show_refuses_a_link_or_claim_whose_row_is_not_its_leaf() {
         .await
         .unwrap();
     let out = copy.run(&["claim", "show", &claim]);
-    let said = stderr_text(&out);
+    let said = crate::cli::output_text(&out);
     assert!(!out.status.success(), "{said}");
     assert!(
         !said.contains("Nearly 30 civilians"),

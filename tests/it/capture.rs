@@ -6,7 +6,7 @@ use std::path::Path;
 use custody::model::{CaptureStatus, Sha256};
 use custody::warc::{ScannedRecord, WarcFileReader};
 
-use crate::cli::{stderr_text, Workdir};
+use crate::cli::{output_text, stderr_text, Workdir};
 use crate::site;
 
 /// Every record of a WARC file, with its block bytes (small files only).
@@ -740,4 +740,126 @@ async fn lazy_loading_svg_prefetch_and_inline_json_media_are_captured() {
         media.len(),
         "only the media were fetched (no JSON value, no flag): {fetched:?}"
     );
+}
+
+/// What the page answered (issue 15): a page that answered 404 is captured
+/// and says so, and a redirect loop that never reached a page says that,
+/// in the capture line, `captures`, `show`, the API and the UI's lists; a
+/// schedule watching a page for removal sees it.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_the_page_answered_is_shown_in_every_list() {
+    let hostile = site::serve_hostile(std::sync::Arc::new(Vec::new())).await;
+    let work = Workdir::new("");
+    let (removed, out) = work.capture(&format!("http://{hostile}/404"));
+    assert_eq!(removed.status, CaptureStatus::Ok);
+    assert!(
+        stderr_text(&out).contains(" ok (HTTP 404) "),
+        "{}",
+        stderr_text(&out)
+    );
+    let (looped, out) = work.capture(&format!("http://{hostile}/loop-a"));
+    assert_eq!(looped.status, CaptureStatus::Ok);
+    assert!(
+        stderr_text(&out).contains(" ok (no final page: the redirects never reached one) "),
+        "{}",
+        stderr_text(&out)
+    );
+    let (broken, _) = work.capture(&format!("http://{hostile}/garbage"));
+    assert_eq!(broken.status, CaptureStatus::Failed);
+    let listed = output_text(&work.run(&["captures"]));
+    assert!(listed.contains("ok (HTTP 404)"), "{listed}");
+    assert!(listed.contains("ok (no final page"), "{listed}");
+    let shown = output_text(&work.run(&["show", removed.id.as_str()]));
+    assert!(shown.contains("ok (HTTP 404)"), "{shown}");
+
+    let server = crate::web::serve(&work, &["--public-read"]);
+    let api = crate::web::get(
+        server.addr,
+        &format!("/api/v1/captures/{}", removed.id),
+        None,
+    );
+    let json: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    assert_eq!(json["page_status"], 404, "{json}");
+    assert_eq!(json["final_page"], true, "{json}");
+    assert_eq!(json["outcome"], "ok (HTTP 404)", "{json}");
+    let api = crate::web::get(
+        server.addr,
+        &format!("/api/v1/captures/{}", looped.id),
+        None,
+    );
+    let json: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    assert_eq!(json["page_status"], serde_json::Value::Null, "{json}");
+    assert_eq!(json["final_page"], false, "{json}");
+    let home = crate::web::get(server.addr, "/", None).text();
+    assert!(home.contains("ok (HTTP 404)"), "{home}");
+    assert!(home.contains("ok (no final page"), "{home}");
+    assert!(
+        home.contains("failed: invalid HTTP response: not an HTTP response"),
+        "a failed capture's reason is in the list: {home}"
+    );
+}
+
+/// One URL form everywhere (issue 15): a seed typed with a fragment is
+/// fetched and indexed without it (the manifest keeps it as typed), so
+/// `get` and `captures --url` find it by the very same URL; a lookup that
+/// misses names the near URL that was captured; a URL without its scheme
+/// is answered with "did you mean".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_url_is_found_as_typed_and_a_near_miss_names_what_was_captured() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let page = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let typed = format!("{page}#comments");
+    let (capture, out) = work.capture(&typed);
+    assert_eq!(capture.status, CaptureStatus::Ok, "{}", stderr_text(&out));
+    assert_eq!(capture.seed_url, page);
+    let listed = output_text(&work.run(&["captures", "--url", &typed]));
+    assert!(listed.contains(capture.id.as_str()), "{listed}");
+    let got = work.run(&["get", &typed, "-o", "page.html"]);
+    assert!(got.status.success(), "{}", stderr_text(&got));
+    let export = work.export_warc(capture.id.as_str(), "c.warc.gz");
+    let warc = std::fs::read(&export).unwrap();
+    let mut bytes = Vec::new();
+    flate2::read::MultiGzDecoder::new(&warc[..])
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let want = format!("\"seed_as_typed\": \"{typed}\"");
+    assert!(
+        bytes.windows(want.len()).any(|w| w == want.as_bytes()),
+        "the manifest keeps the URL as typed"
+    );
+
+    let without_slash = page.trim_end_matches('/').to_string();
+    let missed = work.run(&["get", &without_slash, "-o", "x.html"]);
+    assert!(!missed.status.success());
+    assert!(
+        stderr_text(&missed).contains(&format!("captured nearby: {page}")),
+        "{}",
+        stderr_text(&missed)
+    );
+    let port = addr.port();
+    for (raw, meant) in [
+        (
+            format!("localhost:{port}/x"),
+            format!("did you mean http://localhost:{port}/x"),
+        ),
+        (
+            "example.org/x".to_string(),
+            "did you mean http://example.org/x".to_string(),
+        ),
+    ] {
+        for args in [
+            vec!["capture", raw.as_str(), "--allow-private"],
+            vec!["get", raw.as_str()],
+            vec!["captures", "--url", raw.as_str()],
+        ] {
+            let out = work.run(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            assert!(
+                stderr_text(&out).contains(&meant),
+                "{args:?}: {}",
+                stderr_text(&out)
+            );
+        }
+    }
 }

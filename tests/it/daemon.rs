@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use custody::index::Index;
 use custody::model::{CaptureStatus, RunState};
 
-use crate::cli::Workdir;
+use crate::cli::{stderr_text, Workdir};
 use crate::site;
 
 const DAEMON_CONFIG: &str = "[daemon]\npoliteness_secs = 0\nlease_secs = 3\nshutdown_grace_secs = 2\nretry_base_secs = 1\nreload_secs = 0.5\nleader_lease_secs = 2\n";
@@ -1205,4 +1205,62 @@ async fn a_full_disk_is_retried_never_recorded_as_a_failed_capture() {
     let err = crate::cli::stderr_text(&out);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("FAIL"), "{err}");
+}
+
+/// Warnings where a user will trip (issue 15): a second daemon on one
+/// SQLite data directory, a schedule URL on a private address the daemon
+/// would refuse (`schedule validate`), `diff` of captures of two different
+/// URLs, and a 401 under public reading that names the role needed.
+#[tokio::test(flavor = "multi_thread")]
+async fn warnings_where_a_user_will_trip() {
+    let setup = Setup::new();
+    let first = setup.start();
+    let second = setup.start();
+    second
+        .wait_for_log(
+            "another custody daemon is running on this data directory",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(!first.log_text().contains("another custody daemon"));
+    drop(second);
+    drop(first);
+
+    setup.write_schedule(
+        "private.toml",
+        "[[schedule]]\nname = \"intranet\"\ncron = \"0 3 * * *\"\nurls = [\"http://10.1.2.3/status\"]\n",
+    );
+    let out = setup.work.run(&["schedule", "validate", "schedules"]);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains("warning: ")
+            && stderr_text(&out).contains(
+                "schedule intranet: http://10.1.2.3/status is a private or local address"
+            ),
+        "{}",
+        stderr_text(&out)
+    );
+
+    let addr = site::serve_http().await;
+    let (a, _) = setup
+        .work
+        .capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
+    let (b, _) = setup.work.capture(&format!("http://{addr}/short-link"));
+    let out = setup.work.run(&["diff", a.id.as_str(), b.id.as_str()]);
+    assert!(
+        stderr_text(&out).contains("warning: the captures are of different URLs"),
+        "{}",
+        stderr_text(&out)
+    );
+
+    let server = crate::web::serve(&setup.work, &["--public-read"]);
+    let denied = crate::web::request(server.addr, "POST", "/api/v1/claims", &[], Some(b"{}"));
+    assert_eq!(denied.status, 401);
+    assert!(
+        denied
+            .text()
+            .contains("reading is public here, but this needs a token with the archivist role"),
+        "{}",
+        denied.text()
+    );
 }

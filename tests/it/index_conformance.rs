@@ -161,6 +161,41 @@ async fn captures(index: &dyn CaptureIndex) -> Fixture {
         .is_empty());
     assert!(index.capture(&CaptureId::new()).await.unwrap().is_none());
 
+    // A unique beginning of an id names its capture; a common one names
+    // all it begins, up to the limit; no wildcard widens it.
+    let whole = first.id.as_str();
+    assert_eq!(
+        index.capture_ids_with_prefix(whole, 3).await.unwrap(),
+        vec![first.id.clone()]
+    );
+    assert_eq!(
+        index
+            .capture_ids_with_prefix(&whole[..4], 10)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "the three captures were made together"
+    );
+    assert_eq!(
+        index
+            .capture_ids_with_prefix(&whole[..4], 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(index
+        .capture_ids_with_prefix("%", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(index
+        .capture_ids_with_prefix("ffffffff", 10)
+        .await
+        .unwrap()
+        .is_empty());
+
     // The latest successful capture of a seed (the failure is later).
     assert_eq!(
         index

@@ -5,7 +5,7 @@
 
 use custody::model::CaptureStatus;
 
-use crate::cli::{stderr_text, Workdir};
+use crate::cli::{output_text, stderr_text, Workdir};
 use crate::site;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -499,7 +499,7 @@ async fn verdicts_say_what_they_rest_on_and_exports_replace_nothing_by_accident(
         "{package}"
     );
 
-    let shown = stderr_text(&work.run(&["show", id]));
+    let shown = output_text(&work.run(&["show", id]));
     assert!(
         shown.contains("rfc 3161 timestamp  not configured"),
         "{shown}"

@@ -19,6 +19,7 @@ mod integrity;
 #[cfg(feature = "interop")]
 mod interop;
 mod provenance;
+mod readme;
 mod site;
 mod store_conformance;
 mod tidy;

@@ -430,9 +430,9 @@ async fn an_edited_passage_shows_absent_since_the_recapture_and_the_first_link_s
     // The human view says so too.
     let out = work.run(&["claim", "show", &claim_id]);
     assert!(
-        stderr_text(&out).contains("passage absent since capture"),
+        crate::cli::output_text(&out).contains("passage absent since capture"),
         "{}",
-        stderr_text(&out)
+        crate::cli::output_text(&out)
     );
 }
 
@@ -488,4 +488,109 @@ async fn the_json_ld_export_names_the_archived_copy_and_its_selectors_reproduce_
         serde_json::to_vec(&doc).unwrap(),
     )
     .unwrap();
+}
+
+/// A CLI that pipes (issue 15): listing and showing commands print to
+/// stdout; `show` starts with the capture's line and lists records only
+/// with `--records`; a unique beginning of an id names a capture (a short
+/// or ambiguous one is refused, saying why); `custody text` prints the text
+/// quotes are matched against with positions that `--start/--end` take; a
+/// refused quote that is there with other case or spacing says where.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_pipes_takes_id_prefixes_and_shows_the_text_quotes_match() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let (capture, _) = work.capture(&format!("http://{addr}{}", site::ARTICLE_PATH));
+    let id = capture.id.as_str();
+    let stdout = |args: &[&str]| String::from_utf8(work.ok(args)).unwrap();
+
+    let shown = stdout(&["show", id]);
+    assert!(shown.lines().next().unwrap().starts_with(id), "{shown}");
+    assert!(!shown.contains("  record "), "{shown}");
+    assert!(
+        shown.contains("WARC records (list them with --records)"),
+        "{shown}"
+    );
+    assert!(stdout(&["show", id, "--records"]).contains("  record response"));
+    assert!(stdout(&["captures"]).contains(id));
+
+    // Ids by their beginning, as git takes commits.
+    let prefix = &id[..13];
+    assert!(stdout(&["show", prefix]).starts_with(id));
+    let (other, _) = work.capture(&format!("http://{addr}/short-link"));
+    let common: String = id
+        .chars()
+        .zip(other.id.as_str().chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    if common.len() >= 4 {
+        let out = work.run(&["show", &common]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr_text(&out));
+        assert!(stderr_text(&out).contains("begins more than one capture id"));
+    }
+    let out = work.run(&["show", "019"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // The readable text, with positions that --start/--end take.
+    let text = stdout(&["text", prefix]);
+    let line = text
+        .lines()
+        .find(|l| l.contains(crate::cli::QUOTE))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (span, block) = line.split_once("] ").unwrap();
+    let (start, _) = span.trim_start_matches('[').split_once('-').unwrap();
+    let start: usize = start.parse().unwrap();
+    let at = start
+        + block[..block.find(crate::cli::QUOTE).unwrap()]
+            .chars()
+            .count();
+    let end = at + crate::cli::QUOTE.chars().count();
+    let claim: serde_json::Value = serde_json::from_slice(&work.ok(&[
+        "claim",
+        "add",
+        "Nearly 25 civilians were killed",
+        "--json",
+    ]))
+    .unwrap();
+    let claim_id = claim["id"].as_str().unwrap();
+    let linked: serde_json::Value = serde_json::from_slice(&work.ok(&[
+        "claim",
+        "link",
+        claim_id,
+        prefix,
+        "--start",
+        &at.to_string(),
+        "--end",
+        &end.to_string(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        linked["selectors"][0]["exact"],
+        crate::cli::QUOTE,
+        "the positions `text` printed select the quote: {linked}"
+    );
+    assert!(stdout(&["claims"]).contains(claim_id));
+    assert!(stdout(&["claim", "show", claim_id]).contains(crate::cli::QUOTE));
+
+    // A quote with other case or spacing is refused, saying where it is.
+    for (quote, says) in [
+        (
+            "Nearly 25 Civilians were killed",
+            format!("found with different case at {at}"),
+        ),
+        (
+            "nearly 25 civilians werekilled",
+            format!("found with different spacing at {at}"),
+        ),
+    ] {
+        let out = work.run(&["claim", "link", claim_id, prefix, "--quote", quote]);
+        assert!(!out.status.success());
+        assert!(
+            stderr_text(&out).contains(&says),
+            "{quote}: {}",
+            stderr_text(&out)
+        );
+    }
 }
