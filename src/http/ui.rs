@@ -261,6 +261,8 @@ async fn search(State(state): State<AppState>, Query(q): Query<SearchQuery>) -> 
         }
         let looks_like_url = !text.contains(' ') && (text.contains("://") || text.contains('.'));
         if looks_like_url {
+            // One URL form: a fragment is never part of what was captured.
+            let text = text.split('#').next().unwrap_or_default().to_string();
             let prefixes: Vec<String> = if text.contains("://") {
                 vec![text.clone()]
             } else {

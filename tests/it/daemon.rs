@@ -1223,6 +1223,13 @@ async fn warnings_where_a_user_will_trip() {
         )
         .await;
     assert!(!first.log_text().contains("another custody daemon"));
+    // It says where to look, and when the first capture is due.
+    first
+        .wait_for_log(
+            "custody is running: the UI and API at http://",
+            Duration::from_secs(10),
+        )
+        .await;
     drop(second);
     drop(first);
 
