@@ -273,11 +273,8 @@ pub async fn text(
         writeln!(out, "{text}").context("writing to stdout")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut at = 0;
-    for block in text.split("\n\n") {
-        let len = block.chars().count();
-        writeln!(out, "[{at}-{}] {block}", at + len).context("writing to stdout")?;
-        at += len + 2;
+    for (start, end, block) in custody::provenance::text::blocks(&text) {
+        writeln!(out, "[{start}-{end}] {block}").context("writing to stdout")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -98,7 +98,7 @@ fn insert_all(headers: &mut HeaderMap, values: &[(header::HeaderName, &'static s
 
 /// Whether a request is a browser navigation (or from something that is
 /// not a browser, which sends no `Sec-Fetch-Mode`).
-fn navigation(headers: &HeaderMap) -> bool {
+pub fn navigation(headers: &HeaderMap) -> bool {
     matches!(
         headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()),
         None | Some("navigate")

@@ -30,7 +30,7 @@ use serde_json::json;
 use url::Url;
 
 use super::isolation::ReplayContext;
-use super::rewrite::{escape_attr, Rewriter};
+use super::rewrite::{escape_attr, script_json, Rewriter};
 use super::{AppError, AppState, Caller};
 use crate::archive::{decode_body, normalize_url, parse_at};
 use crate::cdxj::CdxLine;
@@ -193,9 +193,10 @@ impl Mode {
 /// its own banner); anything else (a script's fetch, an image) is what a
 /// page loads.
 fn page_request(headers: &HeaderMap) -> Mode {
-    match headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
-        None | Some("navigate") => Mode::Page,
-        _ => Mode::Embed,
+    if super::isolation::navigation(headers) {
+        Mode::Page
+    } else {
+        Mode::Embed
     }
 }
 
@@ -571,9 +572,7 @@ async fn frame_page(
     let ts = &hit.record.timestamp;
     let src = format!("{}/replay/{ts}mp_/{url}", cx.prefix);
     let banner = banner(state, hit, url, &cx.ui_base).await;
-    let url_js = serde_json::Value::String(url.to_string())
-        .to_string()
-        .replace('<', "\\u003c");
+    let url_js = script_json(&serde_json::Value::String(url.to_string()));
     let body = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -24,7 +24,7 @@ const CLIENT_JS: &str = include_str!("client.js");
 
 /// JSON that can stand inside a `<script>` element: `<` escaped, so no
 /// `</script>` or `<!--` can end or change it.
-fn script_json(value: &serde_json::Value) -> String {
+pub fn script_json(value: &serde_json::Value) -> String {
     value.to_string().replace('<', "\\u003c")
 }
 

@@ -241,6 +241,19 @@ pub struct Match {
 
 const CONTEXT: usize = 32;
 
+/// The blocks of a readable text with their positions: `(start, end,
+/// block)`, in code points, end exclusive, as `TextPositionSelector`
+/// counts them (blocks are separated by a blank line).
+pub fn blocks(text: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+    let mut at = 0;
+    text.split("\n\n").map(move |block| {
+        let start = at;
+        let end = start + block.chars().count();
+        at = end + 2;
+        (start, end, block)
+    })
+}
+
 /// Where a quote that is not in `text` would be if read less strictly:
 /// with case ignored, or with white space ignored as well (what copying
 /// from another rendering changes). A hint for the refusal, with the

@@ -16,8 +16,10 @@ Usage: cdp.py CHROMIUM [--login BASE TOKEN] [--wait-for EXPR] URL [URL...]
 login form at BASE/login, so the pages are read with the token's cookie.
 With --wait-for, each page is probed once the JavaScript expression EXPR is
 true in it (polled for up to 60 s; the report's "waited" says whether it
-came true), for applications that render after their load event. The
-report's "deep_text" is the page's text with that of open shadow roots.
+came true), for applications that render after their load event; EXPR may
+use deepText() and deepAll(selector), which see into open shadow roots.
+The report's "deep_text" is deepText(): the page's text with that of open
+shadow roots.
 """
 import json
 import os
@@ -143,7 +145,29 @@ class Tab:
         return out
 
 
-PROBE = """(async () => {
+# What the probe and --wait-for expressions may use: the page's text and
+# its elements, open shadow roots included (applications built of web
+# components render there).
+HELPERS = """
+const deepWalk = visit => {
+  const w = n => { visit(n); if (n.shadowRoot) w(n.shadowRoot); n.childNodes.forEach(w); };
+  w(document);
+};
+const deepText = () => {
+  let t = '';
+  deepWalk(n => {
+    if (n.nodeType === 3 && !['SCRIPT', 'STYLE'].includes(n.parentNode && n.parentNode.nodeName)) t += n.textContent + ' ';
+  });
+  return t.replace(/\\s+/g, ' ');
+};
+const deepAll = selector => {
+  const found = [];
+  deepWalk(n => { if (n.nodeType === 1 && n.matches(selector)) found.push(n); });
+  return found;
+};
+"""
+
+PROBE = """(async () => {""" + HELPERS + """
   let workers = null;
   try {
     workers = (await navigator.serviceWorker.getRegistrations()).map(r => r.scope);
@@ -158,16 +182,8 @@ PROBE = """(async () => {
   for (const e of document.querySelectorAll('[data-custody-measure], #custody-banner, #custody-frame')) {
     measured[e.getAttribute('data-custody-measure') || e.id] = rect(e);
   }
-  let deep = '';
-  const walk = n => {
-    if (n.nodeType === 3) { deep += n.textContent + ' '; return; }
-    if (n.nodeName === 'SCRIPT' || n.nodeName === 'STYLE') return;
-    if (n.shadowRoot) walk(n.shadowRoot);
-    for (const c of n.childNodes) walk(c);
-  };
-  walk(document);
   return {
-    deep_text: deep.replace(/\s+/g, ' ').slice(0, 50000),
+    deep_text: deepText().slice(0, 50000),
     title: document.title,
     location: location.href,
     images: Array.from(document.images).map(i => ({src: i.currentSrc || i.src, complete: i.complete, naturalWidth: i.naturalWidth})),
@@ -260,7 +276,7 @@ def main():
                 deadline = time.time() + 60
                 waited = False
                 while time.time() < deadline and not waited:
-                    waited = bool(tab.evaluate(wait_for))
+                    waited = bool(tab.evaluate("(() => {" + HELPERS + "return (" + wait_for + "); })()"))
                     if not waited:
                         tab.drain(0.5)
                 tab.drain(0.5)

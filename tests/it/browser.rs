@@ -741,9 +741,7 @@ async fn in_chromium_replaywebpage_shows_the_package_signed_and_replays_it() {
     let info = browse(&[
         "--wait-for".into(),
         format!(
-            "(() => {{ let t = ''; const w = n => {{ if (n.nodeType === 3) t += n.textContent; \
-             if (n.shadowRoot) w(n.shadowRoot); n.childNodes.forEach(w); }}; w(document); \
-             return t.includes('Observer Public Key') && t.includes({}); }})()",
+            "deepText().includes('Observer Public Key') && deepText().includes({})",
             serde_json::Value::String(package_key.clone())
         ),
         format!(
@@ -770,10 +768,8 @@ async fn in_chromium_replaywebpage_shows_the_package_signed_and_replays_it() {
 
     let replay = browse(&[
         "--wait-for".into(),
-        "(() => { const frames = []; const w = n => { if (n.nodeName === 'IFRAME') frames.push(n); \
-         if (n.shadowRoot) w(n.shadowRoot); n.childNodes.forEach(w); }; w(document); \
-         return frames.some(f => { try { const i = Array.from(f.contentDocument.images); \
-         return i.length > 0 && i.every(x => x.complete && x.naturalWidth > 0); } catch (e) { return false; } }); })()"
+        "deepAll('iframe').some(f => { try { const i = Array.from(f.contentDocument.images); \
+         return i.length > 0 && i.every(x => x.complete && x.naturalWidth > 0); } catch (e) { return false; } })"
             .into(),
         format!(
             "http://{server}/index.html?source={}#view=pages&url={}&ts={ts}",
