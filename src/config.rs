@@ -30,6 +30,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: Option<PathBuf>,
+    keys_dir: Option<PathBuf>,
     index_url: Option<String>,
     store_url: Option<String>,
     replica_urls: Option<Vec<String>>,
@@ -116,6 +117,12 @@ pub struct TimestampSettings {
 #[derive(Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// Where the signing keys are (`log-signing.key`, `wacz-signing.key`):
+    /// `keys_dir` / `CUSTODY_KEYS_DIR`, else the data directory.
+    pub keys_dir: PathBuf,
+    /// The keys were provisioned (`keys_dir` set): they are never created
+    /// on first use, so every daemon given the same keys signs as one log.
+    pub keys_provisioned: bool,
     pub index_url: String,
     pub store_url: String,
     /// Further stores every object is also written to (fixity audits
@@ -189,6 +196,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
+            .field("keys_dir", &self.keys_dir)
             .field("index_url", &redact_url(&self.index_url))
             .field("store_url", &redact_url(&self.store_url))
             .field(
@@ -261,6 +269,9 @@ impl Config {
             .or_else(|| env("CUSTODY_DATA_DIR").map(PathBuf::from))
             .or(raw.data_dir)
             .unwrap_or_else(|| PathBuf::from("custody-data"));
+        let keys_given = env("CUSTODY_KEYS_DIR").map(PathBuf::from).or(raw.keys_dir);
+        let keys_provisioned = keys_given.is_some();
+        let keys_dir = keys_given.unwrap_or_else(|| data_dir.clone());
         let index_url = env("CUSTODY_INDEX_URL")
             .or(raw.index_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("index.db").display()));
@@ -325,6 +336,8 @@ impl Config {
         };
         Ok(Config {
             data_dir,
+            keys_dir,
+            keys_provisioned,
             index_url,
             store_url,
             replica_urls,

@@ -62,6 +62,36 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error(transparent)]
     Index(#[from] IndexError),
+    #[error("{0}")]
+    Keys(String),
+}
+
+/// The daemon's log key, and that the index's log was signed with it: a
+/// daemon with another key would sign checkpoints no one can check
+/// against the log's published key (two origins in one log).
+async fn log_key_for(archive: &Archive) -> Result<crate::tlog::LogKey, DaemonError> {
+    let key = crate::tlog::LogKey::for_config(archive.config())
+        .map_err(|e| DaemonError::Keys(e.to_string()))?;
+    crate::wacz::sign::PackageKey::for_config(archive.config())
+        .map_err(|e| DaemonError::Keys(e.to_string()))?;
+    let checkpoints = archive.index().checkpoints().await?;
+    if let Some(last) = checkpoints.last() {
+        if crate::tlog::verify_checkpoint(&last.note, &key.verifier_key()).is_err() {
+            let origin = last.note.lines().next().unwrap_or_default();
+            return Err(DaemonError::Keys(format!(
+                "this index's log (origin {origin}) was signed by another key, not by {} ({}): \
+                 give every daemon on one index the same keys (keys_dir / CUSTODY_KEYS_DIR; \
+                 `custody keys show` prints a directory's keys)",
+                key.name(),
+                archive
+                    .config()
+                    .keys_dir
+                    .join(crate::tlog::KEY_FILE)
+                    .display()
+            )));
+        }
+    }
+    Ok(key)
 }
 
 /// Fire times later than this behind the clock count as missed.
@@ -187,6 +217,7 @@ fn warn_if_sqlite_is_shared(config: &crate::config::Config) -> Option<std::fs::F
 pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<(), DaemonError> {
     let archive = capturer.archive().clone();
     let index = archive.index().clone();
+    let log_key = log_key_for(&archive).await?;
     let mut serving = http::ServeSettings::of(&settings);
     let listeners = http::Listeners::bind(settings.listen, settings.replay.as_ref(), &mut serving)
         .await
@@ -239,13 +270,7 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
     let mut lead = Leadership {
         leading: Arc::new(AtomicBool::new(false)),
         // The leader signs a checkpoint of the transparency log now and then.
-        log_key: match crate::tlog::LogKey::load_or_create(&archive.config().data_dir) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                tracing::error!(error = %e, "no log signing key: checkpoints are disabled");
-                None
-            }
-        },
+        log_key: Some(log_key),
         last_checkpoint: tokio::time::Instant::now(),
     };
     spawn_leader_chores(&archive, &settings, &lead.leading, &stop_rx);
@@ -328,6 +353,7 @@ fn spawn_leader_chores(
     let timestamps = archive.config().timestamps.clone();
     if !timestamps.tsa_urls.is_empty() {
         let (index, flag, mut stop) = (archive.index().clone(), leading.clone(), stop.clone());
+        let archive = archive.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -335,7 +361,12 @@ fn spawn_leader_chores(
                     _ = http::serve::stopped(&mut stop) => return,
                 }
                 if flag.load(Ordering::Relaxed) {
-                    crate::tlog::tsa::process_due(index.as_ref(), &timestamps).await;
+                    crate::tlog::tsa::process_due(
+                        index.as_ref(),
+                        &timestamps,
+                        archive.scratch_dir(),
+                    )
+                    .await;
                 }
             }
         });

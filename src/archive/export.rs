@@ -122,7 +122,7 @@ impl Archive {
         warc: &WarcRef,
     ) -> Result<serde_json::Value, ArchiveError> {
         let tlog_err = |e: crate::tlog::TlogError| ArchiveError::Internal(e.to_string());
-        let key = crate::tlog::LogKey::load_or_create(&self.config.data_dir).map_err(tlog_err)?;
+        let key = crate::tlog::LogKey::for_config(&self.config).map_err(tlog_err)?;
         let inclusion = crate::tlog::capture_inclusion(
             self.index.as_ref(),
             &self.store,

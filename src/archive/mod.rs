@@ -547,13 +547,14 @@ impl Archive {
         let record_file = out.into_inner().into_std().await;
         drop(path); // unlinked; the handle keeps the bytes
         let indexed = hit.record.clone();
+        let scratch = scratch.to_path_buf();
         tokio::task::spawn_blocking(move || -> Result<_, ArchiveError> {
             let mut record_file = record_file;
             record_file
                 .seek(SeekFrom::Start(0))
                 .map_err(io_at(Path::new("record")))?;
             let mut payload = match keep_payload {
-                true => Some(tempfile::tempfile().map_err(io_at(Path::new("payload")))?),
+                true => Some(tempfile::tempfile_in(&scratch).map_err(io_at(&scratch))?),
                 false => None,
             };
             let mut reader = WarcFileReader::new(BufReader::new(&mut record_file));

@@ -37,7 +37,7 @@ pub async fn verify(
     all: bool,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let key = custody::tlog::LogKey::load_or_create(&archive.config().data_dir)?;
+    let key = custody::tlog::LogKey::for_config(archive.config())?;
     let print_capture = |v: &CaptureVerification| -> Result<(), Failure> {
         if json {
             return print_json(v);
@@ -127,12 +127,12 @@ pub async fn audit(archive: &Archive, json: bool) -> Result<ExitCode, Failure> {
 }
 
 pub async fn reindex(archive: &Archive, json: bool) -> Result<ExitCode, Failure> {
-    let data_dir = &archive.config().data_dir;
-    let key = custody::tlog::LogKey::load_existing(data_dir)?;
+    let keys_dir = &archive.config().keys_dir;
+    let key = custody::tlog::LogKey::load_existing(keys_dir)?;
     if key.is_none() {
         eprintln!(
             "warning: no log key in {}: checkpoints cannot be checked (restore {} from your backup first)",
-            data_dir.display(),
+            keys_dir.display(),
             custody::tlog::KEY_FILE
         );
     }

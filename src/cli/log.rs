@@ -8,7 +8,7 @@ use custody::archive::Archive;
 
 pub async fn log_command(archive: &Archive, command: LogCommand) -> Result<ExitCode, Failure> {
     use custody::tlog;
-    let key = tlog::LogKey::load_or_create(&archive.config().data_dir)?;
+    let key = tlog::LogKey::for_config(archive.config())?;
     let index = archive.index().as_ref();
     match command {
         LogCommand::Key => {
@@ -25,7 +25,8 @@ pub async fn log_command(archive: &Archive, command: LogCommand) -> Result<ExitC
             // Timestamps now, if a TSA answers; otherwise they stay queued.
             let ts = &archive.config().timestamps;
             if !ts.tsa_urls.is_empty() {
-                let (stored, failed) = tlog::tsa::process_due(index, ts).await;
+                let (stored, failed) =
+                    tlog::tsa::process_due(index, ts, archive.scratch_dir()).await;
                 eprintln!("timestamps: {stored} stored, {failed} failed (failed ones are retried by the daemon)");
             }
             if json {

@@ -15,6 +15,7 @@
 mod captures;
 mod claims;
 mod integrity;
+mod keys;
 mod log;
 mod output;
 mod schedules;
@@ -105,6 +106,14 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Ask a running daemon or server whether it is healthy (its /healthz);
+    /// exit 0 if it answers 200 within 5 s, else 1. For container health
+    /// checks.
+    Health {
+        /// The health endpoint.
+        #[arg(default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
     /// Serve the HTTP API, replay, Memento, CDX and the web UI until
     /// SIGTERM (no captures are scheduled; `daemon` serves the same).
     Serve {
@@ -193,6 +202,12 @@ pub enum Command {
     Log {
         #[command(subcommand)]
         command: LogCommand,
+    },
+    /// The signing keys (the log's and the packages'): made once, then
+    /// given to every daemon of one archive (keys_dir / CUSTODY_KEYS_DIR).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Record and link claims.
     Claim {
@@ -362,6 +377,27 @@ pub enum TokenCommand {
     },
     /// Revoke a token by its id.
     Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Make the log signing key and the WACZ signing key in a directory
+    /// (refused if it holds either already); print their public keys.
+    Generate {
+        /// Where to write them (default: keys_dir, else the data directory).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public keys of a directory's keys (never creates them).
+    Show {
+        /// Whose keys (default: keys_dir, else the data directory).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -589,6 +625,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let config = Config::load(&overrides(&cli)).map_err(|e| Failure::Usage(e.into()))?;
     match cli.command {
         Command::Schedule { command } => schedules::schedule_command(&command, &config),
+        Command::Keys { command } => keys::keys_command(&config, command),
+        Command::Health { url } => service::health(&url).await,
         Command::Verify {
             capture_id: Some(arg),
             json,
@@ -798,6 +836,8 @@ async fn dispatch(archive: &Archive, command: Command) -> Result<ExitCode, Failu
             claims::text(archive, &id, url.as_deref(), plain).await
         }
         Command::Schedule { .. }
+        | Command::Keys { .. }
+        | Command::Health { .. }
         | Command::Capture { .. }
         | Command::Daemon { .. }
         | Command::Serve { .. } => unreachable!("run() handles these before opening the archive"),

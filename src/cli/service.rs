@@ -21,7 +21,9 @@ pub async fn daemon(config: Config) -> Result<ExitCode, Failure> {
     custody::daemon::run(capturer, settings)
         .await
         .map_err(|e| match e {
-            custody::daemon::DaemonError::Listen { .. } => Failure::Usage(e.into()),
+            custody::daemon::DaemonError::Listen { .. } | custody::daemon::DaemonError::Keys(_) => {
+                Failure::Usage(e.into())
+            }
             e => Failure::Failed(e.into()),
         })?;
     Ok(ExitCode::SUCCESS)
@@ -105,4 +107,58 @@ pub async fn token_command(archive: &Archive, command: TokenCommand) -> Result<E
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `health [URL]`: asks a running daemon's `/healthz` (a container's
+/// health probe: the image has no curl, and its /bin/sh cannot open TCP).
+/// Exit 0 when it answers 200 within five seconds, 1 otherwise.
+pub async fn health(url: &str) -> Result<ExitCode, Failure> {
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "http" && u.host_str().is_some())
+        .ok_or_else(|| {
+            Failure::Usage(anyhow::anyhow!(
+                "{url:?} is not an http:// URL; use e.g. http://127.0.0.1:8080/healthz"
+            ))
+        })?;
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let path = match parsed.query() {
+        Some(q) => format!("{}?{q}", parsed.path()),
+        None => parsed.path().to_string(),
+    };
+    let ask = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut head = Vec::new();
+        s.take(4096).read_to_end(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), ask).await;
+    let status = match answer {
+        Err(_) => Err("no answer within 5 s".to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(head)) => {
+            let text = String::from_utf8_lossy(&head);
+            let line = text.lines().next().unwrap_or_default().to_string();
+            match line.split_whitespace().nth(1) {
+                Some("200") => Ok(line),
+                _ => Err(format!("answered {line:?}")),
+            }
+        }
+    };
+    match status {
+        Ok(_) => {
+            println!("ok: {url}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            eprintln!("unhealthy: {url}: {why}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

@@ -49,6 +49,39 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/fixity", get(fixity))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// Errors axum answers by itself (a body that is not JSON, or not the
+/// JSON asked for; a query it cannot read) in the API's one form,
+/// `{"error": "..."}`, keeping their status and headers.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let message = match text.is_empty() {
+        true => status.canonical_reason().unwrap_or("error").to_string(),
+        false => text,
+    };
+    let mut answer = (status, Json(json!({ "error": message }))).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 async fn openapi() -> Response {
@@ -244,7 +277,7 @@ async fn verify_capture(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = capture_id(&id)?;
-    let key = crate::tlog::LogKey::load_or_create(&state.archive().config().data_dir)?;
+    let key = crate::tlog::LogKey::for_config(state.archive().config())?;
     let v = crate::integrity::verify_capture(state.archive(), &key, &id).await?;
     state
         .accessed(&caller, &id, "verified", json!({"via": "api", "ok": v.ok}))
@@ -687,7 +720,7 @@ async fn list_runs(
 }
 
 async fn log_key(State(state): State<AppState>) -> Result<Response, AppError> {
-    let key = crate::tlog::LogKey::load_or_create(&state.archive().config().data_dir)?;
+    let key = crate::tlog::LogKey::for_config(state.archive().config())?;
     let size = state.index().log_size().await?;
     Ok(
         Json(json!({"verifier_key": key.verifier_key(), "origin": key.name(), "size": size}))
@@ -712,7 +745,7 @@ async fn log_consistency(
     State(state): State<AppState>,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Response, AppError> {
-    let key = crate::tlog::LogKey::load_or_create(&state.archive().config().data_dir)?;
+    let key = crate::tlog::LogKey::for_config(state.archive().config())?;
     let new = match q.new {
         Some(n) => n,
         None => state

@@ -13,6 +13,7 @@
 
 mod api;
 mod cache;
+mod cdx;
 pub mod grant;
 mod isolation;
 mod openapi;

@@ -1,11 +1,15 @@
 //! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, written by
-//! hand next to the routes it describes (`api.rs`, `replay.rs`); a test
-//! checks that every documented path answers and every API route is
-//! documented.
+//! hand next to the routes it describes (`api.rs`, `replay.rs`): every
+//! operation's parameters (typed), request body and every response (a
+//! JSON Schema for each JSON body, the media type of the others). Tests
+//! check that every documented path answers, that every API route is
+//! documented, and, with schemathesis, that what the server answers to
+//! generated requests is what the document says (`tests/it/contract.rs`).
 
 use serde_json::{json, Value};
 
-/// (method, path, summary, role, parameters, request body, success status)
+/// (method, path, summary, role, parameters, request body example); the
+/// responses are in [`responses`].
 type Op = (
     &'static str,
     &'static str,
@@ -13,7 +17,6 @@ type Op = (
     &'static str,
     &'static [&'static str],
     Option<&'static str>,
-    &'static str,
 );
 
 /// Every operation. Roles: `open` needs no token; `reader` is open too
@@ -26,7 +29,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["url", "from", "to", "order", "limit", "offset"],
         None,
-        "200",
     ),
     (
         "post",
@@ -34,8 +36,7 @@ pub const OPERATIONS: &[Op] = &[
         "Capture a page now",
         "archivist",
         &[],
-        Some("{\"url\": \"https://...\"} or {\"urls\": [...]}"),
-        "201",
+        Some("{\"url\": \"https://news.example/2016/11/29/report/\"}"),
     ),
     (
         "get",
@@ -44,7 +45,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -53,7 +53,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -62,7 +61,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -71,7 +69,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -80,7 +77,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -89,7 +85,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -98,7 +93,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -107,7 +101,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["url", "matchType", "from", "to", "limit", "offset"],
         None,
-        "200",
     ),
     (
         "get",
@@ -116,7 +109,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["q", "limit", "offset"],
         None,
-        "200",
     ),
     (
         "post",
@@ -125,7 +117,6 @@ pub const OPERATIONS: &[Op] = &[
         "archivist",
         &[],
         Some("{\"text\": \"...\", \"place\": \"...\", \"event_start\": \"YYYY-MM-DD\"}"),
-        "201",
     ),
     (
         "get",
@@ -134,7 +125,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -143,7 +133,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "post",
@@ -152,7 +141,6 @@ pub const OPERATIONS: &[Op] = &[
         "archivist",
         &["id"],
         Some("{\"capture_id\": \"...\", \"quote\": \"...\", \"relation\": \"supports\"}"),
-        "201",
     ),
     (
         "get",
@@ -161,7 +149,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["id"],
         None,
-        "200",
     ),
     (
         "get",
@@ -170,7 +157,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["claim", "capture"],
         None,
-        "200",
     ),
     (
         "get",
@@ -179,7 +165,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &[],
         None,
-        "200",
     ),
     (
         "post",
@@ -187,8 +172,7 @@ pub const OPERATIONS: &[Op] = &[
         "Add a schedule file",
         "archivist",
         &[],
-        Some("{\"name\": \"...\", \"cron\": \"0 */6 * * *\", \"urls\": [\"https://...\"]}"),
-        "201",
+        Some("{\"name\": \"news-every-6h\", \"cron\": \"0 */6 * * *\", \"urls\": [\"https://news.example/\"]}"),
     ),
     (
         "get",
@@ -197,7 +181,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["schedule", "limit", "offset"],
         None,
-        "200",
     ),
     (
         "get",
@@ -206,7 +189,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &[],
         None,
-        "200",
     ),
     (
         "get",
@@ -215,7 +197,14 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &[],
         None,
-        "200",
+    ),
+    (
+        "get",
+        "/api/v1/log/consistency",
+        "Consistency proof between two signed checkpoints, checked against both",
+        "reader",
+        &["old", "new"],
+        None,
     ),
     (
         "get",
@@ -224,7 +213,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &[],
         None,
-        "200",
     ),
     (
         "get",
@@ -233,7 +221,6 @@ pub const OPERATIONS: &[Op] = &[
         "admin",
         &[],
         None,
-        "200",
     ),
     (
         "post",
@@ -241,8 +228,7 @@ pub const OPERATIONS: &[Op] = &[
         "Make an API token; shown once",
         "admin",
         &[],
-        Some("{\"role\": \"reader|archivist|admin\", \"label\": \"...\"}"),
-        "201",
+        Some("{\"role\": \"reader\", \"label\": \"fact-check desk\"}"),
     ),
     (
         "delete",
@@ -251,7 +237,6 @@ pub const OPERATIONS: &[Op] = &[
         "admin",
         &["id"],
         None,
-        "204",
     ),
     (
         "get",
@@ -260,7 +245,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["timestamp", "url"],
         None,
-        "200",
     ),
     (
         "get",
@@ -269,7 +253,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["timestamp", "url"],
         None,
-        "200",
     ),
     (
         "get",
@@ -278,7 +261,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["url"],
         None,
-        "302",
     ),
     (
         "get",
@@ -287,7 +269,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["url"],
         None,
-        "200",
     ),
     (
         "get",
@@ -296,7 +277,6 @@ pub const OPERATIONS: &[Op] = &[
         "reader",
         &["url"],
         None,
-        "200",
     ),
     (
         "get",
@@ -310,12 +290,15 @@ pub const OPERATIONS: &[Op] = &[
             "to",
             "limit",
             "sort",
+            "reverse",
             "closest",
             "filter",
+            "collapseTime",
+            "resolveRevisits",
+            "fl",
             "output",
         ],
         None,
-        "200",
     ),
     (
         "get",
@@ -324,7 +307,6 @@ pub const OPERATIONS: &[Op] = &[
         "open",
         &[],
         None,
-        "200",
     ),
     (
         "get",
@@ -333,9 +315,26 @@ pub const OPERATIONS: &[Op] = &[
         "open",
         &[],
         None,
-        "200",
     ),
 ];
+
+/// A query or path parameter's schema.
+fn parameter_schema(name: &str) -> Value {
+    match name {
+        "limit" => json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        "offset" => json!({"type": "integer", "minimum": 0}),
+        "order" => json!({"type": "string", "enum": ["asc", "desc"]}),
+        "matchType" => json!({"type": "string", "enum": ["exact", "prefix", "host", "domain"]}),
+        "output" => json!({"type": "string", "enum": ["cdxj", "json", "text", "link"]}),
+        "sort" => json!({"type": "string", "enum": ["reverse", "closest"]}),
+        "timestamp" | "closest" => json!({"type": "string", "pattern": "^[0-9]{1,14}$"}),
+        "from" | "to" => json!({"type": "string", "minLength": 4}),
+        "old" | "new" => json!({"type": "integer", "minimum": 1}),
+        "collapseTime" => json!({"type": "integer", "minimum": 1, "maximum": 14}),
+        "filter" => json!({"type": "array", "items": {"type": "string"}}),
+        _ => json!({"type": "string", "minLength": 1}),
+    }
+}
 
 fn parameter(name: &str, path: &str) -> Value {
     let in_path = path.contains(&format!("{{{name}}}"));
@@ -347,49 +346,501 @@ fn parameter(name: &str, path: &str) -> Value {
         "limit" => "Items per page (default 100, at most 1000)",
         "offset" => "Items to skip (the previous page's next_offset)",
         "matchType" => "exact, prefix, host or domain",
-        "filter" => "[!][~|=]field:expression, repeatable",
-        "output" => "json (one object per line) or cdxj",
+        "filter" => "[!][=|~]field:expression (contains, exact, regex; ! negates), repeatable",
+        "output" => "cdxj (default), json (one object per line), text or link",
         "sort" => "reverse or closest",
-        "closest" => "Timestamp for sort=closest",
+        "closest" => "Nearest captures first (sort=closest optional)",
         "order" => "asc (default) or desc",
         "q" => "Words the claim's text contains",
-        "old" | "new" => "Tree sizes of signed checkpoints",
+        "old" | "new" => "Tree sizes of signed checkpoints (new: the latest when left out)",
+        "claim" => "A claim id",
+        "capture" => "A capture id",
+        "schedule" => "A schedule's name",
         _ => "",
     };
-    json!({
+    let mut p = json!({
         "name": name,
         "in": if in_path { "path" } else { "query" },
         "required": in_path
             || (name == "url" && (path == "/cdx" || path == "/api/v1/records"))
             || (name == "old" && path == "/api/v1/log/consistency"),
         "description": description,
-        "schema": {"type": "string"},
+        "schema": parameter_schema(name),
+    });
+    if name == "filter" {
+        p["explode"] = json!(true);
+    }
+    p
+}
+
+/// What an operation answers: (status, body) pairs.
+enum Body {
+    /// A JSON body of this component schema.
+    Json(&'static str),
+    /// A body of this media type (a file, a page, text).
+    Media(&'static str),
+    /// No body.
+    Empty,
+}
+
+/// Every response of an operation, success first.
+fn responses(method: &str, path: &str) -> Vec<(&'static str, Body)> {
+    use Body::*;
+    let ok = |schema| vec![("200", Json(schema))];
+    let mut r = match (method, path) {
+        ("get", "/api/v1/captures") => ok("CapturePage"),
+        ("post", "/api/v1/captures") => vec![("201", Json("CapturesMade"))],
+        ("get", "/api/v1/captures/{id}") => ok("CaptureWithRecords"),
+        ("get", "/api/v1/captures/{id}/records") => ok("RecordPage"),
+        ("get", "/api/v1/captures/{id}/events") => ok("EventPage"),
+        ("get", "/api/v1/captures/{id}/verify") => {
+            vec![("200", Json("Verification")), ("409", Json("Verification"))]
+        }
+        ("get", "/api/v1/captures/{id}/proof") => ok("Proof"),
+        ("get", "/api/v1/captures/{id}/warc") => vec![("200", Media("application/warc"))],
+        ("get", "/api/v1/captures/{id}/wacz") | ("get", "/api/v1/claims/{id}/wacz") => {
+            vec![("200", Media("application/wacz"))]
+        }
+        ("get", "/api/v1/records") => ok("FoundRecordPage"),
+        ("get", "/api/v1/claims") => ok("ClaimPage"),
+        ("post", "/api/v1/claims") => vec![("201", Json("Claim"))],
+        ("get", "/api/v1/claims/{id}") => ok("ClaimEvidence"),
+        ("get", "/api/v1/claims/{id}/jsonld") => vec![("200", Media("application/ld+json"))],
+        ("post", "/api/v1/claims/{id}/links") => vec![("201", Json("Link"))],
+        ("get", "/api/v1/links") => ok("LinkPage"),
+        ("get", "/api/v1/schedules") => ok("SchedulePage"),
+        ("post", "/api/v1/schedules") => {
+            vec![("201", Json("ScheduleMade")), ("409", Json("Error"))]
+        }
+        ("get", "/api/v1/runs") => ok("RunPage"),
+        ("get", "/api/v1/log/key") => ok("LogKey"),
+        ("get", "/api/v1/log/checkpoints") => ok("CheckpointPage"),
+        ("get", "/api/v1/log/consistency") => ok("ConsistencyProof"),
+        ("get", "/api/v1/fixity") => ok("Fixity"),
+        ("get", "/api/v1/tokens") => ok("TokenPage"),
+        ("post", "/api/v1/tokens") => vec![("201", Json("TokenMade"))],
+        ("delete", "/api/v1/tokens/{id}") => vec![("204", Empty)],
+        ("get", "/replay/{timestamp}/{url}") => vec![("200", Media("*/*")), ("302", Empty)],
+        ("get", "/replay/{timestamp}id_/{url}") => {
+            vec![("200", Media("*/*")), ("206", Media("*/*"))]
+        }
+        ("get", "/timegate/{url}") => vec![("302", Empty)],
+        ("get", "/timemap/link/{url}") => vec![("200", Media("application/link-format"))],
+        ("get", "/timemap/json/{url}") => ok("TimeMap"),
+        ("get", "/cdx") => vec![("200", Media("text/x-cdxj"))],
+        ("get", "/healthz") => vec![("200", Media("text/plain")), ("503", Media("text/plain"))],
+        ("get", "/metrics") => vec![("200", Media("text/plain"))],
+        _ => vec![("200", Media("*/*"))],
+    };
+    if !matches!(path, "/healthz" | "/metrics") {
+        for status in ["400", "401", "403", "404"] {
+            r.push((status, Json("Error")));
+        }
+    }
+    if method == "post" {
+        r.push(("413", Json("Error")));
+        r.push(("415", Json("Error")));
+        r.push(("422", Json("Error")));
+    }
+    r.push(("500", Json("Error")));
+    r
+}
+
+/// The request body schema of a POST.
+fn request_schema(path: &str) -> Option<Value> {
+    let s = |v: Value| Some(v);
+    match path {
+        "/api/v1/captures" => s(json!({
+            "type": "object",
+            "properties": {
+                "url": {"type": "string"},
+                "urls": {"type": "array", "items": {"type": "string"}},
+            },
+        })),
+        "/api/v1/claims" => s(json!({
+            "type": "object",
+            "required": ["text"],
+            "properties": {
+                "text": {"type": "string"},
+                "event_start": {"type": "string"},
+                "event_end": {"type": "string"},
+                "place": {"type": "string"},
+                "latitude": {"type": "number"},
+                "longitude": {"type": "number"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "language": {"type": "string"},
+            },
+        })),
+        "/api/v1/claims/{id}/links" => s(json!({
+            "type": "object",
+            "required": ["capture_id"],
+            "properties": {
+                "capture_id": {"type": "string"},
+                "url": {"type": "string"},
+                "quote": {"type": "string"},
+                "prefix": {"type": "string"},
+                "suffix": {"type": "string"},
+                "fragment": {"type": "string"},
+                "relation": {"type": "string", "enum": ["supports", "refutes", "context", "first_appearance"]},
+                "rationale": {"type": "string"},
+            },
+        })),
+        "/api/v1/schedules" => s(json!({
+            "type": "object",
+            "required": ["name", "cron", "urls"],
+            "properties": {
+                "name": {"type": "string"},
+                "cron": {"type": "string"},
+                "urls": {"type": "array", "items": {"type": "string"}},
+                "timezone": {"type": "string"},
+                "on_missed": {"type": "string"},
+                "overlap": {"type": "string"},
+            },
+        })),
+        "/api/v1/tokens" => s(json!({
+            "type": "object",
+            "required": ["role"],
+            "properties": {
+                "role": {"type": "string", "enum": ["reader", "archivist", "admin"]},
+                "label": {"type": "string"},
+            },
+        })),
+        _ => None,
+    }
+}
+
+fn nullable(t: &str) -> Value {
+    json!({"type": [t, "null"]})
+}
+
+/// A page of `item`s.
+fn page_of(item: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": ["items", "next_offset"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
+            "next_offset": nullable("integer"),
+        },
+    })
+}
+
+/// A capture, with `records` as given (a count in lists, the records
+/// themselves when one capture is shown).
+fn capture_schema(records: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "seed_url", "status", "started_at", "finished_at", "warc", "records", "resources"],
+        "properties": {
+            "id": {"type": "string"},
+            "seed_url": {"type": "string"},
+            "status": {"type": "string", "enum": ["ok", "failed"]},
+            "error": {"type": "string"},
+            "started_at": {"type": "string", "format": "date-time"},
+            "finished_at": {"type": "string", "format": "date-time"},
+            "warc": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/WarcRef"}]},
+            "records": records,
+            "resources": {"type": "array", "items": {"$ref": "#/components/schemas/Resource"}},
+            "schedule": {"type": "string"},
+            "scheduled_for": {"type": "string", "format": "date-time"},
+            "change": {"type": "object"},
+            "page_status": nullable("integer"),
+            "final_page": {"type": "boolean"},
+            "outcome": {"type": "string"},
+            "links": {"type": "object"},
+        },
+    })
+}
+
+/// Every JSON body the API answers with.
+fn schemas() -> Value {
+    let mut all = serde_json::Map::new();
+    for part in [capture_schemas(), claim_schemas(), service_schemas()] {
+        all.extend(part.as_object().cloned().unwrap_or_default());
+    }
+    Value::Object(all)
+}
+
+/// Captures, their records, events and checks.
+fn capture_schemas() -> Value {
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer"});
+    let time = json!({"type": "string", "format": "date-time"});
+    let record = json!({
+        "type": "object",
+        "required": ["record_id", "warc_type", "date", "timestamp", "block_digest", "offset", "length"],
+        "properties": {
+            "record_id": string, "warc_type": string,
+            "target_uri": nullable("string"), "surt": nullable("string"),
+            "date": time, "timestamp": {"type": "string", "pattern": "^[0-9]{14}$"},
+            "mime": nullable("string"), "status": nullable("integer"),
+            "payload_digest": nullable("string"), "block_digest": string,
+            "offset": int, "length": int,
+        },
+    });
+    let mut found = record.clone();
+    found["required"].as_array_mut().expect("required").extend([
+        json!("capture_id"),
+        json!("warc"),
+        json!("replay"),
+    ]);
+    found["properties"]["capture_id"] = string.clone();
+    found["properties"]["warc"] = json!({"$ref": "#/components/schemas/WarcRef"});
+    found["properties"]["replay"] = string.clone();
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string", "description": "What failed and what to do, in one line"}},
+        },
+        "WarcRef": {
+            "type": "object",
+            "required": ["key", "sha256", "bytes"],
+            "properties": {"key": string, "sha256": string, "bytes": int},
+        },
+        "Resource": {
+            "type": "object",
+            "required": ["url", "bytes"],
+            "properties": {
+                "url": string, "status": nullable("integer"), "mime": nullable("string"),
+                "payload_sha256": nullable("string"), "bytes": int,
+                "truncated": string, "error": string,
+            },
+        },
+        "Capture": capture_schema(int.clone()),
+        "CaptureWithRecords": capture_schema(json!({"type": "array", "items": {"$ref": "#/components/schemas/Record"}})),
+        "CapturePage": page_of("Capture"),
+        "CapturesMade": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Capture"}}},
+        },
+        "Record": record,
+        "RecordPage": page_of("Record"),
+        "FoundRecord": found,
+        "FoundRecordPage": page_of("FoundRecord"),
+        "Event": {
+            "type": "object",
+            "required": ["object_kind", "object_id", "event", "at", "outcome", "detail"],
+            "properties": {
+                "object_kind": string, "object_id": string, "event": string,
+                "actor": nullable("string"), "at": time, "outcome": string, "detail": {},
+            },
+        },
+        "EventPage": page_of("Event"),
+        "Check": {
+            "type": "object",
+            "required": ["item", "ok"],
+            "properties": {"item": string, "ok": {"type": "boolean"}, "detail": string},
+        },
+        "Verification": {
+            "type": "object",
+            "required": ["capture_id", "ok", "checks"],
+            "properties": {
+                "capture_id": string, "ok": {"type": "boolean"},
+                "checks": {"type": "array", "items": {"$ref": "#/components/schemas/Check"}},
+            },
+        },
+        "Proof": {
+            "type": "object",
+            "description": "The capture's inclusion proof, the signed checkpoint it is in, and the RFC 3161 tokens of both",
+        },
+    })
+}
+
+/// Claims and their evidence.
+fn claim_schemas() -> Value {
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer"});
+    let time = json!({"type": "string", "format": "date-time"});
+    let claim = json!({
+        "type": "object",
+        "required": ["id", "version", "text", "tags", "created_at"],
+        "properties": {
+            "id": string, "version": int, "text": string,
+            "event_start": nullable("string"), "event_end": nullable("string"),
+            "place": nullable("string"), "latitude": nullable("number"), "longitude": nullable("number"),
+            "tags": {"type": "array", "items": string}, "language": nullable("string"),
+            "author": nullable("string"), "origin": nullable("string"), "created_at": time,
+            "links": {"type": "object"},
+        },
+    });
+    json!({
+        "Claim": claim,
+        "ClaimPage": page_of("Claim"),
+        "ClaimEvidence": {
+            "type": "object",
+            "required": ["claim", "versions", "evidence", "events"],
+            "properties": {
+                "claim": {"$ref": "#/components/schemas/Claim"},
+                "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Claim"}},
+                "evidence": {"type": "array", "items": {"type": "object"}},
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+            },
+        },
+        "Link": {
+            "type": "object",
+            "required": ["id", "claim_id", "claim_version", "capture_id", "record_id", "target_uri", "payload_digest", "relation", "selectors", "created_at"],
+            "properties": {
+                "id": string, "claim_id": string, "claim_version": int, "capture_id": string,
+                "record_id": string, "target_uri": string, "payload_digest": string,
+                "relation": string, "selectors": {"type": "array", "items": {"type": "object"}},
+                "quote_given": nullable("string"), "rationale": nullable("string"),
+                "author": nullable("string"), "created_at": time,
+            },
+        },
+        "LinkPage": page_of("Link"),
+    })
+}
+
+/// Schedules, runs, the log, fixity, tokens, Memento.
+fn service_schemas() -> Value {
+    let string = json!({"type": "string"});
+    let int = json!({"type": "integer"});
+    let time = json!({"type": "string", "format": "date-time"});
+    json!({
+        "Schedule": {
+            "type": "object",
+            "required": ["name", "cron", "timezone", "urls", "enabled", "next", "file"],
+            "properties": {
+                "name": string, "cron": string, "timezone": string,
+                "urls": {"type": "array", "items": string}, "enabled": {"type": "boolean"},
+                "next": nullable("string"), "file": string,
+            },
+        },
+        "SchedulePage": {
+            "type": "object",
+            "required": ["items", "problems", "next_offset"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Schedule"}},
+                "problems": {"type": "array", "items": string},
+                "next_offset": nullable("integer"),
+            },
+        },
+        "ScheduleMade": {
+            "type": "object",
+            "required": ["name", "file"],
+            "properties": {"name": string, "file": string},
+        },
+        "Run": {
+            "type": "object",
+            "required": ["id", "schedule", "url", "scheduled_for", "state", "not_before", "attempts", "catch_up"],
+            "properties": {
+                "id": int, "schedule": string, "url": string, "scheduled_for": time,
+                "state": string, "not_before": time, "attempts": int, "catch_up": {"type": "boolean"},
+                "lease_owner": nullable("string"), "capture_id": nullable("string"), "error": nullable("string"),
+            },
+        },
+        "RunPage": page_of("Run"),
+        "LogKey": {
+            "type": "object",
+            "required": ["verifier_key", "origin", "size"],
+            "properties": {"verifier_key": string, "origin": string, "size": int},
+        },
+        "Checkpoint": {
+            "type": "object",
+            "required": ["tree_size", "root", "note", "created_at"],
+            "properties": {"tree_size": int, "root": string, "note": string, "created_at": time},
+        },
+        "CheckpointPage": page_of("Checkpoint"),
+        "ConsistencyProof": {
+            "type": "object",
+            "required": ["old_size", "new_size", "old_root", "new_root", "proof", "old_checkpoint", "new_checkpoint", "verifier_key"],
+            "properties": {
+                "old_size": int, "new_size": int, "old_root": string, "new_root": string,
+                "proof": {"type": "array", "items": string},
+                "old_checkpoint": string, "new_checkpoint": string, "verifier_key": string,
+            },
+        },
+        "Fixity": {
+            "type": "object",
+            "required": ["quarantined", "items", "next_offset"],
+            "properties": {
+                "quarantined": int,
+                "items": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["key", "sha256", "bytes", "quarantined", "last_check"],
+                    "properties": {
+                        "key": string, "sha256": string, "bytes": int,
+                        "quarantined": nullable("string"),
+                        "last_check": {"type": ["object", "null"]},
+                    },
+                }},
+                "next_offset": nullable("integer"),
+            },
+        },
+        "Token": {
+            "type": "object",
+            "required": ["id", "role", "created_at"],
+            "properties": {
+                "id": string, "role": {"type": "string", "enum": ["reader", "archivist", "admin"]},
+                "label": string, "created_at": time, "revoked_at": time,
+            },
+        },
+        "TokenPage": page_of("Token"),
+        "TokenMade": {
+            "type": "object",
+            "required": ["id", "role", "created_at", "token"],
+            "properties": {
+                "id": string, "role": string, "label": string, "created_at": time,
+                "token": {"type": "string", "description": "The secret: shown once"},
+            },
+        },
+        "TimeMap": {
+            "type": "object",
+            "required": ["original_uri", "timegate_uri", "timemap_uri", "mementos"],
+            "properties": {
+                "original_uri": string, "timegate_uri": string,
+                "timemap_uri": {"type": "object"}, "mementos": {"type": "object"},
+            },
+        },
     })
 }
 
 /// The document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
-    for (method, path, summary, role, params, body, status) in OPERATIONS {
+    for (method, path, summary, role, params, body) in OPERATIONS {
+        let mut answers = serde_json::Map::new();
+        for (status, body) in responses(method, path) {
+            let description = match status {
+                "200" | "201" => "Success".to_string(),
+                "204" => "Done; no body".to_string(),
+                "206" => "The range asked for".to_string(),
+                "302" => "Redirected to the capture nearest in time".to_string(),
+                "409" if path.ends_with("/verify") => {
+                    "A check failed: the verification names it".to_string()
+                }
+                "409" => "It exists already".to_string(),
+                "503" => "The index does not answer".to_string(),
+                _ => "What failed and what to do, in one line".to_string(),
+            };
+            let content = match body {
+                Body::Json(schema) => {
+                    json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}})
+                }
+                Body::Media(media) => json!({media: {}}),
+                Body::Empty => Value::Null,
+            };
+            let mut answer = json!({"description": description});
+            if !content.is_null() {
+                answer["content"] = content;
+            }
+            answers.insert(status.to_string(), answer);
+        }
         let mut op = json!({
             "summary": summary,
             "description": format!("Role: {role}."),
             "parameters": params.iter().map(|p| parameter(p, path)).collect::<Vec<_>>(),
-            "responses": {
-                *status: {"description": "Success"},
-                "400": {"$ref": "#/components/responses/Error"},
-                "401": {"$ref": "#/components/responses/Error"},
-                "403": {"$ref": "#/components/responses/Error"},
-                "404": {"$ref": "#/components/responses/Error"},
-            },
+            "responses": answers,
         });
         if *role == "open" {
             op["security"] = json!([]);
         }
-        if let Some(example) = body {
+        if let (Some(example), Some(schema)) = (body, request_schema(path)) {
             op["requestBody"] = json!({
                 "required": true,
-                "content": {"application/json": {"schema": {"type": "object"}, "example": example}},
+                "content": {"application/json": {"schema": schema, "example": serde_json::from_str::<Value>(example).unwrap_or(Value::Null)}},
             });
         }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
@@ -405,16 +856,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "responses": {
-                "Error": {
-                    "description": "What failed and what to do, in one line",
-                    "content": {"application/json": {"schema": {
-                        "type": "object",
-                        "properties": {"error": {"type": "string"}},
-                        "required": ["error"],
-                    }}},
-                },
-            },
+            "schemas": schemas(),
         },
         "security": [{"bearer": []}],
     })

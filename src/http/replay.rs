@@ -813,169 +813,47 @@ async fn timemap_json(
     Ok(axum::Json(body).into_response())
 }
 
-/// A parsed `filter=` of the CDX API: `[!][~|=]field:expression`.
-struct CdxFilter {
-    field: String,
-    negate: bool,
-    how: FilterHow,
-}
-
-enum FilterHow {
-    Regex(regex_lite::Regex),
-    Contains(String),
-    Exact(String),
-}
-
-impl CdxFilter {
-    fn parse(raw: &str) -> Result<Self, AppError> {
-        let (negate, rest) = match raw.strip_prefix('!') {
-            Some(r) => (true, r),
-            None => (false, raw),
-        };
-        let (kind, rest) = match rest.chars().next() {
-            Some('~') => ('~', &rest[1..]),
-            Some('=') => ('=', &rest[1..]),
-            _ => ('r', rest),
-        };
-        let (field, expr) = rest.split_once(':').ok_or_else(|| {
-            AppError::bad_request(format!(
-                "filter {raw:?} needs field:expression, e.g. filter=mime:text/html or filter=!status:404"
-            ))
-        })?;
-        let how = match kind {
-            '~' => FilterHow::Contains(expr.to_string()),
-            '=' => FilterHow::Exact(expr.to_string()),
-            _ => FilterHow::Regex(
-                regex_lite::Regex::new(&format!("^(?:{expr})"))
-                    .map_err(|e| AppError::bad_request(format!("filter {raw:?}: {e}")))?,
-            ),
-        };
-        Ok(CdxFilter {
-            field: field.to_string(),
-            negate,
-            how,
-        })
-    }
-
-    fn matches(&self, line: &CdxLine) -> bool {
-        let value = line.get(&self.field).unwrap_or_default().to_string();
-        let hit = match &self.how {
-            FilterHow::Regex(r) => r.is_match(&value),
-            FilterHow::Contains(s) => value.contains(s.as_str()),
-            FilterHow::Exact(s) => value == *s,
-        };
-        hit != self.negate
-    }
-}
-
 /// A `/cdx` line: the record's CDXJ fields plus those pywb's server adds
-/// (where the line came from, its detected type and access decision; a
-/// caller who may read `/cdx` may see every line).
+/// (where the line came from and its access decision; a caller who may
+/// read `/cdx` may see every line).
 fn served_cdx_line(h: &Hit, filename: &str) -> Option<CdxLine> {
     let mut line = CdxLine::of(&h.record, h.record.offset, filename)?;
-    let mime = line.get("mime").unwrap_or_default().to_string();
-    line.insert_after("mime", "mime-detected", mime);
     line.insert_after("filename", "source", h.warc.key.clone());
     line.insert_after("source", "source-coll", "custody".to_string());
     line.insert_after("source-coll", "access", "allow".to_string());
     Some(line)
 }
 
-/// `/cdx`: pywb's CDX server API (`url`, `matchType`, `from`, `to`,
-/// `limit`, `sort`, `closest`, `filter`, `output`).
+/// `/cdx`: pywb's CDX server API over the index (see `cdx`).
 async fn cdx(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let mut url = None;
-    let mut match_type = "exact".to_string();
-    let (mut from, mut to, mut closest, mut sort, mut output) = (None, None, None, None, None);
-    let mut limit: u64 = 10_000;
-    let mut filters = Vec::new();
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match k.as_ref() {
-            "url" => url = Some(v.into_owned()),
-            "matchType" => match_type = v.into_owned(),
-            "from" => from = Some(v.into_owned()),
-            "to" => to = Some(v.into_owned()),
-            "closest" => closest = Some(v.into_owned()),
-            "sort" => sort = Some(v.into_owned()),
-            "output" => output = Some(v.into_owned()),
-            "limit" => {
-                limit = v
-                    .parse()
-                    .map_err(|_| AppError::bad_request(format!("limit {v:?} is not a number")))?
-            }
-            "filter" => filters.push(CdxFilter::parse(&v)?),
-            _ => {}
-        }
-    }
-    let mut url = url.ok_or_else(|| {
-        AppError::bad_request("/cdx needs url=..., e.g. /cdx?url=example.org/&output=json")
-    })?;
-    // pywb's wildcard forms.
-    if let Some(u) = url.strip_suffix('*') {
-        url = u.to_string();
-        match_type = "prefix".into();
-    }
-    if let Some(u) = url.strip_prefix("*.") {
-        url = u.to_string();
-        match_type = "domain".into();
-    }
-    let full = if url.contains("://") {
-        url.clone()
-    } else {
-        format!("http://{url}")
-    };
-    let parsed = Url::parse(&full)
-        .map_err(|_| AppError::bad_request(format!("url {url:?} is not a URL")))?;
-    let key = surt(&parsed);
-    let host_key = key.split(')').next().unwrap_or_default().to_string();
-    let prefixes: Vec<(Option<String>, Option<String>)> = match match_type.as_str() {
-        "exact" => vec![(Some(key.clone()), None)],
-        "prefix" => vec![(None, Some(key.clone()))],
-        "host" => vec![(None, Some(format!("{host_key})")))],
-        "domain" => vec![
-            (None, Some(format!("{host_key})"))),
-            (None, Some(format!("{host_key},"))),
-        ],
-        other => {
-            return Err(AppError::bad_request(format!(
-                "matchType {other:?} is not one of exact, prefix, host, domain"
-            )))
-        }
-    };
-    let pad = |t: &str, fill: &str| -> Result<String, AppError> {
-        if t.len() > 14 || !t.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(AppError::bad_request(format!(
-                "{t:?} is not a timestamp; use up to 14 digits YYYYMMDDhhmmss"
-            )));
-        }
-        Ok(format!("{t}{}", &fill[t.len()..]))
-    };
-    let from = from.map(|f| pad(&f, "00000000000000")).transpose()?;
-    let to = to.map(|t| pad(&t, "99999999999999")).transpose()?;
-    let reverse = sort.as_deref() == Some("reverse");
-    let by_closest = sort.as_deref() == Some("closest");
-    let limit = limit.min(100_000);
-
+    let q = super::cdx::CdxQuery::parse(query.as_deref().unwrap_or_default())
+        .map_err(AppError::bad_request)?;
+    let (from, to) = q.time_range();
     let mut lines = Vec::new();
-    for (surt_exact, surt_prefix) in prefixes {
+    let mut read = 0usize;
+    for prefix in &q.index_prefixes {
         let mut offset = 0;
         loop {
             let page = state
                 .index()
                 .find_records(&RecordQuery {
-                    surt: surt_exact.clone(),
-                    surt_prefix: surt_prefix.clone(),
+                    surt: None,
+                    surt_prefix: Some(prefix.clone()),
                     from: from.clone(),
                     to: to.clone(),
-                    reverse,
+                    reverse: false,
                     limit: 1000,
                     offset,
                 })
                 .await?;
             let n = page.len();
+            read += n;
+            if read > super::cdx::MAX_SCAN {
+                return Err(AppError::bad_request(super::cdx::too_broad()));
+            }
             for h in page {
                 let filename = h
                     .warc
@@ -984,49 +862,19 @@ async fn cdx(
                     .next()
                     .unwrap_or_default()
                     .to_string();
-                let Some(fields) = served_cdx_line(&h, &filename) else {
-                    continue;
-                };
-                if filters.iter().all(|f| f.matches(&fields)) {
-                    lines.push(fields);
+                if let Some(line) = served_cdx_line(&h, &filename).filter(|l| q.in_range(l)) {
+                    lines.push(line);
                 }
             }
             offset += n as u64;
-            if n < 1000 || (!by_closest && lines.len() as u64 >= limit) {
+            if n < 1000 {
                 break;
             }
         }
     }
-    if by_closest {
-        let target = closest
-            .as_deref()
-            .map(|c| pad(c, "00000000000000"))
-            .transpose()?;
-        if let Some(target) = target {
-            let t: i64 = target.parse().unwrap_or(0);
-            let ts = |m: &CdxLine| -> i64 {
-                m.get("timestamp")
-                    .and_then(|s| parse_at(s).ok())
-                    .map(|d| d.timestamp())
-                    .unwrap_or(0)
-            };
-            let tt = parse_at(&target[..14]).map(|d| d.timestamp()).unwrap_or(t);
-            lines.sort_by_key(|m| (ts(m) - tt).abs());
-        }
-    }
-    lines.truncate(limit as usize);
-    let mut body = String::new();
-    let json_output = output.as_deref() == Some("json");
-    for m in &lines {
-        body.push_str(&if json_output { m.json() } else { m.cdxj() });
-        body.push('\n');
-    }
-    let ct = if json_output {
-        "application/x-ndjson"
-    } else {
-        "text/x-cdxj"
-    };
-    Ok(([(header::CONTENT_TYPE, ct)], body).into_response())
+    let lines = q.answer(lines);
+    let body = q.render(&lines);
+    Ok(([(header::CONTENT_TYPE, q.output.content_type())], body).into_response())
 }
 
 #[cfg(test)]

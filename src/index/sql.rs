@@ -1395,7 +1395,11 @@ impl LogIndex for SqlIndex {
                     imprint: r.digest("imprint")?,
                     tsa_url: r.text("tsa_url")?,
                     token_der: r.text("token_der")?,
-                    gen_time: r.opt_text("gen_time")?,
+                    // Tokens stored before gen_time was RFC 3339 are read
+                    // in that form too.
+                    gen_time: r
+                        .opt_text("gen_time")?
+                        .map(|t| crate::tlog::tsa::rfc3339_gen_time(&t)),
                     received_at: r.time("received_at")?,
                 })
             })

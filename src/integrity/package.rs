@@ -394,7 +394,12 @@ fn account_for_records(
     } {
         let item = record_item(&rec);
         match rec.verify_digests() {
-            Ok(()) => digests_ok += 1,
+            Ok(()) => {
+                digests_ok += 1;
+                if let Some(note) = rec.chunked_note() {
+                    checks.ok(&item, Some(note));
+                }
+            }
             Err(e) => checks.failed(&item, e.to_string()),
         }
         if rec.offset < warc_bytes {
@@ -598,7 +603,8 @@ fn proof_and_timestamps(
                 Some("not checked: pass --tsa-roots with the TSA's root certificates".into()),
             );
         } else {
-            match tlog::tsa::verify_token(&t, tsa_roots) {
+            // Offline, from the file alone: the system's temporary directory.
+            match tlog::tsa::verify_token(&t, tsa_roots, &std::env::temp_dir()) {
                 Ok(()) => checks.ok(item, t.gen_time.clone()),
                 Err(e) => checks.failed(item, e.to_string()),
             }

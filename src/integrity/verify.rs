@@ -141,8 +141,13 @@ fn stream_records(
                     if let Some(p) = record_problem(&rec, r) {
                         bad += 1;
                         checks.push(Check::failed(record_item(r), p));
-                    } else if want_block {
-                        manifest = Some(std::mem::take(&mut block));
+                    } else {
+                        if let Some(note) = rec.chunked_note() {
+                            checks.push(Check::ok(record_item(r), Some(note)));
+                        }
+                        if want_block {
+                            manifest = Some(std::mem::take(&mut block));
+                        }
                     }
                 }
             }
@@ -435,9 +440,11 @@ async fn check_timestamps(
             continue;
         }
         let (t, r) = (token.clone(), roots.clone());
-        let checked = tokio::task::spawn_blocking(move || tlog::tsa::verify_token(&t, &r))
-            .await
-            .map_err(|e| ArchiveError::Internal(e.to_string()))?;
+        let scratch = archive.scratch_dir().to_path_buf();
+        let checked =
+            tokio::task::spawn_blocking(move || tlog::tsa::verify_token(&t, &r, &scratch))
+                .await
+                .map_err(|e| ArchiveError::Internal(e.to_string()))?;
         match checked {
             Ok(()) => checks.push(Check::ok(item, token.gen_time.clone())),
             Err(e) if e.is_local() => return Err(ArchiveError::Internal(e.to_string())),

@@ -13,47 +13,34 @@ use super::ClaimEvidence;
 use crate::model::{self, Selector};
 use crate::pipeline::SOFTWARE;
 
-fn context() -> Value {
-    json!({
-        "oa": "http://www.w3.org/ns/oa#",
+/// The W3C Web Annotation context (`http://www.w3.org/ns/anno.jsonld`),
+/// as published, so a document made with it reads as any Web Annotation
+/// consumer expects: `selector` points at the selectors themselves,
+/// `motivation` is a vocabulary term, `schema:` is `http://schema.org/`.
+const ANNO_CONTEXT: &str = include_str!("anno.jsonld");
+
+/// anno.jsonld's terms, then custody's own (PROV-O and custody's fields,
+/// none of which redefines an anno.jsonld term), inline.
+pub fn context() -> Value {
+    let anno: Value = serde_json::from_str(ANNO_CONTEXT).expect("anno.jsonld is JSON");
+    let mut context = anno["@context"].clone();
+    let own = json!({
         "prov": "http://www.w3.org/ns/prov#",
-        "schema": "https://schema.org/",
-        "dcterms": "http://purl.org/dc/terms/",
-        "xsd": "http://www.w3.org/2001/XMLSchema#",
         "custody": "urn:custody:vocab#",
-        "id": "@id",
-        "type": "@type",
-        "Annotation": "oa:Annotation",
-        "SpecificResource": "oa:SpecificResource",
-        "TextQuoteSelector": "oa:TextQuoteSelector",
-        "TextPositionSelector": "oa:TextPositionSelector",
-        "FragmentSelector": "oa:FragmentSelector",
-        "TimeState": "oa:TimeState",
-        "motivation": {"@id": "oa:motivatedBy", "@type": "@vocab"},
-        "assessing": "oa:assessing",
-        "body": {"@id": "oa:hasBody", "@type": "@id"},
-        "target": {"@id": "oa:hasTarget"},
-        "source": {"@id": "oa:hasSource", "@type": "@id"},
-        "selector": {"@id": "oa:hasSelector", "@container": "@list"},
-        "state": {"@id": "oa:hasState"},
-        "sourceDate": {"@id": "oa:sourceDate", "@type": "xsd:dateTime"},
-        "cached": {"@id": "oa:cachedSource", "@type": "@id"},
-        "exact": "oa:exact",
-        "prefix": "oa:prefix",
-        "suffix": "oa:suffix",
-        "start": {"@id": "oa:start", "@type": "xsd:nonNegativeInteger"},
-        "end": {"@id": "oa:end", "@type": "xsd:nonNegativeInteger"},
-        "value": "rdf:value",
-        "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
-        "conformsTo": {"@id": "dcterms:conformsTo", "@type": "@id"},
-        "creator": {"@id": "dcterms:creator", "@type": "@id"},
-        "created": {"@id": "dcterms:created", "@type": "xsd:dateTime"},
         "relation": "custody:relation",
         "payloadDigest": "custody:payloadDigest",
         "warcSha256": "custody:warcSha256",
         "recordId": "custody:recordId",
         "verified": "custody:verified"
-    })
+    });
+    let map = context
+        .as_object_mut()
+        .expect("anno.jsonld's context is an object");
+    for (k, v) in own.as_object().into_iter().flatten() {
+        debug_assert!(!map.contains_key(k), "{k} is anno.jsonld's");
+        map.insert(k.clone(), v.clone());
+    }
+    context
 }
 
 fn person(name: &str) -> String {

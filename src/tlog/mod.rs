@@ -34,6 +34,10 @@ pub enum TlogError {
     },
     #[error("the log key {path} is malformed: {reason}")]
     BadKey { path: PathBuf, reason: String },
+    /// `keys_dir` is set and has no key: provisioned keys are never made
+    /// on the spot (each process would sign as a log of its own).
+    #[error("no {file} in keys_dir {dir}: create the keys once with `custody keys generate --dir {dir}` and give every daemon that directory (CUSTODY_KEYS_DIR)")]
+    NotProvisioned { file: &'static str, dir: PathBuf },
     #[error("{0}")]
     BadNote(String),
     #[error(transparent)]
@@ -109,6 +113,19 @@ impl LogKey {
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// The key the configuration names: from `keys_dir` when keys were
+    /// provisioned (never created there), else from the data directory,
+    /// created on first use.
+    pub fn for_config(config: &crate::config::Config) -> Result<LogKey, TlogError> {
+        if !config.keys_provisioned {
+            return Self::load_or_create(&config.keys_dir);
+        }
+        Self::load_existing(&config.keys_dir)?.ok_or_else(|| TlogError::NotProvisioned {
+            file: KEY_FILE,
+            dir: config.keys_dir.clone(),
+        })
     }
 
     /// The key in `data_dir`, if there is one (never creates it).

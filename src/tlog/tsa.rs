@@ -184,17 +184,20 @@ fn openssl(args: &[&std::ffi::OsStr]) -> Result<String, TsaError> {
 
 /// Checks a response against its request (status, imprint, nonce,
 /// signature, EKU, chain) and returns the TSA's time.
+/// `scratch` is where the files `openssl ts` reads are written (the
+/// archive's scratch directory: the system's may be read-only).
 pub fn check_response(
     request: &[u8],
     response: &[u8],
     roots: &[PathBuf],
+    scratch: &Path,
 ) -> Result<Option<String>, TsaError> {
     match response_status(response) {
         Some(0 | 1) => {}
         Some(s) => return Err(TsaError::Refused(s)),
         None => return Err(TsaError::NotAResponse),
     }
-    let dir = tempfile::tempdir().map_err(TsaError::Scratch)?;
+    let dir = tempfile::tempdir_in(scratch).map_err(TsaError::Scratch)?;
     let (req, resp) = (dir.path().join("req.tsq"), dir.path().join("resp.tsr"));
     std::fs::write(&req, request).map_err(TsaError::Scratch)?;
     std::fs::write(&resp, response).map_err(TsaError::Scratch)?;
@@ -223,16 +226,37 @@ fn gen_time(resp: &Path) -> Option<String> {
     .ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("Time stamp: "))
-        .map(|t| t.trim().to_string())
+        .map(|t| rfc3339_gen_time(t.trim()))
+}
+
+/// A token's `genTime` as RFC 3339 UTC (`2016-11-29T10:04:00Z`, with the
+/// fraction the TSA gave), from the form `openssl ts -reply -text` prints
+/// (`Nov 29 10:04:00 2016 GMT`, `Nov 29 10:04:00.123 2016 GMT`). A stored
+/// value already in RFC 3339 (or one neither form) is returned as it is.
+pub fn rfc3339_gen_time(openssl: &str) -> String {
+    let squeezed = openssl.split_whitespace().collect::<Vec<_>>().join(" ");
+    let Some(rest) = squeezed.strip_suffix(" GMT") else {
+        return openssl.to_string();
+    };
+    match chrono::NaiveDateTime::parse_from_str(rest, "%b %d %H:%M:%S%.f %Y") {
+        Ok(t) => t
+            .and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        Err(_) => openssl.to_string(),
+    }
 }
 
 /// Checks a stored token offline: it timestamps `imprint` and chains to
-/// `roots`.
-pub fn verify_token(token: &TimestampToken, roots: &[PathBuf]) -> Result<(), TsaError> {
+/// `roots` (`openssl ts` reads it from a file made in `scratch`).
+pub fn verify_token(
+    token: &TimestampToken,
+    roots: &[PathBuf],
+    scratch: &Path,
+) -> Result<(), TsaError> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(&token.token_der)
         .map_err(|_| TsaError::NotBase64)?;
-    let dir = tempfile::tempdir().map_err(TsaError::Scratch)?;
+    let dir = tempfile::tempdir_in(scratch).map_err(TsaError::Scratch)?;
     let resp = dir.path().join("token.tsr");
     std::fs::write(&resp, der).map_err(TsaError::Scratch)?;
     let roots = roots_file(roots, dir.path())?;
@@ -253,7 +277,12 @@ pub fn verify_token(token: &TimestampToken, roots: &[PathBuf]) -> Result<(), Tsa
 /// Works through the timestamp requests that are due: each is sent, the
 /// reply checked and stored; a failure is retried later (30 s, doubling, at
 /// most an hour). Returns (stored, failed).
-pub async fn process_due(index: &dyn LogIndex, settings: &TimestampSettings) -> (u32, u32) {
+/// Replies are checked with files in `scratch`.
+pub async fn process_due(
+    index: &dyn LogIndex,
+    settings: &TimestampSettings,
+    scratch: &Path,
+) -> (u32, u32) {
     let due = match index.due_timestamps(Utc::now(), 20).await {
         Ok(d) => d,
         Err(e) => {
@@ -305,8 +334,9 @@ pub async fn process_due(index: &dyn LogIndex, settings: &TimestampSettings) -> 
                 .to_vec();
             let roots = settings.roots.clone();
             let req = request.clone();
+            let scratch = scratch.to_path_buf();
             let checked = tokio::task::spawn_blocking(move || {
-                check_response(&req, &body, &roots).map(|t| (t, body))
+                check_response(&req, &body, &roots, &scratch).map(|t| (t, body))
             })
             .await
             .map_err(|e| TsaError::Rejected(format!("the check did not finish: {e}")))?;
@@ -341,4 +371,25 @@ pub async fn process_due(index: &dyn LogIndex, settings: &TimestampSettings) -> 
         }
     }
     (stored, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gen_time_is_stored_in_rfc_3339() {
+        assert_eq!(
+            rfc3339_gen_time("Nov 29 10:04:00 2016 GMT"),
+            "2016-11-29T10:04:00Z"
+        );
+        assert_eq!(
+            rfc3339_gen_time("Dec  1 17:33:27.250 2026 GMT"),
+            "2026-12-01T17:33:27.250Z"
+        );
+        assert_eq!(
+            rfc3339_gen_time("2016-11-29T10:04:00Z"),
+            "2016-11-29T10:04:00Z"
+        );
+    }
 }

@@ -83,7 +83,7 @@ pub async fn export(
             path: dir.clone(),
             source: e,
         })?;
-    let key = crate::tlog::LogKey::load_or_create(&archive.config().data_dir)
+    let key = crate::tlog::LogKey::for_config(archive.config())
         .map_err(|e| ArchiveError::Internal(e.to_string()))?;
     let mut parts = Parts {
         members: BTreeMap::new(),
@@ -125,7 +125,7 @@ pub async fn export(
         Content::Bytes((pages.join("\n") + "\n").into_bytes()),
     );
 
-    let signing = sign::PackageKey::load_or_create(&archive.config().data_dir)
+    let signing = sign::PackageKey::for_config(archive.config())
         .map_err(|e| ArchiveError::Internal(e.to_string()))?;
     let created = Utc::now();
     let dest_owned = dest.to_path_buf();
@@ -390,7 +390,8 @@ fn write_package(
         "resources": resources,
     });
     if let Some((url, ts)) = main_page {
-        package["mainPageURL"] = json!(url);
+        // The WACZ spec's spelling; `main_page` also reads `mainPageURL`.
+        package["mainPageUrl"] = json!(url);
         package["mainPageDate"] = json!(ts);
     }
     let package_bytes = pretty(&package);
@@ -529,6 +530,16 @@ pub fn verify(
         }
     };
     check_listing(&package, &digests, &mut checks);
+    if let Some((url, date)) = main_page(&package) {
+        checks.push(Check {
+            item: "main page".into(),
+            ok: true,
+            detail: Some(match date {
+                Some(d) => format!("{url} ({d})"),
+                None => url.to_string(),
+            }),
+        });
+    }
     let digest: Value = read_member(&mut file, "datapackage-digest.json")
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
@@ -554,6 +565,16 @@ pub fn verify(
     let mut v = done(checks);
     v.caveats = caveats;
     Ok(v)
+}
+
+/// The package's main page and its date: `mainPageUrl`, as the WACZ spec
+/// spells it, or `mainPageURL`, as custody wrote it before (and some
+/// other tools write it).
+pub fn main_page(package: &Value) -> Option<(&str, Option<&str>)> {
+    let url = package["mainPageUrl"]
+        .as_str()
+        .or_else(|| package["mainPageURL"].as_str())?;
+    Some((url, package["mainPageDate"].as_str()))
 }
 
 /// The caveat of a package signature checked with the key it carries.
@@ -715,4 +736,19 @@ fn check_warc(
         });
     }
     Ok(v.caveats)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_main_page_is_read_in_either_spelling() {
+        let spec = serde_json::json!({"mainPageUrl": "https://a.example/", "mainPageDate": "2016-11-29T10:04:00Z"});
+        assert_eq!(
+            super::main_page(&spec),
+            Some(("https://a.example/", Some("2016-11-29T10:04:00Z")))
+        );
+        let older = serde_json::json!({"mainPageURL": "https://b.example/"});
+        assert_eq!(super::main_page(&older), Some(("https://b.example/", None)));
+        assert_eq!(super::main_page(&serde_json::json!({})), None);
+    }
 }

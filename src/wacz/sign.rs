@@ -18,7 +18,7 @@ use base64::Engine;
 use p256::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use p256::ecdsa::signature::Verifier;
 
-const KEY_FILE: &str = "wacz-signing.key";
+pub const KEY_FILE: &str = "wacz-signing.key";
 /// Where an earlier P-256 signing key is kept.
 const P256_KEY_FILE: &str = "wacz-signing-p256.key";
 
@@ -44,6 +44,8 @@ pub enum SignError {
     },
     #[error("the WACZ signing key {0} is damaged; restore it from backup (packages it signed name its public key)")]
     Damaged(PathBuf),
+    #[error("no wacz-signing.key in keys_dir {0}: create the keys once with `custody keys generate --dir {0}` and give every daemon that directory (CUSTODY_KEYS_DIR)")]
+    NotProvisioned(PathBuf),
 }
 
 pub struct PackageKey {
@@ -60,6 +62,39 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 impl PackageKey {
+    /// The key the configuration names: from `keys_dir` when keys were
+    /// provisioned (never created there), else from the data directory,
+    /// created on first use.
+    pub fn for_config(config: &crate::config::Config) -> Result<PackageKey, SignError> {
+        if !config.keys_provisioned {
+            return Self::load_or_create(&config.keys_dir);
+        }
+        Self::load_existing(&config.keys_dir)?
+            .ok_or_else(|| SignError::NotProvisioned(config.keys_dir.clone()))
+    }
+
+    /// The P-384 key in `dir`, if there is one (never creates or moves
+    /// anything).
+    pub fn load_existing(dir: &Path) -> Result<Option<PackageKey>, SignError> {
+        let path = dir.join(KEY_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(SignError::Io { path, source }),
+        };
+        Self::parse(&path, &text).map(Some)
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<PackageKey, SignError> {
+        let bytes = hex::decode(text.trim())
+            .ok()
+            .filter(|b| b.len() == 48)
+            .ok_or_else(|| SignError::Damaged(path.to_path_buf()))?;
+        let signing = p384::ecdsa::SigningKey::from_slice(&bytes)
+            .map_err(|_| SignError::Damaged(path.to_path_buf()))?;
+        Ok(PackageKey { signing })
+    }
+
     /// Loads the key from `data_dir`, creating it on first use (and moving
     /// an earlier P-256 key aside).
     pub fn load_or_create(data_dir: &Path) -> Result<PackageKey, SignError> {
@@ -121,13 +156,7 @@ impl PackageKey {
                 std::fs::read_to_string(&path).map_err(io)?
             }
         };
-        let bytes = hex::decode(text.trim())
-            .ok()
-            .filter(|b| b.len() == 48)
-            .ok_or_else(|| SignError::Damaged(path.clone()))?;
-        let signing = p384::ecdsa::SigningKey::from_slice(&bytes)
-            .map_err(|_| SignError::Damaged(path.clone()))?;
-        Ok(PackageKey { signing })
+        Self::parse(&path, &text)
     }
 
     /// The public key, base64 SPKI DER (the `publicKey` field).

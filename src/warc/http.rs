@@ -114,6 +114,9 @@ pub struct ResponseScanner {
     trailing: u64,
     /// Bytes of response heads (interim ones included) before the body.
     head_bytes: u64,
+    /// For a chunked body: every byte after the head, framing included
+    /// (the other reading of a payload digest, see [`ScanResult`]).
+    framed: Option<sha2::Sha256>,
 }
 
 /// What the scanner learnt from a whole (or cut-short) response.
@@ -128,6 +131,11 @@ pub struct ScanResult {
     pub trailing_bytes: u64,
     /// Length of the response head(s) at the start of the raw bytes.
     pub head_len: u64,
+    /// For a chunked body, SHA-256 of the bytes after the head as they
+    /// were framed. WARC 1.1 (6.3.2) defines the payload digest over the
+    /// de-chunked body (`payload_sha256`); some tools (warcio check 1.8)
+    /// hash the framing. Both readings are kept so a verifier can say so.
+    pub framed_sha256: Option<Sha256>,
 }
 
 impl ResponseScanner {
@@ -144,6 +152,7 @@ impl ResponseScanner {
             payload_len: 0,
             trailing: 0,
             head_bytes: 0,
+            framed: None,
         }
     }
 
@@ -158,11 +167,13 @@ impl ResponseScanner {
         mut data: &[u8],
         sink: &mut dyn FnMut(&[u8]),
     ) -> Result<(), HttpParseError> {
+        while !data.is_empty() && self.head.is_none() {
+            data = self.feed_head(data)?;
+        }
+        if let Some(framed) = self.framed.as_mut() {
+            framed.update(data);
+        }
         while !data.is_empty() {
-            if self.head.is_none() {
-                data = self.feed_head(data)?;
-                continue;
-            }
             data = self.feed_body(data, sink)?;
         }
         Ok(())
@@ -200,6 +211,9 @@ impl ResponseScanner {
             return Ok(rest);
         }
         self.body = body_kind(&head, self.head_only)?;
+        if matches!(self.body, Body::Chunked(_)) {
+            self.framed = Some(sha2::Sha256::new());
+        }
         self.head = Some(head);
         Ok(rest)
     }
@@ -355,6 +369,7 @@ impl ResponseScanner {
             complete,
             trailing_bytes: self.trailing,
             head_len: self.head_bytes,
+            framed_sha256: self.framed.map(Sha256::from_hasher),
         }
     }
 }

@@ -71,7 +71,8 @@ impl Workdir {
             .current_dir(self.path())
             .env_remove("CUSTODY_DATA_DIR")
             .env_remove("CUSTODY_INDEX_URL")
-            .env_remove("CUSTODY_STORE_URL");
+            .env_remove("CUSTODY_STORE_URL")
+            .env_remove("CUSTODY_KEYS_DIR");
         cmd
     }
 

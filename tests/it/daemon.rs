@@ -1271,3 +1271,158 @@ async fn warnings_where_a_user_will_trip() {
         denied.text()
     );
 }
+
+/// Issue 16: the deploy recipes give every daemon the same provisioned
+/// keys (CUSTODY_KEYS_DIR) and a data directory of its own. Two daemons so
+/// set up on one PostgreSQL index and one store sign checkpoints of one
+/// log, leader after leader, that `log check` accepts; a daemon with other
+/// keys, or with a keys_dir that holds none, refuses to start and says why.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread")]
+async fn daemons_with_the_recipes_provisioned_keys_sign_one_log_and_others_are_refused() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let compose = std::fs::read_to_string(root.join("compose.yaml")).unwrap();
+    let k8s = std::fs::read_to_string(root.join("k8s/deployment.yaml")).unwrap();
+    assert!(compose.contains("CUSTODY_KEYS_DIR: /etc/custody/keys"));
+    assert!(compose.contains("custody-keys:/etc/custody/keys:ro"));
+    assert!(k8s.contains("{name: CUSTODY_KEYS_DIR, value: /etc/custody/keys}"));
+    assert!(k8s.contains("secretName: custody-keys"));
+
+    let schema = crate::index_conformance::PgSchema::new().await;
+    let index_url = schema.url();
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let config = setup.work.path().join("custody.toml");
+    let text = std::fs::read_to_string(&config).unwrap() + "checkpoint_secs = 1\n";
+    std::fs::write(&config, text).unwrap();
+    setup.write_schedule(
+        "shared.toml",
+        &format!(
+            "[[schedule]]\nname = \"shared\"\ncron = \"*/2 * * * * *\"\nurls = [\"http://{addr}{}\"]\n",
+            site::ARTICLE_PATH
+        ),
+    );
+    let keys = setup.work.path().join("keys");
+    setup
+        .work
+        .ok(&["keys", "generate", "--dir", keys.to_str().unwrap()]);
+    let shown = String::from_utf8(setup.work.ok(&[
+        "keys",
+        "show",
+        "--dir",
+        keys.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let store = format!("file://{}", setup.work.path().join("objects").display());
+    let env_for = |data: &str, keys: &std::path::Path| -> Vec<(String, String)> {
+        vec![
+            ("CUSTODY_INDEX_URL".into(), index_url.clone()),
+            ("CUSTODY_STORE_URL".into(), store.clone()),
+            (
+                "CUSTODY_DATA_DIR".into(),
+                setup.work.path().join(data).display().to_string(),
+            ),
+            ("CUSTODY_KEYS_DIR".into(), keys.display().to_string()),
+        ]
+    };
+    let borrow = |env: &[(String, String)]| -> Vec<(String, String)> { env.to_vec() };
+    let start = |env: Vec<(String, String)>| {
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        setup.start_with(&pairs)
+    };
+    let index = custody::index::open(&index_url).await.unwrap();
+    let signed = || async {
+        index
+            .checkpoints()
+            .await
+            .unwrap()
+            .last()
+            .map(|c| c.tree_size)
+            .unwrap_or(0)
+    };
+    let wait_for_checkpoint_above = |size: u64| async move {
+        let started = Instant::now();
+        loop {
+            let now = signed().await;
+            if now > size {
+                return now;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no checkpoint above {size}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+
+    let mut first = start(borrow(&env_for("replica-1", &keys)));
+    let size_1 = wait_for_checkpoint_above(0).await;
+    let mut second = start(borrow(&env_for("replica-2", &keys)));
+    first.stop_with("KILL");
+    let size_2 = wait_for_checkpoint_above(size_1).await;
+    assert!(
+        second.log_text().contains("now the scheduler leader"),
+        "{}",
+        second.log_text()
+    );
+    let (status, _) = second.stop_with("TERM");
+    assert!(status.success());
+    // Neither replica made keys of its own.
+    for data in ["replica-1", "replica-2"] {
+        let dir = setup.work.path().join(data);
+        assert!(!dir.join("log-signing.key").exists(), "{data}");
+        assert!(!dir.join("wacz-signing.key").exists(), "{data}");
+    }
+    let mut check = setup.work.command(&["log", "check", "--json"]);
+    check.envs(env_for("checker", &keys));
+    let out = check.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "log check: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines().count() >= 2,
+        "checkpoints {size_1} and {size_2}: {text}"
+    );
+    let checkpoint = index.checkpoints().await.unwrap().pop().unwrap();
+    assert!(checkpoint
+        .note
+        .starts_with(&format!("{}\n", shown["log_origin"].as_str().unwrap())));
+
+    // Other keys, or none where keys were to be provisioned: refused.
+    let stranger = setup.work.path().join("stranger-keys");
+    setup
+        .work
+        .ok(&["keys", "generate", "--dir", stranger.to_str().unwrap()]);
+    let empty = setup.work.path().join("no-keys");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (keys_dir, says) in [
+        (&stranger, "signed by another key"),
+        (&empty, "no log-signing.key in keys_dir"),
+    ] {
+        let env = env_for("replica-3", keys_dir);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut refused = setup.spawn_with(&pairs);
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = refused.child.as_mut().unwrap().try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{}",
+                refused.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        refused.child = None;
+        assert_eq!(status.code(), Some(2), "{}", refused.log_text());
+        assert!(refused.log_text().contains(says), "{}", refused.log_text());
+    }
+    assert!(!setup.work.path().join("replica-3/log-signing.key").exists());
+    schema.drop().await;
+}

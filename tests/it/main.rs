@@ -12,7 +12,11 @@ mod bench;
 mod browser;
 mod capture;
 mod cli;
+#[cfg(feature = "interop")]
+mod contract;
 mod daemon;
+#[cfg(feature = "interop")]
+mod deploy;
 mod fidelity;
 mod index_conformance;
 mod integrity;

@@ -220,6 +220,18 @@ async fn checkpoints_and_captures_are_timestamped_and_every_token_passes_openssl
             .await
             .unwrap();
     assert_eq!(waiting.len(), 2);
+    // The TSA's genTime is kept in RFC 3339 UTC.
+    let times: Vec<(Option<String>,)> = sqlx::query_as("SELECT gen_time FROM timestamp_token")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for (t,) in &times {
+        let t = t.as_deref().expect("a genTime for every token");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z'),
+            "gen_time {t:?} is not RFC 3339 UTC"
+        );
+    }
     assert!(waiting
         .iter()
         .all(|(url, err)| url.contains(&down.to_string())
@@ -388,4 +400,84 @@ async fn an_exported_capture_verifies_offline_and_any_flipped_byte_is_named() {
             "byte {at}: {err}"
         );
     }
+}
+
+/// Issue 16: with the system's temporary directory unusable (a read-only
+/// root file system: here TMPDIR names no directory at all), timestamps,
+/// claim links, `get`, verification and the replay of large media all
+/// work: custody keeps its temporary files under the data directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_needs_the_system_temporary_directory() {
+    let tsa = start_tsa().await;
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    set_timestamps(
+        &work,
+        &format!(
+            "tsa_urls = [\"{}\"]\nroots = [\"{}\"]\ncaptures = true\n",
+            tsa.url,
+            tsa.ca_pem.display()
+        ),
+    );
+    let nowhere = work.path().join("no-such-tmp");
+    let nowhere = nowhere.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = work.command(args).env("TMPDIR", nowhere).output().unwrap();
+        assert!(
+            out.status.success(),
+            "custody {args:?} with TMPDIR={nowhere}: {}",
+            stderr_text(&out)
+        );
+        out.stdout
+    };
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let capture: serde_json::Value =
+        serde_json::from_slice(&run(&["capture", &url, "--json", "--allow-private"])).unwrap();
+    let id = capture["id"].as_str().unwrap();
+    run(&["log", "checkpoint"]);
+    let pool = work.index_pool().await;
+    let (tokens,): (i64,) = sqlx::query_as("SELECT count(*) FROM timestamp_token")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(tokens, 2, "the capture's and the checkpoint's");
+    let verified = String::from_utf8_lossy(&{
+        let out = work
+            .command(&["verify", id])
+            .env("TMPDIR", nowhere)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_text(&out));
+        out.stderr
+    })
+    .into_owned();
+    assert!(verified.contains("ok    timestamp from"), "{verified}");
+    let claim: serde_json::Value = serde_json::from_slice(&run(&[
+        "claim",
+        "add",
+        "Most victims were women and children",
+        "--json",
+    ]))
+    .unwrap();
+    run(&[
+        "claim",
+        "link",
+        claim["id"].as_str().unwrap(),
+        id,
+        "--quote",
+        "most of the victims were women and children",
+    ]);
+    let video = format!("http://{addr}/wp-content/uploads/2016/11/atareb-factories.mp4");
+    let got = run(&["get", &video]);
+    let expected = site::requisites()
+        .into_iter()
+        .find(|(p, _, _)| p.ends_with("atareb-factories.mp4"))
+        .unwrap()
+        .2;
+    assert_eq!(got, expected);
+    let server = crate::web::serve_with_env(&work, &["--public-read"], &[("TMPDIR", nowhere)]);
+    let r = crate::web::get(server.addr, &format!("/replay/2030id_/{video}"), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, expected, "the video replays whole");
 }

@@ -23,10 +23,16 @@ pub struct Server {
 }
 
 pub fn serve(work: &Workdir, extra: &[&str]) -> Server {
+    serve_with_env(work, extra, &[])
+}
+
+/// `serve`, with variables added to its environment.
+pub fn serve_with_env(work: &Workdir, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let mut child = work
         .command(&args)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -727,7 +733,7 @@ async fn cdx_answers_the_pywb_query_parameters() {
         3
     );
     let images = json(&format!(
-        "url={host}/&matchType=prefix&output=json&filter=mime:image/.*"
+        "url={host}/&matchType=prefix&output=json&filter=~mime:image/.*"
     ));
     assert!(!images.is_empty());
     assert!(images
@@ -739,6 +745,14 @@ async fn cdx_answers_the_pywb_query_parameters() {
     assert!(
         !revisits.is_empty(),
         "the second capture's images are revisits"
+    );
+    // No modifier: the field contains the text (pywb's reading).
+    assert_eq!(
+        json(&format!(
+            "url={host}/&matchType=prefix&output=json&filter=mime:image"
+        ))
+        .len(),
+        images.len()
     );
     let not_html = json(&format!(
         "url={host}/&matchType=prefix&output=json&filter=!mime:text/html"
@@ -772,7 +786,7 @@ async fn cdx_answers_the_pywb_query_parameters() {
         400
     );
     assert_eq!(
-        get(s, &format!("/cdx?url={url}&filter=mime:("), None).status,
+        get(s, &format!("/cdx?url={url}&filter=~mime:("), None).status,
         400
     );
 }
@@ -921,6 +935,24 @@ async fn a_wacz_verifies_offline_and_a_flipped_byte_anywhere_fails_naming_the_pa
     }
     assert!(names.iter().any(|n| n.starts_with("custody/proof-")));
     assert!(names.iter().any(|n| n.starts_with("custody/events-")));
+    // The main page as the WACZ spec spells it, and verify reports it.
+    let package: Value = {
+        let mut f = std::fs::File::open(&pkg).unwrap();
+        let members = custody::wacz::zip::read_strict(&mut f).unwrap();
+        let m = members
+            .iter()
+            .find(|m| m.name == "datapackage.json")
+            .unwrap();
+        use std::io::{Read, Seek, SeekFrom};
+        f.seek(SeekFrom::Start(m.data_offset)).unwrap();
+        let mut bytes = Vec::new();
+        (&mut f).take(m.size).read_to_end(&mut bytes).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    assert_eq!(package["mainPageUrl"], url.as_str());
+    assert!(package.get("mainPageURL").is_none());
+    assert!(package["mainPageDate"].is_string());
+    assert!(items.iter().any(|i| i == "main page"), "{items:?}");
 
     // One flipped byte, anywhere, fails and says where.
     let len = std::fs::metadata(&pkg).unwrap().len() as usize;
