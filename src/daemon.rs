@@ -74,24 +74,18 @@ async fn log_key_for(archive: &Archive) -> Result<crate::tlog::LogKey, DaemonErr
         .map_err(|e| DaemonError::Keys(e.to_string()))?;
     crate::wacz::sign::PackageKey::for_config(archive.config())
         .map_err(|e| DaemonError::Keys(e.to_string()))?;
-    let checkpoints = archive.index().checkpoints().await?;
-    if let Some(last) = checkpoints.last() {
-        if crate::tlog::verify_checkpoint(&last.note, &key.verifier_key()).is_err() {
-            let origin = last.note.lines().next().unwrap_or_default();
-            return Err(DaemonError::Keys(format!(
-                "this index's log (origin {origin}) was signed by another key, not by {} ({}): \
-                 give every daemon on one index the same keys (keys_dir / CUSTODY_KEYS_DIR; \
-                 `custody keys show` prints a directory's keys)",
-                key.name(),
-                archive
-                    .config()
-                    .keys_dir
-                    .join(crate::tlog::KEY_FILE)
-                    .display()
-            )));
-        }
+    match crate::tlog::same_signer(archive.index().as_ref(), &key).await {
+        Ok(()) => Ok(key),
+        Err(crate::tlog::TlogError::Index(e)) => Err(e.into()),
+        Err(e) => Err(DaemonError::Keys(format!(
+            "{e} ({})",
+            archive
+                .config()
+                .keys_dir
+                .join(crate::tlog::KEY_FILE)
+                .display()
+        ))),
     }
-    Ok(key)
 }
 
 /// Fire times later than this behind the clock count as missed.

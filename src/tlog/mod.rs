@@ -320,8 +320,32 @@ pub fn root_of(hashes: &[Sha256]) -> Sha256 {
     Sha256::from_bytes(merkle::root(&raw))
 }
 
+/// That `key` signed the log's last checkpoint (or that there is none): a
+/// process with another key must not add checkpoints of another origin to
+/// this log (nobody could check them against the published key).
+pub async fn same_signer(
+    index: &dyn crate::index::LogIndex,
+    key: &LogKey,
+) -> Result<(), TlogError> {
+    let checkpoints = index.checkpoints().await?;
+    let Some(last) = checkpoints.last() else {
+        return Ok(());
+    };
+    if verify_checkpoint(&last.note, &key.verifier_key()).is_ok() {
+        return Ok(());
+    }
+    let origin = last.note.lines().next().unwrap_or_default();
+    Err(TlogError::Mismatch(format!(
+        "this index's log (origin {origin}) was signed by another key, not by {}: give every \
+         process on one index the same keys (keys_dir / CUSTODY_KEYS_DIR; `custody keys show` \
+         prints a directory's keys)",
+        key.name()
+    )))
+}
+
 /// Signs and records a checkpoint of the whole log as it stands (or returns
-/// the existing one for this size).
+/// the existing one for this size). Refused when the log's last checkpoint
+/// was signed by another key ([`same_signer`]).
 /// Each configured TSA is then asked (through the index's queue) to
 /// timestamp the note.
 pub async fn make_checkpoint(
@@ -344,6 +368,7 @@ pub async fn make_checkpoint(
     {
         return Ok(c);
     }
+    same_signer(index, key).await?;
     let hashes = index.log_leaf_hashes(size).await?;
     let root = root_of(&hashes);
     let checkpoint = Checkpoint {

@@ -1424,5 +1424,23 @@ async fn daemons_with_the_recipes_provisioned_keys_sign_one_log_and_others_are_r
         assert!(refused.log_text().contains(says), "{}", refused.log_text());
     }
     assert!(!setup.work.path().join("replica-3/log-signing.key").exists());
+    // Nor does a command with other keys sign this log.
+    let mut capture = setup.work.command(&[
+        "capture",
+        &format!("http://{addr}/short-link"),
+        "--allow-private",
+    ]);
+    capture.envs(env_for("stranger-cli", &stranger));
+    assert!(capture.output().unwrap().status.success());
+    let mut sign = setup.work.command(&["log", "checkpoint"]);
+    sign.envs(env_for("stranger-cli", &stranger));
+    let out = sign.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("signed by another key"), "{err}");
+    assert_eq!(
+        index.checkpoints().await.unwrap().last().unwrap().tree_size,
+        checkpoint.tree_size
+    );
     schema.drop().await;
 }
