@@ -123,7 +123,7 @@ struct Loaded {
 /// What the scheduler leader does, and whether this daemon leads.
 struct Leadership {
     leading: Arc<AtomicBool>,
-    log_key: Option<crate::tlog::LogKey>,
+    log_key: crate::tlog::LogKey,
     last_checkpoint: tokio::time::Instant,
 }
 
@@ -264,7 +264,7 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
     let mut lead = Leadership {
         leading: Arc::new(AtomicBool::new(false)),
         // The leader signs a checkpoint of the transparency log now and then.
-        log_key: Some(log_key),
+        log_key,
         last_checkpoint: tokio::time::Instant::now(),
     };
     spawn_leader_chores(&archive, &settings, &lead.leading, &stop_rx);
@@ -405,7 +405,7 @@ async fn lead_tick(shared: &Shared, lead: &mut Leadership) {
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "planning runs failed; retrying"),
     }
-    let Some(key) = &lead.log_key else { return };
+    let key = &lead.log_key;
     if lead.last_checkpoint.elapsed() < shared.settings.checkpoint {
         return;
     }

@@ -121,35 +121,28 @@ pub async fn health(url: &str) -> Result<ExitCode, Failure> {
                 "{url:?} is not an http:// URL; use e.g. http://127.0.0.1:8080/healthz"
             ))
         })?;
-    let host = parsed.host_str().unwrap_or_default().to_string();
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let path = match parsed.query() {
-        Some(q) => format!("{}?{q}", parsed.path()),
-        None => parsed.path().to_string(),
-    };
-    let ask = async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-        s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
-        let mut head = Vec::new();
-        s.take(4096).read_to_end(&mut head).await?;
-        Ok::<_, std::io::Error>(head)
-    };
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), ask).await;
-    let status = match answer {
-        Err(_) => Err("no answer within 5 s".to_string()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(head)) => {
-            let text = String::from_utf8_lossy(&head);
-            let line = text.lines().next().unwrap_or_default().to_string();
-            match line.split_whitespace().nth(1) {
-                Some("200") => Ok(line),
-                _ => Err(format!("answered {line:?}")),
+    // reqwest's TLS runs on the process-wide rustls provider; custody
+    // uses ring (installing it twice is harmless).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("no HTTP client")?;
+    let status = match client.get(parsed).send().await {
+        Err(e) if e.is_timeout() => Err("no answer within 5 s".to_string()),
+        Err(e) => {
+            // reqwest's message names the URL; the reason is in its sources.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(&format!(": {s}"));
+                source = s.source();
             }
+            Err(why)
         }
+        Ok(r) if r.status() == reqwest::StatusCode::OK => Ok(()),
+        Ok(r) => Err(format!("answered {}", r.status())),
     };
     match status {
         Ok(_) => {

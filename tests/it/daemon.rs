@@ -1272,6 +1272,12 @@ async fn warnings_where_a_user_will_trip() {
     );
 }
 
+/// Owned environment pairs as `start_with` and `spawn_with` take them.
+#[cfg(feature = "postgres")]
+fn as_pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Issue 16: the deploy recipes give every daemon the same provisioned
 /// keys (CUSTODY_KEYS_DIR) and a data directory of its own. Two daemons so
 /// set up on one PostgreSQL index and one store sign checkpoints of one
@@ -1327,11 +1333,6 @@ async fn daemons_with_the_recipes_provisioned_keys_sign_one_log_and_others_are_r
             ("CUSTODY_KEYS_DIR".into(), keys.display().to_string()),
         ]
     };
-    let borrow = |env: &[(String, String)]| -> Vec<(String, String)> { env.to_vec() };
-    let start = |env: Vec<(String, String)>| {
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        setup.start_with(&pairs)
-    };
     let index = custody::index::open(&index_url).await.unwrap();
     let signed = || async {
         index
@@ -1357,9 +1358,9 @@ async fn daemons_with_the_recipes_provisioned_keys_sign_one_log_and_others_are_r
         }
     };
 
-    let mut first = start(borrow(&env_for("replica-1", &keys)));
+    let mut first = setup.start_with(&as_pairs(&env_for("replica-1", &keys)));
     let size_1 = wait_for_checkpoint_above(0).await;
-    let mut second = start(borrow(&env_for("replica-2", &keys)));
+    let mut second = setup.start_with(&as_pairs(&env_for("replica-2", &keys)));
     first.stop_with("KILL");
     let size_2 = wait_for_checkpoint_above(size_1).await;
     assert!(
@@ -1404,9 +1405,7 @@ async fn daemons_with_the_recipes_provisioned_keys_sign_one_log_and_others_are_r
         (&stranger, "signed by another key"),
         (&empty, "no log-signing.key in keys_dir"),
     ] {
-        let env = env_for("replica-3", keys_dir);
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut refused = setup.spawn_with(&pairs);
+        let mut refused = setup.spawn_with(&as_pairs(&env_for("replica-3", keys_dir)));
         let started = Instant::now();
         let status = loop {
             if let Some(s) = refused.child.as_mut().unwrap().try_wait().unwrap() {

@@ -166,6 +166,18 @@ fn set_timestamps(work: &Workdir, table: &str) {
     std::fs::write(&path, format!("{base}\n[timestamps]\n{table}")).unwrap();
 }
 
+/// The test TSA, trusted, for checkpoints and every capture.
+fn timestamp_captures_too(work: &Workdir, tsa: &TestTsa) {
+    set_timestamps(
+        work,
+        &format!(
+            "tsa_urls = [\"{}\"]\nroots = [\"{}\"]\ncaptures = true\n",
+            tsa.url,
+            tsa.ca_pem.display()
+        ),
+    );
+}
+
 fn rand_u64() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -328,14 +340,7 @@ async fn an_exported_capture_verifies_offline_and_any_flipped_byte_is_named() {
     let tsa = start_tsa().await;
     let addr = site::serve_http().await;
     let work = Workdir::new("");
-    set_timestamps(
-        &work,
-        &format!(
-            "tsa_urls = [\"{}\"]\nroots = [\"{}\"]\ncaptures = true\n",
-            tsa.url,
-            tsa.ca_pem.display()
-        ),
-    );
+    timestamp_captures_too(&work, &tsa);
     let url = format!("http://{addr}{}", site::ARTICLE_PATH);
     work.capture(&url);
     let (second, _) = work.capture(&url);
@@ -411,14 +416,7 @@ async fn nothing_needs_the_system_temporary_directory() {
     let tsa = start_tsa().await;
     let addr = site::serve_http().await;
     let work = Workdir::new("");
-    set_timestamps(
-        &work,
-        &format!(
-            "tsa_urls = [\"{}\"]\nroots = [\"{}\"]\ncaptures = true\n",
-            tsa.url,
-            tsa.ca_pem.display()
-        ),
-    );
+    timestamp_captures_too(&work, &tsa);
     let nowhere = work.path().join("no-such-tmp");
     let nowhere = nowhere.to_str().unwrap();
     let run = |args: &[&str]| {
