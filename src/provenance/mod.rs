@@ -747,7 +747,10 @@ async fn recheck_links<'a>(
             captured_at: capture.started_at,
             present,
         };
-        index.put_passage_check(&check).await?;
+        // The events first, the check last: the check is what readers see
+        // (`passage_absent_since`), so one who sees it also sees why; a
+        // crash between them repeats the events at the next capture
+        // rather than losing them.
         let outcome = if present { "present" } else { "absent" };
         let detail = json!({"link": link.id, "capture": capture.id, "url": url});
         index
@@ -778,6 +781,7 @@ async fn recheck_links<'a>(
                 .await?;
             tracing::warn!(claim = %link.claim_id, link = %link.id, capture = %capture.id, url = %url, event = name, "a linked passage changed");
         }
+        index.put_passage_check(&check).await?;
     }
 
     Ok(())
