@@ -40,6 +40,14 @@ struct RawConfig {
     daemon: RawDaemon,
     #[serde(default)]
     timestamps: RawTimestamps,
+    #[serde(default)]
+    import: RawImport,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImport {
+    max_records: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +121,15 @@ pub struct TimestampSettings {
     pub captures: bool,
 }
 
+/// `[import]` settings.
+#[derive(Clone, Debug)]
+pub struct ImportSettings {
+    /// Most records one imported file may hold (every record is committed
+    /// to the log with its import): a file with more is refused, and is
+    /// imported in parts.
+    pub max_records: usize,
+}
+
 /// The validated configuration.
 #[derive(Clone)]
 pub struct Config {
@@ -131,6 +148,7 @@ pub struct Config {
     pub capture: CaptureSettings,
     pub daemon: DaemonSettings,
     pub timestamps: TimestampSettings,
+    pub import: ImportSettings,
 }
 
 /// How the daemon runs its schedules.
@@ -210,6 +228,7 @@ impl std::fmt::Debug for Config {
             .field("capture", &self.capture)
             .field("daemon", &self.daemon)
             .field("timestamps", &self.timestamps)
+            .field("import", &self.import)
             .finish()
     }
 }
@@ -334,6 +353,17 @@ impl Config {
             roots,
             captures: raw.timestamps.captures.unwrap_or(false),
         };
+        let import = ImportSettings {
+            max_records: match raw.import.max_records {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "import.max_records must be at least 1".into(),
+                    ))
+                }
+                Some(n) => n,
+                None => crate::import::scan::MAX_RECORDS,
+            },
+        };
         Ok(Config {
             data_dir,
             keys_dir,
@@ -344,6 +374,7 @@ impl Config {
             capture,
             daemon,
             timestamps,
+            import,
         })
     }
 

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod diff;
 pub mod failpoint;
 pub mod http;
+pub mod import;
 pub mod index;
 pub mod integrity;
 pub mod model;

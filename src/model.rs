@@ -205,6 +205,67 @@ pub struct Capture {
     /// How the page compares with the previous capture of the same seed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub change: Option<PageChange>,
+    /// Set when the capture was not made by custody but imported from a
+    /// WARC or WACZ file another tool wrote: where it came from and what
+    /// checking it found.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub import: Option<ImportInfo>,
+}
+
+/// An imported file: the file as received (stored under its own digest,
+/// never rewritten), who brought it in, when, from where, and what was
+/// found when its records and package were checked on the way in. The
+/// capture's WARC is custody's access copy: the same record bytes, one
+/// gzip member each, between custody's own `warcinfo` and manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportInfo {
+    /// The file as received.
+    pub file: WarcRef,
+    /// Its name as given (the last path segment).
+    pub name: String,
+    /// `warc`, `warc.gz` or `wacz`.
+    pub format: String,
+    /// What the importer said of its origin (`--source`).
+    pub source: Option<String>,
+    /// Who imported it (`token:<id>`, or the local user).
+    pub imported_by: Option<String>,
+    /// When its last byte arrived.
+    #[serde(with = "rfc3339")]
+    pub received_at: DateTime<Utc>,
+    /// SHA-256 of the imported records' bytes, uncompressed and in order:
+    /// the same whether read from the file or from the access copy.
+    pub content_sha256: Sha256,
+    /// `software` and `operator` of the file's own `warcinfo` records.
+    pub software: Vec<String>,
+    pub operator: Vec<String>,
+    /// The WACZ signer's public key (base64 SPKI) or domain, when signed.
+    pub signer: Option<String>,
+    /// What was checked and held (one line each).
+    pub verified: Vec<String>,
+    /// What was checked and did not hold, or could not be checked.
+    pub problems: Vec<ImportProblem>,
+    /// Each revisit record resolved on the way in, with the payload digest
+    /// (SHA-256) of the original it refers to.
+    pub revisits: Vec<ResolvedRevisit>,
+}
+
+/// One problem found in an imported file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProblem {
+    /// The record's `WARC-Record-ID`, when the problem is one record's.
+    pub record: Option<String>,
+    /// Where in the file: the WARC (for a WACZ, its member) and the offset
+    /// in its uncompressed bytes.
+    pub at: Option<String>,
+    pub problem: String,
+}
+
+/// A revisit record of an import and the original it resolved to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedRevisit {
+    pub record: String,
+    pub original: String,
+    pub payload_sha256: Sha256,
 }
 
 /// Whether a capture's page (the seed's final response) differs, byte for
@@ -649,6 +710,49 @@ pub struct CustodyEvent {
     /// ok, failed, present, absent...
     pub outcome: String,
     pub detail: serde_json::Value,
+}
+
+/// The custody event a capture's row is written with, in the same
+/// transaction (`captured`, or `imported` for an import: who brought the
+/// file in, when it arrived, and its digest and stated source).
+pub fn first_event(c: &Capture) -> CustodyEvent {
+    let warc = c.warc.as_ref().map(|w| w.sha256.hex());
+    if let Some(i) = &c.import {
+        return CustodyEvent {
+            object_kind: "capture".into(),
+            object_id: c.id.to_string(),
+            event: "imported".into(),
+            actor: Some(i.imported_by.clone().unwrap_or_else(|| "custody".into())),
+            at: i.received_at,
+            outcome: c.status.as_str().into(),
+            detail: serde_json::json!({
+                "file": i.name,
+                "file_sha256": i.file.sha256.hex(),
+                "source": i.source,
+                "warc_sha256": warc,
+                "problems": i.problems.len(),
+            }),
+        };
+    }
+    CustodyEvent {
+        object_kind: "capture".into(),
+        object_id: c.id.to_string(),
+        event: "captured".into(),
+        actor: Some(
+            c.schedule
+                .as_ref()
+                .map(|s| format!("schedule:{s}"))
+                .unwrap_or_else(|| "custody".into()),
+        ),
+        at: c.finished_at,
+        outcome: c.status.as_str().into(),
+        detail: serde_json::json!({
+            "seed_url": c.seed_url,
+            "warc_sha256": warc,
+            "error": c.error,
+            "schedule": c.schedule,
+        }),
+    }
 }
 
 /// An object being uploaded for a capture that is not indexed yet.

@@ -207,6 +207,7 @@ impl Capturer {
                 schedule,
                 scheduled_for,
                 change: None,
+                import: None,
             };
             self.archive
                 .index()
@@ -258,6 +259,7 @@ impl Capturer {
             schedule,
             scheduled_for,
             change,
+            import: None,
         };
         let capture = self
             .store_and_index(capture, &written.entries, &summary, spool_path, request)
@@ -452,13 +454,7 @@ fn open_spool(
     started_at: DateTime<Utc>,
     path: &Path,
 ) -> Result<(Spool, std::fs::File), ArchiveError> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_at(path))?;
-    let lock = std::fs::File::open(path).map_err(io_at(path))?;
-    lock.lock().map_err(io_at(path))?;
+    let (file, lock) = crate::archive::create_locked(path)?;
     let mut writer = WarcWriter::new(BufWriter::with_capacity(1024 * 1024, file));
     let warcinfo_id = new_record_id();
     let info = records::write_warcinfo(

@@ -22,7 +22,7 @@ use crate::model::{
     self, Capture, CaptureId, CaptureStatus, RecordEntry, Resource, Sha256, WarcRef,
 };
 use crate::store::warc_key;
-use crate::warc::{WarcError, WarcFileReader};
+use crate::warc::{ScannedRecord, WarcError, WarcFileReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -66,6 +66,9 @@ struct Manifest {
     #[serde(default)]
     page_changed: Option<bool>,
     exchanges: Vec<ManifestExchange>,
+    /// An import's: the file and what checking it found.
+    #[serde(default)]
+    import: Option<model::ImportInfo>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +83,34 @@ struct ManifestExchange {
 }
 
 const MAX_MANIFEST: usize = 64 * 1024 * 1024;
+
+/// The index entry of a record read at `offset` (`length` bytes) of its
+/// file, dated `date` (its `WARC-Date`). A revisit's payload digest is the
+/// one it names (when SHA-256; an import resolves the others).
+pub fn entry_of(r: &ScannedRecord, offset: u64, length: u64, date: DateTime<Utc>) -> RecordEntry {
+    let head = &r.head;
+    let target = head.target_uri().map(str::to_string);
+    let http = r.http.as_ref().and_then(|h| h.head.as_ref());
+    RecordEntry {
+        record_id: head.record_id().to_string(),
+        warc_type: head.warc_type().to_string(),
+        surt: model::surt_of_target(target.as_deref()),
+        target_uri: target,
+        timestamp: model::timestamp14(&date),
+        date,
+        mime: http.and_then(|h| h.mime()),
+        status: http.map(|h| h.status),
+        payload_digest: match head.warc_type() {
+            "response" | "resource" => r.payload_sha256(),
+            // A revisit's payload is its original's, named in a header.
+            "revisit" => head.get("WARC-Payload-Digest").and_then(|d| d.parse().ok()),
+            _ => None,
+        },
+        block_digest: r.block_sha256,
+        offset,
+        length,
+    }
+}
 
 /// Reads `path` (a whole `.warc.gz` written by custody) back into index rows.
 pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
@@ -104,9 +135,13 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
     };
 
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut reader = WarcFileReader::new(BufReader::with_capacity(256 * 1024, file));
+    // Lenient about HTTP bytes only so that an import's records (whose
+    // problems its manifest lists) can be read; custody's own records are
+    // held to every check below.
+    let mut reader = WarcFileReader::new(BufReader::with_capacity(256 * 1024, file)).lenient_http();
     let mut records = Vec::new();
-    let mut manifest: Option<Vec<u8>> = None;
+    let mut manifest: Option<(usize, Vec<u8>)> = None;
+    let mut checks: Vec<Result<(), WarcError>> = Vec::new();
     loop {
         let mut content = Vec::new();
         let scanned = reader.next_record(&mut |piece| {
@@ -115,12 +150,22 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
             }
         })?;
         let Some(r) = scanned else { break };
-        r.verify_digests()?;
+        checks.push(match &r.http_error {
+            Some(e) => Err(WarcError::Malformed(e.clone())),
+            None => r.verify_digests(),
+        });
         let head = &r.head;
-        if head.warc_type() == "metadata" && head.get("Content-Type") == Some("application/json") {
-            manifest = Some(content);
+        // The manifest is custody's: a JSON metadata record that names the
+        // file's first record (custody's warcinfo, whose id is random) as
+        // its warcinfo. An imported record cannot pass for it.
+        let first_id = records.first().map(|e: &RecordEntry| e.record_id.as_str());
+        if head.warc_type() == "metadata"
+            && head.get("Content-Type") == Some("application/json")
+            && first_id.is_some()
+            && head.get("WARC-Warcinfo-ID") == first_id
+        {
+            manifest = Some((records.len(), content));
         }
-        let target = head.get("WARC-Target-URI").map(str::to_string);
         let date = head
             .get("WARC-Date")
             .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
@@ -131,28 +176,12 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
                     head.record_id()
                 ))
             })?;
-        let http = r.http.as_ref().and_then(|h| h.head.as_ref());
-        records.push(RecordEntry {
-            record_id: head.record_id().to_string(),
-            warc_type: head.warc_type().to_string(),
-            surt: model::surt_of_target(target.as_deref()),
-            target_uri: target,
-            timestamp: model::timestamp14(&date),
-            date,
-            mime: http.and_then(|h| h.mime()),
-            status: http.map(|h| h.status),
-            payload_digest: match head.warc_type() {
-                "response" | "resource" => r.payload_sha256(),
-                // A revisit's payload is its original's, named in a header.
-                "revisit" => head.get("WARC-Payload-Digest").and_then(|d| d.parse().ok()),
-                _ => None,
-            },
-            block_digest: r.block_sha256,
-            offset: r.offset,
-            length: r.length,
-        });
+        records.push(entry_of(&r, r.offset, r.length, date));
     }
-    let manifest = manifest.ok_or(RebuildError::NoManifest)?;
+    let manifest = match manifest {
+        Some((at, m)) if at + 1 == records.len() => m,
+        _ => return Err(RebuildError::NoManifest),
+    };
     let m: Manifest =
         serde_json::from_slice(&manifest).map_err(|e| RebuildError::BadManifest(e.to_string()))?;
     if m.custody_manifest != 1 {
@@ -160,6 +189,21 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
             "unknown manifest version {}",
             m.custody_manifest
         )));
+    }
+    // Every record's digests hold; of an import, custody's own records'
+    // (the imported ones' problems were recorded when the file arrived).
+    let last = checks.len().saturating_sub(1);
+    for (i, check) in checks.into_iter().enumerate() {
+        if m.import.is_none() || i == 0 || i == last {
+            check?;
+        }
+    }
+    if let Some(import) = &m.import {
+        for r in &import.revisits {
+            if let Some(e) = records.iter_mut().find(|e| e.record_id == r.record) {
+                e.payload_digest = Some(r.payload_sha256);
+            }
+        }
     }
     let id: CaptureId = m
         .capture_id
@@ -200,6 +244,7 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
                 previous_capture,
                 changed: m.page_changed.unwrap_or(true),
             }),
+        import: m.import,
     };
     Ok(Rebuilt {
         capture,

@@ -64,6 +64,13 @@ pub fn warc_key(sha256: &Sha256) -> String {
     format!("warc/{}/{hex}.warc.gz", &hex[..2])
 }
 
+/// The key of an imported file as received, with the given digest; `ext`
+/// is its kind (`warc`, `warc.gz`, `wacz`).
+pub fn import_key(sha256: &Sha256, ext: &str) -> String {
+    let hex = sha256.hex();
+    format!("import/{}/{hex}.{ext}", &hex[..2])
+}
+
 /// What the store says about an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {
@@ -208,7 +215,19 @@ impl Store {
         sha256: Sha256,
         size: u64,
     ) -> Result<Stored, StoreError> {
-        let key = warc_key(&sha256);
+        self.put_file_at(warc_key(&sha256), path, sha256, size)
+            .await
+    }
+
+    /// [`Store::put_file`] under another content key (an imported file
+    /// as received: [`import_key`]).
+    pub async fn put_file_at(
+        &self,
+        key: String,
+        path: &Path,
+        sha256: Sha256,
+        size: u64,
+    ) -> Result<Stored, StoreError> {
         let location = ObjectPath::from(key.as_str());
         match self.inner.head(&location).await {
             Ok(meta) => {
@@ -479,19 +498,24 @@ impl Store {
         sha256: Sha256,
         size: u64,
     ) -> Result<(), StoreError> {
-        let location = ObjectPath::from(key);
-        match self.inner.delete(&location).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(Self::backend(key)(e)),
-        }
-        let stored = self.put_file(path, sha256, size).await?;
-        if stored.key != key {
+        let is_content_key = key == warc_key(&sha256)
+            || ["warc", "warc.gz", "wacz"]
+                .iter()
+                .any(|ext| key == import_key(&sha256, ext));
+        if !is_content_key {
             return Err(StoreError::Corrupt {
                 key: key.to_string(),
                 expected: sha256,
                 actual: sha256,
             });
         }
+        let location = ObjectPath::from(key);
+        match self.inner.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Self::backend(key)(e)),
+        }
+        self.put_file_at(key.to_string(), path, sha256, size)
+            .await?;
         Ok(())
     }
 

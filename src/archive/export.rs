@@ -54,7 +54,7 @@ impl Archive {
             if record.warc_type != "revisit" {
                 continue;
             }
-            let original = self.original_of(&record).await?;
+            let original = self.original_in(id, &record).await?;
             if originals
                 .iter()
                 .all(|o| o.record.record_id != original.record.record_id)

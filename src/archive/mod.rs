@@ -66,6 +66,20 @@ pub enum ArchiveError {
     Local(String),
 }
 
+/// Creates a spool file that must not exist yet, and a second handle
+/// holding an exclusive lock on it while this process lives (recovery
+/// leaves a locked spool alone: a live capture or import is writing it).
+pub(crate) fn create_locked(path: &Path) -> Result<(std::fs::File, std::fs::File), ArchiveError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_at(path))?;
+    let lock = std::fs::File::open(path).map_err(io_at(path))?;
+    lock.lock().map_err(io_at(path))?;
+    Ok((file, lock))
+}
+
 pub(crate) fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
     move |source| ArchiveError::Io {
         path: path.to_path_buf(),
@@ -199,8 +213,17 @@ impl Archive {
     /// Writes a stored file to every replica. A replica that fails is
     /// logged; the next audit finds the missing copy and repairs it.
     pub async fn replicate(&self, path: &Path, sha256: Sha256, bytes: u64) {
+        self.replicate_at(&crate::store::warc_key(&sha256), path, sha256, bytes)
+            .await
+    }
+
+    /// [`Archive::replicate`] under another content key.
+    pub async fn replicate_at(&self, key: &str, path: &Path, sha256: Sha256, bytes: u64) {
         for (i, replica) in self.replicas.iter().enumerate() {
-            if let Err(e) = replica.put_file(path, sha256, bytes).await {
+            if let Err(e) = replica
+                .put_file_at(key.to_string(), path, sha256, bytes)
+                .await
+            {
                 tracing::error!(replica = i + 1, url = %replica.redacted_url(), error = %e, "writing to a replica failed; the next audit repairs it");
             }
         }
@@ -421,7 +444,7 @@ impl Archive {
         if hit.record.warc_type != "revisit" {
             return Ok((head, payload));
         }
-        let original = self.original_of(&hit.record).await?;
+        let original = self.original_in(&hit.capture_id, &hit.record).await?;
         let (_, payload) = self.read_response(&original).await?;
         Ok((head, payload))
     }
@@ -440,7 +463,7 @@ impl Archive {
         if hit.record.warc_type != "revisit" {
             return Ok(Some((head, payload)));
         }
-        let original = self.original_of(&hit.record).await?;
+        let original = self.original_in(&hit.capture_id, &hit.record).await?;
         Ok(self
             .read_small(&original, max)
             .await?
@@ -489,6 +512,29 @@ impl Archive {
                 .await
                 .map_err(|e| ArchiveError::Internal(e.to_string()))?
         }
+    }
+
+    /// The full response a revisit record of `capture` refers to: for an
+    /// import, the original its log leaf names (resolved when the file
+    /// arrived: its revisits may name their original by URL and date
+    /// only, or a URL other than their own); else as [`Archive::original_of`].
+    pub async fn original_in(
+        &self,
+        capture: &CaptureId,
+        revisit: &RecordEntry,
+    ) -> Result<Hit, ArchiveError> {
+        if let Some(c) = self.index.capture(capture).await? {
+            let logged = c
+                .import
+                .as_ref()
+                .and_then(|i| i.revisits.iter().find(|r| r.record == revisit.record_id));
+            if let Some(r) = logged {
+                if let Some(hit) = self.index.record_hit(&r.original).await? {
+                    return Ok(hit);
+                }
+            }
+        }
+        self.original_of(revisit).await
     }
 
     /// The full response a revisit record refers to.
@@ -669,8 +715,15 @@ pub fn page_status(c: &Capture) -> Option<u16> {
 
 /// A capture's outcome in words, as every list shows it: `ok (HTTP 200)`,
 /// `ok (HTTP 404)` (a page that answered "not found" is captured, and says
-/// so), `ok (no final page: ...)`, or `failed: REASON`.
+/// so), `ok (no final page: ...)`, or `failed: REASON`; an import says
+/// `imported (HTTP 200)`: another tool captured it.
 pub fn outcome(c: &Capture) -> String {
+    if c.import.is_some() {
+        return match page_status(c) {
+            Some(s) => format!("imported (HTTP {s})"),
+            None => "imported".into(),
+        };
+    }
     match (&c.status, page_status(c)) {
         (model::CaptureStatus::Ok, Some(s)) => format!("ok (HTTP {s})"),
         (model::CaptureStatus::Ok, None) => {

@@ -1,4 +1,4 @@
-//! `capture`, `captures`, `show`, `diff`, `export`, `get`.
+//! `capture`, `import`, `captures`, `show`, `diff`, `export`, `get`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::output::{event_line, print_diff, print_json, summary_line, ProgressBar};
 use super::{exit, open_capturer, ExportFormat, Failure};
-use custody::archive::{normalize_url, Archive};
+use custody::archive::{normalize_url, Archive, ArchiveError};
 use custody::capture::check_seed;
 use custody::config::Config;
 use custody::model::{CaptureId, CaptureStatus};
@@ -54,6 +54,87 @@ pub async fn capture(config: Config, urls: &[String], json: bool) -> Result<Exit
         }
     }
     Ok(exit(all_ok))
+}
+
+/// `custody import FILE...`: each file in turn; a file that is refused
+/// is said in one line and the others go on (exit 1 if any was refused).
+pub async fn import(
+    archive: &Archive,
+    files: &[std::path::PathBuf],
+    source: Option<String>,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    // What a crash left (an import cut off before its commit) first.
+    custody::recovery::recover(archive).await;
+    let mut all_ok = true;
+    for path in files {
+        let name = path.display().to_string();
+        let file = match tokio::fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) => {
+                all_ok = false;
+                eprintln!("error: cannot read {name}: {e}");
+                continue;
+            }
+        };
+        let request = custody::import::ImportRequest {
+            name: name.clone(),
+            source: source.clone(),
+            actor: std::env::var("USER").ok().map(|u| format!("user:{u}")),
+        };
+        let imported = match custody::import::receive(archive, file).await {
+            Ok(received) => custody::import::import(archive, received, &request).await,
+            Err(e) => Err(e),
+        };
+        let capture = match imported {
+            Ok(c) => c,
+            Err(
+                e @ (ArchiveError::Invalid(_)
+                | ArchiveError::Index(custody::index::IndexError::Conflict(_))),
+            ) => {
+                all_ok = false;
+                eprintln!("error: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if json {
+            print_json(&capture)?;
+        }
+        eprintln!("{}", summary_line(&capture));
+        if let Some(i) = &capture.import {
+            for p in &i.problems {
+                eprintln!("  problem: {}", problem_line(p));
+            }
+            if !i.problems.is_empty() {
+                eprintln!(
+                    "  {} problem(s) recorded against the import (see `custody show {}`); the file is kept as received",
+                    i.problems.len(),
+                    capture.id
+                );
+            }
+        }
+    }
+    Ok(exit(all_ok))
+}
+
+/// One problem of an import, in one line.
+pub fn problem_line(p: &custody::model::ImportProblem) -> String {
+    let mut line = String::new();
+    if let Some(r) = &p.record {
+        line.push_str(&format!("record {r}"));
+    }
+    if let Some(at) = &p.at {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&format!("({at})"));
+    }
+    if !line.is_empty() {
+        line.push_str(": ");
+    }
+    line.push_str(&p.problem);
+    line
 }
 
 pub async fn captures(
@@ -120,6 +201,33 @@ pub async fn show(
             "  page  {how} since capture {}",
             c.previous_capture
         ));
+    }
+    if let Some(i) = &capture.import {
+        out.push(format!(
+            "  imported  {} ({}, {} bytes, sha256 {}), received {} by {}; not captured by custody",
+            i.name,
+            i.format,
+            i.file.bytes,
+            i.file.sha256,
+            custody::model::rfc3339_utc(&i.received_at),
+            i.imported_by.as_deref().unwrap_or("an unnamed importer")
+        ));
+        out.push(format!("  kept as received  {}", i.file.key));
+        if let Some(s) = &i.source {
+            out.push(format!("  source  {s}"));
+        }
+        for s in &i.software {
+            out.push(format!("  made by  {s}"));
+        }
+        for s in &i.operator {
+            out.push(format!("  operator  {s}"));
+        }
+        for v in &i.verified {
+            out.push(format!("  checked  {v}"));
+        }
+        for p in &i.problems {
+            out.push(format!("  problem  {}", problem_line(p)));
+        }
     }
     if capture.warc.is_some() {
         for t in archive.timestamp_status(&detail.timestamps) {

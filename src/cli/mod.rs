@@ -67,6 +67,21 @@ pub enum Command {
         #[arg(long)]
         no_dedup: bool,
     },
+    /// Import WARC (.warc, .warc.gz) and WACZ files made by other tools:
+    /// each is kept exactly as received, checked record by record, and
+    /// becomes a capture marked as imported (replayable, searchable,
+    /// linkable, exportable), committed to the log with its digest, its
+    /// arrival, who imported it and its stated source.
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Where the files came from (who made them, how they reached you).
+        #[arg(long, value_name = "TEXT")]
+        source: Option<String>,
+        /// Print one JSON object per import on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// What changed between two captures: the page's text, paragraph by
     /// paragraph, and the resources.
     Diff {
@@ -789,6 +804,11 @@ async fn dispatch(archive: &Archive, command: Command) -> Result<ExitCode, Failu
         Command::Token { command } => service::token_command(archive, command).await,
         Command::Log { command } => log::log_command(archive, command).await,
         Command::Reindex { json } => integrity::reindex(archive, json).await,
+        Command::Import {
+            files,
+            source,
+            json,
+        } => captures::import(archive, &files, source, json).await,
         Command::Audit { json } => integrity::audit(archive, json).await,
         Command::Verify {
             capture_id,

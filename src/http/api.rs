@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/captures/{id}/proof", get(capture_proof))
         .route("/api/v1/captures/{id}/warc", get(download_warc))
         .route("/api/v1/captures/{id}/wacz", get(download_wacz))
+        .route("/api/v1/imports", post(create_import))
         .route("/api/v1/records", get(list_records))
         .route("/api/v1/claims", get(list_claims).post(create_claim))
         .route("/api/v1/claims/{id}", get(show_claim))
@@ -239,6 +240,44 @@ async fn create_capture(
     }
     let status = StatusCode::CREATED;
     Ok((status, Json(json!({"items": out}))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct NewImport {
+    name: Option<String>,
+    source: Option<String>,
+}
+
+/// Imports the request's body, a WARC or WACZ file (archivist): the
+/// response is the capture it became, as `import --json` prints it.
+async fn create_import(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<NewImport>,
+    body: Body,
+) -> Result<Response, AppError> {
+    use http_body_util::BodyExt;
+    let archive = state.archive();
+    let mut rx = crate::import::Receiver::new(archive)?;
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            AppError::bad_request(format!("the upload broke off before its end: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            rx.write(&data).await?;
+        }
+    }
+    let received = rx.finish().await?;
+    let request = crate::import::ImportRequest {
+        name: q
+            .name
+            .unwrap_or_else(|| format!("upload-{}", received.sha256)),
+        source: q.source,
+        actor: Some(caller.actor()),
+    };
+    let capture = crate::import::import(archive, received, &request).await?;
+    Ok((StatusCode::CREATED, Json(capture_dto(&capture))).into_response())
 }
 
 async fn show_capture(

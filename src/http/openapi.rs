@@ -95,6 +95,14 @@ pub const OPERATIONS: &[Op] = &[
         None,
     ),
     (
+        "post",
+        "/api/v1/imports",
+        "Import a WARC or WACZ file made by another tool (the request body is the file)",
+        "archivist",
+        &["name", "source"],
+        None,
+    ),
+    (
         "get",
         "/api/v1/records",
         "Response and revisit records of a URL",
@@ -356,6 +364,8 @@ fn parameter(name: &str, path: &str) -> Value {
         "claim" => "A claim id",
         "capture" => "A capture id",
         "schedule" => "A schedule's name",
+        "name" => "The imported file's name, as shown with the import",
+        "source" => "Where the imported file came from (who made it, how it reached you)",
         _ => "",
     };
     let mut p = json!({
@@ -400,6 +410,9 @@ fn responses(method: &str, path: &str) -> Vec<(&'static str, Body)> {
         ("get", "/api/v1/captures/{id}/warc") => vec![("200", Media("application/warc"))],
         ("get", "/api/v1/captures/{id}/wacz") | ("get", "/api/v1/claims/{id}/wacz") => {
             vec![("200", Media("application/wacz"))]
+        }
+        ("post", "/api/v1/imports") => {
+            vec![("201", Json("Capture")), ("409", Json("Error"))]
         }
         ("get", "/api/v1/records") => ok("FoundRecordPage"),
         ("get", "/api/v1/claims") => ok("ClaimPage"),
@@ -544,6 +557,7 @@ fn capture_schema(records: Value) -> Value {
             "schedule": {"type": "string"},
             "scheduled_for": {"type": "string", "format": "date-time"},
             "change": {"type": "object"},
+            "import": {"$ref": "#/components/schemas/Import"},
             "page_status": nullable("integer"),
             "final_page": {"type": "boolean"},
             "outcome": {"type": "string"},
@@ -614,6 +628,29 @@ fn capture_schemas() -> Value {
             "type": "object",
             "required": ["items"],
             "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Capture"}}},
+        },
+        "Import": {
+            "type": "object",
+            "description": "Set when the capture was imported from a file another tool wrote",
+            "required": ["file", "name", "format", "received_at", "content_sha256", "software", "operator", "verified", "problems", "revisits"],
+            "properties": {
+                "file": {"$ref": "#/components/schemas/WarcRef"},
+                "name": string, "format": {"type": "string", "enum": ["warc", "warc.gz", "wacz"]},
+                "source": nullable("string"), "imported_by": nullable("string"),
+                "received_at": time, "content_sha256": string,
+                "software": {"type": "array", "items": string},
+                "operator": {"type": "array", "items": string},
+                "signer": nullable("string"),
+                "verified": {"type": "array", "items": string},
+                "problems": {"type": "array", "items": {
+                    "type": "object", "required": ["problem"],
+                    "properties": {"record": nullable("string"), "at": nullable("string"), "problem": string},
+                }},
+                "revisits": {"type": "array", "items": {
+                    "type": "object", "required": ["record", "original", "payload_sha256"],
+                    "properties": {"record": string, "original": string, "payload_sha256": string},
+                }},
+            },
         },
         "Record": record,
         "RecordPage": page_of("Record"),
@@ -836,6 +873,12 @@ pub fn document() -> Value {
         });
         if *role == "open" {
             op["security"] = json!([]);
+        }
+        if *path == "/api/v1/imports" {
+            op["requestBody"] = json!({
+                "required": true,
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            });
         }
         if let (Some(example), Some(schema)) = (body, request_schema(path)) {
             op["requestBody"] = json!({

@@ -623,6 +623,20 @@ async fn banner(state: &AppState, hit: &Hit, url: &str, ui_base: &str) -> String
         })
         .await
         .unwrap_or_default();
+    // An import says so: another tool captured it; custody keeps it.
+    let imported = match state.index().capture(&hit.capture_id).await {
+        Ok(Some(c)) => c
+            .import
+            .map(|i| {
+                format!(
+                    " · <strong style=\"color:#ffd479\">imported</strong> from {} (captured by another tool, not by custody; received {})",
+                    escape_attr(&i.name),
+                    crate::model::rfc3339_utc(&i.received_at)
+                )
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
     let mut claims = String::new();
     let mut seen = Vec::new();
     for l in links {
@@ -648,7 +662,7 @@ async fn banner(state: &AppState, hit: &Hit, url: &str, ui_base: &str) -> String
          font:13px/1.5 system-ui,sans-serif;background:#1d2a38;color:#fff;padding:6px 12px;\
          position:relative;z-index:2147483647\">\
          <strong>Archived copy</strong> of <span>{url_e}</span> · captured \
-         <time datetime=\"{iso}\">{iso}</time> · WARC sha256 <code title=\"{sha}\">{short_sha}…</code> · \
+         <time datetime=\"{iso}\">{iso}</time>{imported} · WARC sha256 <code title=\"{sha}\">{short_sha}…</code> · \
          record digests verified on read · {fixity}{claims} · \
          <a style=\"color:#9cf\" href=\"{ui}/ui/captures/{cap}\">capture details</a> · \
          <a style=\"color:#9cf\" href=\"{ui}/ui/timeline?url={url_q}\">other captures</a></div>",

@@ -384,6 +384,42 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
         if let Some(s) = &c.schedule {
             row("Schedule", esc(s));
         }
+        if let Some(i) = &c.import {
+            row(
+                "Imported",
+                format!(
+                    "<strong>not captured by custody</strong>: imported from <code>{}</code> ({}, {} bytes, sha256 <code>{}</code>), received {} by {}{}",
+                    esc(&i.name),
+                    esc(&i.format),
+                    i.file.bytes,
+                    i.file.sha256.hex(),
+                    rfc3339_utc(&i.received_at),
+                    esc(i.imported_by.as_deref().unwrap_or("an unnamed importer")),
+                    i.source.as_deref().map(|s| format!("; source: {}", esc(s))).unwrap_or_default()
+                ),
+            );
+            row("File as received", format!("<code>{}</code>", esc(&i.file.key)));
+            if !i.software.is_empty() {
+                row("Made by", esc(&i.software.join("; ")));
+            }
+            row("Checked on arrival", i.verified.iter().map(|v| esc(v)).collect::<Vec<_>>().join("<br>"));
+            if !i.problems.is_empty() {
+                row(
+                    "Problems found",
+                    i.problems
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "<span class=\"bad\">{}</span>{}",
+                                esc(&p.problem),
+                                p.record.as_deref().map(|r| format!(" (record <code>{}</code>)", esc(r))).unwrap_or_default()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("<br>"),
+                );
+            }
+        }
         if let Some(w) = &c.warc {
             row("WARC", format!("<code>{}</code> ({} bytes)", esc(&w.key), w.bytes));
             row("WARC sha256", format!("<code>{}</code>", w.sha256.hex()));

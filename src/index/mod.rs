@@ -90,6 +90,11 @@ macro_rules! migrations {
                 "exactly once",
                 include_str!(concat!("migrations/", $backend, "/0010_exactly_once.sql")),
             ),
+            (
+                11,
+                "imports",
+                include_str!(concat!("migrations/", $backend, "/0011_imports.sql")),
+            ),
         ]
     };
 }

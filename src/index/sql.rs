@@ -161,6 +161,12 @@ impl SqlIndex {
             schedule: row.opt_text("schedule")?,
             scheduled_for: row.opt_time("scheduled_for")?,
             change,
+            import: match row.opt_text("import_json")? {
+                Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                    IndexError::Corrupt(format!("capture {id}: its import cannot be read: {e}"))
+                })?),
+                None => None,
+            },
         })
     }
 
@@ -247,7 +253,9 @@ impl SqlIndex {
                 capture.id
             )));
         }
-        if let Some(warc) = &capture.warc {
+        // The file as received of an import is a stored object too.
+        let original = capture.import.as_ref().map(|i| &i.file);
+        for warc in capture.warc.iter().chain(original) {
             // The same bytes may already be known (content addressing).
             sqlx::query(
                 "INSERT INTO warc_file (sha256, key, bytes, stored_at) VALUES ($1, $2, $3, $4) \
@@ -260,10 +268,15 @@ impl SqlIndex {
             .execute(&mut **tx)
             .await?;
         }
+        let import_json = capture
+            .import
+            .as_ref()
+            .map(|i| serde_json::to_string(i).expect("an import serialises"));
         sqlx::query(
             "INSERT INTO capture (id, seed_url, status, error, started_at, finished_at, \
-             warc_sha256, record_count, schedule, scheduled_for, previous_capture, page_change) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             warc_sha256, record_count, schedule, scheduled_for, previous_capture, page_change, \
+             import_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(capture.id.as_str())
         .bind(&capture.seed_url)
@@ -287,6 +300,7 @@ impl SqlIndex {
                 .as_ref()
                 .map(|c| if c.changed { "changed" } else { "unchanged" }),
         )
+        .bind(import_json)
         .execute(&mut **tx)
         .await?;
         for (seq, r) in capture.resources.iter().enumerate() {
@@ -338,26 +352,17 @@ impl SqlIndex {
             .execute(&mut **tx)
             .await?;
         // The capture's first custody event, in the same transaction.
-        let detail = serde_json::json!({
-            "seed_url": capture.seed_url,
-            "warc_sha256": capture.warc.as_ref().map(|w| w.sha256.hex()),
-            "error": capture.error,
-            "schedule": capture.schedule,
-        });
-        let actor = capture
-            .schedule
-            .as_ref()
-            .map(|s| format!("schedule:{s}"))
-            .unwrap_or_else(|| "custody".into());
+        let first = crate::model::first_event(capture);
         sqlx::query(
             "INSERT INTO custody_event (object_kind, object_id, event, actor, at, outcome, detail) \
-             VALUES ('capture', $1, 'captured', $2, $3, $4, $5)",
+             VALUES ('capture', $1, $2, $3, $4, $5, $6)",
         )
         .bind(capture.id.as_str())
-        .bind(actor)
-        .bind(db_time(&capture.finished_at))
-        .bind(capture.status.as_str())
-        .bind(detail.to_string())
+        .bind(&first.event)
+        .bind(&first.actor)
+        .bind(db_time(&first.at))
+        .bind(&first.outcome)
+        .bind(first.detail.to_string())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -576,7 +581,7 @@ fn capture_id(s: &str) -> Result<CaptureId, IndexError> {
 
 const CAPTURE_COLUMNS: &str = "SELECT c.id, c.seed_url, c.status, c.error, c.started_at, \
      c.finished_at, c.warc_sha256, c.record_count, c.schedule, c.scheduled_for, \
-     c.previous_capture, c.page_change, w.key, w.bytes \
+     c.previous_capture, c.page_change, c.import_json, w.key, w.bytes \
      FROM capture c LEFT JOIN warc_file w ON w.sha256 = c.warc_sha256";
 
 const RECORD_COLUMNS: &str = "record_id, warc_type, target_uri, surt, date, timestamp, mime, \

@@ -158,6 +158,8 @@ impl Package<'_> {
 struct Scan {
     records: u64,
     proof_offset: Option<u64>,
+    /// Where the last proof-like record before the proof ends (0: none).
+    earlier_proofs_end: u64,
 }
 
 /// Verifies an exported WARC offline, with nothing but the file, and
@@ -200,6 +202,13 @@ pub fn verify_package(
     let capture_id = proof["capture_id"].as_str().unwrap_or_default().to_string();
     let warc_sha = proof["warc_sha256"].as_str().unwrap_or_default();
     let warc_bytes = proof["warc_bytes"].as_u64().unwrap_or(0);
+    if scan.earlier_proofs_end > warc_bytes {
+        checks.failed(
+            "custody proof",
+            "more than one proof record outside the logged WARC; an export has exactly one, last",
+        );
+        return Ok(checks.done(path, None));
+    }
     stored_warc(&file, warc_sha, warc_bytes, &mut checks)?;
     let inclusion: Option<tlog::InclusionProof> =
         serde_json::from_value(proof["inclusion"].clone()).ok();
@@ -239,7 +248,7 @@ fn scan(file: &Package, size: u64, checks: &mut Checks) -> Result<Option<Scan>, 
     let (mut records, mut inflated) = (0u64, 0u64);
     // How many proof records, and where the last began (an attacker may
     // make every record one: nothing per record is kept).
-    let (mut proofs, mut proof_at) = (0u64, 0u64);
+    let (mut proofs, mut proof_at, mut proof_end, mut earlier_end) = (0u64, 0u64, 0u64, 0u64);
     let mut last: Option<(u64, String)> = None;
     loop {
         let rec = match reader.next_record(&mut |_| {}) {
@@ -264,32 +273,35 @@ fn scan(file: &Package, size: u64, checks: &mut Checks) -> Result<Option<Scan>, 
             return Ok(None);
         }
         if is_proof(&rec) {
+            if proofs > 0 {
+                earlier_end = earlier_end.max(proof_end);
+            }
             proofs += 1;
             proof_at = rec.offset;
+            proof_end = rec.offset + rec.length;
         }
         last = Some((rec.offset, record_item(&rec)));
     }
+    // The proof is the last record; proof-like records before it are
+    // allowed only inside the logged WARC (an imported custody export
+    // holds the proof it was exported with, as one of its logged
+    // records), which is checked once the proof says where that ends.
     let proof_offset = match (proofs, &last) {
         (0, _) => None,
-        (1, Some((last_offset, _))) if proof_at == *last_offset => Some(proof_at),
-        (1, Some((_, item))) => {
+        (_, Some((last_offset, _))) if proof_at == *last_offset => Some(proof_at),
+        (_, Some((_, item))) => {
             checks.failed(
                 "custody proof",
                 format!("the proof record is not the last record: {item} follows it"),
             );
             return Ok(None);
         }
-        (many, _) => {
-            checks.failed(
-                "custody proof",
-                format!("{many} proof records; an export has exactly one, last"),
-            );
-            return Ok(None);
-        }
+        (_, None) => None,
     };
     Ok(Some(Scan {
         records,
         proof_offset,
+        earlier_proofs_end: earlier_end,
     }))
 }
 
@@ -357,6 +369,10 @@ struct Refers {
     payload: Option<String>,
     target: Option<String>,
     date: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// An import's revisit, resolved when the file arrived (the log holds
+    /// its original): its `WARC-Refers-To-Date` is what the other tool
+    /// wrote, not checked.
+    date_optional: bool,
     found: bool,
 }
 
@@ -378,6 +394,21 @@ fn account_for_records(
     let failures_before = checks.failures;
     let mut next_logged = 0usize;
     let mut refers: std::collections::HashMap<String, Vec<Refers>> = Default::default();
+    // An import's revisits were resolved when the file arrived (its own
+    // revisits may name their original by URL and date only): the log
+    // holds each one's original and payload.
+    let resolved: std::collections::HashMap<&str, (&str, &str)> = leaf["import"]["revisits"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["record"].as_str()?,
+                (r["original"].as_str()?, r["payload_sha256"].as_str()?),
+            ))
+        })
+        .collect();
     let mut reader = file.records()?;
     let mut boundary_seen = warc_bytes == proof_offset;
     let mut digests_ok = 0u64;
@@ -406,7 +437,8 @@ fn account_for_records(
             logged_record(&rec, &item, logged.get(next_logged), warc_bytes, checks);
             next_logged += 1;
             if rec.head.warc_type() == "revisit" {
-                note_revisit(&rec, &item, &mut refers, checks);
+                let logged = resolved.get(rec.head.record_id()).copied();
+                note_revisit(&rec, &item, logged, &mut refers, checks);
             }
             continue;
         }
@@ -489,29 +521,44 @@ fn logged_record(
 fn note_revisit(
     rec: &ScannedRecord,
     item: &str,
+    logged: Option<(&str, &str)>,
     refers: &mut std::collections::HashMap<String, Vec<Refers>>,
     checks: &mut Checks,
 ) {
-    let Some(original) = rec.head.get("WARC-Refers-To") else {
-        checks.failed(item, "a revisit without WARC-Refers-To");
-        return;
-    };
-    refers
-        .entry(original.to_string())
-        .or_default()
-        .push(Refers {
-            revisit: rec.head.record_id().to_string(),
-            payload: rec.head.get("WARC-Payload-Digest").map(str::to_string),
-            target: rec
-                .head
-                .get("WARC-Refers-To-Target-URI")
+    let head = &rec.head;
+    let date = head
+        .get("WARC-Refers-To-Date")
+        .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok());
+    let (original, payload, target) = match logged {
+        // An import's revisit: the original and payload the log holds;
+        // the URL (and date, when it names one) from the revisit.
+        Some((original, payload)) => (
+            original.to_string(),
+            Some(format!("sha256:{payload}")),
+            head.uri("WARC-Refers-To-Target-URI")
+                .or(head.target_uri())
                 .map(str::to_string),
-            date: rec
-                .head
-                .get("WARC-Refers-To-Date")
-                .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok()),
-            found: false,
-        });
+        ),
+        None => {
+            let Some(original) = head.get("WARC-Refers-To") else {
+                checks.failed(item, "a revisit without WARC-Refers-To");
+                return;
+            };
+            (
+                original.to_string(),
+                head.get("WARC-Payload-Digest").map(str::to_string),
+                head.get("WARC-Refers-To-Target-URI").map(str::to_string),
+            )
+        }
+    };
+    refers.entry(original).or_default().push(Refers {
+        revisit: head.record_id().to_string(),
+        payload,
+        target,
+        date_optional: logged.is_some(),
+        date,
+        found: false,
+    });
 }
 
 /// A record after the logged WARC must be the original a revisit names:
@@ -540,13 +587,13 @@ fn original_record(
         .head
         .get("WARC-Date")
         .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok());
-    let target = rec.head.get("WARC-Target-URI");
+    let target = rec.head.target_uri();
     for r in revisits.iter_mut() {
         let problem = if r.payload.is_none() || r.payload != payload {
             Some("its payload digest is not the one the revisit records")
         } else if r.target.is_none() || r.target.as_deref() != target {
             Some("its WARC-Target-URI is not the revisit's WARC-Refers-To-Target-URI")
-        } else if r.date.is_none() || r.date != date {
+        } else if !r.date_optional && (r.date.is_none() || r.date != date) {
             Some("its WARC-Date is not the revisit's WARC-Refers-To-Date")
         } else {
             None

@@ -379,5 +379,6 @@ fn failed_capture_from_leaf(data: &str) -> Option<crate::model::Capture> {
         schedule: text(&v["schedule"]),
         scheduled_for: time("scheduled_for"),
         change,
+        import: None,
     })
 }

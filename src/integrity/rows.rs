@@ -12,34 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::Check;
 use crate::archive::{Archive, ArchiveError};
 use crate::index::LinkFilter;
-use crate::model::{Capture, CaptureId, CustodyEvent, FixityEvent, Sha256};
+use crate::model::{CaptureId, FixityEvent, Sha256};
 use crate::tlog::leaf;
 
 /// Leaves read at a time.
 const PAGE: u64 = 10_000;
 
 /// The custody event a capture's row is written with (`put_capture`).
-pub fn captured_event(c: &Capture) -> CustodyEvent {
-    CustodyEvent {
-        object_kind: "capture".into(),
-        object_id: c.id.to_string(),
-        event: "captured".into(),
-        actor: Some(
-            c.schedule
-                .as_ref()
-                .map(|s| format!("schedule:{s}"))
-                .unwrap_or_else(|| "custody".into()),
-        ),
-        at: c.finished_at,
-        outcome: c.status.as_str().into(),
-        detail: serde_json::json!({
-            "seed_url": c.seed_url,
-            "warc_sha256": c.warc.as_ref().map(|w| w.sha256.hex()),
-            "error": c.error,
-            "schedule": c.schedule,
-        }),
-    }
-}
+pub use crate::model::first_event as captured_event;
 
 /// What the log says, kept compactly.
 #[derive(Default)]
@@ -349,7 +329,11 @@ async fn check_events(
             continue;
         };
         let mut rows = archive.index().events(kind, id).await?;
-        if kind == "capture" && rows.first().is_some_and(|e| e.event == "captured") {
+        if kind == "capture"
+            && rows
+                .first()
+                .is_some_and(|e| e.event == "captured" || e.event == "imported")
+        {
             rows.remove(0);
         }
         let leaves = logged

@@ -50,6 +50,55 @@ fn person(name: &str) -> String {
     )
 }
 
+/// An imported capture's provenance: another tool captured it (named by
+/// its warcinfo, when it says); custody received the file, kept it, and
+/// made the WARC the link resolved against from it.
+fn import_nodes(
+    graph: &mut Vec<Value>,
+    capture_iri: &str,
+    software: &str,
+    link: &crate::provenance::LinkEvidence,
+    import: &model::ImportInfo,
+) {
+    let file_iri = format!("urn:sha256:{}", import.file.sha256.hex());
+    let import_iri = format!("{capture_iri}#import");
+    let mut captured = json!({
+        "id": capture_iri,
+        "type": "prov:Activity",
+        "prov:startedAtTime": {"@value": model::rfc3339_utc(&link.captured_at), "@type": "xsd:dateTime"},
+        "prov:used": {"id": link.url},
+    });
+    if let Some(tool) = import.software.first() {
+        let safe: String = tool
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '/' => c,
+                _ => '_',
+            })
+            .collect();
+        let tool_iri = format!("urn:custody:software:{safe}");
+        captured["prov:wasAssociatedWith"] = json!({"id": tool_iri});
+        graph.push(json!({"id": tool_iri, "type": ["prov:SoftwareAgent", "prov:Agent"], "schema:name": tool}));
+    }
+    graph.push(captured);
+    graph.push(json!({
+        "id": file_iri,
+        "type": "prov:Entity",
+        "schema:name": import.name,
+        "schema:encodingFormat": if import.format == "wacz" { "application/wacz" } else { "application/warc" },
+        "schema:sha256": import.file.sha256.hex(),
+        "prov:wasGeneratedBy": {"id": capture_iri},
+    }));
+    graph.push(json!({
+            "id": import_iri,
+            "type": "prov:Activity",
+            "schema:name": "import",
+            "prov:startedAtTime": {"@value": model::rfc3339_utc(&import.received_at), "@type": "xsd:dateTime"},
+            "prov:used": {"id": file_iri},
+            "prov:wasAssociatedWith": {"id": software}
+        }));
+}
+
 /// The whole evidence of a claim as one JSON-LD document.
 pub fn claim_document(ev: &ClaimEvidence) -> Value {
     let claim = &ev.claim;
@@ -115,16 +164,27 @@ pub fn claim_document(ev: &ClaimEvidence) -> Value {
         });
         if let Some(w) = &warc_iri {
             copy["prov:wasDerivedFrom"] = json!({"id": w});
-            graph.push(json!({"id": w, "type": "prov:Entity", "schema:encodingFormat": "application/warc", "warcSha256": w.trim_start_matches("urn:sha256:"), "prov:wasGeneratedBy": {"id": capture_iri}}));
+            let mut warc = json!({"id": w, "type": "prov:Entity", "schema:encodingFormat": "application/warc", "warcSha256": w.trim_start_matches("urn:sha256:"), "prov:wasGeneratedBy": {"id": capture_iri}});
+            if let Some(import) = &link.imported {
+                // An import's WARC is custody's access copy of the file.
+                warc["prov:wasGeneratedBy"] = json!({"id": format!("{capture_iri}#import")});
+                warc["prov:wasDerivedFrom"] =
+                    json!({"id": format!("urn:sha256:{}", import.file.sha256.hex())});
+            }
+            graph.push(warc);
         }
         graph.push(copy);
-        graph.push(json!({
-            "id": capture_iri,
-            "type": "prov:Activity",
-            "prov:startedAtTime": {"@value": model::rfc3339_utc(&link.captured_at), "@type": "xsd:dateTime"},
-            "prov:used": {"id": link.url},
-            "prov:wasAssociatedWith": {"id": software}
-        }));
+        let Some(import) = &link.imported else {
+            graph.push(json!({
+                "id": capture_iri,
+                "type": "prov:Activity",
+                "prov:startedAtTime": {"@value": model::rfc3339_utc(&link.captured_at), "@type": "xsd:dateTime"},
+                "prov:used": {"id": link.url},
+                "prov:wasAssociatedWith": {"id": software}
+            }));
+            continue;
+        };
+        import_nodes(&mut graph, &capture_iri, &software, link, import);
     }
     if let Some(author) = &claim.author {
         agents.insert(author.clone());

@@ -515,6 +515,9 @@ pub struct LinkEvidence {
     /// The first capture of the current run of captures without the passage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passage_absent_since: Option<PassageCheck>,
+    /// Set when the capture was imported (another tool captured it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported: Option<model::ImportInfo>,
 }
 
 /// Every version of a claim, each checked against its log leaf (or, for a
@@ -652,6 +655,7 @@ pub async fn evidence(archive: &Archive, claim_id: &str) -> Result<ClaimEvidence
             verification_error,
             later_captures: checks,
             passage_absent_since: absent_since,
+            imported: capture.as_ref().and_then(|c| c.import.clone()),
         });
     }
     let events = index.events("claim", claim_id).await?;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::merkle;
-use crate::model::{Capture, Claim, CustodyEvent, EvidenceLink, RecordEntry, Sha256};
+use crate::model::{Capture, Claim, CustodyEvent, EvidenceLink, ImportInfo, RecordEntry, Sha256};
 
 /// A leaf to append: what it is about and its canonical bytes (JSON with a
 /// fixed field order; maps sorted by key).
@@ -75,6 +75,10 @@ struct CaptureLeaf<'a> {
     record_count: u64,
     resources: Vec<ResourceLeaf<'a>>,
     records: Vec<RecordLeaf<'a>>,
+    /// Version 3: an imported file, as [`ImportInfo`] serialises (its
+    /// field order is the struct's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    import: Option<&'a ImportInfo>,
 }
 
 #[derive(Serialize)]
@@ -105,10 +109,14 @@ struct RecordLeaf<'a> {
 
 /// The leaf of a capture: its row, every resource and every record as the
 /// index holds them (what `show`, `get`, replay, CDX and the UI present).
+/// An imported capture's leaf is version 3: version 2's fields and the
+/// import (the file's digest, when it arrived, who brought it, the stated
+/// source and what checking it found).
 pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
     let body = CaptureLeaf {
         leaf: "capture",
-        v: 2,
+        v: if c.import.is_some() { 3 } else { 2 },
+        import: c.import.as_ref(),
         capture_id: c.id.as_str(),
         seed_url: &c.seed_url,
         status: c.status.as_str(),
@@ -228,10 +236,13 @@ pub fn capture_leaf_version(data: &str) -> u64 {
         .unwrap_or(1)
 }
 
-/// The capture leaf of `c` in the encoding `version` names.
+/// The capture leaf of `c` in the encoding `version` names. An imported
+/// capture has only the version 3 encoding: an older leaf never matches
+/// it, so an import cannot be passed off under a leaf that does not
+/// commit to it.
 pub fn capture_leaf_as(version: u64, c: &Capture, records: &[RecordEntry]) -> Leaf {
     match version {
-        1 => capture_leaf_v1(c, records),
+        1 if c.import.is_none() => capture_leaf_v1(c, records),
         _ => capture_leaf(c, records),
     }
 }
@@ -302,6 +313,7 @@ mod tests {
         match name {
             "capture" => include_str!("../../tests/fixtures/golden/capture-leaf.json"),
             "capture-v1" => include_str!("../../tests/fixtures/golden/capture-leaf-v1.json"),
+            "capture-v3" => include_str!("../../tests/fixtures/golden/capture-leaf-v3.json"),
             "claim" => include_str!("../../tests/fixtures/golden/claim-leaf.json"),
             "link" => include_str!("../../tests/fixtures/golden/link-leaf.json"),
             "event" => include_str!("../../tests/fixtures/golden/event-leaf.json"),
@@ -341,6 +353,7 @@ mod tests {
             schedule: Some("aleppo-reports".into()),
             scheduled_for: Some(at("2016-11-29T10:04:00Z")),
             change: None,
+            import: None,
         };
         let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
             record_id: format!("<urn:uuid:00000000-0000-4000-8000-{offset:012}>"),
@@ -385,6 +398,49 @@ mod tests {
         assert_eq!(leaf.data, golden("capture-v1"));
         assert_eq!(capture_leaf_version(&leaf.data), 1);
         assert_eq!(capture_leaf_as(1, &c, &records), leaf);
+    }
+
+    #[test]
+    fn an_import_capture_leaf_is_version_3_and_no_older_encoding_stands_for_it() {
+        let (mut c, records) = capture();
+        let (plain_v2, plain_v1) = (capture_leaf(&c, &records), capture_leaf_v1(&c, &records));
+        let file = Sha256::of(b"the file as received");
+        c.schedule = None;
+        c.scheduled_for = None;
+        c.import = Some(ImportInfo {
+            file: WarcRef {
+                key: format!("import/{}/{}.warc.gz", &file.hex()[..2], file.hex()),
+                sha256: file,
+                bytes: 1_417,
+            },
+            name: "aleppo-crawl.warc.gz".into(),
+            format: "warc.gz".into(),
+            source: Some("sent by the newsroom".into()),
+            imported_by: Some("token:1a2b3c4d".into()),
+            received_at: at("2016-12-01T09:00:00Z"),
+            content_sha256: Sha256::of(b"the records"),
+            software: vec!["Wget/1.21.3".into()],
+            operator: vec![],
+            signer: None,
+            verified: vec![
+                "3 records read; 3 block digests and 1 payload digests match (4 of them SHA-1)"
+                    .into(),
+            ],
+            problems: vec![crate::model::ImportProblem {
+                record: Some("<urn:uuid:00000000-0000-4000-8000-000000000800>".into()),
+                at: Some("offset 800".into()),
+                problem: "its block digest does not match".into(),
+            }],
+            revisits: vec![],
+        });
+        let leaf = capture_leaf(&c, &records);
+        assert_eq!(capture_leaf_version(&leaf.data), 3);
+        assert_eq!(leaf.data, golden("capture-v3"));
+        for v in [1, 2, 3] {
+            assert_eq!(capture_leaf_as(v, &c, &records), leaf, "version {v}");
+        }
+        assert_ne!(leaf.data, plain_v2.data);
+        assert_ne!(leaf.data, plain_v1.data);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! checkpoint signature, timestamps).
 
 pub mod sign;
+pub mod unzip;
 pub mod zip;
 
 use std::collections::BTreeMap;

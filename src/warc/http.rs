@@ -117,6 +117,21 @@ pub struct ResponseScanner {
     /// For a chunked body: every byte after the head, framing included
     /// (the other reading of a payload digest, see [`ScanResult`]).
     framed: Option<sha2::Sha256>,
+    /// SHA-1 of both readings, when asked for ([`ResponseScanner::with_sha1`]).
+    sha1: Option<Sha1Readings>,
+}
+
+struct Sha1Readings {
+    payload: sha1::Sha1,
+    framed: sha1::Sha1,
+}
+
+/// SHA-1 of a payload, read both ways: de-chunked (WARC 1.1) and as framed
+/// (the same as de-chunked when the body was not chunked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sha1Pair {
+    pub payload: [u8; 20],
+    pub framed: [u8; 20],
 }
 
 /// What the scanner learnt from a whole (or cut-short) response.
@@ -136,6 +151,9 @@ pub struct ScanResult {
     /// de-chunked body (`payload_sha256`); some tools (warcio check 1.8)
     /// hash the framing. Both readings are kept so a verifier can say so.
     pub framed_sha256: Option<Sha256>,
+    /// Both readings in SHA-1, when asked for: what other tools (wget,
+    /// warcio, Heritrix) write.
+    pub sha1: Option<Sha1Pair>,
 }
 
 impl ResponseScanner {
@@ -153,7 +171,19 @@ impl ResponseScanner {
             trailing: 0,
             head_bytes: 0,
             framed: None,
+            sha1: None,
         }
+    }
+
+    /// Also computes the payload's SHA-1, both readings (for records
+    /// another tool wrote with SHA-1 digests).
+    pub fn with_sha1(mut self) -> Self {
+        use sha1::Digest;
+        self.sha1 = Some(Sha1Readings {
+            payload: sha1::Sha1::new(),
+            framed: sha1::Sha1::new(),
+        });
+        self
     }
 
     pub fn head(&self) -> Option<&ResponseHead> {
@@ -172,6 +202,9 @@ impl ResponseScanner {
         }
         if let Some(framed) = self.framed.as_mut() {
             framed.update(data);
+        }
+        if let Some(s) = self.sha1.as_mut() {
+            sha1::Digest::update(&mut s.framed, data);
         }
         while !data.is_empty() {
             data = self.feed_body(data, sink)?;
@@ -294,6 +327,9 @@ impl ResponseScanner {
                                 *state = Chunk::DataCr;
                             }
                             self.hasher.update(piece);
+                            if let Some(s) = self.sha1.as_mut() {
+                                sha1::Digest::update(&mut s.payload, piece);
+                            }
                             self.payload_len += piece.len() as u64;
                             sink(piece);
                         }
@@ -348,6 +384,9 @@ impl ResponseScanner {
 
     fn payload(&mut self, piece: &[u8], sink: &mut dyn FnMut(&[u8])) {
         self.hasher.update(piece);
+        if let Some(s) = self.sha1.as_mut() {
+            sha1::Digest::update(&mut s.payload, piece);
+        }
         self.payload_len += piece.len() as u64;
         sink(piece);
     }
@@ -370,6 +409,10 @@ impl ResponseScanner {
             trailing_bytes: self.trailing,
             head_len: self.head_bytes,
             framed_sha256: self.framed.map(Sha256::from_hasher),
+            sha1: self.sha1.map(|s| Sha1Pair {
+                payload: sha1::Digest::finalize(s.payload).into(),
+                framed: sha1::Digest::finalize(s.framed).into(),
+            }),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! reader instead. This module knows nothing of HTTP clients, storage or SQL:
 //! it turns blocks into records and records back into blocks and digests.
 
+pub mod foreign;
 pub mod http;
 pub mod reader;
 pub mod records;
@@ -15,7 +16,7 @@ pub mod writer;
 use crate::model::Sha256;
 
 pub use http::{HttpParseError, ResponseHead, ResponseScanner, ScanResult};
-pub use reader::{RecordHead, ScannedRecord, WarcFileReader};
+pub use reader::{DigestCheck, RecordHead, ScannedRecord, WarcFileReader};
 pub use writer::{
     new_record_id, warc_date, Deflate, RecordHeader, RecordSpan, WarcSummary, WarcWriter,
 };
@@ -39,14 +40,14 @@ pub enum WarcError {
     },
     #[error("record block is truncated: {actual} of {expected} bytes")]
     Truncated { expected: u64, actual: u64 },
-    #[error("record {record_id}: unsupported digest {value:?} (custody checks sha256)")]
+    #[error("record {record_id}: unsupported digest {value:?} (custody checks sha256 and sha1)")]
     UnsupportedDigest { record_id: String, value: String },
     #[error("record {record_id}: {which} digest mismatch: declared {expected}, computed {actual}")]
     DigestMismatch {
         record_id: String,
         which: &'static str,
-        expected: Sha256,
-        actual: Sha256,
+        expected: String,
+        actual: String,
     },
     #[error("record {record_id}: stored HTTP response cannot be parsed: {source}")]
     Http {

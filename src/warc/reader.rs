@@ -10,7 +10,6 @@
 use std::io::{self, BufRead, Read};
 
 use flate2::bufread::GzDecoder;
-use sha2::Digest;
 
 use super::http::{ResponseScanner, ScanResult};
 use super::WarcError;
@@ -44,6 +43,21 @@ impl RecordHead {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A URI field (`WARC-Target-URI`, `WARC-Refers-To-Target-URI`), with
+    /// the angle brackets WARC/1.0's examples put around it (and wget
+    /// writes) taken off, as warcio and pywb read it.
+    pub fn uri(&self, name: &str) -> Option<&str> {
+        self.get(name).map(|v| {
+            v.strip_prefix('<')
+                .and_then(|v| v.strip_suffix('>'))
+                .unwrap_or(v)
+        })
+    }
+
+    pub fn target_uri(&self) -> Option<&str> {
+        self.uri("WARC-Target-URI")
+    }
+
     pub fn warc_type(&self) -> &str {
         self.get("WARC-Type").unwrap_or("")
     }
@@ -68,8 +82,13 @@ pub struct ScannedRecord {
     pub length: u64,
     pub block_len: u64,
     pub block_sha256: Sha256,
+    /// The block's SHA-1, when a digest the record declares is SHA-1.
+    pub block_sha1: Option<[u8; 20]>,
     /// For HTTP responses: the parsed head and payload digest.
     pub http: Option<ScanResult>,
+    /// Why an HTTP response's bytes could not be parsed (only from a
+    /// lenient reader: [`WarcFileReader::lenient_http`]).
+    pub http_error: Option<String>,
 }
 
 impl ScannedRecord {
@@ -110,11 +129,11 @@ impl ScannedRecord {
         if head.warc_type() != r.warc_type {
             return differs("type", r.warc_type.clone(), head.warc_type().into());
         }
-        if head.get("WARC-Target-URI") != r.target_uri.as_deref() {
+        if head.target_uri() != r.target_uri.as_deref() {
             return differs(
                 "target",
                 format!("{:?}", r.target_uri),
-                format!("{:?}", head.get("WARC-Target-URI")),
+                format!("{:?}", head.target_uri()),
             );
         }
         if date != Some(r.date) {
@@ -185,49 +204,194 @@ impl ScannedRecord {
         ))
     }
 
-    /// Checks `WARC-Block-Digest` and `WARC-Payload-Digest` against the bytes.
+    /// `WARC-Block-Digest` against the block's bytes.
+    pub fn block_check(&self) -> DigestCheck {
+        match self.head.get("WARC-Block-Digest") {
+            None => DigestCheck::Absent,
+            Some(declared) => {
+                check_declared(declared, &[(Some(self.block_sha256), self.block_sha1, "")])
+            }
+        }
+    }
+
+    /// `WARC-Payload-Digest` against the payload: for a chunked response
+    /// both readings (de-chunked, as WARC 1.1 defines it, and as framed,
+    /// as warcio and wget hash it) are accepted, and the check says which
+    /// one matched. Revisits name their original's payload: not checked.
+    pub fn payload_check(&self) -> DigestCheck {
+        let Some(declared) = self.head.get("WARC-Payload-Digest") else {
+            return DigestCheck::Absent;
+        };
+        match (self.head.warc_type(), &self.http) {
+            ("response", Some(h)) => {
+                let sha1 = h.sha1;
+                let mut readings = vec![(Some(h.payload_sha256), sha1.map(|s| s.payload), "")];
+                if h.framed_sha256.is_some() {
+                    readings.push((
+                        h.framed_sha256,
+                        sha1.map(|s| s.framed),
+                        "the chunked body with its framing",
+                    ));
+                }
+                check_declared(declared, &readings)
+            }
+            ("resource", _) => {
+                check_declared(declared, &[(Some(self.block_sha256), self.block_sha1, "")])
+            }
+            _ => DigestCheck::Absent,
+        }
+    }
+
+    /// Checks `WARC-Block-Digest` and `WARC-Payload-Digest` (SHA-256 or
+    /// SHA-1, hex or base32) against the bytes. Both are optional in WARC
+    /// 1.1: a record without them is checked by its reader against the
+    /// digests the index committed to.
     pub fn verify_digests(&self) -> Result<(), WarcError> {
         let id = self.head.record_id().to_string();
-        let Some(declared) = self.head.get("WARC-Block-Digest") else {
-            return Err(WarcError::MissingField {
-                record_id: id,
-                field: "WARC-Block-Digest",
-            });
-        };
-        check_digest(&id, "block", declared, self.block_sha256)?;
-        if let (Some(declared), Some(actual)) =
-            (self.head.get("WARC-Payload-Digest"), self.payload_sha256())
-        {
-            check_digest(&id, "payload", declared, actual)?;
+        for (which, check) in [
+            ("block", self.block_check()),
+            ("payload", self.payload_check()),
+        ] {
+            match check {
+                DigestCheck::Absent | DigestCheck::Matches(_) => {}
+                DigestCheck::Mismatch { declared, computed } => {
+                    return Err(WarcError::DigestMismatch {
+                        record_id: id,
+                        which,
+                        expected: declared,
+                        actual: computed,
+                    })
+                }
+                DigestCheck::Unsupported(value) => {
+                    return Err(WarcError::UnsupportedDigest {
+                        record_id: id,
+                        value,
+                    })
+                }
+            }
         }
         Ok(())
     }
 }
 
-fn check_digest(
-    record_id: &str,
-    which: &'static str,
-    declared: &str,
-    actual: Sha256,
-) -> Result<(), WarcError> {
-    let expected: Sha256 = declared.parse().map_err(|_| WarcError::UnsupportedDigest {
-        record_id: record_id.to_string(),
-        value: declared.to_string(),
-    })?;
-    if expected != actual {
-        return Err(WarcError::DigestMismatch {
-            record_id: record_id.to_string(),
-            which,
-            expected,
-            actual,
-        });
+/// A declared digest against the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DigestCheck {
+    /// The record declares none.
+    Absent,
+    /// It matches; the reading that matched when not the standard one.
+    Matches(&'static str),
+    /// It does not match: declared and computed, labelled as declared.
+    Mismatch { declared: String, computed: String },
+    /// An algorithm or encoding custody cannot check.
+    Unsupported(String),
+}
+
+/// A declared digest's algorithm (true for SHA-256) and bytes: `sha256:`
+/// or `sha1:`, in hex or base32 (RFC 4648; wget, warcio and Heritrix write
+/// base32 SHA-1).
+fn parse_declared(value: &str) -> Option<(bool, Vec<u8>)> {
+    let (label, digits) = value.trim().split_once(':')?;
+    let sha256 = match label.to_ascii_lowercase().as_str() {
+        "sha256" | "sha-256" => true,
+        "sha1" | "sha-1" => false,
+        _ => return None,
+    };
+    let len = if sha256 { 32 } else { 20 };
+    let bytes = if digits.len() == len * 2 {
+        hex::decode(digits.to_ascii_lowercase()).ok()?
+    } else {
+        base32_decode(digits.trim_end_matches('='))?
+    };
+    (bytes.len() == len).then_some((sha256, bytes))
+}
+
+fn base32_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 5 / 8);
+    let (mut acc, mut bits) = (0u64, 0u32);
+    for c in s.bytes() {
+        let v = match c.to_ascii_uppercase() {
+            c @ b'A'..=b'Z' => c - b'A',
+            c @ b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        acc = (acc << 5) | u64::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
     }
-    Ok(())
+    Some(out)
+}
+
+/// Base32 (RFC 4648, no padding), as SHA-1 digests are written.
+pub fn base32_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let (mut acc, mut bits) = (0u64, 0u32);
+    for &b in bytes {
+        acc = (acc << 8) | u64::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+        }
+        acc &= (1 << bits) - 1;
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// A reading of a digest: its SHA-256, its SHA-1 and what the reading is
+/// called ("" for the standard one).
+type Reading = (Option<Sha256>, Option<[u8; 20]>, &'static str);
+
+/// Whether `declared` matches one of the readings.
+fn check_declared(declared: &str, readings: &[Reading]) -> DigestCheck {
+    let Some((is_sha256, want)) = parse_declared(declared) else {
+        return DigestCheck::Unsupported(declared.to_string());
+    };
+    let mut computed = None;
+    for (sha256, sha1, reading) in readings {
+        let got: Option<Vec<u8>> = match is_sha256 {
+            true => sha256.map(|d| d.as_bytes().to_vec()),
+            false => sha1.map(|d| d.to_vec()),
+        };
+        let Some(got) = got else { continue };
+        if got == want {
+            return DigestCheck::Matches(reading);
+        }
+        computed.get_or_insert(got);
+    }
+    match computed {
+        None => DigestCheck::Unsupported(declared.to_string()),
+        Some(got) => DigestCheck::Mismatch {
+            declared: declared.to_string(),
+            computed: match is_sha256 {
+                true => format!("sha256:{}", hex::encode(got)),
+                false => format!("sha1:{}", base32_encode(&got)),
+            },
+        },
+    }
+}
+
+/// Whether a digest field of `head` is SHA-1 (so the bytes need a SHA-1
+/// too).
+pub(crate) fn declares_sha1(head: &RecordHead, field: &str) -> bool {
+    head.get(field).is_some_and(|v| {
+        let v = v.trim().to_ascii_lowercase();
+        v.starts_with("sha1:") || v.starts_with("sha-1:")
+    })
 }
 
 /// Iterates over the records of a `.warc.gz` file.
 pub struct WarcFileReader<R> {
     inner: Counted<R>,
+    lenient_http: bool,
 }
 
 /// A buffered reader that knows how far into its stream it is.
@@ -269,7 +433,17 @@ impl<R: BufRead> WarcFileReader<R> {
                 inner,
                 position: offset,
             },
+            lenient_http: false,
         }
+    }
+
+    /// A response whose HTTP bytes cannot be parsed is returned (with
+    /// `http_error` set and no `http`) rather than an error: for the
+    /// records of an import, whose problems were recorded when the file
+    /// arrived.
+    pub fn lenient_http(mut self) -> Self {
+        self.lenient_http = true;
+        self
     }
 
     /// Moves on to `offset` (past a damaged record, to the next one the
@@ -317,14 +491,22 @@ impl<R: BufRead> WarcFileReader<R> {
         }
         drop(gz);
         let end = self.inner.position;
-        let (head, block_len, block_sha256, http) = record;
+        let (head, mut block) = record;
+        if let Some(e) = block.http_error.take() {
+            if !self.lenient_http {
+                return Err(at(e));
+            }
+            block.http_error = Some(e);
+        }
         Ok(Some(ScannedRecord {
             head,
             offset,
             length: end - offset,
-            block_len,
-            block_sha256,
-            http,
+            block_len: block.len,
+            block_sha256: block.sha256,
+            block_sha1: block.sha1,
+            http: block.http,
+            http_error: block.http_error.map(|e| e.to_string()),
         }))
     }
 }
@@ -347,32 +529,82 @@ fn damaged_gzip(e: WarcError) -> WarcError {
     }
 }
 
-type OneRecord = (RecordHead, u64, Sha256, Option<ScanResult>);
+/// A record's block as read: its length, digests and (for an HTTP
+/// response) what scanning it found.
+pub(crate) struct BlockScan {
+    pub len: u64,
+    pub sha256: Sha256,
+    pub sha1: Option<[u8; 20]>,
+    /// Absent when the block is not an HTTP response, or cannot be
+    /// parsed as one (`http_error` says why).
+    pub http: Option<ScanResult>,
+    pub http_error: Option<WarcError>,
+}
 
 fn read_one(
     gz: &mut dyn Read,
     payload_sink: &mut dyn FnMut(&[u8]),
-) -> Result<OneRecord, WarcError> {
+) -> Result<(RecordHead, BlockScan), WarcError> {
     let mut reader = io::BufReader::with_capacity(64 * 1024, gz);
     let head = read_head(&mut reader)?;
-    let len: u64 = head
-        .get("Content-Length")
+    let block = scan_block(&mut reader, &head, payload_sink, &mut |_| Ok(()))?;
+    let mut end = [0u8; 4];
+    reader
+        .read_exact(&mut end)
+        .map_err(|_| WarcError::Malformed("record not followed by CRLF CRLF".into()))?;
+    if &end != b"\r\n\r\n" {
+        return Err(WarcError::Malformed(
+            "record not followed by CRLF CRLF".into(),
+        ));
+    }
+    let mut rest = [0u8; 1];
+    if reader.read(&mut rest)? != 0 {
+        return Err(WarcError::Malformed(
+            "more than one record in a gzip member".into(),
+        ));
+    }
+    Ok((head, block))
+}
+
+/// The record's `Content-Length`.
+pub(crate) fn content_length(head: &RecordHead) -> Result<u64, WarcError> {
+    head.get("Content-Length")
         .ok_or_else(|| WarcError::MissingField {
             record_id: head.record_id().to_string(),
             field: "Content-Length",
         })?
         .trim()
         .parse()
-        .map_err(|_| WarcError::Malformed("Content-Length is not a number".into()))?;
+        .map_err(|_| WarcError::Malformed("Content-Length is not a number".into()))
+}
 
-    let mut scanner = head
-        .is_http_response()
-        .then(|| ResponseScanner::new(MAX_HTTP_HEAD, MAX_HTTP_HEADERS, false));
+/// Reads the block `head` announces (exactly `Content-Length` bytes) from
+/// `reader`, hashing it (SHA-1 too when a declared digest is SHA-1) and
+/// scanning an HTTP response's payload, which goes to `payload_sink`; the
+/// block's bytes go to `block_sink` as they are read.
+pub(crate) fn scan_block(
+    reader: &mut dyn Read,
+    head: &RecordHead,
+    payload_sink: &mut dyn FnMut(&[u8]),
+    block_sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> Result<BlockScan, WarcError> {
+    use sha1::Digest as _;
+    let len = content_length(head)?;
+    let payload_sha1 = declares_sha1(head, "WARC-Payload-Digest");
+    let mut scanner = head.is_http_response().then(|| {
+        let s = ResponseScanner::new(MAX_HTTP_HEAD, MAX_HTTP_HEADERS, false);
+        if payload_sha1 {
+            s.with_sha1()
+        } else {
+            s
+        }
+    });
+    let mut sha1 = (declares_sha1(head, "WARC-Block-Digest") || payload_sha1).then(sha1::Sha1::new);
     // Content records hand their block to the sink (for `resource` it is
     // also the payload; for `metadata` and `warcinfo` it is the content).
     let is_resource = matches!(head.warc_type(), "resource" | "metadata" | "warcinfo");
     let mut hasher = sha2::Sha256::new();
-    let mut block = (&mut reader).take(len);
+    let mut block = reader.take(len);
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
     let mut http_error = None;
@@ -382,7 +614,11 @@ fn read_one(
             break;
         }
         got += n as u64;
-        hasher.update(&buf[..n]);
+        sha2::Digest::update(&mut hasher, &buf[..n]);
+        if let Some(s) = sha1.as_mut() {
+            s.update(&buf[..n]);
+        }
+        block_sink(&buf[..n])?;
         if let Some(s) = scanner.as_mut() {
             if http_error.is_none() {
                 if let Err(e) = s.feed(&buf[..n], payload_sink) {
@@ -399,29 +635,17 @@ fn read_one(
             actual: got,
         });
     }
-    let mut end = [0u8; 4];
-    reader
-        .read_exact(&mut end)
-        .map_err(|_| WarcError::Malformed("record not followed by CRLF CRLF".into()))?;
-    if &end != b"\r\n\r\n" {
-        return Err(WarcError::Malformed(
-            "record not followed by CRLF CRLF".into(),
-        ));
-    }
-    let mut rest = [0u8; 1];
-    if reader.read(&mut rest)? != 0 {
-        return Err(WarcError::Malformed(
-            "more than one record in a gzip member".into(),
-        ));
-    }
-    if let Some(e) = http_error {
-        return Err(WarcError::Http {
-            record_id: head.record_id().to_string(),
-            source: e,
-        });
-    }
-    let http = scanner.map(|s| s.finish());
-    Ok((head, len, Sha256::from_hasher(hasher), http))
+    let http_error = http_error.map(|e| WarcError::Http {
+        record_id: head.record_id().to_string(),
+        source: e,
+    });
+    Ok(BlockScan {
+        len,
+        sha256: Sha256::from_hasher(hasher),
+        sha1: sha1.map(|s| s.finalize().into()),
+        http: scanner.filter(|_| http_error.is_none()).map(|s| s.finish()),
+        http_error,
+    })
 }
 
 /// Parses the version line and fields up to the empty line.

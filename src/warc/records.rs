@@ -290,6 +290,15 @@ fn entry(
 /// Compression): media types known to be compressed, any content-encoded
 /// body, and anything whose first 64 KiB do not shrink.
 fn choose_deflate(mime: Option<&str>, content_encoded: bool, raw: &mut std::fs::File) -> Deflate {
+    let mut sample = vec![0u8; 64 * 1024];
+    let n = raw.read(&mut sample).unwrap_or(0);
+    let _ = raw.seek(SeekFrom::Start(0));
+    deflate_for(mime, content_encoded, &sample[..n])
+}
+
+/// How a payload of this type is deflated, judged by its type and, when
+/// that says nothing, by whether `sample` (its first bytes) shrinks.
+pub fn deflate_for(mime: Option<&str>, content_encoded: bool, sample: &[u8]) -> Deflate {
     if content_encoded {
         return Deflate::Store;
     }
@@ -322,10 +331,8 @@ fn choose_deflate(mime: Option<&str>, content_encoded: bool, raw: &mut std::fs::
     if compressed_media {
         return Deflate::Store;
     }
-    // Unknown: try a sample.
-    let mut sample = vec![0u8; 64 * 1024];
-    let n = raw.read(&mut sample).unwrap_or(0);
-    let _ = raw.seek(SeekFrom::Start(0));
+    // Unknown: try the sample.
+    let n = sample.len().min(64 * 1024);
     if n < 1024 {
         return Deflate::Compress;
     }

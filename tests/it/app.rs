@@ -75,6 +75,7 @@ async fn unknown_ids_are_404_and_a_row_that_cannot_be_read_is_500_not_503() {
         schedule: None,
         scheduled_for: None,
         change: None,
+        import: None,
     };
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
     let index = custody::index::open(&url).await.unwrap();

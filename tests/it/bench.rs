@@ -180,3 +180,36 @@ async fn bench_audit_against_sha256sum() {
         100.0 * a / s
     );
 }
+
+/// Import of a 512 MiB media WARC against warcio over the same file:
+/// `warcio index` reads every record, `warcio check` also recomputes its
+/// digests; import does both, and copies and stores the file twice (as
+/// received and as the access copy), each copy hashed again once stored.
+#[cfg(feature = "interop")]
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with --ignored bench_import --nocapture"]
+async fn bench_import_against_warcio_index() {
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let work = Workdir::new("");
+    let file = work.path().join("media.warc.gz");
+    crate::import::large_warc(&file, 512 << 20);
+    let mut ours = work.command(&["import", file.to_str().unwrap()]);
+    ours.stderr(std::process::Stdio::null());
+    let ours = timed(ours);
+    for verb in ["index", "check"] {
+        let mut theirs = crate::interop::tool("warcio");
+        theirs
+            .arg(verb)
+            .arg(&file)
+            .stdout(std::process::Stdio::null());
+        let theirs = timed(theirs);
+        println!(
+            "import of a 512 MiB WARC: custody import {:.2} s (peak {:.0} MiB), warcio {verb} {:.2} s (peak {:.0} MiB); custody takes {:.1}x warcio's time",
+            ours.took.as_secs_f64(),
+            mib(ours.peak),
+            theirs.took.as_secs_f64(),
+            mib(theirs.peak),
+            ours.took.as_secs_f64() / theirs.took.as_secs_f64()
+        );
+    }
+}

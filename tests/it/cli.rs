@@ -120,6 +120,21 @@ impl Workdir {
         path
     }
 
+    /// `export ID --format wacz -o NAME` in the working directory, which
+    /// must succeed; returns the package's path.
+    pub fn export_wacz(&self, id: &str, name: &str) -> PathBuf {
+        let path = self.path().join(name);
+        self.ok(&[
+            "export",
+            id,
+            "--format",
+            "wacz",
+            "-o",
+            path.to_str().expect("UTF-8 path"),
+        ]);
+        path
+    }
+
     /// A connection to the working directory's SQLite index, for tests that
     /// look at (or tamper with) its tables.
     pub async fn index_pool(&self) -> sqlx::SqlitePool {

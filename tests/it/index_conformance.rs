@@ -44,6 +44,7 @@ fn ok_capture(started: DateTime<Utc>, body: &str) -> (Capture, Vec<RecordEntry>)
         schedule: None,
         scheduled_for: None,
         change: None,
+        import: None,
     };
     let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
         record_id: format!("<urn:uuid:{}>", uuid_like(&capture.id, offset)),
@@ -96,6 +97,58 @@ pub async fn conformance(index: Arc<dyn Index>) {
     pending_objects(index).await;
     leadership(index).await;
     exactly_once(index).await;
+    imports(index).await;
+}
+
+/// An imported file: the capture keeps its import, the file as received is
+/// a stored object (audited like the rest), its first custody event is
+/// `imported` (by its importer, when it arrived), and its leaf is version 3.
+async fn imports(index: &dyn Index) {
+    let (mut c, records) = ok_capture(at("2016-11-29T10:04:00Z"), "imported from a crawl");
+    let file = Sha256::of(b"the crawl as received");
+    c.import = Some(custody::model::ImportInfo {
+        file: WarcRef {
+            key: custody::store::import_key(&file, "warc.gz"),
+            sha256: file,
+            bytes: 1_417,
+        },
+        name: "crawl.warc.gz".into(),
+        format: "warc.gz".into(),
+        source: Some("the newsroom".into()),
+        imported_by: Some("token:abcd".into()),
+        received_at: at("2024-03-02T10:00:00Z"),
+        content_sha256: Sha256::of(b"records"),
+        software: vec!["Wget/1.21.3".into()],
+        operator: vec![],
+        signer: None,
+        verified: vec!["3 records read".into()],
+        problems: vec![custody::model::ImportProblem {
+            record: Some(records[1].record_id.clone()),
+            at: Some("offset 400".into()),
+            problem: "its block digest does not match".into(),
+        }],
+        revisits: vec![],
+    });
+    index.put_capture(&c, &records, None).await.unwrap();
+    assert_eq!(index.capture(&c.id).await.unwrap().as_ref(), Some(&c));
+    let files = index.warc_files().await.unwrap();
+    let i = c.import.as_ref().unwrap();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.key == i.file.key && f.sha256 == file),
+        "the file as received is a stored object"
+    );
+    let events = index.events("capture", c.id.as_str()).await.unwrap();
+    assert_eq!(events[0].event, "imported");
+    assert_eq!(events[0].actor.as_deref(), Some("token:abcd"));
+    assert_eq!(events[0].at, i.received_at);
+    assert_eq!(events[0], custody::model::first_event(&c));
+    let leaves = index.log_leaves_of("capture", c.id.as_str()).await.unwrap();
+    assert_eq!(
+        custody::tlog::leaf::capture_leaf_version(&leaves[0].data),
+        3
+    );
 }
 
 /// Captures, their records and files, and lookups by URL and time.
@@ -138,6 +191,7 @@ async fn captures(index: &dyn CaptureIndex) -> Fixture {
         schedule: Some("aleppo-reports".into()),
         scheduled_for: Some(at("2016-12-02T00:00:00Z")),
         change: None,
+        import: None,
     };
     index.put_capture(&failed, &[], None).await.unwrap();
     assert_eq!(
@@ -603,7 +657,7 @@ async fn sqlite_index_passes_the_conformance_suite() {
     conformance(custody::index::open(&url).await.unwrap()).await;
     // Reopening migrates nothing twice and keeps the data.
     let again = custody::index::open(&url).await.unwrap();
-    assert_eq!(again.captures(None).await.unwrap().len(), 6);
+    assert_eq!(again.captures(None).await.unwrap().len(), 7);
 }
 
 #[tokio::test]
@@ -1236,7 +1290,7 @@ async fn postgres_index_passes_the_conformance_suite() {
     let schema = PgSchema::new().await;
     conformance(custody::index::open(&schema.url()).await.unwrap()).await;
     let again = custody::index::open(&schema.url()).await.unwrap();
-    assert_eq!(again.captures(None).await.unwrap().len(), 6);
+    assert_eq!(again.captures(None).await.unwrap().len(), 7);
     schema.drop().await;
 }
 

@@ -18,6 +18,7 @@ mod daemon;
 #[cfg(feature = "interop")]
 mod deploy;
 mod fidelity;
+mod import;
 mod index_conformance;
 mod integrity;
 #[cfg(feature = "interop")]

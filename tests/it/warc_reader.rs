@@ -38,7 +38,12 @@ const CASES: &[(&str, &str)] = &[
         "header-without-colon.warc.gz",
         "header line without a colon",
     ),
-    ("sha1-digest.warc.gz", "unsupported digest"),
+    // SHA-1 (what wget, warcio and Heritrix write) is checked too.
+    (
+        "sha1-digest.warc.gz",
+        "block digest mismatch: declared sha1:",
+    ),
+    ("md5-digest.warc.gz", "unsupported digest"),
 ];
 
 fn read_all(path: &std::path::Path) -> Result<usize, String> {
@@ -254,6 +259,14 @@ fn regenerate_broken_fixtures() {
             "sha1-digest.warc.gz",
             gz(&raw_record(
                 &ok_fields.replace(&block_digest, "sha1:FNXWBUS7VMY4GF4WOZKRYFDT4FUWIZD4"),
+                RESPONSE,
+                b"\r\n\r\n",
+            )),
+        ),
+        (
+            "md5-digest.warc.gz",
+            gz(&raw_record(
+                &ok_fields.replace(&block_digest, "md5:0cc175b9c0f1b6a831c399e269772661"),
                 RESPONSE,
                 b"\r\n\r\n",
             )),
