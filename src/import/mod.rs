@@ -203,6 +203,7 @@ pub async fn import(
     archive
         .replicate_at(&stored.key, &received.path, received.sha256, received.bytes)
         .await;
+    crate::failpoint::hit("import_file_stored").await;
     let revisits = resolve_revisits(archive, &mut scanned).await?;
     let info = ImportInfo {
         file: WarcRef {

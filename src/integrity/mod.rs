@@ -99,8 +99,8 @@ pub async fn audit(archive: &Archive) -> Result<Vec<ObjectCheck>, ArchiveError> 
     Ok(checks)
 }
 
-/// WARC objects in the primary store that no capture names and no upload in
-/// progress claims: what an attempt that was fenced out after uploading
+/// WARC objects (and imported files) in the primary store that no capture
+/// names and no upload in progress claims: what an attempt that was fenced out after uploading
 /// (another daemon had taken its run over, see `index::Fence`), or an
 /// upload whose note was dropped, left behind. The store is write-once, so
 /// they are reported, never removed.
@@ -119,7 +119,10 @@ pub async fn unindexed_objects(archive: &Archive) -> Result<Vec<String>, Archive
             .into_iter()
             .map(|p| p.key),
     );
-    let stored = archive.store().list("warc/").await?;
+    let mut stored = archive.store().list("warc/").await?;
+    // Files imported as received: one a crash left before its import was
+    // committed is named by nothing either.
+    stored.extend(archive.store().list("import/").await?);
     Ok(stored.into_iter().filter(|k| !known.contains(k)).collect())
 }
 

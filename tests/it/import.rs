@@ -1099,12 +1099,18 @@ fn a_large_file_imports_in_bounded_memory() {
 
 /// Killed at any point of its commit, an import is finished by the next
 /// start (exactly once: the same file again is then refused as imported),
-/// and the archive verifies.
+/// and the archive verifies. Killed before its access copy was complete,
+/// it left only the file as received, which `audit` names and importing
+/// the file again adopts.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_import_killed_before_its_commit_is_finished_once_by_the_next_start() {
     use std::io::BufRead;
     let (_origin, _, file, url) = exported_article().await;
-    for point in ["import_copy_complete", "import_stored"] {
+    for point in [
+        "import_file_stored",
+        "import_copy_complete",
+        "import_stored",
+    ] {
         let work = Workdir::new("");
         let mut child = work
             .command(&["import", file.to_str().unwrap()])
@@ -1126,6 +1132,19 @@ async fn an_import_killed_before_its_commit_is_finished_once_by_the_next_start()
             0,
             "{point}: nothing indexed yet"
         );
+        if point == "import_file_stored" {
+            let audit = work.run(&["audit"]);
+            let text = String::from_utf8_lossy(&audit.stderr).into_owned();
+            assert!(text.contains("UNINDEXED import/"), "{text}");
+            imported(&work, &file, &[]);
+            let audit = work.run(&["audit"]);
+            let text = String::from_utf8_lossy(&audit.stderr).into_owned();
+            assert!(
+                audit.status.success() && !text.contains("UNINDEXED"),
+                "{text}"
+            );
+            continue;
+        }
         // The next start finishes it (and says so); the file is then known.
         let out = work.run(&["import", file.to_str().unwrap()]);
         let said = String::from_utf8_lossy(&out.stderr).into_owned();
