@@ -1168,3 +1168,42 @@ async fn an_import_killed_before_its_commit_is_finished_once_by_the_next_start()
         );
     }
 }
+
+/// A record whose digest never matched is imported with that problem, and
+/// its export verifies offline saying so: the logged import accounts for
+/// it (its bytes are still held to the digests in the leaf).
+#[test]
+fn a_record_damaged_before_it_arrived_is_accounted_for_by_the_logged_import() {
+    let work = Workdir::new("");
+    let good = response(
+        "00000000-0000-4000-8000-0000000000c1",
+        "http://news.example/report",
+        "2016-11-29T10:04:00Z",
+        b"nearly 25 civilians were killed in Bab Alnairab",
+    );
+    let mut damaged = response(
+        "00000000-0000-4000-8000-0000000000c2",
+        "http://news.example/photo",
+        "2016-11-29T10:04:01Z",
+        b"a photo's bytes",
+    );
+    let at = find(&damaged, b"photo's").unwrap();
+    damaged[at] = b'P';
+    let file = work.path().join("damaged.warc");
+    std::fs::write(&file, [good, damaged].concat()).unwrap();
+    let c = imported(&work, &file, &[]);
+    let problems = &info(&c).problems;
+    assert_eq!(problems.len(), 2, "block and payload: {problems:?}");
+    assert!(problems
+        .iter()
+        .all(|p| p.record.as_deref() == Some("<urn:uuid:00000000-0000-4000-8000-0000000000c2>")));
+    let v = work.run(&["verify", c.id.as_str()]);
+    let said = String::from_utf8_lossy(&v.stderr).into_owned();
+    assert!(v.status.success() && said.contains("as imported"), "{said}");
+    work.ok(&["log", "checkpoint"]);
+    let pkg = work.export_wacz(c.id.as_str(), "damaged.wacz");
+    let offline = work.run(&["verify", pkg.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&offline.stderr).into_owned();
+    assert!(offline.status.success(), "{said}");
+    assert!(said.contains("as imported: record"), "{said}");
+}
