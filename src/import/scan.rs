@@ -621,7 +621,13 @@ impl Scan {
             let is_warc = warcs.iter().any(|w| w.name == e.name);
             let mut sha = sha2::Sha256::new();
             let mut kept = Vec::new();
-            let keep = !is_warc && e.size <= MAX_SMALL_MEMBER;
+            // Only the members read whole are kept (however many others a
+            // package has, and however large).
+            let keep = e.size <= MAX_SMALL_MEMBER
+                && matches!(
+                    e.name.as_str(),
+                    "datapackage.json" | "datapackage-digest.json" | "pages/pages.jsonl"
+                );
             let read = (|| -> Result<(), String> {
                 let reader = unzip::open(file, e).map_err(|e| e.to_string())?;
                 let mut tee = TeeRead {

@@ -1095,6 +1095,39 @@ fn a_large_file_imports_in_bounded_memory() {
         got.to_str().unwrap(),
     ]);
     assert_eq!(std::fs::metadata(&got).unwrap().len(), 256 << 20);
+
+    // Nor do a package's members other than its WARCs and listing, however
+    // many and however large: they are hashed as they pass, not kept.
+    let filler = vec![7u8; 8 << 20];
+    let mut members: Vec<(String, Vec<u8>, bool, Option<u32>)> = (0..24)
+        .map(|i| (format!("extra/{i}.bin"), filler.clone(), false, None))
+        .collect();
+    members.push((
+        "archive/data.warc".into(),
+        record(
+            "resource",
+            "00000000-0000-4000-8000-0000000000e2",
+            "http://a.example/",
+            b"x",
+        ),
+        false,
+        None,
+    ));
+    let members: Vec<(&str, Vec<u8>, bool, Option<u32>)> = members
+        .iter()
+        .map(|(n, b, d, s)| (n.as_str(), b.clone(), *d, *s))
+        .collect();
+    let pkg = work.path().join("padded.wacz");
+    std::fs::write(&pkg, zip(&members)).unwrap();
+    drop(members);
+    let cmd = work.command(&["import", pkg.to_str().unwrap(), "--json"]);
+    let (status, peak, _) = crate::capture::run_measuring_peak_rss(cmd);
+    assert!(status.success());
+    assert!(
+        peak < 64 << 20,
+        "peak RSS {} MiB for a 192 MiB package",
+        peak >> 20
+    );
 }
 
 /// Killed at any point of its commit, an import is finished by the next
