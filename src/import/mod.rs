@@ -285,7 +285,11 @@ async fn resolve_revisits(
                 found = s
                     .by_target
                     .get(t)
-                    .and_then(|os| os.iter().find(|o| names_payload(d, o)))
+                    .and_then(|os| {
+                        os.iter().find(|o| {
+                            crate::warc::reader::names_payload(d, o.payload_sha256, o.sha1)
+                        })
+                    })
                     .map(|o| (o.record.clone(), o.payload_sha256));
             }
         }
@@ -337,23 +341,6 @@ async fn resolve_revisits(
         }
     }
     Ok(out)
-}
-
-/// Whether a revisit's declared payload digest names this original's
-/// payload (SHA-256, or SHA-1 in either reading).
-fn names_payload(declared: &str, o: &scan::Original) -> bool {
-    if let Ok(d) = declared.parse::<Sha256>() {
-        return d == o.payload_sha256;
-    }
-    let Some(sha1) = o.sha1 else { return false };
-    let lower = declared.trim().to_ascii_lowercase();
-    let Some(digits) = lower.strip_prefix("sha1:") else {
-        return false;
-    };
-    [sha1.payload, sha1.framed].iter().any(|d| {
-        digits == hex::encode(d)
-            || digits == crate::warc::reader::base32_encode(d).to_ascii_lowercase()
-    })
 }
 
 /// The capture an import is: its times are the records' (when the other

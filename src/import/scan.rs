@@ -51,6 +51,15 @@ impl Kind {
         }
     }
 
+    /// The kind an import's `format` names (`warc.gz` for anything else).
+    pub fn from_ext(ext: &str) -> Kind {
+        match ext {
+            "warc" => Kind::Warc,
+            "wacz" => Kind::Wacz,
+            _ => Kind::WarcGz,
+        }
+    }
+
     /// What a file is, from its first bytes; `Err` says, in one line, why
     /// it is not something custody imports.
     pub fn sniff(first: &[u8]) -> Result<Kind, String> {
@@ -499,11 +508,8 @@ impl Scan {
                     if !reading.is_empty() {
                         self.counts.framed += 1;
                     }
-                    let declared = r
-                        .head
-                        .get(if which == "block" { "WARC-Block-Digest" } else { "WARC-Payload-Digest" })
-                        .unwrap_or("");
-                    if declared.to_ascii_lowercase().starts_with("sha1") {
+                    let field = if which == "block" { "WARC-Block-Digest" } else { "WARC-Payload-Digest" };
+                    if crate::warc::reader::declares_sha1(&r.head, field) {
                         self.counts.sha1 += 1;
                     }
                 }
@@ -880,24 +886,20 @@ fn deflate_of(head: &crate::warc::RecordHead, block_start: &[u8]) -> Deflate {
         let mime = head.get("Content-Type").map(|t| t.to_ascii_lowercase());
         return records::deflate_for(mime.as_deref(), false, block_start);
     }
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut response = httparse::Response::new(&mut headers);
-    match response.parse(block_start) {
-        Ok(httparse::Status::Complete(end)) => {
-            let value = |name: &str| {
-                response
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case(name))
-                    .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
-            };
-            let mime =
-                value("content-type").map(|m| m.split(';').next().unwrap_or("").trim().to_string());
-            let encoded = value("content-encoding")
-                .is_some_and(|e| !e.trim().is_empty() && e.trim() != "identity");
-            records::deflate_for(mime.as_deref(), encoded, &block_start[end..])
-        }
-        _ => Deflate::Compress,
+    // The start of an HTTP response, read by the scanner capture and
+    // verification use.
+    let mut scanner = crate::warc::ResponseScanner::new(block_start.len(), 1000, false);
+    if scanner.feed(block_start, &mut |_| {}).is_err() {
+        return Deflate::Compress;
+    }
+    let scan = scanner.finish();
+    match &scan.head {
+        Some(h) => records::deflate_for(
+            h.mime().as_deref(),
+            h.content_encoding().is_some(),
+            &block_start[(scan.head_len as usize).min(block_start.len())..],
+        ),
+        None => Deflate::Compress,
     }
 }
 

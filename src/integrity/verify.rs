@@ -265,11 +265,7 @@ async fn check_import(
     };
     let copy =
         super::download_to_spool(archive, archive.store(), &warc.key, "verify-access-").await?;
-    let kind = match import.format.as_str() {
-        "warc" => crate::import::scan::Kind::Warc,
-        "wacz" => crate::import::scan::Kind::Wacz,
-        _ => crate::import::scan::Kind::WarcGz,
-    };
+    let kind = crate::import::scan::Kind::from_ext(&import.format);
     let (copy_path, original_path) = (
         copy.path.to_path_buf(),
         original.as_ref().map(|d| d.path.to_path_buf()),

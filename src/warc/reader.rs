@@ -327,7 +327,7 @@ fn base32_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Base32 (RFC 4648, no padding), as SHA-1 digests are written.
-pub fn base32_encode(bytes: &[u8]) -> String {
+fn base32_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut out = String::new();
     let (mut acc, mut bits) = (0u64, 0u32);
@@ -377,6 +377,17 @@ fn check_declared(declared: &str, readings: &[Reading]) -> DigestCheck {
             },
         },
     }
+}
+
+/// Whether `declared` (SHA-256 or SHA-1, hex or base32) names a payload
+/// whose SHA-256 is `sha256` and whose SHA-1, in either reading, is one
+/// of `sha1` (what resolves an imported revisit to its original).
+pub fn names_payload(declared: &str, sha256: Sha256, sha1: Option<super::http::Sha1Pair>) -> bool {
+    let readings = [
+        (Some(sha256), sha1.map(|s| s.payload), ""),
+        (None, sha1.map(|s| s.framed), ""),
+    ];
+    matches!(check_declared(declared, &readings), DigestCheck::Matches(_))
 }
 
 /// Whether a digest field of `head` is SHA-1 (so the bytes need a SHA-1
