@@ -631,6 +631,50 @@ with open(out, 'wb') as f:
         assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     }
 
+    /// Used as a capture is: the page replays and is in CDX, a passage of
+    /// it takes a claim link that verifies, and a flipped byte in the
+    /// stored file is caught by `audit`.
+    fn assert_used_like_a_capture(work: &Workdir, c: &Capture, url: &str, quote: &str) {
+        {
+            let server = web::serve(work, &["--public-read"]);
+            let ts = custody::model::timestamp14(&c.started_at);
+            let page = web::get(server.addr, &format!("/replay/{ts}mp_/{url}"), None);
+            assert_eq!(page.status, 200, "{}", page.text());
+            assert!(page.text().contains(quote), "{}", page.text());
+            let cdx = web::get(server.addr, &format!("/cdx?url={url}&output=json"), None);
+            assert!(cdx.text().contains(&ts), "{}", cdx.text());
+        }
+        let claim: serde_json::Value = serde_json::from_slice(&work.ok(&[
+            "claim",
+            "add",
+            "A claim on an imported page",
+            "--json",
+        ]))
+        .unwrap();
+        let claim = claim["id"].as_str().unwrap();
+        work.ok(&["claim", "link", claim, c.id.as_str(), "--quote", quote]);
+        let shown = String::from_utf8(work.ok(&["claim", "show", claim])).unwrap();
+        assert!(shown.contains("supports verified"), "{shown}");
+        let i = info(c);
+        let stored = work.path().join("custody-data/objects").join(&i.file.key);
+        let mut bytes = std::fs::read(&stored).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x20;
+        let mut perms = std::fs::metadata(&stored).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&stored, perms).unwrap();
+        std::fs::write(&stored, bytes).unwrap();
+        let audit = work.run(&["audit"]);
+        let text = String::from_utf8_lossy(&audit.stderr).into_owned();
+        assert!(!audit.status.success(), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("CORRUPT") && l.contains(&i.file.key)),
+            "{text}"
+        );
+    }
+
     /// Exported as a WACZ, the import passes `wacz validate` and
     /// `custody verify`.
     fn assert_exports(work: &Workdir, c: &Capture) {
@@ -716,6 +760,12 @@ with open(out, 'wb') as f:
         )
         .unwrap();
         assert_exports(&work, &last);
+        assert_used_like_a_capture(
+            &work,
+            &last,
+            "http://aleppo.example/report",
+            "nearly 25 civilians were killed, three",
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -750,6 +800,7 @@ with open(out, 'wb') as f:
         let shown = String::from_utf8(work.ok(&["claim", "show", &claim])).unwrap();
         assert!(shown.contains("supports verified"), "{shown}");
         assert_exports(&work, &c);
+        assert_used_like_a_capture(&work, &c, &url, QUOTE);
     }
 
     #[test]
@@ -790,6 +841,12 @@ with open(out, 'wb') as f:
         );
         assert_verifies(&work, &c);
         assert_exports(&work, &c);
+        assert_used_like_a_capture(
+            &work,
+            &c,
+            "http://aleppo.example/report",
+            "nearly 25 civilians were killed, packaged",
+        );
     }
 }
 
