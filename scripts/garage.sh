@@ -59,15 +59,22 @@ if ! g status >/dev/null 2>&1; then
     g status >/dev/null 2>&1 || { say "garage did not start; see $DIR/server.log"; exit 1; }
 fi
 
-if g layout show 2>/dev/null | grep -q "No nodes currently have a role"; then
+# Just after start the layout may not be readable yet: read it until it is
+# (a failed read once skipped the assignment, and every write then failed).
+LAYOUT=""
+for _ in $(seq 1 100); do
+    LAYOUT=$(g layout show 2>/dev/null) && break
+    sleep 0.2
+done
+if grep -q "No nodes currently have a role" <<<"$LAYOUT"; then
     NODE=$(g node id -q 2>/dev/null | cut -d@ -f1)
     g layout assign -z dc1 -c 1G "$NODE" >&2
     g layout apply --version 1 >&2
 fi
 # A layout applied a moment ago may not be ready yet ("Layout not ready"):
-# retry the first writes for a few seconds before giving up.
+# retry the first writes for up to 30 seconds before giving up.
 retry() {
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 150); do
         "$@" >&2 2>/dev/null && return 0
         sleep 0.2
     done

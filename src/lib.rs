@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod archive;
+pub mod browser;
 pub mod capture;
 pub mod cdxj;
 pub mod charset;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde::Serialize;
 use sha2::Digest;
@@ -170,6 +170,37 @@ pub struct Exchange {
     pub error: Option<FetchError>,
 }
 
+/// A request a browser made, forwarded by the recording proxy
+/// (`crate::browser::proxy`): its method, header fields (in order, as sent)
+/// and body. Hop-by-hop fields are not forwarded; `Host` is set from the URL.
+#[derive(Clone, Debug, Default)]
+pub struct Forward {
+    pub method: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+}
+
+/// Header fields that belong to one connection (RFC 9110, section 7.6.1),
+/// never forwarded.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// What an exchange sends: custody's own GET, or a browser's request.
+#[derive(Clone, Copy)]
+enum Ask<'a> {
+    Get { referer: Option<&'a Url> },
+    Forward(&'a Forward),
+}
+
 /// Fetches single exchanges with shared TLS settings and limits.
 pub struct Fetcher {
     tls: Arc<rustls::ClientConfig>,
@@ -204,6 +235,16 @@ impl Fetcher {
     /// Fetches `url` with GET. Never panics on hostile input; every failure
     /// is described in the returned exchange.
     pub async fn fetch(&self, url: &Url, referer: Option<&Url>, budget: &Budget) -> Exchange {
+        self.fetch_as(url, Ask::Get { referer }, budget).await
+    }
+
+    /// Sends a browser's request to `url`, under the same network policy,
+    /// limits and recording as [`Fetcher::fetch`].
+    pub async fn forward(&self, url: &Url, request: &Forward, budget: &Budget) -> Exchange {
+        self.fetch_as(url, Ask::Forward(request), budget).await
+    }
+
+    async fn fetch_as(&self, url: &Url, ask: Ask<'_>, budget: &Budget) -> Exchange {
         let started = Instant::now();
         let mut ex = Exchange {
             url: url.clone(),
@@ -225,7 +266,7 @@ impl Fetcher {
         let outer = deadline + Duration::from_secs(5);
         let outcome = tokio::time::timeout_at(
             outer,
-            self.exchange(&mut ex, referer, budget, started, deadline),
+            self.exchange(&mut ex, ask, budget, started, deadline),
         )
         .await;
         if outcome.is_err() {
@@ -241,7 +282,7 @@ impl Fetcher {
     async fn exchange(
         &self,
         ex: &mut Exchange,
-        referer: Option<&Url>,
+        ask: Ask<'_>,
         budget: &Budget,
         started: Instant,
         deadline: tokio::time::Instant,
@@ -322,7 +363,7 @@ impl Fetcher {
                 },
                 &tape,
                 &host,
-                referer,
+                ask,
                 budget,
                 started,
                 deadline,
@@ -337,7 +378,7 @@ impl Fetcher {
                 },
                 &tape,
                 &host,
-                referer,
+                ask,
                 budget,
                 started,
                 deadline,
@@ -439,7 +480,7 @@ impl Fetcher {
         io: Recorder<S>,
         tape: &Arc<Mutex<Tape>>,
         host: &str,
-        referer: Option<&Url>,
+        ask: Ask<'_>,
         budget: &Budget,
         started: Instant,
         deadline: tokio::time::Instant,
@@ -453,7 +494,7 @@ impl Fetcher {
             .max_headers(self.limits.max_headers)
             .max_buf_size(self.limits.max_header_bytes.max(8192) + 64 * 1024);
         let (mut sender, conn) = match builder
-            .handshake::<_, Empty<Bytes>>(hyper_util::rt::TokioIo::new(io))
+            .handshake::<_, Full<Bytes>>(hyper_util::rt::TokioIo::new(io))
             .await
         {
             Ok(pair) => pair,
@@ -466,7 +507,11 @@ impl Fetcher {
             let _ = conn.await;
         }));
 
-        let req = match self.request_for(&ex.url, host, referer) {
+        let req = match ask {
+            Ask::Get { referer } => self.request_for(&ex.url, host, referer),
+            Ask::Forward(f) => forwarded(&ex.url, host, f),
+        };
+        let req = match req {
             Ok(r) => r,
             Err(e) => {
                 ex.error = Some(e);
@@ -474,10 +519,12 @@ impl Fetcher {
             }
         };
 
+        let head_only = matches!(ask, Ask::Forward(f) if f.method.eq_ignore_ascii_case("HEAD"));
         let mut spool = match Spool::create(
             &self.spool_dir,
             self.limits.max_header_bytes,
             self.limits.max_headers,
+            head_only,
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -618,19 +665,11 @@ impl Fetcher {
         url: &Url,
         host: &str,
         referer: Option<&Url>,
-    ) -> Result<hyper::Request<Empty<Bytes>>, FetchError> {
-        let host_header = match url.port() {
-            Some(p) => format!("{}:{p}", host_for_header(host)),
-            None => host_for_header(host),
-        };
-        let path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
+    ) -> Result<hyper::Request<Full<Bytes>>, FetchError> {
         let mut req = hyper::Request::builder()
             .method("GET")
-            .uri(path)
-            .header("Host", host_header)
+            .uri(origin_form(url))
+            .header("Host", host_header(url, host))
             .header("User-Agent", &self.user_agent)
             .header(
                 "Accept",
@@ -641,9 +680,49 @@ impl Fetcher {
         if let Some(r) = referer {
             req = req.header("Referer", r.as_str());
         }
-        req.body(Empty::<Bytes>::new())
+        req.body(Full::new(Bytes::new()))
             .map_err(|e| FetchError::Url(e.to_string()))
     }
+}
+
+/// The request target in origin form: path and query.
+fn origin_form(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+/// The `Host` field value for `url`.
+fn host_header(url: &Url, host: &str) -> String {
+    match url.port() {
+        Some(p) => format!("{}:{p}", host_for_header(host)),
+        None => host_for_header(host),
+    }
+}
+
+/// A browser's request as it goes to the origin: its method, fields and
+/// body, without hop-by-hop fields, in origin form.
+fn forwarded(
+    url: &Url,
+    host: &str,
+    f: &Forward,
+) -> Result<hyper::Request<Full<Bytes>>, FetchError> {
+    let method = hyper::Method::from_bytes(f.method.as_bytes())
+        .map_err(|e| FetchError::Url(format!("method {:?}: {e}", f.method)))?;
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(origin_form(url))
+        .header("Host", host_header(url, host));
+    for (name, value) in &f.headers {
+        let lower = name.to_ascii_lowercase();
+        if lower == "host" || HOP_BY_HOP.contains(&lower.as_str()) {
+            continue;
+        }
+        req = req.header(name.as_str(), value.as_slice());
+    }
+    req.body(Full::new(f.body.clone()))
+        .map_err(|e| FetchError::Url(e.to_string()))
 }
 
 /// The minimum-throughput rule: after each full window, the bytes received
@@ -724,10 +803,12 @@ struct Spool {
 }
 
 impl Spool {
+    /// `head_only`: the response answers a HEAD request (no body).
     fn create(
         dir: &std::path::Path,
         max_head: usize,
         max_headers: usize,
+        head_only: bool,
     ) -> std::io::Result<Spool> {
         let (file, path) = tempfile::Builder::new()
             .prefix("exchange-")
@@ -738,7 +819,7 @@ impl Spool {
             path,
             hasher: sha2::Sha256::new(),
             raw_len: 0,
-            scanner: ResponseScanner::new(max_head, max_headers, false),
+            scanner: ResponseScanner::new(max_head, max_headers, head_only),
             payload_len: 0,
             parse_error: None,
         })

@@ -22,7 +22,7 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::mpsc;
 use url::Url;
 
-pub use fetch::{Exchange, FetchError, FetchLimits, Fetcher, TlsInfo, Truncation};
+pub use fetch::{Exchange, FetchError, FetchLimits, Fetcher, Forward, TlsInfo, Truncation};
 
 /// Capture settings, validated by `config`.
 #[derive(Clone, Debug)]
@@ -206,6 +206,12 @@ impl Crawler {
 
     pub fn settings(&self) -> &CaptureSettings {
         &self.settings
+    }
+
+    /// The fetcher every exchange of this crawler goes through (also the
+    /// recording proxy's).
+    pub fn fetcher(&self) -> &Arc<Fetcher> {
+        &self.fetcher
     }
 
     /// Captures `seed` and its requisites, sending each exchange to `tx`.

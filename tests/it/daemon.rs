@@ -49,6 +49,31 @@ impl Setup {
         std::fs::rename(&tmp, self.schedules().join(file)).unwrap();
     }
 
+    /// Everything every daemon of this setup logged, for failure messages.
+    fn daemon_logs(&self) -> String {
+        let mut logs: Vec<_> = std::fs::read_dir(self.work.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("daemon-")
+            })
+            .collect();
+        logs.sort();
+        logs.iter()
+            .map(|p| {
+                format!(
+                    "== {}\n{}",
+                    p.display(),
+                    std::fs::read_to_string(p).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
     fn start(&self) -> Daemon {
         self.start_with(&[])
     }
@@ -248,7 +273,8 @@ async fn store_matches_index(setup: &Setup, index: &dyn Index) {
         }
         assert!(
             known.contains(&key),
-            "object {key} is in the store but not in the index"
+            "object {key} is in the store but not in the index (which names {known:?}); the daemons logged:\n{}",
+            setup.daemon_logs()
         );
     }
 }

@@ -24,6 +24,7 @@ mod integrity;
 #[cfg(feature = "interop")]
 mod interop;
 mod provenance;
+mod proxy;
 mod readme;
 mod site;
 mod store_conformance;
