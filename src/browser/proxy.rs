@@ -214,7 +214,10 @@ async fn read_head<S: AsyncRead + Unpin>(
     let mut buf = Vec::new();
     loop {
         let before = buf.len();
-        let read = tokio::time::timeout(limits.idle, io.read_until(b'\n', &mut buf)).await;
+        // One line can be no longer than what is left of the limit.
+        let room = (limits.max_request_head + 1).saturating_sub(buf.len()) as u64;
+        let mut line = (&mut *io).take(room);
+        let read = tokio::time::timeout(limits.idle, line.read_until(b'\n', &mut buf)).await;
         match read {
             Err(_) if buf.is_empty() => return Ok(None),
             Err(_) => return Err("the request head was not finished in time".into()),
@@ -541,6 +544,29 @@ mod tests {
             target: target.into(),
             headers: Vec::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_head_without_end_is_refused_at_its_limit() {
+        let limits = ProxyLimits {
+            max_request_head: 1024,
+            ..ProxyLimits::default()
+        };
+        let endless = vec![b'a'; 1 << 20];
+        let mut io = BufReader::new(&endless[..]);
+        let err = read_head(&mut io, &limits).await.err().unwrap();
+        assert!(err.contains("too large"), "{err}");
+        let many_lines = b"GET http://a.test/ HTTP/1.1\r\n".repeat(100);
+        let mut io = BufReader::new(&many_lines[..]);
+        assert!(read_head(&mut io, &limits).await.is_err());
+        let good = b"\r\nGET http://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n";
+        let mut io = BufReader::new(&good[..]);
+        let head = read_head(&mut io, &limits).await.unwrap().unwrap();
+        assert_eq!(
+            (head.method.as_str(), head.target.as_str()),
+            ("GET", "http://a.test/")
+        );
+        assert_eq!(head.header("HOST").as_deref(), Some("a.test"));
     }
 
     #[test]
