@@ -46,6 +46,19 @@ fn info(c: &Capture) -> &ImportInfo {
     c.import.as_ref().expect("an import")
 }
 
+/// Flips a byte in the middle of a stored (write-protected) object, as a
+/// disk fault or a forger would.
+fn flip_middle_byte(stored: &Path) {
+    let mut bytes = std::fs::read(stored).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    let mut perms = std::fs::metadata(stored).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(stored, perms).unwrap();
+    std::fs::write(stored, bytes).unwrap();
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -203,13 +216,7 @@ async fn an_import_is_kept_as_received_and_replays_links_exports_audits_and_rein
     );
 
     // A flipped byte in the stored file is caught by audit.
-    let mut damaged = bytes.clone();
-    damaged[bytes.len() / 2] ^= 0x20;
-    let mut perms = std::fs::metadata(&stored).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&stored, perms).unwrap();
-    std::fs::write(&stored, damaged).unwrap();
+    flip_middle_byte(&stored);
     let audit = work.run(&["audit"]);
     let text = String::from_utf8_lossy(&audit.stdout).into_owned()
         + &String::from_utf8_lossy(&audit.stderr);
@@ -657,14 +664,7 @@ with open(out, 'wb') as f:
         assert!(shown.contains("supports verified"), "{shown}");
         let i = info(c);
         let stored = work.path().join("custody-data/objects").join(&i.file.key);
-        let mut bytes = std::fs::read(&stored).unwrap();
-        let at = bytes.len() / 2;
-        bytes[at] ^= 0x20;
-        let mut perms = std::fs::metadata(&stored).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        perms.set_readonly(false);
-        std::fs::set_permissions(&stored, perms).unwrap();
-        std::fs::write(&stored, bytes).unwrap();
+        flip_middle_byte(&stored);
         let audit = work.run(&["audit"]);
         let text = String::from_utf8_lossy(&audit.stderr).into_owned();
         assert!(!audit.status.success(), "{text}");
