@@ -29,7 +29,9 @@ cd "$(dirname "$0")/.."
 
 CACHE="${CUSTODY_TEST_CACHE:-$HOME/.cache/custody-test}"
 VENV="$CACHE/venv"
-PY_TOOLS="warcio==1.8.1 pywb==2.10.0 PyLD==3.3.0 wacz==0.6.0 cryptography==47.0.0 websocket-client==1.8.0"
+# yt-dlp: the media step's tool (custody runs it through its recording
+# proxy); the media tests and benchmark run it from here.
+PY_TOOLS="warcio==1.8.1 pywb==2.10.0 PyLD==3.3.0 wacz==0.6.0 cryptography==47.0.0 websocket-client==1.8.0 yt-dlp==2026.10.26"
 
 say() { printf '[test.sh] %s\n' "$*" >&2; }
 

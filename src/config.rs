@@ -108,6 +108,11 @@ pub struct RawCapture {
     max_stream_bytes: Option<u64>,
     dedup: Option<bool>,
     extra_root_certificates: Option<Vec<PathBuf>>,
+    media: Option<bool>,
+    media_format: Option<String>,
+    max_media_bytes: Option<u64>,
+    media_timeout_secs: Option<f64>,
+    ytdlp_path: Option<PathBuf>,
 }
 
 /// `[timestamps]` settings.
@@ -246,6 +251,8 @@ pub struct Overrides {
     pub allow_private: bool,
     /// `--no-dedup`: `capture.dedup = false`.
     pub no_dedup: bool,
+    /// `--media`: `capture.media = true`.
+    pub media: bool,
     /// `--listen`: `daemon.listen`.
     pub listen: Option<std::net::SocketAddr>,
     /// `--public-read`: `daemon.public_read = true`.
@@ -326,6 +333,7 @@ impl Config {
         if overrides.no_dedup {
             capture.dedup = false;
         }
+        capture.media.enabled |= overrides.media;
         let mut daemon = daemon_settings(raw.daemon)?;
         daemon.public_read |= overrides.public_read;
         if let Some(addr) = overrides.listen {
@@ -501,6 +509,26 @@ pub fn apply_capture(
         extra_root_certificates: raw
             .extra_root_certificates
             .unwrap_or_else(|| d.extra_root_certificates.clone()),
+        media: crate::capture::MediaSettings {
+            enabled: raw.media.unwrap_or(d.media.enabled),
+            format: match raw.media_format {
+                Some(f) if f.trim().is_empty() || f.starts_with('-') => {
+                    return Err(ConfigError::Invalid(format!(
+                        "capture.media_format {f:?} is not a yt-dlp format; use e.g. \"b/bv*+ba\""
+                    )))
+                }
+                Some(f) => f,
+                None => d.media.format.clone(),
+            },
+            max_bytes: positive(t, "max_media_bytes", raw.max_media_bytes, d.media.max_bytes)?,
+            timeout: secs(
+                t,
+                "media_timeout_secs",
+                raw.media_timeout_secs,
+                d.media.timeout,
+            )?,
+            ytdlp_path: raw.ytdlp_path.or_else(|| d.media.ytdlp_path.clone()),
+        },
     })
 }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod import;
 pub mod index;
 pub mod integrity;
+pub mod media;
 pub mod model;
 pub mod pipeline;
 pub mod provenance;

@@ -210,6 +210,61 @@ pub struct Capture {
     /// checking it found.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub import: Option<ImportInfo>,
+    /// Set when the capture ran the media step (`--media`): what yt-dlp
+    /// produced from the page, or why it produced nothing.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub media: Option<MediaInfo>,
+}
+
+/// The media step of a capture: yt-dlp run on the page through custody's
+/// recording proxy (every request it made is one of the capture's
+/// exchanges), and the files it produced, each a `resource` record of the
+/// capture's WARC. A step that produced nothing says why; the page's
+/// capture stands either way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    /// `yt-dlp`.
+    pub tool: String,
+    /// What `yt-dlp --version` printed; absent when it could not be run.
+    pub version: Option<String>,
+    /// `ok` (files produced), `none` (no media found), `failed` (an error,
+    /// a limit or the time budget ended it) or `unavailable` (no yt-dlp).
+    pub status: String,
+    /// Why the step produced nothing or less than it was asked for (one
+    /// line).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub problem: Option<String>,
+    /// The format asked for (`capture.media_format`).
+    pub format: String,
+    pub files: Vec<MediaFile>,
+}
+
+/// One file yt-dlp produced, as stored in the capture's WARC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaFile {
+    /// The `resource` record holding the file's bytes.
+    pub record_id: String,
+    /// Its `WARC-Target-URI`: `urn:media:<format>:<page URL>`.
+    pub target_uri: String,
+    pub mime: String,
+    pub bytes: u64,
+    pub sha256: Sha256,
+    /// yt-dlp's format id (`hls-1`, `dash-v1`, `137+140`).
+    pub format_id: String,
+    /// The `metadata` record holding yt-dlp's info JSON for the file.
+    pub info_record_id: Option<String>,
+    /// From the info JSON.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uploader: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub upload_date: Option<String>,
+    /// Milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub extractor: Option<String>,
 }
 
 /// An imported file: the file as received (stored under its own digest,

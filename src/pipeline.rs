@@ -182,7 +182,14 @@ impl Capturer {
         // process leaves a locked spool alone.
         let (spool, _spool_lock) =
             open_spool(id, seed, crawler.settings(), started_at, spool_path)?;
-        let (outcome, spool) = self.crawl(crawler, request, spool, progress).await?;
+        let (outcome, media, spool) = self.crawl(crawler, request, spool, progress).await?;
+        let (spool, media) = match media {
+            Some(out) => {
+                let (spool, info) = write_media(spool, out, seed).await?;
+                (spool, Some(info))
+            }
+            None => (spool, None),
+        };
         let Spool {
             writer,
             mut written,
@@ -208,6 +215,7 @@ impl Capturer {
                 scheduled_for,
                 change: None,
                 import: None,
+                media: None,
             };
             self.archive
                 .index()
@@ -233,6 +241,7 @@ impl Capturer {
             schedule: request.schedule.as_ref(),
             change: change.as_ref(),
             written: &written,
+            media: media.as_ref(),
         };
         let manifest_bytes = manifest.to_json()?;
         let (summary, metadata_entry) = close_spool(
@@ -260,6 +269,7 @@ impl Capturer {
             scheduled_for,
             change,
             import: None,
+            media: media.map(|m| m.info),
         };
         let capture = self
             .store_and_index(capture, &written.entries, &summary, spool_path, request)
@@ -281,9 +291,22 @@ impl Capturer {
         request: &CaptureRequest,
         spool: Spool,
         progress: &dyn Progress,
-    ) -> Result<(CrawlOutcome, Spool), ArchiveError> {
+    ) -> Result<(CrawlOutcome, Option<crate::media::MediaOutput>, Spool), ArchiveError> {
         let (tx, mut rx) = mpsc::channel::<Exchange>(2);
-        let crawl = crawler.run(request.seed.clone(), tx);
+        let scratch = self.archive.scratch_dir();
+        // The page first; then, when asked, yt-dlp on it through the
+        // recording proxy, whose exchanges arrive on the same channel.
+        let crawl = async move {
+            let outcome = crawler.run(request.seed.clone(), tx.clone()).await;
+            let settings = crawler.settings();
+            let media = if settings.media.enabled && outcome.seed_error.is_none() {
+                let fetcher = crawler.fetcher();
+                Some(crate::media::run(settings, fetcher, &request.seed, tx, scratch).await)
+            } else {
+                None
+            };
+            (outcome, media)
+        };
         let dedup = crawler.settings().dedup;
         let consume = async {
             let mut spool = spool;
@@ -322,14 +345,14 @@ impl Capturer {
             Ok::<_, ArchiveError>(spool)
         };
         let both = async { tokio::join!(crawl, consume) };
-        let (outcome, consumed) = match request.cancel.clone() {
+        let ((outcome, media), consumed) = match request.cancel.clone() {
             None => both.await,
             Some(mut cancel) => tokio::select! {
                 done = both => done,
                 _ = cancel.wait_for(|c| *c) => return Err(ArchiveError::Interrupted),
             },
         };
-        Ok((outcome, consumed?))
+        Ok((outcome, media, consumed?))
     }
 
     /// Stores the finished spool (noted as pending first, so that a death
@@ -507,6 +530,88 @@ async fn close_spool(
     .map_err(|e| ArchiveError::Internal(e.to_string()))?
 }
 
+/// The media step as written: its outcome with each file's records, and
+/// what the proxy refused to fetch for yt-dlp.
+struct MediaWritten {
+    info: crate::model::MediaInfo,
+    refused: Vec<crate::browser::proxy::Refused>,
+}
+
+/// Writes what the media step produced into the spool: each file a
+/// `resource` record (streamed from yt-dlp's directory, hashed again), then
+/// yt-dlp's info JSON for it in a `metadata` record referring to it.
+async fn write_media(
+    spool: Spool,
+    out: crate::media::MediaOutput,
+    page: &Url,
+) -> Result<(Spool, MediaWritten), ArchiveError> {
+    let page = page.clone();
+    tokio::task::spawn_blocking(move || -> Result<_, ArchiveError> {
+        let mut spool = spool;
+        let mut info = out.info.clone();
+        let version = info.version.clone().unwrap_or_default();
+        for p in &out.produced {
+            let target = crate::media::target_uri(&p.format_id, &page);
+            let date = Utc::now();
+            let mut file = std::fs::File::open(&p.path).map_err(io_at(&p.path))?;
+            let fields = [
+                ("Custody-Media-Tool", format!("yt-dlp {version}")),
+                ("Custody-Media-Format", p.format_id.clone()),
+                ("Custody-Media-Page", page.to_string()),
+            ];
+            let entry = records::write_produced_file(
+                &mut spool.writer,
+                records::ProducedFile {
+                    target: &target,
+                    warcinfo_id: &spool.warcinfo_id,
+                    date: &date,
+                    mime: &p.mime,
+                    file: &mut file,
+                    len: p.bytes,
+                    sha256: p.sha256,
+                    fields: &fields,
+                },
+            )?;
+            let record_id = entry.record_id.clone();
+            spool.written.entries.push(entry);
+            let info_record_id = match &p.info_json {
+                Some(body) => {
+                    let e = records::write_describing_metadata(
+                        &mut spool.writer,
+                        &format!("urn:media-info:{}:{page}", p.format_id),
+                        &spool.warcinfo_id,
+                        &date,
+                        &record_id,
+                        body,
+                    )?;
+                    let id = e.record_id.clone();
+                    spool.written.entries.push(e);
+                    Some(id)
+                }
+                None => None,
+            };
+            info.files.push(crate::model::MediaFile {
+                record_id,
+                target_uri: target,
+                mime: p.mime.clone(),
+                bytes: p.bytes,
+                sha256: p.sha256,
+                format_id: p.format_id.clone(),
+                info_record_id,
+                title: p.title.clone(),
+                uploader: p.uploader.clone(),
+                upload_date: p.upload_date.clone(),
+                duration_ms: p.duration_ms,
+                extractor: p.extractor.clone(),
+            });
+        }
+        let refused = out.refused.clone();
+        Ok((spool, MediaWritten { info, refused }))
+    })
+    .await
+    .map_err(|e| ArchiveError::Internal(e.to_string()))?
+}
+
 /// What the spool holds so far.
 #[derive(Default)]
 struct Written {
@@ -529,6 +634,7 @@ struct Started<'a> {
 }
 
 struct Manifest<'a> {
+    media: Option<&'a MediaWritten>,
     id: &'a CaptureId,
     seed: &'a Url,
     typed: Option<&'a str>,
@@ -564,6 +670,10 @@ impl Manifest<'_> {
         });
         if let Some(typed) = self.typed {
             manifest["seed_as_typed"] = json!(typed);
+        }
+        if let Some(m) = self.media {
+            manifest["media"] = json!(m.info);
+            manifest["media_refused"] = json!(m.refused);
         }
         serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::Internal(e.to_string()))
     }
@@ -828,6 +938,7 @@ mod tests {
         };
         let schedule = ("aleppo-reports".to_string(), at("2016-11-29T10:04:00Z"));
         let manifest = Manifest {
+            media: None,
             typed: None,
             id: &id,
             seed: &seed,

@@ -69,6 +69,9 @@ struct Manifest {
     /// An import's: the file and what checking it found.
     #[serde(default)]
     import: Option<model::ImportInfo>,
+    /// The media step's, when it ran.
+    #[serde(default)]
+    media: Option<model::MediaInfo>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +248,7 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
                 changed: m.page_changed.unwrap_or(true),
             }),
         import: m.import,
+        media: m.media,
     };
     Ok(Rebuilt {
         capture,

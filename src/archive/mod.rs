@@ -360,7 +360,10 @@ impl Archive {
                 capture.error.clone().unwrap_or_default()
             )));
         };
+        // A file the media step produced is named by its URN.
+        let media = target.is_some_and(|t| t.starts_with("urn:media:"));
         let url = match target {
+            Some(t) if media => t.to_string(),
             Some(t) => normalize_url(t)?,
             None => capture
                 .resources
@@ -377,18 +380,45 @@ impl Archive {
             .await?
             .into_iter()
             .find(|r| {
-                matches!(r.warc_type.as_str(), "response" | "revisit")
-                    && r.target_uri.as_deref() == Some(url.as_str())
+                let kind = if media {
+                    r.warc_type == "resource"
+                } else {
+                    matches!(r.warc_type.as_str(), "response" | "revisit")
+                };
+                kind && r.target_uri.as_deref() == Some(url.as_str())
             })
-            .ok_or_else(|| {
-                ArchiveError::NotFound(format!("capture {capture_id} has no response for {url}"))
+            .ok_or_else(|| match media {
+                true => ArchiveError::NotFound(format!(
+                    "capture {capture_id} has no media file {url}; `custody show {capture_id}` lists them"
+                )),
+                false => {
+                    ArchiveError::NotFound(format!("capture {capture_id} has no response for {url}"))
+                }
             })?;
         let hit = Hit {
             capture_id: capture_id.clone(),
             warc: warc.clone(),
             record: record.clone(),
         };
+        // Read whole (every digest checked) before anything is resolved.
         let (head, mut payload) = self.read_resolved(&hit).await?;
+        if media {
+            // Audio or video: linked by a media fragment, never by its text.
+            let mime = capture
+                .media
+                .as_ref()
+                .and_then(|m| m.files.iter().find(|f| f.target_uri == url))
+                .map(|f| f.mime.clone());
+            return Ok(Document {
+                content_type: mime.clone(),
+                mime,
+                url,
+                capture,
+                warc,
+                record,
+                body: Vec::new(),
+            });
+        }
         payload
             .seek(SeekFrom::Start(0))
             .map_err(io_at(Path::new("payload")))?;

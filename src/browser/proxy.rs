@@ -44,6 +44,10 @@ pub struct ProxyLimits {
     pub max_connections: usize,
     /// Longest wait for the next request on an open connection.
     pub idle: Duration,
+    /// `user:password` a client must send (`Proxy-Authorization: Basic`)
+    /// on each connection; yt-dlp takes it in its proxy URL. Without one,
+    /// any loopback peer is served.
+    pub credential: Option<String>,
 }
 
 impl Default for ProxyLimits {
@@ -54,6 +58,7 @@ impl Default for ProxyLimits {
             max_exchanges: 1000,
             max_connections: 64,
             idle: Duration::from_secs(30),
+            credential: None,
         }
     }
 }
@@ -268,6 +273,14 @@ async fn serve_connection(shared: &Shared, tcp: TcpStream) {
             return;
         }
     };
+    if let Some(credential) = &shared.limits.credential {
+        if !authorized(&head, credential) {
+            // Another local process: nothing it asks is fetched or recorded.
+            shared.refuse(&head.target, "no valid Proxy-Authorization");
+            let _ = answer(io.get_mut(), 407, "proxy authentication required").await;
+            return;
+        }
+    }
     if !head.method.eq_ignore_ascii_case("CONNECT") {
         serve_requests(shared, io, None, Some(head)).await;
         return;
@@ -309,6 +322,25 @@ async fn serve_connection(shared: &Shared, tcp: TcpStream) {
         ),
         Err(_) => shared.refuse(&target, "no TLS handshake in time"),
     }
+}
+
+/// Whether `head` carries `Proxy-Authorization: Basic` for `credential`
+/// (compared in time independent of where the first difference is).
+fn authorized(head: &Head, credential: &str) -> bool {
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credential)
+    );
+    let Some(given) = head.header("proxy-authorization") else {
+        return false;
+    };
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// `host:port` of a `CONNECT` target (IPv6 in brackets).
@@ -519,6 +551,7 @@ async fn answer<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let reason = match status {
         400 => "Bad Request",
+        407 => "Proxy Authentication Required",
         413 => "Content Too Large",
         501 => "Not Implemented",
         502 => "Bad Gateway",

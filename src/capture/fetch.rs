@@ -209,6 +209,9 @@ pub struct Fetcher {
     user_agent: String,
     spool_dir: std::path::PathBuf,
     sample_limit: usize,
+    /// Every exchange ends by this instant at the latest (a step's whole
+    /// time budget), what arrived by then kept.
+    not_after: Option<tokio::time::Instant>,
 }
 
 /// Shared byte budget for a whole capture.
@@ -229,6 +232,22 @@ impl Fetcher {
             user_agent,
             spool_dir,
             sample_limit: 16 * 1024 * 1024,
+            not_after: None,
+        }
+    }
+
+    /// The same fetcher, with every exchange cut off at `at` at the latest
+    /// (as the resource deadline cuts it: what arrived is kept, marked
+    /// truncated).
+    pub fn ending_at(&self, at: tokio::time::Instant) -> Fetcher {
+        Fetcher {
+            tls: self.tls.clone(),
+            limits: self.limits.clone(),
+            allow_private: self.allow_private,
+            user_agent: self.user_agent.clone(),
+            spool_dir: self.spool_dir.clone(),
+            sample_limit: self.sample_limit,
+            not_after: Some(at),
         }
     }
 
@@ -258,8 +277,12 @@ impl Fetcher {
             timings: Timings::default(),
             error: None,
         };
-        let deadline = tokio::time::Instant::now() + self.limits.resource_deadline;
-        let secs = self.limits.resource_deadline.as_secs();
+        let now = tokio::time::Instant::now();
+        let mut deadline = now + self.limits.resource_deadline;
+        if let Some(at) = self.not_after {
+            deadline = deadline.min(at);
+        }
+        let secs = (deadline - now).as_secs();
         // The body loop watches the deadline itself so that a cut-off body is
         // kept; this outer limit only bounds the phases before it, with a
         // grace period for spooling.

@@ -45,6 +45,39 @@ pub struct CaptureSettings {
     pub dedup: bool,
     /// Extra trusted root certificates (PEM files), beside the Mozilla roots.
     pub extra_root_certificates: Vec<PathBuf>,
+    /// The media step (yt-dlp through the recording proxy).
+    pub media: MediaSettings,
+}
+
+/// The media step's settings (`capture.media*`, `capture.ytdlp_path`).
+#[derive(Clone, Debug)]
+pub struct MediaSettings {
+    /// Run yt-dlp on the page after it is captured.
+    pub enabled: bool,
+    /// yt-dlp's `-f` format selector.
+    pub format: String,
+    /// Bytes yt-dlp may fetch through the proxy, and store, per capture.
+    pub max_bytes: u64,
+    /// How long the whole step may take; yt-dlp is stopped after it.
+    pub timeout: Duration,
+    /// The yt-dlp to run; found on `PATH` when absent.
+    pub ytdlp_path: Option<PathBuf>,
+}
+
+/// Best single file with audio, else the best video and audio merged
+/// (which needs ffmpeg).
+pub const DEFAULT_MEDIA_FORMAT: &str = "b/bv*+ba";
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            enabled: false,
+            format: DEFAULT_MEDIA_FORMAT.to_string(),
+            max_bytes: 4 << 30,
+            timeout: Duration::from_secs(1800),
+            ytdlp_path: None,
+        }
+    }
 }
 
 impl Default for CaptureSettings {
@@ -74,6 +107,7 @@ impl Default for CaptureSettings {
             max_stream_bytes: 2 << 30,
             dedup: true,
             extra_root_certificates: Vec::new(),
+            media: MediaSettings::default(),
         }
     }
 }

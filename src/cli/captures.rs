@@ -52,8 +52,43 @@ pub async fn capture(config: Config, urls: &[String], json: bool) -> Result<Exit
         for r in capture.resources.iter().filter(|r| r.error.is_some()) {
             eprintln!("  warning: {}: {}", r.url, r.error.as_deref().unwrap_or(""));
         }
+        if let Some(m) = &capture.media {
+            for line in media_lines(m) {
+                eprintln!("{line}");
+            }
+        }
     }
     Ok(exit(all_ok))
+}
+
+/// The media step, a line each for its outcome and its files.
+fn media_lines(m: &custody::model::MediaInfo) -> Vec<String> {
+    let tool = match &m.version {
+        Some(v) => format!("{} {v}", m.tool),
+        None => m.tool.clone(),
+    };
+    let mut out = vec![match (m.status.as_str(), &m.problem) {
+        ("ok", None) => format!("  media  {} file(s) from {tool}", m.files.len()),
+        ("ok", Some(p)) => format!("  media  {} file(s) from {tool}; {p}", m.files.len()),
+        (status, Some(p)) => format!("  media  {status}: {p}"),
+        (status, None) => format!("  media  {status}"),
+    }];
+    for f in &m.files {
+        let title = f
+            .title
+            .as_deref()
+            .map(|t| format!("  \"{t}\""))
+            .unwrap_or_default();
+        let duration = f
+            .duration_ms
+            .map(|d| format!(" {:.1} s", d as f64 / 1000.0))
+            .unwrap_or_default();
+        out.push(format!(
+            "  media file  {} {} {} bytes{duration}, sha256 {}{title}",
+            f.format_id, f.mime, f.bytes, f.sha256
+        ));
+    }
+    out
 }
 
 /// `custody import FILE...`: each file in turn; a file that is refused
@@ -228,6 +263,9 @@ pub async fn show(
         for p in &i.problems {
             out.push(format!("  problem  {}", problem_line(p)));
         }
+    }
+    if let Some(m) = &capture.media {
+        out.extend(media_lines(m));
     }
     if capture.warc.is_some() {
         for t in archive.timestamp_status(&detail.timestamps) {

@@ -66,6 +66,10 @@ pub enum Command {
         /// for the same URL (no revisit records).
         #[arg(long)]
         no_dedup: bool,
+        /// Also run yt-dlp on each page through custody's recording proxy
+        /// and keep the video or audio it produces (capture.media).
+        #[arg(long)]
+        media: bool,
     },
     /// Import WARC (.warc, .warc.gz) and WACZ files made by other tools:
     /// each is kept exactly as received, checked record by record, and
@@ -336,7 +340,8 @@ pub enum ClaimCommand {
         /// A media fragment: t=START,END (audio, video) or xywh=X,Y,W,H (images).
         #[arg(long)]
         fragment: Option<String>,
-        /// The document in the capture, when not its page (a URL it fetched).
+        /// The document in the capture, when not its page (a URL it fetched,
+        /// or a media file's urn:media:... name).
         #[arg(long)]
         url: Option<String>,
         #[arg(long, default_value = "supports", value_parser = parse_relation)]
@@ -605,10 +610,12 @@ fn overrides(cli: &Cli) -> Overrides {
         Command::Capture {
             allow_private,
             no_dedup,
+            media,
             ..
         } => {
             o.allow_private = *allow_private;
             o.no_dedup = *no_dedup;
+            o.media = *media;
         }
         Command::Daemon {
             schedules,

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/captures/{id}/proof", get(capture_proof))
         .route("/api/v1/captures/{id}/warc", get(download_warc))
         .route("/api/v1/captures/{id}/wacz", get(download_wacz))
+        .route("/api/v1/captures/{id}/media/{n}", get(media_file))
         .route("/api/v1/imports", post(create_import))
         .route("/api/v1/records", get(list_records))
         .route("/api/v1/claims", get(list_claims).post(create_claim))
@@ -395,6 +396,88 @@ async fn download_wacz(
     let id = capture_id(&id)?;
     let name = format!("{id}.wacz");
     send_wacz(&state, &caller, crate::wacz::Scope::Capture(id), &name).await
+}
+
+/// A file the capture's media step produced, from its `resource` record
+/// (digests checked on read), with byte ranges so a player can seek. Only
+/// audio and video are typed as such; anything else is an attachment, and
+/// nothing it holds can run on custody's origin.
+async fn media_file(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, n)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    let capture = known_capture(&state, &id).await?;
+    let files = capture
+        .media
+        .as_ref()
+        .map(|m| m.files.as_slice())
+        .unwrap_or_default();
+    let file = n
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| files.get(n))
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "capture {id} has {} media file(s); ask for one from 0",
+                files.len()
+            ))
+        })?;
+    let hit = state
+        .index()
+        .record_hit(&file.record_id)
+        .await?
+        .filter(|h| h.capture_id == id && h.record.block_digest == file.sha256)
+        .ok_or_else(|| {
+            AppError::internal(&format!(
+                "capture {id}: media file {n}'s record {} is not in the index as the capture names it",
+                file.record_id
+            ))
+        })?;
+    let (_, payload) = super::replay::read_payload(&state, &hit).await?;
+    let first = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim().starts_with("bytes=0-"));
+    if first {
+        // Once per viewing, not once per range a player asks for.
+        state
+            .accessed(
+                &caller,
+                &id,
+                "accessed",
+                json!({"via": "media", "record": file.record_id, "sha256": file.sha256}),
+            )
+            .await?;
+    }
+    let mut resp = super::replay::serve_payload(payload, &headers)?;
+    let media = crate::media::is_media_type(&file.mime);
+    let h = resp.headers_mut();
+    let value = |s: &str| {
+        axum::http::HeaderValue::from_str(s)
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("application/octet-stream"))
+    };
+    h.insert(
+        header::CONTENT_TYPE,
+        value(if media {
+            &file.mime
+        } else {
+            "application/octet-stream"
+        }),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        value(if media { "inline" } else { "attachment" }),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, value("nosniff"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        value("sandbox; default-src 'none'"),
+    );
+    h.insert("x-custody-record", value(&file.record_id));
+    Ok(resp)
 }
 
 async fn download_claim_wacz(

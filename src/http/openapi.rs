@@ -95,6 +95,14 @@ pub const OPERATIONS: &[Op] = &[
         None,
     ),
     (
+        "get",
+        "/api/v1/captures/{id}/media/{n}",
+        "A media file the capture's media step produced (its n-th, from 0), with byte ranges",
+        "reader",
+        &["id", "n"],
+        None,
+    ),
+    (
         "post",
         "/api/v1/imports",
         "Import a WARC or WACZ file made by another tool (the request body is the file)",
@@ -338,6 +346,7 @@ fn parameter_schema(name: &str) -> Value {
         "timestamp" | "closest" => json!({"type": "string", "pattern": "^[0-9]{1,14}$"}),
         "from" | "to" => json!({"type": "string", "minLength": 4}),
         "old" | "new" => json!({"type": "integer", "minimum": 1}),
+        "n" => json!({"type": "integer", "minimum": 0}),
         "collapseTime" => json!({"type": "integer", "minimum": 1, "maximum": 14}),
         "filter" => json!({"type": "array", "items": {"type": "string"}}),
         _ => json!({"type": "string", "minLength": 1}),
@@ -362,6 +371,7 @@ fn parameter(name: &str, path: &str) -> Value {
         "q" => "Words the claim's text contains",
         "old" | "new" => "Tree sizes of signed checkpoints (new: the latest when left out)",
         "claim" => "A claim id",
+        "n" => "Which of the capture's media files (0 for the first)",
         "capture" => "A capture id",
         "schedule" => "A schedule's name",
         "name" => "The imported file's name, as shown with the import",
@@ -408,6 +418,11 @@ fn responses(method: &str, path: &str) -> Vec<(&'static str, Body)> {
         }
         ("get", "/api/v1/captures/{id}/proof") => ok("Proof"),
         ("get", "/api/v1/captures/{id}/warc") => vec![("200", Media("application/warc"))],
+        ("get", "/api/v1/captures/{id}/media/{n}") => vec![
+            ("200", Media("application/octet-stream")),
+            ("206", Media("application/octet-stream")),
+            ("416", Empty),
+        ],
         ("get", "/api/v1/captures/{id}/wacz") | ("get", "/api/v1/claims/{id}/wacz") => {
             vec![("200", Media("application/wacz"))]
         }
@@ -558,6 +573,7 @@ fn capture_schema(records: Value) -> Value {
             "scheduled_for": {"type": "string", "format": "date-time"},
             "change": {"type": "object"},
             "import": {"$ref": "#/components/schemas/Import"},
+            "media": {"$ref": "#/components/schemas/Media"},
             "page_status": nullable("integer"),
             "final_page": {"type": "boolean"},
             "outcome": {"type": "string"},
@@ -628,6 +644,27 @@ fn capture_schemas() -> Value {
             "type": "object",
             "required": ["items"],
             "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Capture"}}},
+        },
+        "Media": {
+            "type": "object",
+            "description": "Set when the capture ran its media step: what yt-dlp produced through custody's recording proxy, or why it produced nothing",
+            "required": ["tool", "version", "status", "format", "files"],
+            "properties": {
+                "tool": string, "version": nullable("string"),
+                "status": {"type": "string", "enum": ["ok", "none", "failed", "unavailable"]},
+                "problem": string, "format": string,
+                "files": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["record_id", "target_uri", "mime", "bytes", "sha256", "format_id", "info_record_id"],
+                    "properties": {
+                        "record_id": string, "target_uri": string, "mime": string,
+                        "bytes": int, "sha256": string, "format_id": string,
+                        "info_record_id": nullable("string"),
+                        "title": string, "uploader": string, "upload_date": string,
+                        "duration_ms": int, "extractor": string,
+                    },
+                }},
+            },
         },
         "Import": {
             "type": "object",

@@ -399,14 +399,14 @@ fn archived_headers(
 
 /// A payload to serve: small ones in memory (and in the cache), large
 /// ones in their spool file.
-enum Payload {
+pub(super) enum Payload {
     Memory(Bytes),
     File(std::fs::File),
 }
 
 /// The record's head and payload, from the cache (re-hashed against the
 /// record's payload digest) or from the store (digests checked on read).
-async fn read_payload(
+pub(super) async fn read_payload(
     state: &AppState,
     hit: &Hit,
 ) -> Result<(Option<crate::warc::ResponseHead>, Payload), AppError> {
@@ -460,7 +460,7 @@ fn set(resp: &mut Response, name: impl TryInto<HeaderName>, value: &str) {
 
 /// Serves a payload, from memory or its spool file, honouring one
 /// `Range: bytes=` range.
-fn serve_payload(payload: Payload, req: &HeaderMap) -> Result<Response, AppError> {
+pub(super) fn serve_payload(payload: Payload, req: &HeaderMap) -> Result<Response, AppError> {
     let len = match &payload {
         Payload::Memory(bytes) => bytes.len() as u64,
         Payload::File(file) => file.metadata().map_err(|e| AppError::internal(&e))?.len(),

@@ -37,7 +37,7 @@ pub fn is_page(path: &str) -> bool {
     path == "/" || path.starts_with("/ui/")
 }
 
-const UI_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const UI_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; media-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1b1f24;background:#fafafa}\
 header{background:#1d2a38;color:#fff;padding:10px 20px;display:flex;gap:18px;align-items:center}\
@@ -462,6 +462,9 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
             row("Download", format!("<a href=\"/api/v1/captures/{id}/warc\">WARC</a> · <a href=\"/api/v1/captures/{id}/wacz\">signed WACZ evidence package</a> · <a href=\"/api/v1/captures/{id}/verify\">verify now</a>"));
         }
         b.push_str("</table>");
+        if let Some(m) = &c.media {
+            b.push_str(&media_section(&id, m));
+        }
 
         let links = index
             .links(&LinkFilter { capture_id: Some(id.clone()), ..Default::default() })
@@ -500,6 +503,52 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
         Ok((title, body)) => layout(&title, &body),
         Err(e) => error_page(e),
     }
+}
+
+/// The media step's outcome, with a player for each file it produced
+/// (served by the API with byte ranges, so a reader can seek).
+fn media_section(id: &CaptureId, m: &crate::model::MediaInfo) -> String {
+    let mut b = String::from("<h2>Media</h2>");
+    let tool = format!("{} {}", m.tool, m.version.as_deref().unwrap_or(""));
+    b.push_str(&format!(
+        "<p>{} · format <code>{}</code> · {}</p>",
+        esc(tool.trim()),
+        esc(&m.format),
+        match (&m.status[..], &m.problem) {
+            ("ok", None) => format!("{} file(s)", m.files.len()),
+            (status, Some(p)) => format!(
+                "<span class=\"{}\">{}</span>: {}",
+                if status == "ok" { "ok" } else { "bad" },
+                esc(status),
+                esc(p)
+            ),
+            (status, None) => esc(status),
+        }
+    ));
+    for (n, f) in m.files.iter().enumerate() {
+        let src = format!("/api/v1/captures/{id}/media/{n}");
+        let player = if f.mime.starts_with("video/") {
+            format!("<video controls preload=\"metadata\" src=\"{src}\" style=\"max-width:100%\"></video>")
+        } else if f.mime.starts_with("audio/") {
+            format!("<audio controls preload=\"metadata\" src=\"{src}\"></audio>")
+        } else {
+            String::new()
+        };
+        let duration = f
+            .duration_ms
+            .map(|d| format!(" · {:.1} s", d as f64 / 1000.0))
+            .unwrap_or_default();
+        b.push_str(&format!(
+            "<figure>{player}<figcaption>{}{} · <code>{}</code> · {} · {} bytes{duration} · sha256 <code>{}</code> · <a href=\"{src}\">download</a></figcaption></figure>",
+            f.title.as_deref().map(|t| format!("<strong>{}</strong> · ", esc(t))).unwrap_or_default(),
+            esc(&f.target_uri),
+            esc(&f.format_id),
+            esc(&f.mime),
+            f.bytes,
+            f.sha256.hex(),
+        ));
+    }
+    b
 }
 
 /// The passage a link points at, with up to `context` characters around

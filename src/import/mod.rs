@@ -386,6 +386,7 @@ fn capture_of(id: CaptureId, s: &scan::Scan, info: ImportInfo) -> Capture {
         scheduled_for: None,
         change: None,
         import: Some(info),
+        media: None,
     }
 }
 

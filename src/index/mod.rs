@@ -95,6 +95,11 @@ macro_rules! migrations {
                 "imports",
                 include_str!(concat!("migrations/", $backend, "/0011_imports.sql")),
             ),
+            (
+                12,
+                "media",
+                include_str!(concat!("migrations/", $backend, "/0012_media.sql")),
+            ),
         ]
     };
 }

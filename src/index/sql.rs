@@ -167,6 +167,12 @@ impl SqlIndex {
                 })?),
                 None => None,
             },
+            media: match row.opt_text("media_json")? {
+                Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                    IndexError::Corrupt(format!("capture {id}: its media step cannot be read: {e}"))
+                })?),
+                None => None,
+            },
         })
     }
 
@@ -272,11 +278,15 @@ impl SqlIndex {
             .import
             .as_ref()
             .map(|i| serde_json::to_string(i).expect("an import serialises"));
+        let media_json = capture
+            .media
+            .as_ref()
+            .map(|m| serde_json::to_string(m).expect("a media step serialises"));
         sqlx::query(
             "INSERT INTO capture (id, seed_url, status, error, started_at, finished_at, \
              warc_sha256, record_count, schedule, scheduled_for, previous_capture, page_change, \
-             import_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             import_json, media_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(capture.id.as_str())
         .bind(&capture.seed_url)
@@ -301,6 +311,7 @@ impl SqlIndex {
                 .map(|c| if c.changed { "changed" } else { "unchanged" }),
         )
         .bind(import_json)
+        .bind(media_json)
         .execute(&mut **tx)
         .await?;
         for (seq, r) in capture.resources.iter().enumerate() {
@@ -581,7 +592,7 @@ fn capture_id(s: &str) -> Result<CaptureId, IndexError> {
 
 const CAPTURE_COLUMNS: &str = "SELECT c.id, c.seed_url, c.status, c.error, c.started_at, \
      c.finished_at, c.warc_sha256, c.record_count, c.schedule, c.scheduled_for, \
-     c.previous_capture, c.page_change, c.import_json, w.key, w.bytes \
+     c.previous_capture, c.page_change, c.import_json, c.media_json, w.key, w.bytes \
      FROM capture c LEFT JOIN warc_file w ON w.sha256 = c.warc_sha256";
 
 const RECORD_COLUMNS: &str = "record_id, warc_type, target_uri, surt, date, timestamp, mime, \

@@ -380,5 +380,6 @@ fn failed_capture_from_leaf(data: &str) -> Option<crate::model::Capture> {
         scheduled_for: time("scheduled_for"),
         change,
         import: None,
+        media: None,
     })
 }

@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::merkle;
-use crate::model::{Capture, Claim, CustodyEvent, EvidenceLink, ImportInfo, RecordEntry, Sha256};
+use crate::model::{
+    Capture, Claim, CustodyEvent, EvidenceLink, ImportInfo, MediaInfo, RecordEntry, Sha256,
+};
 
 /// A leaf to append: what it is about and its canonical bytes (JSON with a
 /// fixed field order; maps sorted by key).
@@ -79,6 +81,11 @@ struct CaptureLeaf<'a> {
     /// field order is the struct's).
     #[serde(skip_serializing_if = "Option::is_none")]
     import: Option<&'a ImportInfo>,
+    /// Version 4: the media step (what yt-dlp produced, each file's record
+    /// and digest, or why it produced nothing), as [`MediaInfo`]
+    /// serialises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media: Option<&'a MediaInfo>,
 }
 
 #[derive(Serialize)]
@@ -111,12 +118,18 @@ struct RecordLeaf<'a> {
 /// index holds them (what `show`, `get`, replay, CDX and the UI present).
 /// An imported capture's leaf is version 3: version 2's fields and the
 /// import (the file's digest, when it arrived, who brought it, the stated
-/// source and what checking it found).
+/// source and what checking it found). A capture that ran the media step
+/// has a version 4 leaf: version 2's fields and the step's outcome.
 pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
     let body = CaptureLeaf {
         leaf: "capture",
-        v: if c.import.is_some() { 3 } else { 2 },
+        v: match (&c.import, &c.media) {
+            (_, Some(_)) => 4,
+            (Some(_), None) => 3,
+            (None, None) => 2,
+        },
         import: c.import.as_ref(),
+        media: c.media.as_ref(),
         capture_id: c.id.as_str(),
         seed_url: &c.seed_url,
         status: c.status.as_str(),
@@ -237,12 +250,12 @@ pub fn capture_leaf_version(data: &str) -> u64 {
 }
 
 /// The capture leaf of `c` in the encoding `version` names. An imported
-/// capture has only the version 3 encoding: an older leaf never matches
-/// it, so an import cannot be passed off under a leaf that does not
-/// commit to it.
+/// capture has only the version 3 encoding and a capture with a media step
+/// only version 4: an older leaf never matches them, so neither can be
+/// passed off under a leaf that does not commit to it.
 pub fn capture_leaf_as(version: u64, c: &Capture, records: &[RecordEntry]) -> Leaf {
     match version {
-        1 if c.import.is_none() => capture_leaf_v1(c, records),
+        1 if c.import.is_none() && c.media.is_none() => capture_leaf_v1(c, records),
         _ => capture_leaf(c, records),
     }
 }
@@ -314,6 +327,7 @@ mod tests {
             "capture" => include_str!("../../tests/fixtures/golden/capture-leaf.json"),
             "capture-v1" => include_str!("../../tests/fixtures/golden/capture-leaf-v1.json"),
             "capture-v3" => include_str!("../../tests/fixtures/golden/capture-leaf-v3.json"),
+            "capture-v4" => include_str!("../../tests/fixtures/golden/capture-leaf-v4.json"),
             "claim" => include_str!("../../tests/fixtures/golden/claim-leaf.json"),
             "link" => include_str!("../../tests/fixtures/golden/link-leaf.json"),
             "event" => include_str!("../../tests/fixtures/golden/event-leaf.json"),
@@ -354,6 +368,7 @@ mod tests {
             scheduled_for: Some(at("2016-11-29T10:04:00Z")),
             change: None,
             import: None,
+            media: None,
         };
         let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
             record_id: format!("<urn:uuid:00000000-0000-4000-8000-{offset:012}>"),
@@ -437,6 +452,41 @@ mod tests {
         assert_eq!(capture_leaf_version(&leaf.data), 3);
         assert_eq!(leaf.data, golden("capture-v3"));
         for v in [1, 2, 3] {
+            assert_eq!(capture_leaf_as(v, &c, &records), leaf, "version {v}");
+        }
+        assert_ne!(leaf.data, plain_v2.data);
+        assert_ne!(leaf.data, plain_v1.data);
+    }
+
+    #[test]
+    fn a_media_capture_leaf_is_version_4_and_no_older_encoding_stands_for_it() {
+        let (mut c, records) = capture();
+        let (plain_v2, plain_v1) = (capture_leaf(&c, &records), capture_leaf_v1(&c, &records));
+        c.media = Some(crate::model::MediaInfo {
+            tool: "yt-dlp".into(),
+            version: Some("2026.10.26".into()),
+            status: "ok".into(),
+            problem: None,
+            format: "b/bv*+ba".into(),
+            files: vec![crate::model::MediaFile {
+                record_id: "<urn:uuid:00000000-0000-4000-8000-000000000900>".into(),
+                target_uri: format!("urn:media:hls-1:{}", c.seed_url),
+                mime: "video/mp4".into(),
+                bytes: 150_000,
+                sha256: Sha256::of(b"the video"),
+                format_id: "hls-1".into(),
+                info_record_id: Some("<urn:uuid:00000000-0000-4000-8000-000000000901>".into()),
+                title: Some("Bab Alnairab after the strike".into()),
+                uploader: None,
+                upload_date: Some("20161129".into()),
+                duration_ms: Some(30_000),
+                extractor: Some("generic".into()),
+            }],
+        });
+        let leaf = capture_leaf(&c, &records);
+        assert_eq!(capture_leaf_version(&leaf.data), 4);
+        assert_eq!(leaf.data, golden("capture-v4"));
+        for v in [1, 2, 3, 4] {
             assert_eq!(capture_leaf_as(v, &c, &records), leaf, "version {v}");
         }
         assert_ne!(leaf.data, plain_v2.data);

@@ -104,6 +104,64 @@ pub fn write_json_metadata<W: Write>(
     Ok(entry(&header, Some(target.to_string()), None, span))
 }
 
+/// A file a capture step produced (yt-dlp's media file), whole in a
+/// `resource` record named `target` (`urn:media:...`). `file` yields `len`
+/// bytes hashing to `sha256` (hashed when the step ended); the copy is
+/// hashed again.
+pub struct ProducedFile<'a> {
+    pub target: &'a str,
+    pub warcinfo_id: &'a str,
+    pub date: &'a DateTime<Utc>,
+    pub mime: &'a str,
+    pub file: &'a mut std::fs::File,
+    pub len: u64,
+    pub sha256: Sha256,
+    /// Extension fields (`Custody-Media-Format`, ...).
+    pub fields: &'a [(&'a str, String)],
+}
+
+pub fn write_produced_file<W: Write>(
+    writer: &mut WarcWriter<W>,
+    f: ProducedFile<'_>,
+) -> Result<RecordEntry, WarcError> {
+    let mut header = RecordHeader::new("resource", &new_record_id(), f.date);
+    header
+        .push("WARC-Target-URI", f.target)
+        .push("WARC-Warcinfo-ID", f.warcinfo_id)
+        .push("Content-Type", f.mime)
+        .push("WARC-Payload-Digest", f.sha256.labelled());
+    for (name, value) in f.fields {
+        header.push(name, value.replace(['\r', '\n'], " "));
+    }
+    let deflate = choose_deflate(Some(f.mime), false, f.file);
+    let span = writer.write_stream(&header, f.len, f.sha256, &mut *f.file, deflate)?;
+    // As for any `resource` record, the index keeps no type of payload (it
+    // has no HTTP head); the capture's media step names the file's type.
+    let mut e = entry(&header, Some(f.target.to_string()), None, span);
+    e.payload_digest = Some(f.sha256);
+    Ok(e)
+}
+
+/// A `metadata` record holding JSON that describes the record `refers_to`
+/// (yt-dlp's info JSON for a media file), as the tool wrote it.
+pub fn write_describing_metadata<W: Write>(
+    writer: &mut WarcWriter<W>,
+    target: &str,
+    warcinfo_id: &str,
+    date: &DateTime<Utc>,
+    refers_to: &str,
+    body: &[u8],
+) -> Result<RecordEntry, WarcError> {
+    let mut header = RecordHeader::new("metadata", &new_record_id(), date);
+    header
+        .push("WARC-Target-URI", target)
+        .push("WARC-Warcinfo-ID", warcinfo_id)
+        .push("WARC-Refers-To", refers_to)
+        .push("Content-Type", "application/json");
+    let span = writer.write_bytes(&header, body, Deflate::Compress)?;
+    Ok(entry(&header, Some(target.to_string()), None, span))
+}
+
 /// One standalone gzip member: a `metadata` record holding JSON (what
 /// ends an export).
 pub fn json_metadata_record(

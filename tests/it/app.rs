@@ -76,6 +76,7 @@ async fn unknown_ids_are_404_and_a_row_that_cannot_be_read_is_500_not_503() {
         scheduled_for: None,
         change: None,
         import: None,
+        media: None,
     };
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
     let index = custody::index::open(&url).await.unwrap();

@@ -45,6 +45,7 @@ fn ok_capture(started: DateTime<Utc>, body: &str) -> (Capture, Vec<RecordEntry>)
         scheduled_for: None,
         change: None,
         import: None,
+        media: None,
     };
     let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
         record_id: format!("<urn:uuid:{}>", uuid_like(&capture.id, offset)),
@@ -192,6 +193,7 @@ async fn captures(index: &dyn CaptureIndex) -> Fixture {
         scheduled_for: Some(at("2016-12-02T00:00:00Z")),
         change: None,
         import: None,
+        media: None,
     };
     index.put_capture(&failed, &[], None).await.unwrap();
     assert_eq!(

@@ -23,6 +23,8 @@ mod index_conformance;
 mod integrity;
 #[cfg(feature = "interop")]
 mod interop;
+#[cfg(feature = "interop")]
+mod media;
 mod provenance;
 mod proxy;
 mod readme;

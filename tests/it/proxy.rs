@@ -245,3 +245,48 @@ async fn the_network_policy_holds_for_every_request_and_what_cannot_be_recorded_
         .any(|r| r.reason.contains("max_resources")));
     assert!(p.rx.try_recv().is_err(), "nothing fetched past the limit");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_credential_another_local_process_gets_nothing_fetched_or_recorded() {
+    let ca = site::test_ca();
+    let http = site::serve_http().await;
+    let https = site::serve_https(&ca).await;
+    let limits = ProxyLimits {
+        credential: Some("custody:s3cret".into()),
+        ..ProxyLimits::default()
+    };
+    let mut p = proxy(true, vec![ca.ca_pem_path.clone()], limits).await;
+    let url = format!("http://{http}{}", site::ARTICLE_PATH);
+    let tls_url = format!("https://localhost:{}{}", https.port(), site::ARTICLE_PATH);
+
+    // No credential, or a wrong one, in the clear or for a tunnel: 407.
+    for args in [
+        vec![url.as_str()],
+        vec!["--proxy-user", "custody:guess", url.as_str()],
+    ] {
+        let (got, _) = curl(&p.proxy, p.ca_pem.path(), &args).await;
+        let text = String::from_utf8_lossy(&got).into_owned();
+        assert!(text.starts_with("HTTP/1.1 407 "), "{text}");
+    }
+    let (_, ok) = curl(&p.proxy, p.ca_pem.path(), &[tls_url.as_str()]).await;
+    assert!(!ok, "no tunnel without the credential");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), p.rx.recv())
+            .await
+            .is_err(),
+        "nothing was fetched"
+    );
+    assert_eq!(p.proxy.refused().len(), 3, "{:?}", p.proxy.refused());
+
+    // With it, both are custody's exchanges.
+    for target in [&url, &tls_url] {
+        let (got, ok) = curl(
+            &p.proxy,
+            p.ca_pem.path(),
+            &["--proxy-user", "custody:s3cret", target],
+        )
+        .await;
+        assert!(ok, "{}", String::from_utf8_lossy(&got));
+        assert_eq!(next(&mut p.rx).await.url.as_str(), target.as_str());
+    }
+}

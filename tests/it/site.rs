@@ -595,7 +595,7 @@ async fn hostile_answer(
     use std::time::Duration;
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
     match route {
-        "/endless" => {
+        "/endless" | "/endless.mp4" => {
             sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
                 .await?;
             let chunk = media_bytes(b"", 64 * 1024, 99);
@@ -603,7 +603,7 @@ async fn hostile_answer(
                 sock.write_all(&chunk).await?;
             }
         }
-        "/drip" => {
+        "/drip" | "/drip.mp4" => {
             sock.write_all(
                 b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: 1000000\r\n\r\n",
             )
