@@ -705,6 +705,34 @@ mod tests {
     }
 
     #[test]
+    fn the_media_step_is_off_unless_asked_for_and_its_format_cannot_be_an_option() {
+        let c = load("", &[]).unwrap();
+        assert!(!c.capture.media.enabled);
+        assert_eq!(c.capture.media.format, "b/bv*+ba");
+        let c = load(
+            "[capture]\nmedia = true\nmax_media_bytes = 1000\nmedia_timeout_secs = 9\nytdlp_path = \"/opt/yt-dlp/bin/yt-dlp\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(c.capture.media.enabled);
+        assert_eq!(c.capture.media.max_bytes, 1000);
+        assert_eq!(c.capture.media.timeout, std::time::Duration::from_secs(9));
+        assert_eq!(
+            c.capture.media.ytdlp_path.as_deref(),
+            Some(Path::new("/opt/yt-dlp/bin/yt-dlp"))
+        );
+        // yt-dlp's argument list must not be extended through the format.
+        let err = load("[capture]\nmedia_format = \"--exec=rm\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("capture.media_format"), "{err}");
+        let err = load("[capture]\nmax_media_bytes = 0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("capture.max_media_bytes"), "{err}");
+    }
+
+    #[test]
     fn passwords_are_redacted_from_debug() {
         let c = load(
             "index_url = \"postgres://custody:hunter2@db.internal/custody\"\n",

@@ -270,17 +270,16 @@ fn arguments(media: &crate::capture::MediaSettings, page: &Url, proxy: &str) -> 
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // Values joined to their options, so none can be taken for an option.
     args.extend([
-        "--proxy".into(),
-        proxy.into(),
-        "--format".into(),
-        media.format.clone(),
-        "--max-filesize".into(),
-        media.max_bytes.to_string(),
-        "--playlist-end".into(),
-        MAX_ENTRIES.to_string(),
-        "--output".into(),
-        "media-%(autonumber)03d.%(ext)s".into(),
+        format!("--proxy={proxy}"),
+        format!("--format={}", media.format),
+        format!("--max-filesize={}", media.max_bytes),
+        format!("--socket-timeout={}", media.timeout.as_secs().max(1)),
+        "--retries=2".into(),
+        "--fragment-retries=2".into(),
+        format!("--playlist-end={MAX_ENTRIES}"),
+        "--output=media-%(autonumber)03d.%(ext)s".into(),
         "--".into(),
         page.to_string(),
     ]);
@@ -678,6 +677,22 @@ mod tests {
             target_uri("hls-1", &page),
             "urn:media:hls-1:https://example.org/v?id=1"
         );
+    }
+
+    #[test]
+    fn yt_dlp_goes_through_the_proxy_with_native_downloaders_and_the_page_last() {
+        let media = crate::capture::MediaSettings {
+            format: "b[height<=720]".into(),
+            ..Default::default()
+        };
+        let page = Url::parse("https://example.org/-v").unwrap();
+        let args = arguments(&media, &page, "http://custody:t@127.0.0.1:9");
+        assert!(args.contains(&"--proxy=http://custody:t@127.0.0.1:9".to_string()));
+        assert!(args.contains(&"--format=b[height<=720]".to_string()));
+        let native = args.iter().position(|a| a == "--downloader").unwrap();
+        assert_eq!(args[native + 1], "native");
+        assert!(args.contains(&"--ignore-config".to_string()));
+        assert_eq!(&args[args.len() - 2..], ["--", "https://example.org/-v"]);
     }
 
     #[test]

@@ -163,6 +163,11 @@ pub fn capture_dto(c: &Capture) -> Value {
         "replay": page.map(|p| format!("/replay/{}/{}", crate::model::timestamp14(&c.started_at), p.url)),
         "ui": format!("/ui/captures/{id}"),
     });
+    if let Some(m) = &c.media {
+        v["links"]["media"] = json!((0..m.files.len())
+            .map(|n| format!("/api/v1/captures/{id}/media/{n}"))
+            .collect::<Vec<_>>());
+    }
     v
 }
 
@@ -204,6 +209,9 @@ async fn list_captures(
 struct NewCapture {
     url: Option<String>,
     urls: Option<Vec<String>>,
+    /// Run the media step (yt-dlp) or not; the configuration's choice
+    /// when absent.
+    media: Option<bool>,
 }
 
 /// Captures now (archivist): the response is the capture, as `capture
@@ -220,15 +228,32 @@ async fn create_capture(
             "give the page to capture: {\"url\": \"https://...\"}",
         ));
     }
-    let allow_private = state.archive().config().capture.allow_private;
-    let mut out = Vec::new();
+    let configured = &state.archive().config().capture;
+    let allow_private = configured.allow_private;
+    let settings = body
+        .media
+        .filter(|m| *m != configured.media.enabled)
+        .map(|m| {
+            let mut s = configured.clone();
+            s.media.enabled = m;
+            s
+        });
+    let mut seeds = Vec::new();
     for u in &urls {
-        let seed = crate::capture::check_seed(u, allow_private)
-            .map_err(|e| AppError::bad_request(e.to_string()))?;
+        seeds.push(
+            crate::capture::check_seed(u, allow_private)
+                .map_err(|e| AppError::bad_request(e.to_string()))?,
+        );
+    }
+    let mut out = Vec::new();
+    for (u, seed) in urls.iter().zip(seeds) {
+        let mut request = crate::pipeline::CaptureRequest::new(seed);
+        request.settings = settings.clone();
         let capture = state
             .capturer()
-            .capture(seed, &crate::pipeline::NoProgress)
-            .await?;
+            .capture_with(request, &crate::pipeline::NoProgress)
+            .await?
+            .capture;
         state
             .accessed(
                 &caller,

@@ -483,6 +483,7 @@ fn request_schema(path: &str) -> Option<Value> {
             "properties": {
                 "url": {"type": "string"},
                 "urls": {"type": "array", "items": {"type": "string"}},
+                "media": {"type": "boolean", "description": "Run the media step (yt-dlp through custody's recording proxy); the configuration's choice when absent"},
             },
         })),
         "/api/v1/claims" => s(json!({
