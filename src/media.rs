@@ -102,11 +102,7 @@ pub fn locate(configured: Option<&Path>) -> Result<PathBuf, String> {
             )),
         };
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("yt-dlp"))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
-        .ok_or_else(|| {
+    crate::browser::on_path("yt-dlp").ok_or_else(|| {
             "yt-dlp was not found on PATH; install it (pip install yt-dlp, or apt install yt-dlp) or set capture.ytdlp_path".to_string()
         })
 }

@@ -18,7 +18,7 @@ use crate::site;
 use crate::web::{serve, token};
 
 /// A small real PNG (solid colour), so the browser has something to decode.
-fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+pub fn png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
     use std::io::Write;
     // Each row: filter type 0, then the pixels.
     let row: Vec<u8> = std::iter::once(0)

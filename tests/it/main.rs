@@ -11,6 +11,8 @@ mod bench;
 #[cfg(feature = "interop")]
 mod browser;
 mod capture;
+#[cfg(feature = "interop")]
+mod chromium;
 mod cli;
 #[cfg(feature = "interop")]
 mod contract;

@@ -1,0 +1,393 @@
+//! One headless Chromium process, driven over [`Cdp`], serving captures
+//! in fresh browser contexts.
+//!
+//! The browser never reaches the network itself. Its default proxy is a
+//! closed loopback port, so its own traffic (updates, safe browsing,
+//! anything a page of the default context asks) goes nowhere; each
+//! capture gets a context of its own (`Target.createBrowserContext`, no
+//! cookies or storage shared) whose proxy is that capture's recording
+//! proxy, loopback included (`<-loopback>`). TLS from the proxy is
+//! trusted through `--ignore-certificate-errors-spki-list` with the
+//! browser's [`InterceptCa`](super::ca::InterceptCa) key, for this
+//! process only; nothing is installed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+use tokio::process::Command;
+
+use super::cdp::{Cdp, CdpError};
+
+/// How long one protocol command may take.
+const COMMAND: Duration = Duration::from_secs(30);
+
+/// A running Chromium; killed when dropped.
+pub struct Chromium {
+    child: tokio::process::Child,
+    cdp: Cdp,
+    _profile: tempfile::TempDir,
+    /// `Browser.getVersion`'s product (`Chrome/131.0...`).
+    pub version: String,
+    pub user_agent: String,
+    pub window: (u32, u32),
+}
+
+/// The Chromium to run: the configured one, or the first of Debian's and
+/// Google's names on `PATH`.
+pub fn locate(configured: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = configured {
+        return match std::fs::metadata(p) {
+            Ok(m) if m.is_file() => Ok(p.to_path_buf()),
+            _ => Err(format!(
+                "capture.browser_path {} is not a file; install Chromium (apt install chromium) or fix the path",
+                p.display()
+            )),
+        };
+    }
+    [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ]
+    .iter()
+    .find_map(|name| super::on_path(name))
+    .ok_or_else(|| {
+        "no Chromium on PATH; install it (apt install chromium) or set capture.browser_path"
+            .to_string()
+    })
+}
+
+/// Whether this process runs as root (Chromium's sandbox refuses root).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+impl Chromium {
+    /// Starts `path` headless with a profile under `scratch`, trusting TLS
+    /// whose key hashes to `spki` (base64 SHA-256 of the SPKI).
+    pub async fn launch(
+        path: &Path,
+        spki: &str,
+        scratch: &Path,
+        window: (u32, u32),
+    ) -> Result<Chromium, CdpError> {
+        let failed = |m: String| CdpError::Connection(m);
+        let profile = tempfile::Builder::new()
+            .prefix("chromium-")
+            .tempdir_in(scratch)
+            .map_err(|e| {
+                failed(format!(
+                    "no profile directory in {}: {e}",
+                    scratch.display()
+                ))
+            })?;
+        let mut cmd = Command::new(path);
+        cmd.args([
+            "--headless=new",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-breakpad",
+            "--metrics-recording-only",
+            "--mute-audio",
+            "--hide-scrollbars",
+            "--autoplay-policy=no-user-gesture-required",
+            // The default context reaches nothing; captures' contexts get
+            // their own proxy.
+            "--proxy-server=http://127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--ignore-certificate-errors-spki-list={spki}"))
+        .arg(format!("--window-size={},{}", window.0, window.1))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+        if is_root() {
+            cmd.arg("--no-sandbox");
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| failed(format!("{} cannot be started: {e}", path.display())))?;
+        // Chromium writes the port and the browser target's path here.
+        let port_file = profile.path().join("DevToolsActivePort");
+        let started = tokio::time::Instant::now();
+        let ws_url = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                let mut lines = text.lines();
+                if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
+                    break format!("ws://127.0.0.1:{}{}", port.trim(), path.trim());
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(failed(format!("Chromium exited at start ({status})")));
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err(failed(
+                    "Chromium did not open its DevTools port in 30 s".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let cdp = Cdp::connect(&ws_url).await?;
+        let v = cdp
+            .call(None, "Browser.getVersion", json!({}), COMMAND)
+            .await?;
+        Ok(Chromium {
+            child,
+            cdp,
+            _profile: profile,
+            version: v["product"].as_str().unwrap_or_default().to_string(),
+            user_agent: v["userAgent"].as_str().unwrap_or_default().to_string(),
+            window,
+        })
+    }
+
+    /// Whether the browser still answers.
+    pub async fn alive(&mut self) -> bool {
+        if !self.cdp.is_open() || matches!(self.child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        self.cdp
+            .call(
+                None,
+                "Browser.getVersion",
+                json!({}),
+                Duration::from_secs(5),
+            )
+            .await
+            .is_ok()
+    }
+
+    /// A fresh, isolated context whose every request goes to `proxy`, with
+    /// one page in it.
+    pub async fn tab(&self, proxy: SocketAddr) -> Result<Tab<'_>, CdpError> {
+        let ctx = self
+            .cdp
+            .call(
+                None,
+                "Target.createBrowserContext",
+                json!({
+                    "disposeOnDetach": true,
+                    "proxyServer": format!("http://{proxy}"),
+                    "proxyBypassList": "<-loopback>",
+                }),
+                COMMAND,
+            )
+            .await?;
+        let context = ctx["browserContextId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let target = self
+            .cdp
+            .call(
+                None,
+                "Target.createTarget",
+                json!({"url": "about:blank", "browserContextId": context}),
+                COMMAND,
+            )
+            .await?;
+        let target_id = target["targetId"].as_str().unwrap_or_default().to_string();
+        let attached = self
+            .cdp
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target_id, "flatten": true}),
+                COMMAND,
+            )
+            .await?;
+        let session = attached["sessionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let tab = Tab {
+            browser: self,
+            context,
+            session,
+        };
+        for domain in ["Page.enable", "Runtime.enable"] {
+            tab.call(domain, json!({})).await?;
+        }
+        Ok(tab)
+    }
+}
+
+/// One page in its own context; the context is disposed of with
+/// [`Tab::close`] (or when the browser goes).
+pub struct Tab<'a> {
+    browser: &'a Chromium,
+    context: String,
+    session: String,
+}
+
+/// How a navigation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Loaded {
+    /// The load event fired.
+    Load,
+    /// The time ran out first; what arrived is there.
+    TimedOut,
+}
+
+impl Tab<'_> {
+    async fn call(&self, method: &str, params: Value) -> Result<Value, CdpError> {
+        self.browser
+            .cdp
+            .call(Some(&self.session), method, params, COMMAND)
+            .await
+    }
+
+    /// Navigates to `url` and waits for its load event, up to `within`;
+    /// `alert`, `confirm` and `prompt` are dismissed as they come.
+    pub async fn navigate(&self, url: &str, within: Duration) -> Result<Loaded, CdpError> {
+        let mut events = self.browser.cdp.events();
+        let deadline = tokio::time::Instant::now() + within;
+        // Page.navigate answers once the response has begun, which a page
+        // that never answers never does: it is held to the budget too.
+        let nav = self
+            .browser
+            .cdp
+            .call(
+                Some(&self.session),
+                "Page.navigate",
+                json!({"url": url}),
+                within,
+            )
+            .await;
+        let nav = match nav {
+            Err(CdpError::Timeout { .. }) => return Ok(self.stop().await),
+            other => other?,
+        };
+        if let Some(e) = nav["errorText"].as_str() {
+            return Err(CdpError::Command {
+                method: "Page.navigate".into(),
+                message: e.to_string(),
+            });
+        }
+        loop {
+            let next = tokio::time::timeout_at(deadline, events.recv()).await;
+            let event = match next {
+                Err(_) => return Ok(self.stop().await),
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(_)) => return Err(CdpError::Closed),
+                Ok(Ok(e)) => e,
+            };
+            if event.session.as_deref() != Some(self.session.as_str()) {
+                continue;
+            }
+            match event.method.as_str() {
+                "Page.loadEventFired" => return Ok(Loaded::Load),
+                "Page.javascriptDialogOpening" => {
+                    let _ = self
+                        .call("Page.handleJavaScriptDialog", json!({"accept": false}))
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Stops loading: what arrived stays.
+    async fn stop(&self) -> Loaded {
+        let _ = self.call("Page.stopLoading", json!({})).await;
+        Loaded::TimedOut
+    }
+
+    /// Evaluates `expression` in the page; its value, as JSON.
+    pub async fn evaluate(&self, expression: &str) -> Result<Value, CdpError> {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await?;
+        if let Some(e) = r.get("exceptionDetails") {
+            return Err(CdpError::Command {
+                method: "Runtime.evaluate".into(),
+                message: e["exception"]["description"]
+                    .as_str()
+                    .or(e["text"].as_str())
+                    .unwrap_or("exception")
+                    .to_string(),
+            });
+        }
+        Ok(r["result"]["value"].clone())
+    }
+
+    /// A PNG of the whole page (beyond the viewport), at most
+    /// `max_height` pixels tall.
+    pub async fn screenshot(&self, max_height: u32) -> Result<Vec<u8>, CdpError> {
+        let metrics = self.call("Page.getLayoutMetrics", json!({})).await?;
+        let size = &metrics["cssContentSize"];
+        let width = size["width"]
+            .as_f64()
+            .unwrap_or(self.browser.window.0 as f64);
+        let height = size["height"]
+            .as_f64()
+            .unwrap_or(self.browser.window.1 as f64)
+            .min(max_height as f64);
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": {"x": 0, "y": 0, "width": width.max(1.0), "height": height.max(1.0), "scale": 1},
+                }),
+            )
+            .await?;
+        decode(&shot["data"], "Page.captureScreenshot")
+    }
+
+    /// The page printed to PDF.
+    pub async fn pdf(&self) -> Result<Vec<u8>, CdpError> {
+        let printed = self
+            .call("Page.printToPDF", json!({"printBackground": true}))
+            .await?;
+        decode(&printed["data"], "Page.printToPDF")
+    }
+
+    /// Disposes of the context: its pages, cookies and storage.
+    pub async fn close(self) {
+        let _ = self
+            .browser
+            .cdp
+            .call(
+                None,
+                "Target.disposeBrowserContext",
+                json!({"browserContextId": self.context}),
+                COMMAND,
+            )
+            .await;
+    }
+}
+
+fn decode(data: &Value, method: &str) -> Result<Vec<u8>, CdpError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data.as_str().unwrap_or_default())
+        .map_err(|e| CdpError::Command {
+            method: method.into(),
+            message: format!("its data is not base64: {e}"),
+        })
+}
