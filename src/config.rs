@@ -113,6 +113,13 @@ pub struct RawCapture {
     max_media_bytes: Option<u64>,
     media_timeout_secs: Option<f64>,
     ytdlp_path: Option<PathBuf>,
+    mode: Option<String>,
+    browser_path: Option<PathBuf>,
+    browser_timeout_secs: Option<f64>,
+    max_scroll_steps: Option<usize>,
+    max_page_height: Option<u32>,
+    browser_window: Option<String>,
+    browser_restart_after: Option<usize>,
 }
 
 /// `[timestamps]` settings.
@@ -253,6 +260,8 @@ pub struct Overrides {
     pub no_dedup: bool,
     /// `--media`: `capture.media = true`.
     pub media: bool,
+    /// `--mode`: `capture.mode`.
+    pub mode: Option<crate::capture::Mode>,
     /// `--listen`: `daemon.listen`.
     pub listen: Option<std::net::SocketAddr>,
     /// `--public-read`: `daemon.public_read = true`.
@@ -334,6 +343,9 @@ impl Config {
             capture.dedup = false;
         }
         capture.media.enabled |= overrides.media;
+        if let Some(m) = overrides.mode {
+            capture.browser.mode = m;
+        }
         let mut daemon = daemon_settings(raw.daemon)?;
         daemon.public_read |= overrides.public_read;
         if let Some(addr) = overrides.listen {
@@ -489,6 +501,7 @@ pub fn apply_capture(
             d.limits.throughput_window,
         )?,
     };
+    let browser = browser_settings(&d.browser, &raw)?;
     Ok(CaptureSettings {
         allow_private: raw.allow_private_networks.unwrap_or(d.allow_private),
         user_agent: raw.user_agent.unwrap_or_else(|| d.user_agent.clone()),
@@ -529,6 +542,56 @@ pub fn apply_capture(
             )?,
             ytdlp_path: raw.ytdlp_path.or_else(|| d.media.ytdlp_path.clone()),
         },
+        browser,
+    })
+}
+
+fn browser_settings(
+    d: &crate::capture::BrowserSettings,
+    raw: &RawCapture,
+) -> Result<crate::capture::BrowserSettings, ConfigError> {
+    use crate::capture::Mode;
+    let t = "capture";
+    let mode = match raw.mode.as_deref() {
+        None => d.mode,
+        Some("http") => Mode::Http,
+        Some("browser") => Mode::Browser,
+        Some(m) => {
+            return Err(ConfigError::Invalid(format!(
+                "capture.mode {m:?} is not a mode; use \"http\" or \"browser\""
+            )))
+        }
+    };
+    let window = match raw.browser_window.as_deref() {
+        None => d.window,
+        Some(w) => w
+            .split_once('x')
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+            .filter(|(a, b): &(u32, u32)| (200..=8000).contains(a) && (200..=8000).contains(b))
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "capture.browser_window {w:?} is not WIDTHxHEIGHT between 200 and 8000; use e.g. \"1280x900\""
+                ))
+            })?,
+    };
+    Ok(crate::capture::BrowserSettings {
+        mode,
+        path: raw.browser_path.clone().or_else(|| d.path.clone()),
+        timeout: secs(
+            t,
+            "browser_timeout_secs",
+            raw.browser_timeout_secs,
+            d.timeout,
+        )?,
+        max_scroll_steps: raw.max_scroll_steps.unwrap_or(d.max_scroll_steps),
+        max_page_height: positive(t, "max_page_height", raw.max_page_height, d.max_page_height)?,
+        window,
+        restart_after: positive(
+            t,
+            "browser_restart_after",
+            raw.browser_restart_after,
+            d.restart_after,
+        )?,
     })
 }
 
@@ -702,6 +765,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("capture.concurrency"), "{err}");
+    }
+
+    #[test]
+    fn browser_mode_settings_are_checked_one_line_each() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.capture.browser.mode, crate::capture::Mode::Http);
+        let c = load(
+            "[capture]\nmode = \"browser\"\nbrowser_window = \"1024x768\"\nmax_scroll_steps = 3\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.capture.browser.mode, crate::capture::Mode::Browser);
+        assert_eq!(c.capture.browser.window, (1024, 768));
+        assert_eq!(c.capture.browser.max_scroll_steps, 3);
+        for (bad, key) in [
+            ("mode = \"chrome\"", "capture.mode"),
+            ("browser_window = \"big\"", "capture.browser_window"),
+            ("browser_window = \"100000x10\"", "capture.browser_window"),
+            ("max_page_height = 0", "capture.max_page_height"),
+        ] {
+            let err = load(&format!("[capture]\n{bad}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && !err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

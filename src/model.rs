@@ -214,6 +214,46 @@ pub struct Capture {
     /// produced from the page, or why it produced nothing.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub media: Option<MediaInfo>,
+    /// Set when the capture was made in browser mode: the browser, what it
+    /// did with the page and the pictures and text it kept.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub browser: Option<BrowserInfo>,
+}
+
+/// Browser mode: the page as Chromium rendered it, every request it made
+/// one of the capture's exchanges (through custody's recording proxy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserInfo {
+    /// `ok`, `timed out` (the budget ended it; what arrived is kept),
+    /// `failed` or `unavailable` (no Chromium: the page was read in http
+    /// mode only).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub problem: Option<String>,
+    /// `Browser.getVersion`'s product, e.g. `Chrome/131.0.6778.85`.
+    pub version: Option<String>,
+    pub user_agent: Option<String>,
+    /// `WIDTHxHEIGHT` of the window, CSS pixels.
+    pub window: String,
+    /// Where the page ended up (after redirects and script navigation).
+    pub final_url: Option<String>,
+    /// What ran, one line each (`load`, `network idle`, `scrolled ...`).
+    pub behaviours: Vec<String>,
+    /// The screenshot, thumbnail, PDF, rendered DOM and text kept.
+    pub records: Vec<BrowserRecord>,
+}
+
+/// One thing the browser made of the page, in a `resource` record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserRecord {
+    /// `screenshot`, `thumbnail`, `pdf`, `view` (the DOM) or `text`.
+    pub kind: String,
+    pub record_id: String,
+    /// `urn:<kind>:<page URL>`.
+    pub target_uri: String,
+    pub mime: String,
+    pub bytes: u64,
+    pub sha256: Sha256,
 }
 
 /// The media step of a capture: yt-dlp run on the page through custody's

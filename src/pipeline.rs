@@ -86,6 +86,16 @@ pub struct CaptureReport {
 pub struct Capturer {
     archive: Arc<Archive>,
     crawler: Crawler,
+    /// Browser mode's Chromium, started at its first capture and serving
+    /// the captures after it (one at a time), restarted after
+    /// `browser_restart_after` captures or when it stops answering.
+    browser: tokio::sync::Mutex<Option<HeldBrowser>>,
+}
+
+struct HeldBrowser {
+    chromium: crate::browser::chromium::Chromium,
+    ca: Arc<crate::browser::ca::InterceptCa>,
+    served: usize,
 }
 
 /// The spool WARC being written, with what it holds so far.
@@ -103,7 +113,11 @@ impl Capturer {
             archive.config().capture.clone(),
             archive.scratch_dir().to_path_buf(),
         )?;
-        Ok(Capturer { archive, crawler })
+        Ok(Capturer {
+            archive,
+            crawler,
+            browser: tokio::sync::Mutex::new(None),
+        })
     }
 
     pub fn archive(&self) -> &Arc<Archive> {
@@ -182,7 +196,15 @@ impl Capturer {
         // process leaves a locked spool alone.
         let (spool, _spool_lock) =
             open_spool(id, seed, crawler.settings(), started_at, spool_path)?;
-        let (outcome, media, spool) = self.crawl(crawler, request, spool, progress).await?;
+        let (outcome, media, browsed, spool) =
+            self.crawl(crawler, request, spool, progress).await?;
+        let (spool, browsed) = match browsed {
+            Some(out) => {
+                let (spool, written) = write_browser(spool, out, seed).await?;
+                (spool, Some(written))
+            }
+            None => (spool, None),
+        };
         let (spool, media) = match media {
             Some(out) => {
                 let (spool, info) = write_media(spool, out, seed).await?;
@@ -216,6 +238,7 @@ impl Capturer {
                 change: None,
                 import: None,
                 media: None,
+                browser: None,
             };
             self.archive
                 .index()
@@ -242,6 +265,7 @@ impl Capturer {
             change: change.as_ref(),
             written: &written,
             media: media.as_ref(),
+            browser: browsed.as_ref(),
         };
         let manifest_bytes = manifest.to_json()?;
         let (summary, metadata_entry) = close_spool(
@@ -270,6 +294,7 @@ impl Capturer {
             change,
             import: None,
             media: media.map(|m| m.info),
+            browser: browsed.map(|b| b.info),
         };
         let capture = self
             .store_and_index(capture, &written.entries, &summary, spool_path, request)
@@ -291,21 +316,43 @@ impl Capturer {
         request: &CaptureRequest,
         spool: Spool,
         progress: &dyn Progress,
-    ) -> Result<(CrawlOutcome, Option<crate::media::MediaOutput>, Spool), ArchiveError> {
+    ) -> Result<Crawled, ArchiveError> {
         let (tx, mut rx) = mpsc::channel::<Exchange>(2);
         let scratch = self.archive.scratch_dir();
-        // The page first; then, when asked, yt-dlp on it through the
-        // recording proxy, whose exchanges arrive on the same channel.
+        // In browser mode the browser first, through the recording proxy;
+        // then the page (what the browser did not fetch, and what its
+        // rendered DOM names); then, when asked, yt-dlp on it through a
+        // proxy too. Every exchange arrives on the same channel.
         let crawl = async move {
-            let outcome = crawler.run(request.seed.clone(), tx.clone()).await;
             let settings = crawler.settings();
+            let (prior, browsed) = if settings.browser.mode == crate::capture::Mode::Browser {
+                let out = self
+                    .browse(settings, crawler.fetcher(), &request.seed, tx.clone())
+                    .await;
+                let at = out
+                    .info
+                    .final_url
+                    .as_deref()
+                    .and_then(|u| Url::parse(u).ok())
+                    .unwrap_or_else(|| request.seed.clone());
+                let prior = crate::capture::Prior {
+                    fetched: out.fetched.clone(),
+                    rendered: out.dom.clone().map(|dom| (at, dom)),
+                };
+                (prior, Some(out))
+            } else {
+                (crate::capture::Prior::default(), None)
+            };
+            let outcome = crawler
+                .run_after(request.seed.clone(), tx.clone(), prior)
+                .await;
             let media = if settings.media.enabled && outcome.seed_error.is_none() {
                 let fetcher = crawler.fetcher();
                 Some(crate::media::run(settings, fetcher, &request.seed, tx, scratch).await)
             } else {
                 None
             };
-            (outcome, media)
+            (outcome, media, browsed)
         };
         let dedup = crawler.settings().dedup;
         let consume = async {
@@ -345,14 +392,80 @@ impl Capturer {
             Ok::<_, ArchiveError>(spool)
         };
         let both = async { tokio::join!(crawl, consume) };
-        let ((outcome, media), consumed) = match request.cancel.clone() {
+        let ((outcome, media, browsed), consumed) = match request.cancel.clone() {
             None => both.await,
             Some(mut cancel) => tokio::select! {
                 done = both => done,
                 _ = cancel.wait_for(|c| *c) => return Err(ArchiveError::Interrupted),
             },
         };
-        Ok((outcome, media, consumed?))
+        Ok((outcome, media, browsed, consumed?))
+    }
+
+    /// Browser mode's step with the capturer's Chromium (started, or
+    /// restarted, as needed); without one, says why.
+    async fn browse(
+        &self,
+        settings: &CaptureSettings,
+        fetcher: &capture::Fetcher,
+        seed: &Url,
+        tx: mpsc::Sender<Exchange>,
+    ) -> crate::browser::step::BrowserOutput {
+        use crate::browser::step::BrowserOutput;
+        let b = &settings.browser;
+        let mut held = self.browser.lock().await;
+        if let Some(h) = held.as_mut() {
+            let stale = h.served >= b.restart_after || h.chromium.window != b.window;
+            if stale || !h.chromium.alive().await {
+                *held = None;
+            }
+        }
+        if held.is_none() {
+            let path = match crate::browser::chromium::locate(b.path.as_deref()) {
+                Ok(p) => p,
+                Err(problem) => {
+                    return BrowserOutput::without_browser(b.window, "unavailable", problem)
+                }
+            };
+            let ca = match crate::browser::ca::InterceptCa::new() {
+                Ok(ca) => Arc::new(ca),
+                Err(e) => {
+                    return BrowserOutput::without_browser(
+                        b.window,
+                        "failed",
+                        format!("the browser's certificates: {e}"),
+                    )
+                }
+            };
+            let started = crate::browser::chromium::Chromium::launch(
+                &path,
+                ca.spki_sha256(),
+                self.archive.scratch_dir(),
+                b.window,
+            )
+            .await;
+            match started {
+                Ok(chromium) => {
+                    *held = Some(HeldBrowser {
+                        chromium,
+                        ca,
+                        served: 0,
+                    })
+                }
+                Err(e) => {
+                    return BrowserOutput::without_browser(
+                        b.window,
+                        "failed",
+                        format!("{} could not be started: {e}", path.display()),
+                    )
+                }
+            }
+        }
+        let Some(h) = held.as_mut() else {
+            return BrowserOutput::without_browser(b.window, "failed", "no browser".into());
+        };
+        h.served += 1;
+        crate::browser::step::run(&h.chromium, h.ca.clone(), settings, fetcher, seed, tx).await
     }
 
     /// Stores the finished spool (noted as pending first, so that a death
@@ -612,6 +725,70 @@ async fn write_media(
     .map_err(|e| ArchiveError::Internal(e.to_string()))?
 }
 
+/// Browser mode's step as written: what the browser did, with each kept
+/// record, and what the proxy refused to fetch for it.
+struct BrowserWritten {
+    info: crate::model::BrowserInfo,
+    refused: Vec<crate::browser::proxy::Refused>,
+}
+
+/// Writes what the browser made of the page into the spool, a `resource`
+/// record each, named as Browsertrix names them (`urn:screenshot:<URL>`).
+async fn write_browser(
+    spool: Spool,
+    out: crate::browser::step::BrowserOutput,
+    page: &Url,
+) -> Result<(Spool, BrowserWritten), ArchiveError> {
+    let page = page.clone();
+    tokio::task::spawn_blocking(move || -> Result<_, ArchiveError> {
+        let mut spool = spool;
+        let mut info = out.info.clone();
+        let version = info.version.clone().unwrap_or_default();
+        let kept: [(&str, &str, Option<Vec<u8>>); 5] = [
+            ("screenshot", "image/png", out.screenshot),
+            ("thumbnail", "image/png", out.thumbnail),
+            ("pdf", "application/pdf", out.pdf),
+            (
+                "view",
+                "text/html; charset=utf-8",
+                out.dom.map(String::into_bytes),
+            ),
+            (
+                "text",
+                "text/plain; charset=utf-8",
+                out.text.map(String::into_bytes),
+            ),
+        ];
+        for (kind, mime, body) in kept {
+            let Some(body) = body else { continue };
+            let target = format!("urn:{kind}:{page}");
+            let fields = [("Custody-Browser", version.clone())];
+            let entry = records::write_produced_bytes(
+                &mut spool.writer,
+                &target,
+                &spool.warcinfo_id,
+                &Utc::now(),
+                mime,
+                &body,
+                &fields,
+            )?;
+            info.records.push(crate::model::BrowserRecord {
+                kind: kind.into(),
+                record_id: entry.record_id.clone(),
+                target_uri: target,
+                mime: mime.into(),
+                bytes: body.len() as u64,
+                sha256: Sha256::of(&body),
+            });
+            spool.written.entries.push(entry);
+        }
+        let refused = out.refused.clone();
+        Ok((spool, BrowserWritten { info, refused }))
+    })
+    .await
+    .map_err(|e| ArchiveError::Internal(e.to_string()))?
+}
+
 /// What the spool holds so far.
 #[derive(Default)]
 struct Written {
@@ -633,8 +810,17 @@ struct Started<'a> {
     typed: Option<&'a str>,
 }
 
+/// What the crawl gathered besides the spool's exchanges.
+type Crawled = (
+    CrawlOutcome,
+    Option<crate::media::MediaOutput>,
+    Option<crate::browser::step::BrowserOutput>,
+    Spool,
+);
+
 struct Manifest<'a> {
     media: Option<&'a MediaWritten>,
+    browser: Option<&'a BrowserWritten>,
     id: &'a CaptureId,
     seed: &'a Url,
     typed: Option<&'a str>,
@@ -674,6 +860,11 @@ impl Manifest<'_> {
         if let Some(m) = self.media {
             manifest["media"] = json!(m.info);
             manifest["media_refused"] = json!(m.refused);
+        }
+        if let Some(b) = self.browser {
+            manifest["mode"] = json!("browser");
+            manifest["browser"] = json!(b.info);
+            manifest["browser_refused"] = json!(b.refused);
         }
         serde_json::to_vec_pretty(&manifest).map_err(|e| ArchiveError::Internal(e.to_string()))
     }
@@ -939,6 +1130,7 @@ mod tests {
         let schedule = ("aleppo-reports".to_string(), at("2016-11-29T10:04:00Z"));
         let manifest = Manifest {
             media: None,
+            browser: None,
             typed: None,
             id: &id,
             seed: &seed,

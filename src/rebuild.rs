@@ -72,6 +72,9 @@ struct Manifest {
     /// The media step's, when it ran.
     #[serde(default)]
     media: Option<model::MediaInfo>,
+    /// Browser mode's, when the capture was made in it.
+    #[serde(default)]
+    browser: Option<model::BrowserInfo>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +252,7 @@ pub fn rebuild(path: &Path) -> Result<Rebuilt, RebuildError> {
             }),
         import: m.import,
         media: m.media,
+        browser: m.browser,
     };
     Ok(Rebuilt {
         capture,

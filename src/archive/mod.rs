@@ -360,10 +360,12 @@ impl Archive {
                 capture.error.clone().unwrap_or_default()
             )));
         };
-        // A file the media step produced is named by its URN.
+        // What a capture step made (a media file, the rendered text or
+        // DOM) is named by its URN, in a `resource` record.
+        let made = target.is_some_and(|t| t.starts_with("urn:"));
         let media = target.is_some_and(|t| t.starts_with("urn:media:"));
         let url = match target {
-            Some(t) if media => t.to_string(),
+            Some(t) if made => t.to_string(),
             Some(t) => normalize_url(t)?,
             None => capture
                 .resources
@@ -380,16 +382,16 @@ impl Archive {
             .await?
             .into_iter()
             .find(|r| {
-                let kind = if media {
+                let kind = if made {
                     r.warc_type == "resource"
                 } else {
                     matches!(r.warc_type.as_str(), "response" | "revisit")
                 };
                 kind && r.target_uri.as_deref() == Some(url.as_str())
             })
-            .ok_or_else(|| match media {
+            .ok_or_else(|| match made {
                 true => ArchiveError::NotFound(format!(
-                    "capture {capture_id} has no media file {url}; `custody show {capture_id}` lists them"
+                    "capture {capture_id} has no record {url}; `custody show {capture_id}` lists what it holds"
                 )),
                 false => {
                     ArchiveError::NotFound(format!("capture {capture_id} has no response for {url}"))
@@ -431,9 +433,21 @@ impl Archive {
             };
             decode_body(BufReader::new(payload), encoding.as_deref(), &mut limited)?;
         }
+        // The rendered text or DOM: typed as the browser step recorded it.
+        let made_type = capture
+            .browser
+            .as_ref()
+            .and_then(|b| b.records.iter().find(|r| r.target_uri == url))
+            .map(|r| r.mime.clone());
+        let bare = |t: &str| t.split(';').next().unwrap_or("").trim().to_string();
         Ok(Document {
-            content_type: head.as_ref().and_then(|h| h.header("content-type")),
-            mime: head.as_ref().and_then(|h| h.mime()),
+            content_type: made_type
+                .clone()
+                .or_else(|| head.as_ref().and_then(|h| h.header("content-type"))),
+            mime: made_type
+                .as_deref()
+                .map(bare)
+                .or_else(|| head.as_ref().and_then(|h| h.mime())),
             url,
             capture,
             warc,

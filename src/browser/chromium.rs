@@ -28,7 +28,7 @@ const COMMAND: Duration = Duration::from_secs(30);
 /// A running Chromium; killed when dropped.
 pub struct Chromium {
     child: tokio::process::Child,
-    cdp: Cdp,
+    cdp: std::sync::Arc<Cdp>,
     _profile: tempfile::TempDir,
     /// `Browser.getVersion`'s product (`Chrome/131.0...`).
     pub version: String,
@@ -148,7 +148,7 @@ impl Chromium {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let cdp = Cdp::connect(&ws_url).await?;
+        let cdp = std::sync::Arc::new(Cdp::connect(&ws_url).await?);
         let v = cdp
             .call(None, "Browser.getVersion", json!({}), COMMAND)
             .await?;
@@ -221,10 +221,33 @@ impl Chromium {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        // `alert`, `confirm` and `prompt` are dismissed as they come, so a
+        // page cannot hold a command (or the capture) waiting.
+        let dialogs = {
+            let (cdp, session) = (self.cdp.clone(), session.clone());
+            let mut events = cdp.events();
+            tokio::spawn(async move {
+                while let Ok(e) = events.recv().await {
+                    if e.method == "Page.javascriptDialogOpening"
+                        && e.session.as_deref() == Some(session.as_str())
+                    {
+                        let _ = cdp
+                            .call(
+                                Some(&session),
+                                "Page.handleJavaScriptDialog",
+                                json!({"accept": false}),
+                                COMMAND,
+                            )
+                            .await;
+                    }
+                }
+            })
+        };
         let tab = Tab {
             browser: self,
             context,
             session,
+            dialogs,
         };
         for domain in ["Page.enable", "Runtime.enable"] {
             tab.call(domain, json!({})).await?;
@@ -239,6 +262,13 @@ pub struct Tab<'a> {
     browser: &'a Chromium,
     context: String,
     session: String,
+    dialogs: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Tab<'_> {
+    fn drop(&mut self) {
+        self.dialogs.abort();
+    }
 }
 
 /// How a navigation ended.
@@ -258,8 +288,7 @@ impl Tab<'_> {
             .await
     }
 
-    /// Navigates to `url` and waits for its load event, up to `within`;
-    /// `alert`, `confirm` and `prompt` are dismissed as they come.
+    /// Navigates to `url` and waits for its load event, up to `within`.
     pub async fn navigate(&self, url: &str, within: Duration) -> Result<Loaded, CdpError> {
         let mut events = self.browser.cdp.events();
         let deadline = tokio::time::Instant::now() + within;
@@ -296,14 +325,8 @@ impl Tab<'_> {
             if event.session.as_deref() != Some(self.session.as_str()) {
                 continue;
             }
-            match event.method.as_str() {
-                "Page.loadEventFired" => return Ok(Loaded::Load),
-                "Page.javascriptDialogOpening" => {
-                    let _ = self
-                        .call("Page.handleJavaScriptDialog", json!({"accept": false}))
-                        .await;
-                }
-                _ => {}
+            if event.method == "Page.loadEventFired" {
+                return Ok(Loaded::Load);
             }
         }
     }
@@ -354,6 +377,21 @@ impl Tab<'_> {
                     "format": "png",
                     "captureBeyondViewport": true,
                     "clip": {"x": 0, "y": 0, "width": width.max(1.0), "height": height.max(1.0), "scale": 1},
+                }),
+            )
+            .await?;
+        decode(&shot["data"], "Page.captureScreenshot")
+    }
+
+    /// The window's view, scaled down `factor` times (a thumbnail).
+    pub async fn thumbnail(&self, factor: u32) -> Result<Vec<u8>, CdpError> {
+        let (w, h) = self.browser.window;
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1.0 / factor.max(1) as f64},
                 }),
             )
             .await?;

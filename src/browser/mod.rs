@@ -11,6 +11,7 @@ pub mod ca;
 pub mod cdp;
 pub mod chromium;
 pub mod proxy;
+pub mod step;
 
 use std::path::PathBuf;
 

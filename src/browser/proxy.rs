@@ -95,6 +95,10 @@ struct Shared {
     limits: ProxyLimits,
     refused: Mutex<Vec<Refused>>,
     exchanges: Mutex<usize>,
+    /// Requests being fetched right now (network idle is none for a while).
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Every URL fetched, in order.
+    fetched: Mutex<Vec<String>>,
     connections: Arc<Semaphore>,
 }
 
@@ -146,6 +150,8 @@ impl RecordingProxy {
             limits,
             refused: Mutex::new(Vec::new()),
             exchanges: Mutex::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            fetched: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(RecordingProxy { addr, shared, task })
@@ -154,6 +160,22 @@ impl RecordingProxy {
     /// Where the browser is pointed (`--proxy-server=http://ADDR`).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many requests are being fetched now.
+    pub fn in_flight(&self) -> usize {
+        self.shared
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Every URL fetched so far, in order.
+    pub fn fetched(&self) -> Vec<String> {
+        self.shared
+            .fetched
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default()
     }
 
     /// What was refused so far.
@@ -458,7 +480,13 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
         headers: head.headers.clone(),
         body,
     };
+    use std::sync::atomic::Ordering;
+    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut f) = shared.fetched.lock() {
+        f.push(url.to_string());
+    }
     let ex = shared.fetcher.forward(&url, &forward, &shared.budget).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     let reusable = relay(io.get_mut(), &ex).await;
     // The writer records the exchange whatever the browser made of it.
     let _ = shared.tx.send(ex).await;

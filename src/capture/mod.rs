@@ -47,6 +47,58 @@ pub struct CaptureSettings {
     pub extra_root_certificates: Vec<PathBuf>,
     /// The media step (yt-dlp through the recording proxy).
     pub media: MediaSettings,
+    /// Browser mode (Chromium through the recording proxy).
+    pub browser: BrowserSettings,
+}
+
+/// How a page is read: as a browser without scripts would (`http`), or
+/// rendered by Chromium, every request it makes through custody's
+/// recording proxy (`browser`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Http,
+    Browser,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Http => "http",
+            Mode::Browser => "browser",
+        }
+    }
+}
+
+/// Browser mode's settings (`capture.mode`, `capture.browser_*`, ...).
+#[derive(Clone, Debug)]
+pub struct BrowserSettings {
+    pub mode: Mode,
+    /// The Chromium to run; found on `PATH` when absent.
+    pub path: Option<PathBuf>,
+    /// The whole page's budget in the browser: load, behaviours, pictures.
+    pub timeout: Duration,
+    /// Scrolls of one window height each, for lazy images and feeds.
+    pub max_scroll_steps: usize,
+    /// Pixels of page height scrolled and pictured at most.
+    pub max_page_height: u32,
+    /// The browser window (CSS pixels).
+    pub window: (u32, u32),
+    /// Captures one browser process serves before it is restarted.
+    pub restart_after: usize,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        BrowserSettings {
+            mode: Mode::Http,
+            path: None,
+            timeout: Duration::from_secs(90),
+            max_scroll_steps: 20,
+            max_page_height: 20_000,
+            window: (1280, 900),
+            restart_after: 50,
+        }
+    }
 }
 
 /// The media step's settings (`capture.media*`, `capture.ytdlp_path`).
@@ -108,6 +160,7 @@ impl Default for CaptureSettings {
             dedup: true,
             extra_root_certificates: Vec::new(),
             media: MediaSettings::default(),
+            browser: BrowserSettings::default(),
         }
     }
 }
@@ -195,6 +248,15 @@ struct Pending {
     depth: usize,
 }
 
+/// What a browser did for a page before the crawler reads it.
+#[derive(Debug, Default)]
+pub struct Prior {
+    /// URLs the browser fetched (through the recording proxy).
+    pub fetched: Vec<String>,
+    /// The DOM it rendered, with the URL it was at.
+    pub rendered: Option<(Url, String)>,
+}
+
 /// Stream segments and bytes taken so far in a capture.
 struct StreamBudget {
     segments: usize,
@@ -250,11 +312,30 @@ impl Crawler {
 
     /// Captures `seed` and its requisites, sending each exchange to `tx`.
     pub async fn run(&self, seed: Url, tx: mpsc::Sender<Exchange>) -> CrawlOutcome {
+        self.run_after(seed, tx, Prior::default()).await
+    }
+
+    /// Captures `seed` and its requisites after a browser loaded it: what
+    /// the browser fetched is not fetched again, and the DOM it rendered is
+    /// searched for links as well as the page's source (so everything http
+    /// mode takes is taken, and what scripts added too).
+    pub async fn run_after(
+        &self,
+        seed: Url,
+        tx: mpsc::Sender<Exchange>,
+        prior: Prior,
+    ) -> CrawlOutcome {
         let budget = Arc::new(AtomicU64::new(self.settings.max_capture_bytes));
         let visited = Arc::new(Mutex::new(HashSet::new()));
         let page = self
             .follow(seed.clone(), None, &budget, &visited, &tx)
             .await;
+        // (After the page itself, so that its redirects are followed to
+        // the document whose source is read.)
+        visited
+            .lock()
+            .expect("visited set")
+            .extend(prior.fetched.iter().cloned());
         let Some(page) = page else {
             return CrawlOutcome {
                 seed_error: None,
@@ -275,7 +356,19 @@ impl Crawler {
             bytes: 0,
         };
         let mut queue = self.links_of(&page, discover::Hint::Frame, 0, &mut streams);
-        let mut fetched = 1usize;
+        if let Some((base, html)) = &prior.rendered {
+            let rendered = Seen {
+                url: base.clone(),
+                bytes: 0,
+                status: Some(200),
+                location: None,
+                mime: Some("text/html".into()),
+                text: Some(html.clone()),
+                error: None,
+            };
+            queue.extend(self.links_of(&rendered, discover::Hint::Frame, 0, &mut streams));
+        }
+        let mut fetched = 1 + prior.fetched.len();
         for _round in 0..MAX_DISCOVERY_ROUNDS {
             if queue.is_empty() {
                 break;

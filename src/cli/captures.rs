@@ -52,6 +52,11 @@ pub async fn capture(config: Config, urls: &[String], json: bool) -> Result<Exit
         for r in capture.resources.iter().filter(|r| r.error.is_some()) {
             eprintln!("  warning: {}: {}", r.url, r.error.as_deref().unwrap_or(""));
         }
+        if let Some(b) = &capture.browser {
+            for line in browser_lines(b) {
+                eprintln!("{line}");
+            }
+        }
         if let Some(m) = &capture.media {
             for line in media_lines(m) {
                 eprintln!("{line}");
@@ -59,6 +64,30 @@ pub async fn capture(config: Config, urls: &[String], json: bool) -> Result<Exit
         }
     }
     Ok(exit(all_ok))
+}
+
+/// Browser mode: the browser's outcome, what ran and what was kept.
+fn browser_lines(b: &custody::model::BrowserInfo) -> Vec<String> {
+    let mut out = vec![format!(
+        "  browser  {} ({}, window {}){}",
+        b.status,
+        b.version.as_deref().unwrap_or("no browser"),
+        b.window,
+        b.problem
+            .as_deref()
+            .map(|p| format!(": {p}"))
+            .unwrap_or_default()
+    )];
+    if !b.behaviours.is_empty() {
+        out.push(format!("  behaviours  {}", b.behaviours.join("; ")));
+    }
+    for r in &b.records {
+        out.push(format!(
+            "  {}  {} bytes, sha256 {}  {}",
+            r.kind, r.bytes, r.sha256, r.target_uri
+        ));
+    }
+    out
 }
 
 /// The media step, a line each for its outcome and its files.
@@ -263,6 +292,9 @@ pub async fn show(
         for p in &i.problems {
             out.push(format!("  problem  {}", problem_line(p)));
         }
+    }
+    if let Some(b) = &capture.browser {
+        out.extend(browser_lines(b));
     }
     if let Some(m) = &capture.media {
         out.extend(media_lines(m));

@@ -70,6 +70,12 @@ pub enum Command {
         /// and keep the video or audio it produces (capture.media).
         #[arg(long)]
         media: bool,
+        /// browser: render the page in Chromium, every request through
+        /// custody's recording proxy, and keep a screenshot, a PDF and
+        /// the rendered text; http: read it as a browser without scripts
+        /// would (capture.mode).
+        #[arg(long, value_name = "MODE", value_parser = ["browser", "http"])]
+        mode: Option<String>,
     },
     /// Import WARC (.warc, .warc.gz) and WACZ files made by other tools:
     /// each is kept exactly as received, checked record by record, and
@@ -611,11 +617,16 @@ fn overrides(cli: &Cli) -> Overrides {
             allow_private,
             no_dedup,
             media,
+            mode,
             ..
         } => {
             o.allow_private = *allow_private;
             o.no_dedup = *no_dedup;
             o.media = *media;
+            o.mode = mode.as_deref().map(|m| match m {
+                "browser" => custody::capture::Mode::Browser,
+                _ => custody::capture::Mode::Http,
+            });
         }
         Command::Daemon {
             schedules,

@@ -387,6 +387,7 @@ fn capture_of(id: CaptureId, s: &scan::Scan, info: ImportInfo) -> Capture {
         change: None,
         import: Some(info),
         media: None,
+        browser: None,
     }
 }
 

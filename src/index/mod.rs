@@ -100,6 +100,11 @@ macro_rules! migrations {
                 "media",
                 include_str!(concat!("migrations/", $backend, "/0012_media.sql")),
             ),
+            (
+                13,
+                "browser",
+                include_str!(concat!("migrations/", $backend, "/0013_browser.sql")),
+            ),
         ]
     };
 }

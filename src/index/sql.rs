@@ -173,6 +173,14 @@ impl SqlIndex {
                 })?),
                 None => None,
             },
+            browser: match row.opt_text("browser_json")? {
+                Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                    IndexError::Corrupt(format!(
+                        "capture {id}: its browser record cannot be read: {e}"
+                    ))
+                })?),
+                None => None,
+            },
         })
     }
 
@@ -282,11 +290,15 @@ impl SqlIndex {
             .media
             .as_ref()
             .map(|m| serde_json::to_string(m).expect("a media step serialises"));
+        let browser_json = capture
+            .browser
+            .as_ref()
+            .map(|b| serde_json::to_string(b).expect("a browser record serialises"));
         sqlx::query(
             "INSERT INTO capture (id, seed_url, status, error, started_at, finished_at, \
              warc_sha256, record_count, schedule, scheduled_for, previous_capture, page_change, \
-             import_json, media_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             import_json, media_json, browser_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(capture.id.as_str())
         .bind(&capture.seed_url)
@@ -312,6 +324,7 @@ impl SqlIndex {
         )
         .bind(import_json)
         .bind(media_json)
+        .bind(browser_json)
         .execute(&mut **tx)
         .await?;
         for (seq, r) in capture.resources.iter().enumerate() {
@@ -592,7 +605,7 @@ fn capture_id(s: &str) -> Result<CaptureId, IndexError> {
 
 const CAPTURE_COLUMNS: &str = "SELECT c.id, c.seed_url, c.status, c.error, c.started_at, \
      c.finished_at, c.warc_sha256, c.record_count, c.schedule, c.scheduled_for, \
-     c.previous_capture, c.page_change, c.import_json, c.media_json, w.key, w.bytes \
+     c.previous_capture, c.page_change, c.import_json, c.media_json, c.browser_json, w.key, w.bytes \
      FROM capture c LEFT JOIN warc_file w ON w.sha256 = c.warc_sha256";
 
 const RECORD_COLUMNS: &str = "record_id, warc_type, target_uri, surt, date, timestamp, mime, \

@@ -381,5 +381,6 @@ fn failed_capture_from_leaf(data: &str) -> Option<crate::model::Capture> {
         change,
         import: None,
         media: None,
+        browser: None,
     })
 }

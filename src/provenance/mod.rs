@@ -315,8 +315,23 @@ pub async fn link(archive: &Archive, req: LinkRequest) -> Result<EvidenceLink, P
                 req.claim_id
             ))
         })?;
+    // What readers read: in a browser-mode capture, a passage is found in
+    // the page's rendered text (the link names that record), unless
+    // another document is asked for.
+    let rendered = match (&req.target, req.fragment.is_some()) {
+        (None, false) => index
+            .capture(&req.capture_id)
+            .await?
+            .and_then(|c| c.browser)
+            .and_then(|b| b.records.into_iter().find(|r| r.kind == "text"))
+            .map(|r| r.target_uri),
+        _ => None,
+    };
     let doc = archive
-        .read_document(&req.capture_id, req.target.as_deref())
+        .read_document(
+            &req.capture_id,
+            rendered.as_deref().or(req.target.as_deref()),
+        )
         .await
         .map_err(|e| match e {
             ArchiveError::NotFound(m) => ProvenanceError::NotFound(m),

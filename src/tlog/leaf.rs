@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use super::merkle;
 use crate::model::{
-    Capture, Claim, CustodyEvent, EvidenceLink, ImportInfo, MediaInfo, RecordEntry, Sha256,
+    BrowserInfo, Capture, Claim, CustodyEvent, EvidenceLink, ImportInfo, MediaInfo, RecordEntry,
+    Sha256,
 };
 
 /// A leaf to append: what it is about and its canonical bytes (JSON with a
@@ -86,6 +87,10 @@ struct CaptureLeaf<'a> {
     /// serialises.
     #[serde(skip_serializing_if = "Option::is_none")]
     media: Option<&'a MediaInfo>,
+    /// Version 5: browser mode (the browser, its behaviours and the
+    /// records it kept), as [`BrowserInfo`] serialises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    browser: Option<&'a BrowserInfo>,
 }
 
 #[derive(Serialize)]
@@ -119,17 +124,20 @@ struct RecordLeaf<'a> {
 /// An imported capture's leaf is version 3: version 2's fields and the
 /// import (the file's digest, when it arrived, who brought it, the stated
 /// source and what checking it found). A capture that ran the media step
-/// has a version 4 leaf: version 2's fields and the step's outcome.
+/// has a version 4 leaf: version 2's fields and the step's outcome; one
+/// made in browser mode version 5, with what the browser did and kept.
 pub fn capture_leaf(c: &Capture, records: &[RecordEntry]) -> Leaf {
     let body = CaptureLeaf {
         leaf: "capture",
-        v: match (&c.import, &c.media) {
-            (_, Some(_)) => 4,
-            (Some(_), None) => 3,
-            (None, None) => 2,
+        v: match (&c.import, &c.media, &c.browser) {
+            (_, _, Some(_)) => 5,
+            (_, Some(_), None) => 4,
+            (Some(_), None, None) => 3,
+            (None, None, None) => 2,
         },
         import: c.import.as_ref(),
         media: c.media.as_ref(),
+        browser: c.browser.as_ref(),
         capture_id: c.id.as_str(),
         seed_url: &c.seed_url,
         status: c.status.as_str(),
@@ -255,7 +263,9 @@ pub fn capture_leaf_version(data: &str) -> u64 {
 /// passed off under a leaf that does not commit to it.
 pub fn capture_leaf_as(version: u64, c: &Capture, records: &[RecordEntry]) -> Leaf {
     match version {
-        1 if c.import.is_none() && c.media.is_none() => capture_leaf_v1(c, records),
+        1 if c.import.is_none() && c.media.is_none() && c.browser.is_none() => {
+            capture_leaf_v1(c, records)
+        }
         _ => capture_leaf(c, records),
     }
 }
@@ -328,6 +338,7 @@ mod tests {
             "capture-v1" => include_str!("../../tests/fixtures/golden/capture-leaf-v1.json"),
             "capture-v3" => include_str!("../../tests/fixtures/golden/capture-leaf-v3.json"),
             "capture-v4" => include_str!("../../tests/fixtures/golden/capture-leaf-v4.json"),
+            "capture-v5" => include_str!("../../tests/fixtures/golden/capture-leaf-v5.json"),
             "claim" => include_str!("../../tests/fixtures/golden/claim-leaf.json"),
             "link" => include_str!("../../tests/fixtures/golden/link-leaf.json"),
             "event" => include_str!("../../tests/fixtures/golden/event-leaf.json"),
@@ -369,6 +380,7 @@ mod tests {
             change: None,
             import: None,
             media: None,
+            browser: None,
         };
         let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
             record_id: format!("<urn:uuid:00000000-0000-4000-8000-{offset:012}>"),
@@ -491,6 +503,40 @@ mod tests {
         }
         assert_ne!(leaf.data, plain_v2.data);
         assert_ne!(leaf.data, plain_v1.data);
+    }
+
+    #[test]
+    fn a_browser_capture_leaf_is_version_5_and_no_older_encoding_stands_for_it() {
+        let (mut c, records) = capture();
+        let plain = capture_leaf(&c, &records);
+        c.browser = Some(crate::model::BrowserInfo {
+            status: "ok".into(),
+            problem: None,
+            version: Some("Chrome/131.0.6778.85".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.6778.85".into()),
+            window: "1280x900".into(),
+            final_url: Some(c.seed_url.clone()),
+            behaviours: vec![
+                "load".into(),
+                "network idle".into(),
+                "scrolled 3 step(s), to 2700 px".into(),
+            ],
+            records: vec![crate::model::BrowserRecord {
+                kind: "screenshot".into(),
+                record_id: "<urn:uuid:00000000-0000-4000-8000-000000000a00>".into(),
+                target_uri: format!("urn:screenshot:{}", c.seed_url),
+                mime: "image/png".into(),
+                bytes: 48_213,
+                sha256: Sha256::of(b"the picture"),
+            }],
+        });
+        let leaf = capture_leaf(&c, &records);
+        assert_eq!(capture_leaf_version(&leaf.data), 5);
+        assert_eq!(leaf.data, golden("capture-v5"));
+        for v in 1..=5 {
+            assert_eq!(capture_leaf_as(v, &c, &records), leaf, "version {v}");
+        }
+        assert_ne!(leaf.data, plain.data);
     }
 
     #[test]

@@ -142,6 +142,34 @@ pub fn write_produced_file<W: Write>(
     Ok(e)
 }
 
+/// Bytes a capture step made (a screenshot, a PDF, the rendered DOM),
+/// whole in a `resource` record named `target` (`urn:screenshot:...`).
+pub fn write_produced_bytes<W: Write>(
+    writer: &mut WarcWriter<W>,
+    target: &str,
+    warcinfo_id: &str,
+    date: &DateTime<Utc>,
+    mime: &str,
+    body: &[u8],
+    fields: &[(&str, String)],
+) -> Result<RecordEntry, WarcError> {
+    let sha256 = Sha256::of(body);
+    let mut header = RecordHeader::new("resource", &new_record_id(), date);
+    header
+        .push("WARC-Target-URI", target)
+        .push("WARC-Warcinfo-ID", warcinfo_id)
+        .push("Content-Type", mime)
+        .push("WARC-Payload-Digest", sha256.labelled());
+    for (name, value) in fields {
+        header.push(name, value.replace(['\r', '\n'], " "));
+    }
+    let deflate = deflate_for(Some(mime), false, &body[..body.len().min(64 * 1024)]);
+    let span = writer.write_bytes(&header, body, deflate)?;
+    let mut e = entry(&header, Some(target.to_string()), None, span);
+    e.payload_digest = Some(sha256);
+    Ok(e)
+}
+
 /// A `metadata` record holding JSON that describes the record `refers_to`
 /// (yt-dlp's info JSON for a media file), as the tool wrote it.
 pub fn write_describing_metadata<W: Write>(

@@ -77,6 +77,7 @@ async fn unknown_ids_are_404_and_a_row_that_cannot_be_read_is_500_not_503() {
         change: None,
         import: None,
         media: None,
+        browser: None,
     };
     let url = format!("sqlite://{}", dir.path().join("index.db").display());
     let index = custody::index::open(&url).await.unwrap();

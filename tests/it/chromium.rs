@@ -217,3 +217,101 @@ async fn a_page_that_never_loads_ends_at_its_budget_and_the_browser_serves_the_n
     assert_eq!(loaded, Loaded::Load);
     tab.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_browser_mode_the_capture_holds_what_scripts_fetched_a_screenshot_and_the_rendered_text()
+{
+    use crate::cli::{output_text, stderr_text, Workdir};
+    let addr: SocketAddr = site::serve_app(post_site()).await;
+    let url = format!("http://{addr}/post");
+    let work = Workdir::new("mode = \"browser\"");
+    let (capture, out) = work.capture(&url);
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    let browser = capture.browser.clone().expect("a browser-mode capture");
+    assert_eq!(browser.status, "ok", "{browser:?}");
+    assert!(browser.version.as_deref().unwrap().contains("Chrome"));
+    assert_eq!(browser.window, "1280x900");
+    assert!(
+        browser.behaviours.iter().any(|b| b == "load"),
+        "{browser:?}"
+    );
+    let kinds: Vec<&str> = browser.records.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["screenshot", "thumbnail", "pdf", "view", "text"]);
+
+    let warc = work.stored_warc(&capture);
+    let recs = crate::media::records(&warc);
+    // What the script fetched, and the image it inserted, are response
+    // records of custody's own connection, with the bytes served.
+    let json = serde_json::json!({"text": POST_TEXT, "photo": "/photo.png"}).to_string();
+    for (path, body) in [
+        ("/api/post.json", json.into_bytes()),
+        ("/photo.png", crate::browser::png(40, 30, [200, 30, 30])),
+    ] {
+        let want = format!("http://{addr}{path}");
+        let (_, fields, block) = recs
+            .iter()
+            .find(|(t, f, _)| t == "response" && f.get("warc-target-uri") == Some(&want))
+            .unwrap_or_else(|| panic!("{want} recorded"));
+        assert_eq!(
+            fields.get("warc-ip-address").map(String::as_str),
+            Some("127.0.0.1")
+        );
+        assert_eq!(crate::media::payload(block), &body[..], "{want}");
+        assert_eq!(
+            fields.get("warc-payload-digest"),
+            Some(&custody::model::Sha256::of(&body).labelled())
+        );
+    }
+    let made = |kind: &str| {
+        let target = format!("urn:{kind}:{url}");
+        let (_, _, block) = recs
+            .iter()
+            .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&target))
+            .unwrap_or_else(|| panic!("{target} recorded"));
+        block.clone()
+    };
+    // A PNG as wide as the window.
+    let png = made("screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1280);
+    assert!(made("pdf").starts_with(b"%PDF-"));
+    assert!(String::from_utf8(made("text")).unwrap().contains(POST_TEXT));
+    assert!(String::from_utf8(made("view")).unwrap().contains(POST_TEXT));
+    let verified = work.run(&["verify", capture.id.as_str()]);
+    assert!(verified.status.success(), "{}", output_text(&verified));
+
+    // The passage exists only after the script ran: a claim links to it in
+    // the rendered text, and the link names that record.
+    let claim: serde_json::Value =
+        serde_json::from_slice(&work.ok(&["claim", "add", POST_TEXT, "--json"])).unwrap();
+    let claim_id = claim["id"].as_str().unwrap();
+    let link: serde_json::Value = serde_json::from_slice(&work.ok(&[
+        "claim",
+        "link",
+        claim_id,
+        capture.id.as_str(),
+        "--quote",
+        POST_TEXT,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(link["target_uri"], format!("urn:text:{url}"));
+    let shown = output_text(&work.run(&["claim", "show", claim_id]));
+    assert!(shown.contains("supports verified"), "{shown}");
+
+    // In http mode the same page holds no such passage.
+    let plain = Workdir::new("");
+    let (http, _) = plain.capture(&url);
+    assert!(http.browser.is_none());
+    let claim: serde_json::Value =
+        serde_json::from_slice(&plain.ok(&["claim", "add", POST_TEXT, "--json"])).unwrap();
+    let refused = plain.run(&[
+        "claim",
+        "link",
+        claim["id"].as_str().unwrap(),
+        http.id.as_str(),
+        "--quote",
+        POST_TEXT,
+    ]);
+    assert!(!refused.status.success());
+}

@@ -46,6 +46,7 @@ fn ok_capture(started: DateTime<Utc>, body: &str) -> (Capture, Vec<RecordEntry>)
         change: None,
         import: None,
         media: None,
+        browser: None,
     };
     let rec = |kind: &str, offset: u64, target: Option<&str>| RecordEntry {
         record_id: format!("<urn:uuid:{}>", uuid_like(&capture.id, offset)),
@@ -194,6 +195,7 @@ async fn captures(index: &dyn CaptureIndex) -> Fixture {
         change: None,
         import: None,
         media: None,
+        browser: None,
     };
     index.put_capture(&failed, &[], None).await.unwrap();
     assert_eq!(

@@ -146,7 +146,7 @@ pub fn media_site(hostile: Option<SocketAddr>) -> Router {
 
 /// Every record of a WARC, read by the independent `warc` crate: its
 /// type, its header fields by lower-case name, and its block.
-fn records(path: &Path) -> Vec<(String, HashMap<String, String>, Vec<u8>)> {
+pub fn records(path: &Path) -> Vec<(String, HashMap<String, String>, Vec<u8>)> {
     warc::WarcReader::from_path_gzip(path)
         .expect("open warc")
         .iter_records()
@@ -173,7 +173,7 @@ fn records(path: &Path) -> Vec<(String, HashMap<String, String>, Vec<u8>)> {
 }
 
 /// The payload of an HTTP response block (after its head).
-fn payload(block: &[u8]) -> &[u8] {
+pub fn payload(block: &[u8]) -> &[u8] {
     let at = block
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

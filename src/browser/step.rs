@@ -1,0 +1,249 @@
+//! Browser mode's step of a capture: the page loaded in a fresh context of
+//! the capturer's Chromium, every request through a recording proxy of
+//! the capture, the bounded behaviours a reader's visit would trigger, and
+//! what the page looked like (screenshot, thumbnail, PDF, rendered DOM and
+//! its text), handed back for the pipeline to write.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::ca::InterceptCa;
+use super::chromium::{Chromium, Loaded, Tab};
+use super::proxy::{ProxyLimits, RecordingProxy, Refused};
+use crate::capture::{CaptureSettings, Exchange, Fetcher};
+use crate::model::BrowserInfo;
+
+/// How long the network must be quiet to count as idle.
+const IDLE: Duration = Duration::from_millis(500);
+
+/// Longest wait for network idle after load and after each scroll.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+
+/// Largest rendered DOM or text kept.
+const MAX_DOM: usize = 64 << 20;
+
+/// What the browser made of the page (`info.records` is filled in by the
+/// pipeline when it writes the rest).
+pub struct BrowserOutput {
+    pub info: BrowserInfo,
+    pub screenshot: Option<Vec<u8>>,
+    pub thumbnail: Option<Vec<u8>>,
+    pub pdf: Option<Vec<u8>>,
+    pub dom: Option<String>,
+    pub text: Option<String>,
+    /// Every URL the page fetched through the proxy.
+    pub fetched: Vec<String>,
+    pub refused: Vec<Refused>,
+}
+
+impl BrowserOutput {
+    /// No browser ran: `status` and why.
+    pub fn without_browser(window: (u32, u32), status: &str, problem: String) -> BrowserOutput {
+        BrowserOutput {
+            info: BrowserInfo {
+                status: status.into(),
+                problem: Some(problem),
+                version: None,
+                user_agent: None,
+                window: format!("{}x{}", window.0, window.1),
+                final_url: None,
+                behaviours: Vec::new(),
+                records: Vec::new(),
+            },
+            screenshot: None,
+            thumbnail: None,
+            pdf: None,
+            dom: None,
+            text: None,
+            fetched: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
+}
+
+/// Loads `page` in `browser` through a new recording proxy whose exchanges
+/// go to `tx`, within the settings' budget.
+pub async fn run(
+    browser: &Chromium,
+    ca: Arc<InterceptCa>,
+    settings: &CaptureSettings,
+    fetcher: &Fetcher,
+    page: &Url,
+    tx: mpsc::Sender<Exchange>,
+) -> BrowserOutput {
+    let b = &settings.browser;
+    let mut out = BrowserOutput::without_browser(b.window, "failed", String::new());
+    out.info.problem = None;
+    out.info.version = Some(browser.version.clone());
+    out.info.user_agent = Some(browser.user_agent.clone());
+    let ends = tokio::time::Instant::now() + b.timeout;
+    let fetcher = Arc::new(fetcher.ending_at(ends));
+    let budget = Arc::new(AtomicU64::new(settings.max_capture_bytes));
+    let limits = ProxyLimits {
+        max_exchanges: settings.max_resources + settings.max_stream_segments,
+        idle: settings.limits.read_timeout,
+        ..ProxyLimits::default()
+    };
+    let proxy = match RecordingProxy::start(fetcher, ca, budget, tx, limits).await {
+        Ok(p) => p,
+        Err(e) => {
+            out.info.problem = Some(format!("the recording proxy could not listen: {e}"));
+            return out;
+        }
+    };
+    match browser.tab(proxy.addr()).await {
+        Ok(tab) => {
+            visit(&tab, &proxy, settings, page, ends, &mut out).await;
+            tab.close().await;
+        }
+        Err(e) => out.info.problem = Some(format!("the browser could not open a page: {e}")),
+    }
+    out.fetched = proxy.fetched();
+    out.refused = proxy.refused();
+    out
+}
+
+/// The visit: load, behaviours, then what the page looks like. Each part
+/// that fails or runs out of time is noted; what was gathered is kept.
+async fn visit(
+    tab: &Tab<'_>,
+    proxy: &RecordingProxy,
+    settings: &CaptureSettings,
+    page: &Url,
+    ends: tokio::time::Instant,
+    out: &mut BrowserOutput,
+) {
+    let b = &settings.browser;
+    let left = || ends.saturating_duration_since(tokio::time::Instant::now());
+    match tab.navigate(page.as_str(), left()).await {
+        Ok(Loaded::Load) => out.info.behaviours.push("load".into()),
+        Ok(Loaded::TimedOut) => {
+            out.info.status = "timed out".into();
+            out.info.behaviours.push(format!(
+                "load did not finish within {} s (capture.browser_timeout_secs)",
+                b.timeout.as_secs()
+            ));
+        }
+        Err(e) => {
+            out.info.problem = Some(format!("the page did not load: {e}"));
+            return;
+        }
+    }
+    if idle(proxy, left().min(IDLE_WAIT)).await {
+        out.info.behaviours.push("network idle".into());
+    }
+    let behaviours = async {
+        let mut done = Vec::new();
+        if let Ok(Value::Number(n)) = tab.evaluate(START_MEDIA).await {
+            if n.as_u64().unwrap_or(0) > 0 {
+                done.push(format!("started {n} media element(s), muted"));
+            }
+        }
+        if let Ok(Value::Number(n)) = tab.evaluate(OPEN_DETAILS).await {
+            if n.as_u64().unwrap_or(0) > 0 {
+                done.push(format!("opened {n} details element(s)"));
+            }
+        }
+        let (mut steps, mut reached) = (0usize, 0u64);
+        for _ in 0..b.max_scroll_steps {
+            let Ok(v) = tab.evaluate(SCROLL).await else {
+                break;
+            };
+            steps += 1;
+            reached = v[0].as_u64().unwrap_or(0);
+            let height = v[1].as_u64().unwrap_or(0);
+            idle(proxy, IDLE_WAIT).await;
+            if reached >= height || reached >= b.max_page_height as u64 {
+                break;
+            }
+        }
+        if steps > 0 {
+            done.push(format!("scrolled {steps} step(s), to {reached} px"));
+        }
+        let _ = tab.evaluate("window.scrollTo(0, 0)").await;
+        idle(proxy, IDLE_WAIT).await;
+        done
+    };
+    match tokio::time::timeout(left(), behaviours).await {
+        Ok(done) => out.info.behaviours.extend(done),
+        Err(_) => {
+            out.info.status = "timed out".into();
+            out.info
+                .behaviours
+                .push("the behaviours ran out of time".into());
+        }
+    }
+    // What it looks like now, whatever the time: a few more seconds each.
+    let grace = Duration::from_secs(20);
+    let text = |v: Value| {
+        v.as_str()
+            .map(|s| s.chars().take(MAX_DOM).collect::<String>())
+    };
+    out.info.final_url = within(grace, tab.evaluate("location.href"))
+        .await
+        .and_then(text);
+    out.dom = within(grace, tab.evaluate(DOM)).await.and_then(text);
+    out.text = within(
+        grace,
+        tab.evaluate("document.body ? document.body.innerText : ''"),
+    )
+    .await
+    .and_then(text);
+    out.screenshot = within(grace, tab.screenshot(b.max_page_height)).await;
+    out.thumbnail = within(grace, tab.thumbnail(4)).await;
+    out.pdf = within(grace, tab.pdf()).await;
+    if out.info.status == "failed" {
+        out.info.status = "ok".into();
+    }
+}
+
+async fn within<T, E: std::fmt::Display>(
+    wait: Duration,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match tokio::time::timeout(wait, f).await {
+        Ok(Ok(v)) => Some(v),
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "a browser step did not complete");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Waits until no request has been in flight for [`IDLE`], up to `wait`:
+/// whether it was reached.
+async fn idle(proxy: &RecordingProxy, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut quiet_since = tokio::time::Instant::now();
+    loop {
+        let now = tokio::time::Instant::now();
+        if proxy.in_flight() > 0 {
+            quiet_since = now;
+        } else if now - quiet_since >= IDLE {
+            return true;
+        }
+        if now >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts every audio and video element muted, so its sources load.
+const START_MEDIA: &str = "(() => { let n = 0; for (const m of document.querySelectorAll('video, audio')) { m.muted = true; m.preload = 'auto'; const p = m.play(); if (p) p.catch(() => {}); n++; } return n; })()";
+
+/// Opens every `<details>`.
+const OPEN_DETAILS: &str = "(() => { let n = 0; for (const d of document.querySelectorAll('details:not([open])')) { d.open = true; n++; } return n; })()";
+
+/// One window height down: where the bottom of the window is, and how
+/// tall the page is.
+const SCROLL: &str = "(() => { window.scrollBy(0, window.innerHeight); const e = document.scrollingElement || document.documentElement; return [Math.round(window.scrollY + window.innerHeight), Math.round(e.scrollHeight)]; })()";
+
+/// The rendered DOM, with its doctype.
+const DOM: &str = "(() => { const d = document.doctype; const t = d ? '<!DOCTYPE ' + d.name + '>\\n' : ''; return t + document.documentElement.outerHTML; })()";
