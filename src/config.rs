@@ -337,7 +337,20 @@ impl Config {
                 )));
             }
         }
+        let mode_given = raw.capture.mode.is_some() || overrides.mode.is_some();
         let mut capture = apply_capture(&CaptureSettings::default(), raw.capture)?;
+        if !mode_given {
+            // Browser mode when a Chromium is there to run; http otherwise,
+            // and the capture says so.
+            match crate::browser::chromium::locate(capture.browser.path.as_deref()) {
+                Ok(_) => capture.browser.mode = crate::capture::Mode::Browser,
+                Err(why) => {
+                    capture.browser.mode_note = Some(format!(
+                        "capturing in http mode (pages as a browser without scripts reads them): {why}; or set capture.mode = \"http\" to say so"
+                    ))
+                }
+            }
+        }
         capture.allow_private |= overrides.allow_private;
         if overrides.no_dedup {
             capture.dedup = false;
@@ -586,6 +599,7 @@ fn browser_settings(
         max_scroll_steps: raw.max_scroll_steps.unwrap_or(d.max_scroll_steps),
         max_page_height: positive(t, "max_page_height", raw.max_page_height, d.max_page_height)?,
         window,
+        mode_note: d.mode_note.clone(),
         restart_after: positive(
             t,
             "browser_restart_after",
@@ -769,8 +783,20 @@ mod tests {
 
     #[test]
     fn browser_mode_settings_are_checked_one_line_each() {
+        // Browser mode when a Chromium is found, http (with the reason)
+        // otherwise.
         let c = load("", &[]).unwrap();
+        let found = crate::browser::chromium::locate(None).is_ok();
+        let want = if found {
+            crate::capture::Mode::Browser
+        } else {
+            crate::capture::Mode::Http
+        };
+        assert_eq!(c.capture.browser.mode, want);
+        assert_eq!(c.capture.browser.mode_note.is_some(), !found);
+        let c = load("[capture]\nmode = \"http\"\n", &[]).unwrap();
         assert_eq!(c.capture.browser.mode, crate::capture::Mode::Http);
+        assert!(c.capture.browser.mode_note.is_none());
         let c = load(
             "[capture]\nmode = \"browser\"\nbrowser_window = \"1024x768\"\nmax_scroll_steps = 3\n",
             &[],

@@ -180,6 +180,9 @@ fn where_to_look(
         "custody is running: the UI and API at http://{listen}/ ({sign_in}); captures are kept in {}; {first}; `custody captures` lists them",
         config.data_dir.display()
     );
+    if let Some(note) = &config.capture.browser.mode_note {
+        tracing::warn!("{note}");
+    }
 }
 
 /// With the embedded SQLite index, a second daemon on one data directory

@@ -18,8 +18,11 @@ use super::proxy::{ProxyLimits, RecordingProxy, Refused};
 use crate::capture::{CaptureSettings, Exchange, Fetcher};
 use crate::model::BrowserInfo;
 
-/// How long the network must be quiet to count as idle.
+/// How long the network must be quiet to count as idle after the load.
 const IDLE: Duration = Duration::from_millis(500);
+
+/// ... and after a scroll (what scrolling loads starts at once).
+const SCROLL_IDLE: Duration = Duration::from_millis(200);
 
 /// Longest wait for network idle after load and after each scroll.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
@@ -134,7 +137,7 @@ async fn visit(
             return;
         }
     }
-    if idle(proxy, left().min(IDLE_WAIT)).await {
+    if idle(proxy, IDLE, left().min(IDLE_WAIT)).await {
         out.info.behaviours.push("network idle".into());
     }
     let behaviours = async {
@@ -157,7 +160,7 @@ async fn visit(
             steps += 1;
             reached = v[0].as_u64().unwrap_or(0);
             let height = v[1].as_u64().unwrap_or(0);
-            idle(proxy, IDLE_WAIT).await;
+            idle(proxy, SCROLL_IDLE, IDLE_WAIT).await;
             if reached >= height || reached >= b.max_page_height as u64 {
                 break;
             }
@@ -166,7 +169,7 @@ async fn visit(
             done.push(format!("scrolled {steps} step(s), to {reached} px"));
         }
         let _ = tab.evaluate("window.scrollTo(0, 0)").await;
-        idle(proxy, IDLE_WAIT).await;
+        idle(proxy, SCROLL_IDLE, IDLE_WAIT).await;
         done
     };
     match tokio::time::timeout(left(), behaviours).await {
@@ -216,16 +219,16 @@ async fn within<T, E: std::fmt::Display>(
     }
 }
 
-/// Waits until no request has been in flight for [`IDLE`], up to `wait`:
+/// Waits until no request has been in flight for `quiet`, up to `wait`:
 /// whether it was reached.
-async fn idle(proxy: &RecordingProxy, wait: Duration) -> bool {
+async fn idle(proxy: &RecordingProxy, quiet: Duration, wait: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + wait;
     let mut quiet_since = tokio::time::Instant::now();
     loop {
         let now = tokio::time::Instant::now();
         if proxy.in_flight() > 0 {
             quiet_since = now;
-        } else if now - quiet_since >= IDLE {
+        } else if now - quiet_since >= quiet {
             return true;
         }
         if now >= deadline {

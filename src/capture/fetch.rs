@@ -280,6 +280,14 @@ impl Fetcher {
         let now = tokio::time::Instant::now();
         let mut deadline = now + self.limits.resource_deadline;
         if let Some(at) = self.not_after {
+            if at <= now {
+                // The step's time is up: nothing more is asked of anyone.
+                ex.error = Some(FetchError::Timeout {
+                    stage: "the step's time budget had run out before the request",
+                    secs: 0,
+                });
+                return ex;
+            }
             deadline = deadline.min(at);
         }
         let secs = (deadline - now).as_secs();

@@ -85,6 +85,8 @@ pub struct BrowserSettings {
     pub window: (u32, u32),
     /// Captures one browser process serves before it is restarted.
     pub restart_after: usize,
+    /// Why the mode is http when it was not chosen (no Chromium found).
+    pub mode_note: Option<String>,
 }
 
 impl Default for BrowserSettings {
@@ -97,6 +99,7 @@ impl Default for BrowserSettings {
             max_page_height: 20_000,
             window: (1280, 900),
             restart_after: 50,
+            mode_note: None,
         }
     }
 }

@@ -22,6 +22,9 @@ pub async fn capture(config: Config, urls: &[String], json: bool) -> Result<Exit
     for u in urls {
         seeds.push(check_seed(u, allow_private).map_err(|e| Failure::Usage(e.into()))?);
     }
+    if let Some(note) = &config.capture.browser.mode_note {
+        eprintln!("note: {note}");
+    }
     let capturer = open_capturer(config).await?;
     let mut all_ok = true;
     for seed in seeds {

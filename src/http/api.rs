@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/captures/{id}/warc", get(download_warc))
         .route("/api/v1/captures/{id}/wacz", get(download_wacz))
         .route("/api/v1/captures/{id}/media/{n}", get(media_file))
+        .route("/api/v1/captures/{id}/browser/{kind}", get(browser_record))
         .route("/api/v1/imports", post(create_import))
         .route("/api/v1/records", get(list_records))
         .route("/api/v1/claims", get(list_claims).post(create_claim))
@@ -450,59 +451,122 @@ async fn media_file(
                 files.len()
             ))
         })?;
+    let made = Made {
+        record_id: &file.record_id,
+        sha256: file.sha256,
+        mime: if crate::media::is_media_type(&file.mime) {
+            &file.mime
+        } else {
+            "application/octet-stream"
+        },
+        inline: crate::media::is_media_type(&file.mime),
+        via: "media",
+    };
+    serve_made(&state, &caller, &id, made, &headers).await
+}
+
+/// A record a capture step made (a media file, a screenshot), as the
+/// capture names it.
+struct Made<'a> {
+    record_id: &'a str,
+    sha256: crate::model::Sha256,
+    /// The type it is served as (only types that cannot run on custody's
+    /// origin are shown inline).
+    mime: &'a str,
+    inline: bool,
+    /// The access event's `via`.
+    via: &'a str,
+}
+
+/// Serves `made` from its record (digests checked on read) with byte
+/// ranges, `nosniff` and a sandbox policy; the access is logged once per
+/// viewing, not once per range a player asks for.
+async fn serve_made(
+    state: &AppState,
+    caller: &Caller,
+    id: &CaptureId,
+    made: Made<'_>,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, AppError> {
     let hit = state
         .index()
-        .record_hit(&file.record_id)
+        .record_hit(made.record_id)
         .await?
-        .filter(|h| h.capture_id == id && h.record.block_digest == file.sha256)
+        .filter(|h| &h.capture_id == id && h.record.block_digest == made.sha256)
         .ok_or_else(|| {
             AppError::internal(&format!(
-                "capture {id}: media file {n}'s record {} is not in the index as the capture names it",
-                file.record_id
+                "capture {id}: its record {} is not in the index as the capture names it",
+                made.record_id
             ))
         })?;
-    let (_, payload) = super::replay::read_payload(&state, &hit).await?;
+    let (_, payload) = super::replay::read_payload(state, &hit).await?;
     let first = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.trim().starts_with("bytes=0-"));
     if first {
-        // Once per viewing, not once per range a player asks for.
         state
             .accessed(
-                &caller,
-                &id,
+                caller,
+                id,
                 "accessed",
-                json!({"via": "media", "record": file.record_id, "sha256": file.sha256}),
+                json!({"via": made.via, "record": made.record_id, "sha256": made.sha256}),
             )
             .await?;
     }
-    let mut resp = super::replay::serve_payload(payload, &headers)?;
-    let media = crate::media::is_media_type(&file.mime);
+    let mut resp = super::replay::serve_payload(payload, headers)?;
     let h = resp.headers_mut();
     let value = |s: &str| {
         axum::http::HeaderValue::from_str(s)
             .unwrap_or_else(|_| axum::http::HeaderValue::from_static("application/octet-stream"))
     };
-    h.insert(
-        header::CONTENT_TYPE,
-        value(if media {
-            &file.mime
-        } else {
-            "application/octet-stream"
-        }),
-    );
+    h.insert(header::CONTENT_TYPE, value(made.mime));
     h.insert(
         header::CONTENT_DISPOSITION,
-        value(if media { "inline" } else { "attachment" }),
+        value(if made.inline { "inline" } else { "attachment" }),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, value("nosniff"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         value("sandbox; default-src 'none'"),
     );
-    h.insert("x-custody-record", value(&file.record_id));
+    h.insert("x-custody-record", value(made.record_id));
     Ok(resp)
+}
+
+/// What the browser made of a browser-mode capture's page: `screenshot`
+/// and `thumbnail` (PNG, inline), `pdf`, `view` (the rendered DOM, as
+/// text: archived markup never runs here) and `text`.
+async fn browser_record(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, kind)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, AppError> {
+    let id = capture_id(&id)?;
+    let capture = known_capture(&state, &id).await?;
+    let record = capture
+        .browser
+        .as_ref()
+        .and_then(|b| b.records.iter().find(|r| r.kind == kind))
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "capture {id} has no browser {kind:?}; a browser-mode capture has screenshot, thumbnail, pdf, view and text"
+            ))
+        })?;
+    let (mime, inline) = match record.kind.as_str() {
+        "screenshot" | "thumbnail" => ("image/png", true),
+        "pdf" => ("application/pdf", false),
+        _ => ("text/plain; charset=utf-8", true),
+    };
+    let made = Made {
+        record_id: &record.record_id,
+        sha256: record.sha256,
+        mime,
+        inline,
+        via: "browser",
+    };
+    serve_made(&state, &caller, &id, made, &headers).await
 }
 
 async fn download_claim_wacz(

@@ -96,6 +96,14 @@ pub const OPERATIONS: &[Op] = &[
     ),
     (
         "get",
+        "/api/v1/captures/{id}/browser/{kind}",
+        "What the browser made of a browser-mode capture's page: screenshot, thumbnail, pdf, view (the rendered DOM, as text) or text",
+        "reader",
+        &["id", "kind"],
+        None,
+    ),
+    (
+        "get",
         "/api/v1/captures/{id}/media/{n}",
         "A media file the capture's media step produced (its n-th, from 0), with byte ranges",
         "reader",
@@ -347,6 +355,9 @@ fn parameter_schema(name: &str) -> Value {
         "from" | "to" => json!({"type": "string", "minLength": 4}),
         "old" | "new" => json!({"type": "integer", "minimum": 1}),
         "n" => json!({"type": "integer", "minimum": 0}),
+        "kind" => {
+            json!({"type": "string", "enum": ["screenshot", "thumbnail", "pdf", "view", "text"]})
+        }
         "collapseTime" => json!({"type": "integer", "minimum": 1, "maximum": 14}),
         "filter" => json!({"type": "array", "items": {"type": "string"}}),
         _ => json!({"type": "string", "minLength": 1}),
@@ -372,6 +383,7 @@ fn parameter(name: &str, path: &str) -> Value {
         "old" | "new" => "Tree sizes of signed checkpoints (new: the latest when left out)",
         "claim" => "A claim id",
         "n" => "Which of the capture's media files (0 for the first)",
+        "kind" => "screenshot, thumbnail, pdf, view or text",
         "capture" => "A capture id",
         "schedule" => "A schedule's name",
         "name" => "The imported file's name, as shown with the import",
@@ -418,6 +430,11 @@ fn responses(method: &str, path: &str) -> Vec<(&'static str, Body)> {
         }
         ("get", "/api/v1/captures/{id}/proof") => ok("Proof"),
         ("get", "/api/v1/captures/{id}/warc") => vec![("200", Media("application/warc"))],
+        ("get", "/api/v1/captures/{id}/browser/{kind}") => vec![
+            ("200", Media("application/octet-stream")),
+            ("206", Media("application/octet-stream")),
+            ("416", Empty),
+        ],
         ("get", "/api/v1/captures/{id}/media/{n}") => vec![
             ("200", Media("application/octet-stream")),
             ("206", Media("application/octet-stream")),
@@ -575,6 +592,7 @@ fn capture_schema(records: Value) -> Value {
             "change": {"type": "object"},
             "import": {"$ref": "#/components/schemas/Import"},
             "media": {"$ref": "#/components/schemas/Media"},
+            "browser": {"type": "object", "description": "Set for a browser-mode capture: the browser, its behaviours and the records it kept"},
             "page_status": nullable("integer"),
             "final_page": {"type": "boolean"},
             "outcome": {"type": "string"},

@@ -339,11 +339,31 @@ async fn timeline(State(state): State<AppState>, Query(q): Query<UrlQuery>) -> R
             esc(&q.url),
             u = esc(&q.url)
         );
-        body.push_str("<table><tr><th>Captured</th><th>Status</th><th>Type</th><th>Payload sha256</th><th>Capture</th></tr>");
+        body.push_str("<table><tr><th>Captured</th><th>Status</th><th>Type</th><th>Payload sha256</th><th>Capture</th><th>As it looked</th></tr>");
+        // A thumbnail per browser-mode capture (each capture read once).
+        let mut pictured: std::collections::HashMap<CaptureId, bool> = Default::default();
+        for h in &hits {
+            if !pictured.contains_key(&h.capture_id) {
+                let has = state
+                    .index()
+                    .capture(&h.capture_id)
+                    .await?
+                    .and_then(|c| c.browser)
+                    .is_some_and(|b| b.records.iter().any(|r| r.kind == "thumbnail"));
+                pictured.insert(h.capture_id.clone(), has);
+            }
+        }
         for h in &hits {
             let url = h.record.target_uri.clone().unwrap_or_default();
+            let picture = match pictured.get(&h.capture_id) {
+                Some(true) => format!(
+                    "<a href=\"/ui/captures/{c}\"><img src=\"/api/v1/captures/{c}/browser/thumbnail\" alt=\"the page as the browser rendered it\" width=\"160\" loading=\"lazy\"></a>",
+                    c = h.capture_id
+                ),
+                _ => String::new(),
+            };
             body.push_str(&format!(
-                "<tr><td><a href=\"/replay/{ts}/{u}\">{time}</a></td><td>{st}</td><td>{ty}</td><td><code>{d}</code></td><td><a href=\"/ui/captures/{c}\">{c}</a></td></tr>",
+                "<tr><td><a href=\"/replay/{ts}/{u}\">{time}</a></td><td>{st}</td><td>{ty}</td><td><code>{d}</code></td><td><a href=\"/ui/captures/{c}\">{c}</a></td><td>{picture}</td></tr>",
                 ts = h.record.timestamp,
                 u = esc(&url),
                 time = rfc3339_utc(&h.record.date),
@@ -462,6 +482,9 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
             row("Download", format!("<a href=\"/api/v1/captures/{id}/warc\">WARC</a> · <a href=\"/api/v1/captures/{id}/wacz\">signed WACZ evidence package</a> · <a href=\"/api/v1/captures/{id}/verify\">verify now</a>"));
         }
         b.push_str("</table>");
+        if let Some(br) = &c.browser {
+            b.push_str(&browser_section(&id, br));
+        }
         if let Some(m) = &c.media {
             b.push_str(&media_section(&id, m));
         }
@@ -503,6 +526,48 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
         Ok((title, body)) => layout(&title, &body),
         Err(e) => error_page(e),
     }
+}
+
+/// Browser mode: the screenshot, what the browser did and what it kept.
+fn browser_section(id: &CaptureId, br: &crate::model::BrowserInfo) -> String {
+    let mut b = String::from("<h2>As the browser rendered it</h2>");
+    b.push_str(&format!(
+        "<p>{} · window {} · <span class=\"{}\">{}</span>{}</p>",
+        esc(br.version.as_deref().unwrap_or("no browser")),
+        esc(&br.window),
+        if br.status == "ok" { "ok" } else { "bad" },
+        esc(&br.status),
+        br.problem
+            .as_deref()
+            .map(|p| format!(": {}", esc(p)))
+            .unwrap_or_default()
+    ));
+    if !br.behaviours.is_empty() {
+        b.push_str(&format!(
+            "<p>Behaviours: {}</p>",
+            esc(&br.behaviours.join("; "))
+        ));
+    }
+    let src = |kind: &str| format!("/api/v1/captures/{id}/browser/{kind}");
+    if br.records.iter().any(|r| r.kind == "screenshot") {
+        b.push_str(&format!(
+            "<p><a href=\"{s}\"><img src=\"{s}\" alt=\"full-page screenshot\" style=\"max-width:100%;max-height:60em;border:1px solid #ccc\"></a></p>",
+            s = src("screenshot")
+        ));
+    }
+    b.push_str("<table><tr><th>Kept</th><th>Record</th><th>Bytes</th><th>sha256</th></tr>");
+    for r in &br.records {
+        b.push_str(&format!(
+            "<tr><td><a href=\"{}\">{}</a></td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>",
+            src(&r.kind),
+            esc(&r.kind),
+            esc(&r.target_uri),
+            r.bytes,
+            r.sha256.hex()
+        ));
+    }
+    b.push_str("</table>");
+    b
 }
 
 /// The media step's outcome, with a player for each file it produced

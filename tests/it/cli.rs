@@ -19,10 +19,13 @@ impl Workdir {
     pub fn new(extra_capture: &str) -> Workdir {
         let dir = tempfile::tempdir().expect("tempdir");
         // Test defaults, each unless `extra_capture` sets it.
+        // (http mode unless a test asks for the browser: most tests are
+        // about what custody itself fetches.)
         let defaults = [
             "connect_timeout_secs = 5",
             "read_timeout_secs = 5",
             "resource_timeout_secs = 60",
+            "mode = \"http\"",
         ];
         let mut config = String::from("[capture]\n");
         for line in defaults {

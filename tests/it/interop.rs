@@ -136,7 +136,7 @@ async fn warcio_checks_and_indexes_our_warcs() {
 }
 
 /// GET on loopback: status and body (de-chunked).
-fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
+pub fn http_get(port: u16, path: &str) -> (u16, Vec<u8>) {
     let r = crate::web::get(
         std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         path,
@@ -159,7 +159,7 @@ fn assert_pywb_replays_requisites(port: u16, addr: std::net::SocketAddr, images_
 }
 
 /// pywb serving `warc` alone from a collection `evidence` under `root`.
-fn pywb_serving(root: &std::path::Path, warc: &std::path::Path) -> (KillOnDrop, u16) {
+pub fn pywb_serving(root: &std::path::Path, warc: &std::path::Path) -> (KillOnDrop, u16) {
     pywb_serving_all(root, &[warc])
 }
 

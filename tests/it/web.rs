@@ -838,7 +838,8 @@ async fn every_documented_api_path_answers() {
             )
             .replace("{timestamp}", &ts)
             .replace("{url}", &url)
-            .replace("{n}", "0");
+            .replace("{n}", "0")
+            .replace("{kind}", "screenshot");
         let concrete = match concrete.as_str() {
             "/cdx" | "/api/v1/records" => format!("{concrete}?url={url}"),
             "/api/v1/log/consistency" => {
@@ -856,6 +857,12 @@ async fn every_documented_api_path_answers() {
             // (media.rs plays a file through this path, with ranges).
             assert_eq!(r.status, 404, "{}", r.text());
             assert!(r.text().contains("0 media file(s)"), "{}", r.text());
+            continue;
+        }
+        if path == "/api/v1/captures/{id}/browser/{kind}" {
+            // An http-mode capture (chromium.rs shows a screenshot here).
+            assert_eq!(r.status, 404, "{}", r.text());
+            assert!(r.text().contains("no browser"), "{}", r.text());
             continue;
         }
         assert!(
