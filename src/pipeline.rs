@@ -335,8 +335,17 @@ impl Capturer {
                     .as_deref()
                     .and_then(|u| Url::parse(u).ok())
                     .unwrap_or_else(|| request.seed.clone());
+                // Documents that name others (frames, stylesheets, stream
+                // manifests) are fetched again by the crawler, so that
+                // what they name is found as in http mode; the rest is not.
+                let fetched = out
+                    .fetched
+                    .iter()
+                    .filter(|(_, mime)| !crate::capture::discover::names_others(mime.as_deref()))
+                    .map(|(url, _)| url.clone())
+                    .collect();
                 let prior = crate::capture::Prior {
-                    fetched: out.fetched.clone(),
+                    fetched,
                     rendered: out.dom.clone().map(|dom| (at, dom)),
                 };
                 (prior, Some(out))

@@ -97,8 +97,8 @@ struct Shared {
     exchanges: Mutex<usize>,
     /// Requests being fetched right now (network idle is none for a while).
     in_flight: std::sync::atomic::AtomicUsize,
-    /// Every URL fetched, in order.
-    fetched: Mutex<Vec<String>>,
+    /// Every URL fetched, in order, with its response's type.
+    fetched: Mutex<Vec<(String, Option<String>)>>,
     connections: Arc<Semaphore>,
 }
 
@@ -169,8 +169,9 @@ impl RecordingProxy {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Every URL fetched so far, in order.
-    pub fn fetched(&self) -> Vec<String> {
+    /// Every URL fetched so far, in order, with the type of payload its
+    /// response declared.
+    pub fn fetched(&self) -> Vec<(String, Option<String>)> {
         self.shared
             .fetched
             .lock()
@@ -482,11 +483,16 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
     };
     use std::sync::atomic::Ordering;
     shared.in_flight.fetch_add(1, Ordering::SeqCst);
-    if let Ok(mut f) = shared.fetched.lock() {
-        f.push(url.to_string());
-    }
     let ex = shared.fetcher.forward(&url, &forward, &shared.budget).await;
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if let Ok(mut f) = shared.fetched.lock() {
+        let mime = ex
+            .response
+            .as_ref()
+            .and_then(|r| r.scan.head.as_ref())
+            .and_then(|h| h.mime());
+        f.push((url.to_string(), mime));
+    }
     let reusable = relay(io.get_mut(), &ex).await;
     // The writer records the exchange whatever the browser made of it.
     let _ = shared.tx.send(ex).await;

@@ -39,8 +39,9 @@ pub struct BrowserOutput {
     pub pdf: Option<Vec<u8>>,
     pub dom: Option<String>,
     pub text: Option<String>,
-    /// Every URL the page fetched through the proxy.
-    pub fetched: Vec<String>,
+    /// Every URL the page fetched through the proxy, with its response's
+    /// type of payload.
+    pub fetched: Vec<(String, Option<String>)>,
     pub refused: Vec<Refused>,
 }
 

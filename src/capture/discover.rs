@@ -434,6 +434,21 @@ pub fn is_stream_type(mime: &str) -> bool {
     is_hls_type(mime) || mime == "application/dash+xml"
 }
 
+/// Whether a response of this type is a document custody reads for the
+/// URLs it names (markup, a stylesheet, a stream manifest); an unknown
+/// type counts as one.
+pub fn names_others(mime: Option<&str>) -> bool {
+    match mime {
+        None => true,
+        Some(m) => {
+            matches!(
+                m,
+                "text/html" | "application/xhtml+xml" | "text/css" | "application/dash+xml"
+            ) || is_hls_type(m)
+        }
+    }
+}
+
 pub fn is_hls_type(mime: &str) -> bool {
     matches!(
         mime,

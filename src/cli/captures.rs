@@ -296,6 +296,14 @@ pub async fn show(
             out.push(format!("  problem  {}", problem_line(p)));
         }
     }
+    if capture.import.is_none() {
+        let mode = if capture.browser.is_some() {
+            "browser"
+        } else {
+            "http"
+        };
+        out.push(format!("  mode  {mode}"));
+    }
     if let Some(b) = &capture.browser {
         out.extend(browser_lines(b));
     }

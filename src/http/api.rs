@@ -154,6 +154,13 @@ pub fn capture_dto(c: &Capture) -> Value {
     v["page_status"] = json!(crate::archive::page_status(c));
     v["final_page"] = json!(page.is_some());
     v["outcome"] = json!(crate::archive::outcome(c));
+    if c.import.is_none() {
+        v["mode"] = json!(if c.browser.is_some() {
+            "browser"
+        } else {
+            "http"
+        });
+    }
     v["links"] = json!({
         "self": format!("/api/v1/captures/{id}"),
         "records": format!("/api/v1/captures/{id}/records"),

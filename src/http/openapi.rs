@@ -596,6 +596,7 @@ fn capture_schema(records: Value) -> Value {
             "page_status": nullable("integer"),
             "final_page": {"type": "boolean"},
             "outcome": {"type": "string"},
+            "mode": {"type": "string", "enum": ["browser", "http"]},
             "links": {"type": "object"},
         },
     })

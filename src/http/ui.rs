@@ -399,6 +399,9 @@ async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> 
         let mut row = |k: &str, v: String| b.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
         row("Seed URL", esc(&c.seed_url));
         row("Status", esc(&crate::archive::outcome(&c)));
+        if c.import.is_none() {
+            row("Mode", if c.browser.is_some() { "browser (rendered by Chromium)".into() } else { "http (as a browser without scripts reads it)".into() });
+        }
         row("Started", rfc3339_utc(&c.started_at));
         row("Finished", rfc3339_utc(&c.finished_at));
         if let Some(s) = &c.schedule {

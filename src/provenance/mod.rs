@@ -903,17 +903,34 @@ pub async fn after_capture(
         .mime
         .as_deref()
         .is_none_or(|m| m.starts_with("text/") || m == "application/xhtml+xml");
-    let earlier = index
+    let mut earlier = index
         .links(&LinkFilter {
             target_uri: Some(page.url.clone()),
             ..Default::default()
         })
         .await?;
+    // Links made against the page's rendered text (browser mode) are
+    // links to the page too.
+    let rendered_uri = format!("urn:text:{}", page.url);
+    earlier.extend(
+        index
+            .links(&LinkFilter {
+                target_uri: Some(rendered_uri.clone()),
+                ..Default::default()
+            })
+            .await?,
+    );
+    // What readers read of this capture: its rendered text when it has one.
+    let rendered = capture
+        .browser
+        .as_ref()
+        .is_some_and(|b| b.records.iter().any(|r| r.target_uri == rendered_uri));
     // Most captures concern no claim: read nothing back for them.
     if !text_like || (earlier.is_empty() && (claims.is_empty() || schedule.is_none())) {
         return Ok(());
     }
-    let doc = match archive.read_document(&capture.id, None).await {
+    let target = rendered.then_some(rendered_uri.as_str());
+    let doc = match archive.read_document(&capture.id, target).await {
         Ok(d) => d,
         Err(ArchiveError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(e.into()),

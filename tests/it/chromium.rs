@@ -36,12 +36,19 @@ fn post_site() -> Router {
         .route(
             "/post",
             get(move || async move {
+                // The post from a JSON call with the photo it names; a video
+                // element made by script; an image loaded only once scrolled
+                // into view.
                 html(
                     "<article id=\"post\"></article><script>\
                      fetch('/api/post.json').then(r => r.json()).then(j => {\
                        document.getElementById('post').textContent = j.text;\
                        const img = document.createElement('img'); img.src = j.photo;\
-                       document.body.appendChild(img); });</script>",
+                       document.body.appendChild(img); });\
+                     const v = document.createElement('video'); v.src = '/clip.mp4'; document.body.appendChild(v);\
+                     </script><div style=\"height: 3000px\"></div><img id=\"lazy\" data-src=\"/lazy.png\" width=\"40\" height=\"30\">\
+                     <script>new IntersectionObserver((es, o) => { for (const e of es) if (e.isIntersecting) { \
+                       e.target.src = e.target.dataset.src; o.disconnect(); } }).observe(document.getElementById('lazy'));</script>",
                 )
             }),
         )
@@ -53,6 +60,19 @@ fn post_site() -> Router {
                     serde_json::json!({"text": POST_TEXT, "photo": "/photo.png"}).to_string(),
                 )
             }),
+        )
+        .route(
+            "/lazy.png",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "image/png")],
+                    crate::browser::png(40, 30, [30, 30, 200]),
+                )
+            }),
+        )
+        .route(
+            "/clip.mp4",
+            get(|| async { ([(header::CONTENT_TYPE, "video/mp4")], crate::media::clip()) }),
         )
         .route(
             "/photo.png",
@@ -293,6 +313,8 @@ async fn in_browser_mode_the_capture_holds_what_scripts_fetched_a_screenshot_and
     for (path, body) in [
         ("/api/post.json", json.into_bytes()),
         ("/photo.png", crate::browser::png(40, 30, [200, 30, 30])),
+        ("/lazy.png", crate::browser::png(40, 30, [30, 30, 200])),
+        ("/clip.mp4", crate::media::clip()),
     ] {
         let want = format!("http://{addr}{path}");
         let (_, fields, block) = recs
@@ -608,4 +630,139 @@ async fn bench_browser_capture_against_plain_headless_chromium() {
         their_peak as f64 / 1024.0,
         ours.as_secs_f64() / theirs.as_secs_f64()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passage_linked_in_the_rendered_text_is_rechecked_in_the_next_capture_s_rendered_text() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let edited = Arc::new(AtomicBool::new(false));
+    let flag = edited.clone();
+    let app = post_site()
+        .route(
+            "/api/edited.json",
+            get(move || {
+                let edited = flag.load(Ordering::SeqCst);
+                async move {
+                    let text = if edited {
+                        "This post was removed."
+                    } else {
+                        POST_TEXT
+                    };
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        serde_json::json!({"text": text, "photo": "/photo.png"}).to_string(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/edited",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    "<!doctype html><html><body><article id=\"post\"></article><script>\
+                 fetch('/api/edited.json').then(r => r.json()).then(j => {\
+                 document.getElementById('post').textContent = j.text; });</script></body></html>",
+                )
+            }),
+        );
+    let addr: SocketAddr = site::serve_app(app).await;
+    let url = format!("http://{addr}/edited");
+    let work = crate::cli::Workdir::new("mode = \"browser\"");
+    let (first, _) = work.capture(&url);
+    let claim: serde_json::Value =
+        serde_json::from_slice(&work.ok(&["claim", "add", POST_TEXT, "--json"])).unwrap();
+    let claim_id = claim["id"].as_str().unwrap().to_string();
+    work.ok(&[
+        "claim",
+        "link",
+        &claim_id,
+        first.id.as_str(),
+        "--quote",
+        POST_TEXT,
+    ]);
+    edited.store(true, Ordering::SeqCst);
+    let (second, _) = work.capture(&url);
+    let shown: serde_json::Value =
+        serde_json::from_slice(&work.ok(&["claim", "show", &claim_id, "--json"])).unwrap();
+    let ev = &shown["evidence"][0];
+    assert_eq!(ev["verified"], true, "{shown}");
+    assert_eq!(
+        ev["passage_absent_since"]["capture_id"],
+        second.id.as_str(),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_mode_takes_everything_http_mode_takes_of_the_rich_article() {
+    let addr = site::serve_http().await;
+    let url = format!("http://{addr}{}", site::RICH_PATH);
+    let taken = |extra: &str| {
+        let work = crate::cli::Workdir::new(extra);
+        let (capture, out) = work.capture(&url);
+        assert!(out.status.success(), "{}", crate::cli::stderr_text(&out));
+        capture
+            .resources
+            .iter()
+            .filter(|r| r.status == Some(200))
+            .map(|r| r.url.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let http = taken("mode = \"http\"");
+    let browser = taken("mode = \"browser\"");
+    assert!(http.len() > 10, "{http:?}");
+    let missing: Vec<_> = http.difference(&browser).collect();
+    assert!(missing.is_empty(), "browser mode missed {missing:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_allow_private_the_browser_reaches_no_private_address() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = post_site().layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                next.run(req).await
+            }
+        },
+    ));
+    let addr: SocketAddr = site::serve_app(app).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let ca = Arc::new(InterceptCa::new().unwrap());
+    let browser = launch(&ca, scratch.path()).await;
+    let settings = CaptureSettings {
+        allow_private: false,
+        browser: custody::capture::BrowserSettings {
+            timeout: Duration::from_secs(10),
+            ..Default::default()
+        },
+        ..CaptureSettings::default()
+    };
+    let crawler = Crawler::new(settings.clone(), scratch.path().to_path_buf()).unwrap();
+    let (tx, mut rx) = mpsc::channel(256);
+    let page = url::Url::parse(&format!("http://{addr}/post")).unwrap();
+    let out =
+        custody::browser::step::run(&browser, ca, &settings, crawler.fetcher(), &page, tx).await;
+    let exchanges = drain(&mut rx);
+    assert!(
+        !exchanges.is_empty(),
+        "the page's requests are recorded, refused"
+    );
+    for ex in &exchanges {
+        assert!(
+            matches!(
+                ex.error,
+                Some(custody::capture::FetchError::PrivateAddress { .. })
+            ),
+            "{}: {:?}",
+            ex.url,
+            ex.error
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the site");
+    assert!(out.text.is_none_or(|t| !t.contains(POST_TEXT)));
 }
