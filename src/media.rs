@@ -480,7 +480,7 @@ fn collect(dir: &Path, max_bytes: u64) -> (Vec<Produced>, Vec<String>) {
             continue;
         }
         let path = dir.join(name);
-        let (bytes, sha256) = match hash_file(&path) {
+        let (sha256, bytes) = match crate::store::hash_file(&path) {
             Ok(h) => h,
             Err(e) => {
                 problems.push(format!("{name} cannot be read: {e}"));
@@ -581,24 +581,6 @@ fn read_info(path: &Path, problems: &mut Vec<String>) -> Option<Vec<u8>> {
         return None;
     }
     std::fs::read(path).ok()
-}
-
-fn hash_file(path: &Path) -> std::io::Result<(u64, Sha256)> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        hasher.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((n, Sha256::from_hasher(hasher)))
 }
 
 /// The `WARC-Target-URI` of a media file: the page and the format.

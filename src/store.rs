@@ -111,7 +111,7 @@ impl std::fmt::Debug for Store {
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// SHA-256 and length of a file, read in 1 MiB pieces.
-fn hash_file(path: &Path) -> std::io::Result<(Sha256, u64)> {
+pub fn hash_file(path: &Path) -> std::io::Result<(Sha256, u64)> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let mut hasher = sha2::Sha256::new();

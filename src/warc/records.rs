@@ -124,15 +124,7 @@ pub fn write_produced_file<W: Write>(
     writer: &mut WarcWriter<W>,
     f: ProducedFile<'_>,
 ) -> Result<RecordEntry, WarcError> {
-    let mut header = RecordHeader::new("resource", &new_record_id(), f.date);
-    header
-        .push("WARC-Target-URI", f.target)
-        .push("WARC-Warcinfo-ID", f.warcinfo_id)
-        .push("Content-Type", f.mime)
-        .push("WARC-Payload-Digest", f.sha256.labelled());
-    for (name, value) in f.fields {
-        header.push(name, value.replace(['\r', '\n'], " "));
-    }
+    let header = produced_header(f.target, f.warcinfo_id, f.date, f.mime, f.sha256, f.fields);
     let deflate = choose_deflate(Some(f.mime), false, f.file);
     let span = writer.write_stream(&header, f.len, f.sha256, &mut *f.file, deflate)?;
     // As for any `resource` record, the index keeps no type of payload (it
@@ -154,6 +146,23 @@ pub fn write_produced_bytes<W: Write>(
     fields: &[(&str, String)],
 ) -> Result<RecordEntry, WarcError> {
     let sha256 = Sha256::of(body);
+    let header = produced_header(target, warcinfo_id, date, mime, sha256, fields);
+    let deflate = deflate_for(Some(mime), false, &body[..body.len().min(64 * 1024)]);
+    let span = writer.write_bytes(&header, body, deflate)?;
+    let mut e = entry(&header, Some(target.to_string()), None, span);
+    e.payload_digest = Some(sha256);
+    Ok(e)
+}
+
+/// The header of a `resource` record a capture step made.
+fn produced_header(
+    target: &str,
+    warcinfo_id: &str,
+    date: &DateTime<Utc>,
+    mime: &str,
+    sha256: Sha256,
+    fields: &[(&str, String)],
+) -> RecordHeader {
     let mut header = RecordHeader::new("resource", &new_record_id(), date);
     header
         .push("WARC-Target-URI", target)
@@ -163,11 +172,7 @@ pub fn write_produced_bytes<W: Write>(
     for (name, value) in fields {
         header.push(name, value.replace(['\r', '\n'], " "));
     }
-    let deflate = deflate_for(Some(mime), false, &body[..body.len().min(64 * 1024)]);
-    let span = writer.write_bytes(&header, body, deflate)?;
-    let mut e = entry(&header, Some(target.to_string()), None, span);
-    e.payload_digest = Some(sha256);
-    Ok(e)
+    header
 }
 
 /// A `metadata` record holding JSON that describes the record `refers_to`

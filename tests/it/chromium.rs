@@ -408,16 +408,7 @@ async fn in_browser_mode_the_capture_holds_what_scripts_fetched_a_screenshot_and
     // The export carries the screenshot, PDF and text, and the field's
     // tools accept it.
     let wacz = work.export_wacz(id, "browser.wacz");
-    let out = std::process::Command::new("wacz")
-        .args(["validate", "-f"])
-        .arg(&wacz)
-        .output()
-        .expect("wacz on PATH");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    crate::interop::assert_wacz_valid(&wacz);
     let exported = work.export_warc(id, "browser.warc.gz");
     let out = crate::interop::tool("warcio")
         .arg("check")
@@ -718,18 +709,8 @@ async fn browser_mode_takes_everything_http_mode_takes_of_the_rich_article() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_allow_private_the_browser_reaches_no_private_address() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
-    let app = post_site().layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let counted = counted.clone();
-            async move {
-                counted.fetch_add(1, Ordering::SeqCst);
-                next.run(req).await
-            }
-        },
-    ));
+    use std::sync::atomic::Ordering;
+    let (app, hits) = site::counting(post_site());
     let addr: SocketAddr = site::serve_app(app).await;
     let scratch = tempfile::tempdir().unwrap();
     let ca = Arc::new(InterceptCa::new().unwrap());
@@ -748,21 +729,7 @@ async fn without_allow_private_the_browser_reaches_no_private_address() {
     let out =
         custody::browser::step::run(&browser, ca, &settings, crawler.fetcher(), &page, tx).await;
     let exchanges = drain(&mut rx);
-    assert!(
-        !exchanges.is_empty(),
-        "the page's requests are recorded, refused"
-    );
-    for ex in &exchanges {
-        assert!(
-            matches!(
-                ex.error,
-                Some(custody::capture::FetchError::PrivateAddress { .. })
-            ),
-            "{}: {:?}",
-            ex.url,
-            ex.error
-        );
-    }
+    crate::media::all_refused_as_private(&exchanges);
     assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the site");
     assert!(out.text.is_none_or(|t| !t.contains(POST_TEXT)));
 }

@@ -680,16 +680,7 @@ with open(out, 'wb') as f:
     fn assert_exports(work: &Workdir, c: &Capture) {
         work.ok(&["log", "checkpoint"]);
         let pkg = work.export_wacz(c.id.as_str(), &format!("{}.wacz", c.id));
-        let out = tool("wacz")
-            .args(["validate", "-f"])
-            .arg(&pkg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        crate::interop::assert_wacz_valid(&pkg);
         let v = work.run(&["verify", pkg.to_str().unwrap()]);
         assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
     }

@@ -158,6 +158,22 @@ fn assert_pywb_replays_requisites(port: u16, addr: std::net::SocketAddr, images_
     }
 }
 
+/// py-wacz's `wacz validate` passes the package.
+pub fn assert_wacz_valid(pkg: &std::path::Path) {
+    let out = tool("wacz")
+        .args(["validate", "-f"])
+        .arg(pkg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("is valid"),
+        "wacz validate {}:\n{text}{}",
+        pkg.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// pywb serving `warc` alone from a collection `evidence` under `root`.
 pub fn pywb_serving(root: &std::path::Path, warc: &std::path::Path) -> (KillOnDrop, u16) {
     pywb_serving_all(root, &[warc])
@@ -438,18 +454,7 @@ async fn wacz_validate_accepts_our_packages_and_their_signature_checks_independe
         claim_pkg.to_str().unwrap(),
     ]);
     for pkg in [&capture_pkg, &claim_pkg] {
-        let out = tool("wacz")
-            .args(["validate", "-f"])
-            .arg(pkg)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("is valid"),
-            "wacz validate {}:\n{text}{}",
-            pkg.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_wacz_valid(pkg);
         // The anonymous signature, checked by the `cryptography` package
         // (what the WACZ signing spec's verifiers use), not by our code.
         let check = tool("python3")

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -348,16 +348,7 @@ async fn a_claim_links_to_seconds_of_the_video_and_the_export_carries_it() {
     let wacz = work.export_wacz(capture.id.as_str(), "media.wacz");
     let verified = work.run(&["verify", wacz.to_str().unwrap()]);
     assert!(verified.status.success(), "{}", output_text(&verified));
-    let out = std::process::Command::new("wacz")
-        .args(["validate", "-f"])
-        .arg(&wacz)
-        .output()
-        .expect("wacz (py-wacz) on PATH");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    crate::interop::assert_wacz_valid(&wacz);
     let index = zip_member(&wacz, "indexes/index.cdx");
     assert!(index.contains("urn:media:"), "{index}");
 
@@ -450,6 +441,35 @@ async fn the_ui_plays_the_file_with_ranges_and_nothing_in_it_runs_on_custody() {
     assert_eq!(missing.status, 404);
 }
 
+/// Capture settings with the media step on.
+fn media_settings(allow_private: bool) -> custody::capture::CaptureSettings {
+    custody::capture::CaptureSettings {
+        allow_private,
+        media: custody::capture::MediaSettings {
+            enabled: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Every exchange was recorded, and refused by the network policy
+/// (nothing connected to a private address).
+pub fn all_refused_as_private(exchanges: &[custody::capture::Exchange]) {
+    assert!(!exchanges.is_empty(), "the requests are recorded, refused");
+    for ex in exchanges {
+        assert!(
+            matches!(
+                ex.error,
+                Some(custody::capture::FetchError::PrivateAddress { .. })
+            ),
+            "{}: {:?}",
+            ex.url,
+            ex.error
+        );
+    }
+}
+
 /// Runs the media step alone with `settings`, on `page`.
 async fn media_step(
     settings: custody::capture::CaptureSettings,
@@ -473,43 +493,13 @@ async fn media_step(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_allow_private_yt_dlp_reaches_no_private_address() {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
-    let app = media_site(None).layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let counted = counted.clone();
-            async move {
-                counted.fetch_add(1, Ordering::SeqCst);
-                next.run(req).await
-            }
-        },
-    ));
+    let (app, hits) = site::counting(media_site(None));
     let addr = site::serve_app(app).await;
-    let settings = custody::capture::CaptureSettings {
-        allow_private: false,
-        media: custody::capture::MediaSettings {
-            enabled: true,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let settings = media_settings(false);
     let (out, exchanges) = media_step(settings, &format!("http://{addr}/watch/video")).await;
     assert_eq!(out.info.status, "failed", "{:?}", out.info);
     assert!(out.produced.is_empty());
-    assert!(
-        !exchanges.is_empty(),
-        "yt-dlp's requests are recorded, refused"
-    );
-    for ex in &exchanges {
-        assert!(
-            matches!(
-                ex.error,
-                Some(custody::capture::FetchError::PrivateAddress { .. })
-            ),
-            "{:?}",
-            ex.error
-        );
-    }
+    all_refused_as_private(&exchanges);
     assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the site");
 }
 
@@ -674,14 +664,7 @@ async fn bench_media_step_against_yt_dlp_alone() {
         ("64-segment HLS stream (64 MiB)", "/bench/hls"),
     ] {
         let url = format!("http://{addr}{path}");
-        let settings = custody::capture::CaptureSettings {
-            allow_private: true,
-            media: custody::capture::MediaSettings {
-                enabled: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
+        let settings = media_settings(true);
         let best = |runs: Vec<Duration>| runs.into_iter().min().expect("runs");
         let mut ours = Vec::new();
         let mut theirs = Vec::new();

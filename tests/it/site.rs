@@ -331,6 +331,23 @@ pub async fn serve_http() -> SocketAddr {
     serve_app(router()).await
 }
 
+/// `app`, counting every request it answers.
+#[cfg_attr(not(feature = "interop"), allow(dead_code))]
+pub fn counting(app: Router) -> (Router, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                next.run(req).await
+            }
+        },
+    ));
+    (app, hits)
+}
+
 /// Serves an axum app on a loopback port.
 pub async fn serve_app(app: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
