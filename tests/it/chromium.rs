@@ -405,6 +405,15 @@ async fn in_browser_mode_the_capture_holds_what_scripts_fetched_a_screenshot_and
         timeline.text()
     );
 
+    // custody's replay serves what the script fetched, as received.
+    let replayed = crate::web::get(
+        server.addr,
+        &format!("/replay/2030id_/http://{addr}/api/post.json"),
+        None,
+    );
+    assert_eq!(replayed.status, 200, "{}", replayed.text());
+    assert!(replayed.text().contains(POST_TEXT));
+
     // The export carries the screenshot, PDF and text, and the field's
     // tools accept it.
     let wacz = work.export_wacz(id, "browser.wacz");
@@ -732,4 +741,25 @@ async fn without_allow_private_the_browser_reaches_no_private_address() {
     crate::media::all_refused_as_private(&exchanges);
     assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the site");
     assert!(out.text.is_none_or(|t| !t.contains(POST_TEXT)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_captures_in_one_process_are_each_whole_with_a_restart_between_each() {
+    // (The restart path runs; that a new process was started is not
+    // observed from here.)
+    let addr: SocketAddr = site::serve_app(post_site()).await;
+    let work = crate::cli::Workdir::new("mode = \"browser\"\nbrowser_restart_after = 1");
+    let url = format!("http://{addr}/post");
+    let out = work.run(&["capture", &url, &url, &url, "--json", "--allow-private"]);
+    assert!(out.status.success(), "{}", crate::cli::stderr_text(&out));
+    let captures: Vec<custody::model::Capture> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(captures.len(), 3);
+    for c in &captures {
+        let b = c.browser.as_ref().expect("browser mode");
+        assert_eq!(b.status, "ok", "{b:?}");
+        assert_eq!(b.records.len(), 5, "{b:?}");
+    }
 }
