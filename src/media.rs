@@ -93,18 +93,12 @@ impl MediaOutput {
 
 /// The yt-dlp to run: the configured one, or the first on `PATH`.
 pub fn locate(configured: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(path) = configured {
-        return match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => Ok(path.to_path_buf()),
-            _ => Err(format!(
-                "capture.ytdlp_path {} is not a file; install yt-dlp (pip install yt-dlp, or apt install yt-dlp) or fix the path",
-                path.display()
-            )),
-        };
-    }
-    crate::browser::on_path("yt-dlp").ok_or_else(|| {
-            "yt-dlp was not found on PATH; install it (pip install yt-dlp, or apt install yt-dlp) or set capture.ytdlp_path".to_string()
-        })
+    crate::browser::locate_tool(
+        configured,
+        "capture.ytdlp_path",
+        &["yt-dlp"],
+        "install yt-dlp (pip install yt-dlp, or apt install yt-dlp)",
+    )
 }
 
 /// What `yt-dlp --version` prints.

@@ -39,27 +39,17 @@ pub struct Chromium {
 /// The Chromium to run: the configured one, or the first of Debian's and
 /// Google's names on `PATH`.
 pub fn locate(configured: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(p) = configured {
-        return match std::fs::metadata(p) {
-            Ok(m) if m.is_file() => Ok(p.to_path_buf()),
-            _ => Err(format!(
-                "capture.browser_path {} is not a file; install Chromium (apt install chromium) or fix the path",
-                p.display()
-            )),
-        };
-    }
-    [
-        "chromium",
-        "chromium-browser",
-        "google-chrome",
-        "google-chrome-stable",
-    ]
-    .iter()
-    .find_map(|name| super::on_path(name))
-    .ok_or_else(|| {
-        "no Chromium on PATH; install it (apt install chromium) or set capture.browser_path"
-            .to_string()
-    })
+    super::locate_tool(
+        configured,
+        "capture.browser_path",
+        &[
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ],
+        "install Chromium (apt install chromium)",
+    )
 }
 
 /// Whether this process runs as root (Chromium's sandbox refuses root).

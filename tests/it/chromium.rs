@@ -351,9 +351,7 @@ async fn in_browser_mode_the_capture_holds_what_scripts_fetched_a_screenshot_and
 
     // The passage exists only after the script ran: a claim links to it in
     // the rendered text, and the link names that record.
-    let claim: serde_json::Value =
-        serde_json::from_slice(&work.ok(&["claim", "add", POST_TEXT, "--json"])).unwrap();
-    let claim_id = claim["id"].as_str().unwrap();
+    let claim_id = &work.claim(POST_TEXT);
     let link: serde_json::Value = serde_json::from_slice(&work.ok(&[
         "claim",
         "link",
@@ -442,12 +440,11 @@ async fn in_browser_mode_the_capture_holds_what_scripts_fetched_a_screenshot_and
     let plain = Workdir::new("");
     let (http, _) = plain.capture(&url);
     assert!(http.browser.is_none());
-    let claim: serde_json::Value =
-        serde_json::from_slice(&plain.ok(&["claim", "add", POST_TEXT, "--json"])).unwrap();
+    let claim_id = plain.claim(POST_TEXT);
     let refused = plain.run(&[
         "claim",
         "link",
-        claim["id"].as_str().unwrap(),
+        &claim_id,
         http.id.as_str(),
         "--quote",
         POST_TEXT,
@@ -670,9 +667,7 @@ async fn a_passage_linked_in_the_rendered_text_is_rechecked_in_the_next_capture_
     let url = format!("http://{addr}/edited");
     let work = crate::cli::Workdir::new("mode = \"browser\"");
     let (first, _) = work.capture(&url);
-    let claim: serde_json::Value =
-        serde_json::from_slice(&work.ok(&["claim", "add", POST_TEXT, "--json"])).unwrap();
-    let claim_id = claim["id"].as_str().unwrap().to_string();
+    let claim_id = work.claim(POST_TEXT);
     work.ok(&[
         "claim",
         "link",

@@ -155,6 +155,14 @@ impl Workdir {
 
     /// Adds the fixture's claim and links it to each capture with
     /// [`QUOTE`]; returns the claim's id.
+    /// `claim add TEXT`: the new claim's id.
+    pub fn claim(&self, text: &str) -> String {
+        let claim: serde_json::Value =
+            serde_json::from_slice(&self.ok(&["claim", "add", text, "--json"]))
+                .expect("claim JSON");
+        claim["id"].as_str().expect("claim id").to_string()
+    }
+
     pub fn claim_linked_to(&self, captures: &[&Capture]) -> String {
         let claim: serde_json::Value = serde_json::from_slice(&self.ok(&[
             "claim",

@@ -307,14 +307,7 @@ async fn a_claim_links_to_seconds_of_the_video_and_the_export_carries_it() {
     let (capture, out) = work.capture(&format!("http://{addr}/watch/hls"));
     assert!(out.status.success(), "{}", stderr_text(&out));
     let file = media_of(&capture).files[0].clone();
-    let claim: serde_json::Value = serde_json::from_slice(&work.ok(&[
-        "claim",
-        "add",
-        "The stream shows the square at noon",
-        "--json",
-    ]))
-    .unwrap();
-    let claim_id = claim["id"].as_str().unwrap();
+    let claim_id = &work.claim("The stream shows the square at noon");
     let link: serde_json::Value = serde_json::from_slice(&work.ok(&[
         "claim",
         "link",
