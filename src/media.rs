@@ -171,18 +171,18 @@ pub async fn run(
     let ends = tokio::time::Instant::now() + media.timeout;
     let fetcher = Arc::new(fetcher.ending_at(ends));
     let budget = Arc::new(AtomicU64::new(media.max_bytes));
-    let token = hex::encode(rand::random::<[u8; 16]>());
+    let credential = crate::browser::proxy::new_credential();
     let limits = ProxyLimits {
         max_exchanges: settings.max_resources + settings.max_stream_segments,
         idle: settings.limits.read_timeout,
-        credential: Some(format!("custody:{token}")),
+        credential: Some(credential.clone()),
         ..ProxyLimits::default()
     };
     let proxy = match RecordingProxy::start(fetcher, ca, budget.clone(), tx, limits).await {
         Ok(p) => p,
         Err(e) => return failed(format!("the recording proxy could not listen: {e}")),
     };
-    let proxy_url = format!("http://custody:{token}@{}", proxy.addr());
+    let proxy_url = format!("http://{credential}@{}", proxy.addr());
     let ran = run_ytdlp(&ytdlp, media, page, &proxy_url, dir.path(), ends).await;
     let refused = proxy.refused();
     drop(proxy);

@@ -220,6 +220,18 @@ pub struct Capture {
     pub browser: Option<BrowserInfo>,
 }
 
+impl Capture {
+    /// How custody read the page, as `--json`, the API and the manifest
+    /// say it: `browser` or `http` (`None` for an import).
+    pub fn mode(&self) -> Option<&'static str> {
+        match (&self.import, &self.browser) {
+            (Some(_), _) => None,
+            (None, Some(_)) => Some("browser"),
+            (None, None) => Some("http"),
+        }
+    }
+}
+
 /// Browser mode: the page as Chromium rendered it, every request it made
 /// one of the capture's exchanges (through custody's recording proxy).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

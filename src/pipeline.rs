@@ -87,13 +87,14 @@ pub struct Capturer {
     archive: Arc<Archive>,
     crawler: Crawler,
     /// Browser mode's Chromium, started at its first capture and serving
-    /// the captures after it (one at a time), restarted after
-    /// `browser_restart_after` captures or when it stops answering.
+    /// the captures after it (side by side, a context each), replaced
+    /// after `browser_restart_after` captures or when it stops answering;
+    /// a replaced one ends with the last capture it still serves.
     browser: tokio::sync::Mutex<Option<HeldBrowser>>,
 }
 
 struct HeldBrowser {
-    chromium: crate::browser::chromium::Chromium,
+    chromium: Arc<crate::browser::chromium::Chromium>,
     ca: Arc<crate::browser::ca::InterceptCa>,
     served: usize,
 }
@@ -320,41 +321,42 @@ impl Capturer {
         let (tx, mut rx) = mpsc::channel::<Exchange>(2);
         let scratch = self.archive.scratch_dir();
         // In browser mode the browser first, through the recording proxy;
-        // then the page (what the browser did not fetch, and what its
-        // rendered DOM names); then, when asked, yt-dlp on it through a
-        // proxy too. Every exchange arrives on the same channel.
+        // then, once the page is rendered and while the browser takes its
+        // pictures, the crawler (what the browser did not fetch, and what
+        // its rendered DOM names); then, when asked, yt-dlp on the page
+        // through a proxy too. Every exchange arrives on the same channel.
         let crawl = async move {
             let settings = crawler.settings();
-            let (prior, browsed) = if settings.browser.mode == crate::capture::Mode::Browser {
-                let out = self
-                    .browse(settings, crawler.fetcher(), &request.seed, tx.clone())
-                    .await;
-                let at = out
-                    .info
-                    .final_url
-                    .as_deref()
-                    .and_then(|u| Url::parse(u).ok())
-                    .unwrap_or_else(|| request.seed.clone());
-                // Documents that name others (frames, stylesheets, stream
-                // manifests) are fetched again by the crawler, so that
-                // what they name is found as in http mode; the rest is not.
-                let fetched = out
-                    .fetched
-                    .iter()
-                    .filter(|(_, mime)| !crate::capture::discover::names_others(mime.as_deref()))
-                    .map(|(url, _)| url.clone())
-                    .collect();
-                let prior = crate::capture::Prior {
-                    fetched,
-                    rendered: out.dom.clone().map(|dom| (at, dom)),
-                };
-                (prior, Some(out))
-            } else {
-                (crate::capture::Prior::default(), None)
+            let browsing = settings.browser.mode == crate::capture::Mode::Browser;
+            let (rendered_tx, rendered_rx) = tokio::sync::oneshot::channel();
+            let browse = async {
+                if browsing {
+                    let out = self
+                        .browse(
+                            settings,
+                            crawler.fetcher(),
+                            &request.seed,
+                            tx.clone(),
+                            rendered_tx,
+                        )
+                        .await;
+                    Some(out)
+                } else {
+                    None
+                }
             };
-            let outcome = crawler
-                .run_after(request.seed.clone(), tx.clone(), prior)
-                .await;
+            // The crawler starts once the page is rendered, while the
+            // browser takes its pictures.
+            let after = async {
+                let prior = match rendered_rx.await {
+                    Ok(r) => prior_of(r, &request.seed),
+                    Err(_) => crate::capture::Prior::default(),
+                };
+                crawler
+                    .run_after(request.seed.clone(), tx.clone(), prior)
+                    .await
+            };
+            let (browsed, outcome) = tokio::join!(browse, after);
             let media = if settings.media.enabled && outcome.seed_error.is_none() {
                 let fetcher = crawler.fetcher();
                 Some(crate::media::run(settings, fetcher, &request.seed, tx, scratch).await)
@@ -412,18 +414,20 @@ impl Capturer {
     }
 
     /// Browser mode's step with the capturer's Chromium (started, or
-    /// restarted, as needed); without one, says why.
+    /// restarted, as needed); without one, says why (and `rendered` is
+    /// dropped unsent).
     async fn browse(
         &self,
         settings: &CaptureSettings,
         fetcher: &capture::Fetcher,
         seed: &Url,
         tx: mpsc::Sender<Exchange>,
+        rendered: tokio::sync::oneshot::Sender<crate::browser::step::Rendered>,
     ) -> crate::browser::step::BrowserOutput {
         use crate::browser::step::BrowserOutput;
         let b = &settings.browser;
         let mut held = self.browser.lock().await;
-        if let Some(h) = held.as_mut() {
+        if let Some(h) = held.as_ref() {
             let stale = h.served >= b.restart_after || h.chromium.window != b.window;
             if stale || !h.chromium.alive().await {
                 *held = None;
@@ -446,6 +450,7 @@ impl Capturer {
                     )
                 }
             };
+            let began = std::time::Instant::now();
             let started = crate::browser::chromium::Chromium::launch(
                 &path,
                 ca.spki_sha256(),
@@ -453,10 +458,16 @@ impl Capturer {
                 b.window,
             )
             .await;
+
             match started {
                 Ok(chromium) => {
+                    tracing::info!(
+                        version = %chromium.version,
+                        took_ms = began.elapsed().as_millis() as u64,
+                        "browser started"
+                    );
                     *held = Some(HeldBrowser {
-                        chromium,
+                        chromium: Arc::new(chromium),
                         ca,
                         served: 0,
                     })
@@ -474,7 +485,9 @@ impl Capturer {
             return BrowserOutput::without_browser(b.window, "failed", "no browser".into());
         };
         h.served += 1;
-        crate::browser::step::run(&h.chromium, h.ca.clone(), settings, fetcher, seed, tx).await
+        let (chromium, ca) = (h.chromium.clone(), h.ca.clone());
+        drop(held);
+        crate::browser::step::run(&chromium, ca, settings, fetcher, seed, tx, Some(rendered)).await
     }
 
     /// Stores the finished spool (noted as pending first, so that a death
@@ -734,6 +747,27 @@ async fn write_media(
     .map_err(|e| ArchiveError::Internal(e.to_string()))?
 }
 
+/// What the crawler is told of the browser's visit: what it need not
+/// fetch again and the DOM to read. Documents that name others (frames,
+/// stylesheets, stream manifests) are fetched again, so that what they
+/// name is found as in http mode.
+fn prior_of(r: crate::browser::step::Rendered, seed: &Url) -> crate::capture::Prior {
+    let at = r
+        .final_url
+        .as_deref()
+        .and_then(|u| Url::parse(u).ok())
+        .unwrap_or_else(|| seed.clone());
+    crate::capture::Prior {
+        fetched: r
+            .fetched
+            .into_iter()
+            .filter(|(_, mime)| !crate::capture::discover::names_others(mime.as_deref()))
+            .map(|(url, _)| url)
+            .collect(),
+        rendered: r.dom.map(|dom| (at, dom)),
+    }
+}
+
 /// Browser mode's step as written: what the browser did, with each kept
 /// record, and what the proxy refused to fetch for it.
 struct BrowserWritten {
@@ -870,6 +904,7 @@ impl Manifest<'_> {
             manifest["media"] = json!(m.info);
             manifest["media_refused"] = json!(m.refused);
         }
+        manifest["mode"] = json!("http");
         if let Some(b) = self.browser {
             manifest["mode"] = json!("browser");
             manifest["browser"] = json!(b.info);

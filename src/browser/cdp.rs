@@ -48,12 +48,18 @@ pub struct Event {
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, CdpError>>>>>;
 
+/// Sessions whose every event is also delivered to a queue of their own,
+/// never dropped (what a page's requests wait on must not be lost to a
+/// slow reader of the shared events).
+type Routes = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Event>>>>;
+
 /// One DevTools connection (to the browser; pages are flattened sessions
 /// of it).
 pub struct Cdp {
     out: mpsc::Sender<Vec<u8>>,
     pending: Pending,
     events: broadcast::Sender<Event>,
+    routes: Routes,
     next: AtomicU64,
     reader: tokio::task::JoinHandle<()>,
     writer: tokio::task::JoinHandle<()>,
@@ -116,18 +122,20 @@ impl Cdp {
         }
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let routes: Routes = Arc::default();
         let (out, out_rx) = mpsc::channel::<Vec<u8>>(64);
         let writer = tokio::spawn(write_loop(write, out_rx));
         let reader = tokio::spawn(read_loop(
             read,
             pending.clone(),
-            events.clone(),
+            (events.clone(), routes.clone()),
             out.clone(),
         ));
         Ok(Cdp {
             out,
             pending,
             events,
+            routes,
             next: AtomicU64::new(1),
             reader,
             writer,
@@ -137,6 +145,27 @@ impl Cdp {
     /// Events from now on.
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Every event of `session` from now on, none dropped, until the
+    /// receiver is dropped.
+    pub fn session_events(&self, session: &str) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut r) = self.routes.lock() {
+            r.insert(session.to_string(), tx);
+        }
+        rx
+    }
+
+    /// Sends `method` to `session` without waiting for its answer (which
+    /// is read and dropped).
+    pub async fn send(&self, session: &str, method: &str, params: Value) -> Result<(), CdpError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let msg = json!({"id": id, "method": method, "params": params, "sessionId": session});
+        self.out
+            .send(frame(0x1, msg.to_string().as_bytes()))
+            .await
+            .map_err(|_| CdpError::Closed)
     }
 
     /// Sends `method` (to `session`, or the browser) and waits up to
@@ -297,7 +326,7 @@ async fn read_message(
 async fn read_loop(
     mut read: BufReader<OwnedReadHalf>,
     pending: Pending,
-    events: broadcast::Sender<Event>,
+    (events, routes): (broadcast::Sender<Event>, Routes),
     out: mpsc::Sender<Vec<u8>>,
 ) {
     loop {
@@ -321,11 +350,19 @@ async fn read_loop(
                 let _ = tx.send(answer);
             }
         } else if let Some(method) = v["method"].as_str() {
-            let _ = events.send(Event {
+            let event = Event {
                 method: method.to_string(),
                 params: v.get("params").cloned().unwrap_or(Value::Null),
                 session: v["sessionId"].as_str().map(str::to_string),
-            });
+            };
+            if let (Some(session), Ok(mut r)) = (&event.session, routes.lock()) {
+                if let Some(tx) = r.get(session) {
+                    if tx.send(event.clone()).is_err() {
+                        r.remove(session);
+                    }
+                }
+            }
+            let _ = events.send(event);
         }
     }
     // Whoever still waits learns the connection is gone.

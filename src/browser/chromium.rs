@@ -25,9 +25,10 @@ use super::cdp::{Cdp, CdpError};
 /// How long one protocol command may take.
 const COMMAND: Duration = Duration::from_secs(30);
 
-/// A running Chromium; killed when dropped.
+/// A running Chromium, serving captures side by side (a context each);
+/// killed when dropped.
 pub struct Chromium {
-    child: tokio::process::Child,
+    child: std::sync::Mutex<tokio::process::Child>,
     cdp: std::sync::Arc<Cdp>,
     _profile: tempfile::TempDir,
     /// `Browser.getVersion`'s product (`Chrome/131.0...`).
@@ -107,7 +108,8 @@ impl Chromium {
         .arg(format!("--ignore-certificate-errors-spki-list={spki}"))
         .arg(format!("--window-size={},{}", window.0, window.1))
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("about:blank")
+        // No page of its own: each capture opens one in its context.
+        .arg("--no-startup-window")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -143,7 +145,7 @@ impl Chromium {
             .call(None, "Browser.getVersion", json!({}), COMMAND)
             .await?;
         Ok(Chromium {
-            child,
+            child: std::sync::Mutex::new(child),
             cdp,
             _profile: profile,
             version: v["product"].as_str().unwrap_or_default().to_string(),
@@ -153,8 +155,13 @@ impl Chromium {
     }
 
     /// Whether the browser still answers.
-    pub async fn alive(&mut self) -> bool {
-        if !self.cdp.is_open() || matches!(self.child.try_wait(), Ok(Some(_))) {
+    pub async fn alive(&self) -> bool {
+        let exited = self
+            .child
+            .lock()
+            .map(|mut c| matches!(c.try_wait(), Ok(Some(_))))
+            .unwrap_or(true);
+        if exited || !self.cdp.is_open() {
             return false;
         }
         self.cdp
@@ -168,9 +175,9 @@ impl Chromium {
             .is_ok()
     }
 
-    /// A fresh, isolated context whose every request goes to `proxy`, with
-    /// one page in it.
-    pub async fn tab(&self, proxy: SocketAddr) -> Result<Tab<'_>, CdpError> {
+    /// A fresh, isolated context whose every request goes to `proxy`
+    /// (which demands `credential`, `user:password`), with one page in it.
+    pub async fn tab(&self, proxy: SocketAddr, credential: &str) -> Result<Tab<'_>, CdpError> {
         let ctx = self
             .cdp
             .call(
@@ -211,38 +218,67 @@ impl Chromium {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        // `alert`, `confirm` and `prompt` are dismissed as they come, so a
-        // page cannot hold a command (or the capture) waiting.
-        let dialogs = {
-            let (cdp, session) = (self.cdp.clone(), session.clone());
-            let mut events = cdp.events();
-            tokio::spawn(async move {
-                while let Ok(e) = events.recv().await {
-                    if e.method == "Page.javascriptDialogOpening"
-                        && e.session.as_deref() == Some(session.as_str())
-                    {
-                        let _ = cdp
-                            .call(
-                                Some(&session),
-                                "Page.handleJavaScriptDialog",
-                                json!({"accept": false}),
-                                COMMAND,
-                            )
-                            .await;
-                    }
-                }
-            })
-        };
+        let handler = tokio::spawn(answer_page(
+            self.cdp.clone(),
+            session.clone(),
+            self.cdp.session_events(&session),
+            credential.to_string(),
+        ));
         let tab = Tab {
             browser: self,
             context,
             session,
-            dialogs,
+            handler,
         };
         for domain in ["Page.enable", "Runtime.enable"] {
             tab.call(domain, json!({})).await?;
         }
+        // Every request pauses until it is let go, so that the proxy's
+        // challenge is answered with the capture's credential.
+        tab.call(
+            "Fetch.enable",
+            json!({"handleAuthRequests": true, "patterns": [{"urlPattern": "*"}]}),
+        )
+        .await?;
         Ok(tab)
+    }
+}
+
+/// Answers what a page waits on, as it comes: its requests are let go,
+/// the recording proxy's challenge gets the capture's `credential`
+/// (`user:password`), a site's own challenge is cancelled (its 401 page
+/// is kept), and `alert`, `confirm` and `prompt` are dismissed, so a page
+/// cannot hold a command (or the capture) waiting.
+async fn answer_page(
+    cdp: std::sync::Arc<Cdp>,
+    session: String,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<super::cdp::Event>,
+    credential: String,
+) {
+    let (user, password) = credential.split_once(':').unwrap_or((&credential, ""));
+    while let Some(e) = events.recv().await {
+        let request = e.params["requestId"].clone();
+        let (method, params) = match e.method.as_str() {
+            "Fetch.requestPaused" => ("Fetch.continueRequest", json!({"requestId": request})),
+            "Fetch.authRequired" => {
+                let answer = if e.params["authChallenge"]["source"] == "Proxy" {
+                    json!({"response": "ProvideCredentials", "username": user, "password": password})
+                } else {
+                    json!({"response": "CancelAuth"})
+                };
+                (
+                    "Fetch.continueWithAuth",
+                    json!({"requestId": request, "authChallengeResponse": answer}),
+                )
+            }
+            "Page.javascriptDialogOpening" => {
+                ("Page.handleJavaScriptDialog", json!({"accept": false}))
+            }
+            _ => continue,
+        };
+        if cdp.send(&session, method, params).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -252,12 +288,12 @@ pub struct Tab<'a> {
     browser: &'a Chromium,
     context: String,
     session: String,
-    dialogs: tokio::task::JoinHandle<()>,
+    handler: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Tab<'_> {
     fn drop(&mut self) {
-        self.dialogs.abort();
+        self.handler.abort();
     }
 }
 
@@ -319,6 +355,39 @@ impl Tab<'_> {
                 return Ok(Loaded::Load);
             }
         }
+    }
+
+    /// Lets the page run `budget` of its own time with no fetch pending
+    /// (its timers fire at once; its clock pauses while a request is in
+    /// flight), up to `within` of real time: whether the budget was spent.
+    pub async fn settle(&self, budget: Duration, within: Duration) -> Result<bool, CdpError> {
+        let mut events = self.browser.cdp.events();
+        self.call(
+            "Emulation.setVirtualTimePolicy",
+            json!({"policy": "pauseIfNetworkFetchesPending", "budget": budget.as_millis() as u64}),
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + within;
+        let spent = loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => break false,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(_)) => return Err(CdpError::Closed),
+                Ok(Ok(e)) => {
+                    if e.session.as_deref() == Some(self.session.as_str())
+                        && e.method == "Emulation.virtualTimeBudgetExpired"
+                    {
+                        break true;
+                    }
+                }
+            }
+        };
+        self.call(
+            "Emulation.setVirtualTimePolicy",
+            json!({"policy": "advance"}),
+        )
+        .await?;
+        Ok(spent)
     }
 
     /// Stops loading: what arrived stays.

@@ -97,6 +97,8 @@ struct Shared {
     exchanges: Mutex<usize>,
     /// Requests being fetched right now (network idle is none for a while).
     in_flight: std::sync::atomic::AtomicUsize,
+    /// When the last request being fetched ended (or the proxy started).
+    last_done: Mutex<tokio::time::Instant>,
     /// Every URL fetched, in order, with its response's type.
     fetched: Mutex<Vec<(String, Option<String>)>>,
     connections: Arc<Semaphore>,
@@ -151,6 +153,7 @@ impl RecordingProxy {
             refused: Mutex::new(Vec::new()),
             exchanges: Mutex::new(0),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            last_done: Mutex::new(tokio::time::Instant::now()),
             fetched: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -167,6 +170,15 @@ impl RecordingProxy {
         self.shared
             .in_flight
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How long no request has been fetched (zero while one is).
+    pub fn quiet_for(&self) -> std::time::Duration {
+        let last = self.shared.last_done.lock().map(|t| *t);
+        match last {
+            Ok(t) if self.in_flight() == 0 => t.elapsed(),
+            _ => std::time::Duration::ZERO,
+        }
     }
 
     /// Every URL fetched so far, in order, with the type of payload its
@@ -298,8 +310,13 @@ async fn serve_connection(shared: &Shared, tcp: TcpStream) {
     };
     if let Some(credential) = &shared.limits.credential {
         if !authorized(&head, credential) {
-            // Another local process: nothing it asks is fetched or recorded.
-            shared.refuse(&head.target, "no valid Proxy-Authorization");
+            // Nothing it asks is fetched or recorded. A request without
+            // credentials is a client's usual first try (Chromium asks
+            // before it answers the challenge); a wrong one is another
+            // process, and listed.
+            if head.header("proxy-authorization").is_some() {
+                shared.refuse(&head.target, "a wrong Proxy-Authorization");
+            }
             let _ = answer(io.get_mut(), 407, "proxy authentication required").await;
             return;
         }
@@ -345,6 +362,11 @@ async fn serve_connection(shared: &Shared, tcp: TcpStream) {
         ),
         Err(_) => shared.refuse(&target, "no TLS handshake in time"),
     }
+}
+
+/// A fresh credential for one capture's proxy (`custody:<128 random bits>`).
+pub fn new_credential() -> String {
+    format!("custody:{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
 /// Whether `head` carries `Proxy-Authorization: Basic` for `credential`
@@ -484,6 +506,9 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
     use std::sync::atomic::Ordering;
     shared.in_flight.fetch_add(1, Ordering::SeqCst);
     let ex = shared.fetcher.forward(&url, &forward, &shared.budget).await;
+    if let Ok(mut t) = shared.last_done.lock() {
+        *t = tokio::time::Instant::now();
+    }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     if let Ok(mut f) = shared.fetched.lock() {
         let mime = ex
@@ -592,8 +617,13 @@ async fn answer<W: AsyncWrite + Unpin>(
         _ => "Service Unavailable",
     };
     let body = format!("{text}\n");
+    let challenge = if status == 407 {
+        "Proxy-Authenticate: Basic realm=\"custody capture\"\r\n"
+    } else {
+        ""
+    };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nX-Custody-Proxy: refused\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nX-Custody-Proxy: refused\r\n{challenge}\r\n",
         body.len()
     );
     out.write_all(head.as_bytes()).await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use super::ca::InterceptCa;
@@ -18,11 +18,15 @@ use super::proxy::{ProxyLimits, RecordingProxy, Refused};
 use crate::capture::{CaptureSettings, Exchange, Fetcher};
 use crate::model::BrowserInfo;
 
-/// How long the network must be quiet to count as idle after the load.
+/// How long the network must be quiet, in the page's own time, to count
+/// as idle after the load ...
 const IDLE: Duration = Duration::from_millis(500);
 
 /// ... and after a scroll (what scrolling loads starts at once).
 const SCROLL_IDLE: Duration = Duration::from_millis(200);
+
+/// ... and then in real time (what the page's last timers asked for).
+const REAL_QUIET: Duration = Duration::from_millis(50);
 
 /// Longest wait for network idle after load and after each scroll.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
@@ -70,8 +74,20 @@ impl BrowserOutput {
     }
 }
 
+/// The page once its behaviours ran, handed over before its pictures are
+/// taken, so that the crawler reads it meanwhile.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub final_url: Option<String>,
+    pub dom: Option<String>,
+    /// Every URL fetched so far, with its response's type of payload.
+    pub fetched: Vec<(String, Option<String>)>,
+}
+
 /// Loads `page` in `browser` through a new recording proxy whose exchanges
-/// go to `tx`, within the settings' budget.
+/// go to `tx`, within the settings' budget. What the page became is sent
+/// to `rendered` as soon as it is known (whatever happens, before this
+/// returns).
 pub async fn run(
     browser: &Chromium,
     ca: Arc<InterceptCa>,
@@ -79,7 +95,9 @@ pub async fn run(
     fetcher: &Fetcher,
     page: &Url,
     tx: mpsc::Sender<Exchange>,
+    rendered: Option<oneshot::Sender<Rendered>>,
 ) -> BrowserOutput {
+    let mut rendered = rendered;
     let b = &settings.browser;
     let mut out = BrowserOutput::without_browser(b.window, "failed", String::new());
     out.info.problem = None;
@@ -88,9 +106,13 @@ pub async fn run(
     let ends = tokio::time::Instant::now() + b.timeout;
     let fetcher = Arc::new(fetcher.ending_at(ends));
     let budget = Arc::new(AtomicU64::new(settings.max_capture_bytes));
+    // Only this capture's browser context knows the credential: another
+    // local process cannot put exchanges into the capture.
+    let credential = super::proxy::new_credential();
     let limits = ProxyLimits {
         max_exchanges: settings.max_resources + settings.max_stream_segments,
         idle: settings.limits.read_timeout,
+        credential: Some(credential.clone()),
         ..ProxyLimits::default()
     };
     let proxy = match RecordingProxy::start(fetcher, ca, budget, tx, limits).await {
@@ -100,12 +122,24 @@ pub async fn run(
             return out;
         }
     };
-    match browser.tab(proxy.addr()).await {
+    let began = std::time::Instant::now();
+    match browser.tab(proxy.addr(), &credential).await {
         Ok(tab) => {
-            visit(&tab, &proxy, settings, page, ends, &mut out).await;
+            tracing::debug!(
+                took_ms = began.elapsed().as_millis() as u64,
+                "browser tab opened"
+            );
+            visit(&tab, &proxy, settings, page, ends, &mut out, &mut rendered).await;
             tab.close().await;
         }
         Err(e) => out.info.problem = Some(format!("the browser could not open a page: {e}")),
+    }
+    if let Some(to) = rendered.take() {
+        let _ = to.send(Rendered {
+            final_url: out.info.final_url.clone(),
+            dom: out.dom.clone(),
+            fetched: proxy.fetched(),
+        });
     }
     out.fetched = proxy.fetched();
     out.refused = proxy.refused();
@@ -121,9 +155,17 @@ async fn visit(
     page: &Url,
     ends: tokio::time::Instant,
     out: &mut BrowserOutput,
+    rendered: &mut Option<oneshot::Sender<Rendered>>,
 ) {
     let b = &settings.browser;
     let left = || ends.saturating_duration_since(tokio::time::Instant::now());
+    let began = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(
+            at_ms = began.elapsed().as_millis() as u64,
+            "browser step: {what}"
+        )
+    };
     match tab.navigate(page.as_str(), left()).await {
         Ok(Loaded::Load) => out.info.behaviours.push("load".into()),
         Ok(Loaded::TimedOut) => {
@@ -138,9 +180,11 @@ async fn visit(
             return;
         }
     }
-    if idle(proxy, IDLE, left().min(IDLE_WAIT)).await {
+    lap("loaded");
+    if settle(tab, proxy, IDLE, left().min(IDLE_WAIT)).await {
         out.info.behaviours.push("network idle".into());
     }
+    lap("idle");
     let behaviours = async {
         let mut done = Vec::new();
         if let Ok(Value::Number(n)) = tab.evaluate(START_MEDIA).await {
@@ -161,7 +205,7 @@ async fn visit(
             steps += 1;
             reached = v[0].as_u64().unwrap_or(0);
             let height = v[1].as_u64().unwrap_or(0);
-            idle(proxy, SCROLL_IDLE, IDLE_WAIT).await;
+            settle(tab, proxy, SCROLL_IDLE, IDLE_WAIT).await;
             if reached >= height || reached >= b.max_page_height as u64 {
                 break;
             }
@@ -170,7 +214,7 @@ async fn visit(
             done.push(format!("scrolled {steps} step(s), to {reached} px"));
         }
         let _ = tab.evaluate("window.scrollTo(0, 0)").await;
-        idle(proxy, SCROLL_IDLE, IDLE_WAIT).await;
+        settle(tab, proxy, SCROLL_IDLE, IDLE_WAIT).await;
         done
     };
     match tokio::time::timeout(left(), behaviours).await {
@@ -182,6 +226,7 @@ async fn visit(
                 .push("the behaviours ran out of time".into());
         }
     }
+    lap("behaviours");
     // What it looks like now, whatever the time: a few more seconds each.
     let grace = Duration::from_secs(20);
     let text = |v: Value| {
@@ -198,9 +243,21 @@ async fn visit(
     )
     .await
     .and_then(text);
-    out.screenshot = within(grace, tab.screenshot(b.max_page_height)).await;
-    out.thumbnail = within(grace, tab.thumbnail(4)).await;
-    out.pdf = within(grace, tab.pdf()).await;
+    lap("dom and text");
+    if let Some(to) = rendered.take() {
+        let _ = to.send(Rendered {
+            final_url: out.info.final_url.clone(),
+            dom: out.dom.clone(),
+            fetched: proxy.fetched(),
+        });
+    }
+    // Asked together: the browser makes them side by side.
+    (out.screenshot, out.thumbnail, out.pdf) = tokio::join!(
+        within(grace, tab.screenshot(b.max_page_height)),
+        within(grace, tab.thumbnail(4)),
+        within(grace, tab.pdf()),
+    );
+    lap("pictures");
     if out.info.status == "failed" {
         out.info.status = "ok".into();
     }
@@ -220,22 +277,31 @@ async fn within<T, E: std::fmt::Display>(
     }
 }
 
+/// Lets the page run `quiet` of its own time with no request pending
+/// ([`Tab::settle`]: its timers fire without the wait), then waits for
+/// the network to be quiet for a moment in real time, all within `wait`:
+/// whether it was reached.
+async fn settle(tab: &Tab<'_>, proxy: &RecordingProxy, quiet: Duration, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    let spent = matches!(tab.settle(quiet, wait).await, Ok(true));
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    idle(proxy, REAL_QUIET, left).await && spent
+}
+
 /// Waits until no request has been in flight for `quiet`, up to `wait`:
 /// whether it was reached.
 async fn idle(proxy: &RecordingProxy, quiet: Duration, wait: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + wait;
-    let mut quiet_since = tokio::time::Instant::now();
     loop {
-        let now = tokio::time::Instant::now();
-        if proxy.in_flight() > 0 {
-            quiet_since = now;
-        } else if now - quiet_since >= quiet {
+        let q = proxy.quiet_for();
+        if q >= quiet {
             return true;
         }
-        if now >= deadline {
+        if tokio::time::Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let nap = (quiet - q).clamp(Duration::from_millis(5), Duration::from_millis(50));
+        tokio::time::sleep(nap).await;
     }
 }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 
-use super::output::{event_line, print_diff, print_json, summary_line, ProgressBar};
+use super::output::{event_line, print_capture, print_diff, print_json, summary_line, ProgressBar};
 use super::{exit, open_capturer, ExportFormat, Failure};
 use custody::archive::{normalize_url, Archive, ArchiveError};
 use custody::capture::check_seed;
@@ -39,7 +39,7 @@ pub async fn capture(config: Config, urls: &[String], json: bool) -> Result<Exit
             eprintln!("warning: re-checking linked passages failed: {e}");
         }
         if json {
-            print_json(&capture)?;
+            print_capture(&capture, &capture)?;
         }
         if capture.status == CaptureStatus::Failed {
             all_ok = false;
@@ -166,7 +166,7 @@ pub async fn import(
             Err(e) => return Err(e.into()),
         };
         if json {
-            print_json(&capture)?;
+            print_capture(&capture, &capture)?;
         }
         eprintln!("{}", summary_line(&capture));
         if let Some(i) = &capture.import {
@@ -216,7 +216,7 @@ pub async fn captures(
     let captures = archive.index().captures(url.as_deref()).await?;
     for c in &captures {
         if json {
-            print_json(c)?;
+            print_capture(c, c)?;
         } else {
             println!("{}", summary_line(c));
         }
@@ -251,7 +251,7 @@ pub async fn show(
 ) -> Result<ExitCode, Failure> {
     let detail = archive.capture_detail(id).await?;
     if json {
-        print_json(&detail)?;
+        print_capture(&detail, &detail.capture)?;
         return Ok(ExitCode::SUCCESS);
     }
     let capture = &detail.capture;

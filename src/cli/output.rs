@@ -163,6 +163,16 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A capture's `--json` line (`value` is the capture or its detail): its
+/// fields with the mode it was made in.
+pub fn print_capture<T: serde::Serialize>(value: &T, capture: &Capture) -> Result<(), Failure> {
+    let mut v = serde_json::to_value(value).context("serialising JSON")?;
+    if let (Some(mode), Some(fields)) = (capture.mode(), v.as_object_mut()) {
+        fields.insert("mode".into(), mode.into());
+    }
+    print_json(&v)
+}
+
 /// A one-line progress display on stderr; silent when stderr is not a terminal.
 pub struct ProgressBar {
     enabled: bool,

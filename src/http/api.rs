@@ -154,12 +154,8 @@ pub fn capture_dto(c: &Capture) -> Value {
     v["page_status"] = json!(crate::archive::page_status(c));
     v["final_page"] = json!(page.is_some());
     v["outcome"] = json!(crate::archive::outcome(c));
-    if c.import.is_none() {
-        v["mode"] = json!(if c.browser.is_some() {
-            "browser"
-        } else {
-            "http"
-        });
+    if let Some(mode) = c.mode() {
+        v["mode"] = json!(mode);
     }
     v["links"] = json!({
         "self": format!("/api/v1/captures/{id}"),

@@ -141,6 +141,7 @@ fn post_site() -> Router {
 
 struct Proxied {
     proxy: RecordingProxy,
+    credential: String,
     rx: mpsc::Receiver<Exchange>,
     _spool: tempfile::TempDir,
 }
@@ -154,17 +155,22 @@ async fn proxy(ca: Arc<InterceptCa>) -> Proxied {
     let crawler = Crawler::new(settings, spool.path().to_path_buf()).unwrap();
     let (tx, rx) = mpsc::channel(256);
     let budget = Arc::new(AtomicU64::new(1 << 30));
+    let credential = custody::browser::proxy::new_credential();
     let proxy = RecordingProxy::start(
         crawler.fetcher().clone(),
         ca,
         budget,
         tx,
-        ProxyLimits::default(),
+        ProxyLimits {
+            credential: Some(credential.clone()),
+            ..ProxyLimits::default()
+        },
     )
     .await
     .unwrap();
     Proxied {
         proxy,
+        credential,
         rx,
         _spool: spool,
     }
@@ -194,7 +200,10 @@ async fn a_post_built_by_script_loads_through_the_proxy_in_a_fresh_context_each_
     assert!(browser.version.contains("Chrome"), "{}", browser.version);
 
     let mut first = proxy(ca.clone()).await;
-    let tab = browser.tab(first.proxy.addr()).await.unwrap();
+    let tab = browser
+        .tab(first.proxy.addr(), &first.credential)
+        .await
+        .unwrap();
     let url = format!("http://{addr}/post");
     assert_eq!(
         tab.navigate(&url, Duration::from_secs(30)).await.unwrap(),
@@ -241,7 +250,10 @@ async fn a_post_built_by_script_loads_through_the_proxy_in_a_fresh_context_each_
 
     // A second capture's context carries no cookie of the first.
     let mut second = proxy(ca.clone()).await;
-    let tab = browser.tab(second.proxy.addr()).await.unwrap();
+    let tab = browser
+        .tab(second.proxy.addr(), &second.credential)
+        .await
+        .unwrap();
     tab.navigate(&url, Duration::from_secs(30)).await.unwrap();
     tab.close().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -263,9 +275,9 @@ async fn a_page_that_never_loads_ends_at_its_budget_and_the_browser_serves_the_n
     let addr: SocketAddr = site::serve_app(post_site()).await;
     let scratch = tempfile::tempdir().unwrap();
     let ca = Arc::new(InterceptCa::new().unwrap());
-    let mut browser = launch(&ca, scratch.path()).await;
+    let browser = launch(&ca, scratch.path()).await;
     let p = proxy(ca.clone()).await;
-    let tab = browser.tab(p.proxy.addr()).await.unwrap();
+    let tab = browser.tab(p.proxy.addr(), &p.credential).await.unwrap();
     let started = std::time::Instant::now();
     let loaded = tab
         .navigate(&format!("http://{addr}/never"), Duration::from_secs(2))
@@ -276,7 +288,7 @@ async fn a_page_that_never_loads_ends_at_its_budget_and_the_browser_serves_the_n
     tab.close().await;
     assert!(browser.alive().await);
     let p = proxy(ca.clone()).await;
-    let tab = browser.tab(p.proxy.addr()).await.unwrap();
+    let tab = browser.tab(p.proxy.addr(), &p.credential).await.unwrap();
     let loaded = tab
         .navigate(&format!("http://{addr}/post"), Duration::from_secs(30))
         .await
@@ -693,10 +705,25 @@ async fn a_passage_linked_in_the_rendered_text_is_rechecked_in_the_next_capture_
 async fn browser_mode_takes_everything_http_mode_takes_of_the_rich_article() {
     let addr = site::serve_http().await;
     let url = format!("http://{addr}{}", site::RICH_PATH);
-    let taken = |extra: &str| {
-        let work = crate::cli::Workdir::new(extra);
-        let (capture, out) = work.capture(&url);
+    let taken = |mode: &str| {
+        let work = crate::cli::Workdir::new(&format!("mode = \"{mode}\""));
+        let out = work.run(&["capture", &url, "--json", "--allow-private"]);
         assert!(out.status.success(), "{}", crate::cli::stderr_text(&out));
+        // The mode is in the capture's JSON, show's and the manifest.
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(json["mode"], mode, "{json}");
+        let capture: custody::model::Capture = serde_json::from_value(json).unwrap();
+        let shown: serde_json::Value =
+            serde_json::from_slice(&work.ok(&["show", capture.id.as_str(), "--json"])).unwrap();
+        assert_eq!(shown["mode"], mode);
+        let recs = crate::media::records(&work.stored_warc(&capture));
+        let manifest: serde_json::Value = serde_json::from_slice(&recs.last().unwrap().2).unwrap();
+        assert_eq!(manifest["mode"], mode);
         capture
             .resources
             .iter()
@@ -704,8 +731,8 @@ async fn browser_mode_takes_everything_http_mode_takes_of_the_rich_article() {
             .map(|r| r.url.clone())
             .collect::<std::collections::BTreeSet<_>>()
     };
-    let http = taken("mode = \"http\"");
-    let browser = taken("mode = \"browser\"");
+    let http = taken("http");
+    let browser = taken("browser");
     assert!(http.len() > 10, "{http:?}");
     let missing: Vec<_> = http.difference(&browser).collect();
     assert!(missing.is_empty(), "browser mode missed {missing:?}");
@@ -731,7 +758,8 @@ async fn without_allow_private_the_browser_reaches_no_private_address() {
     let (tx, mut rx) = mpsc::channel(256);
     let page = url::Url::parse(&format!("http://{addr}/post")).unwrap();
     let out =
-        custody::browser::step::run(&browser, ca, &settings, crawler.fetcher(), &page, tx).await;
+        custody::browser::step::run(&browser, ca, &settings, crawler.fetcher(), &page, tx, None)
+            .await;
     let exchanges = drain(&mut rx);
     crate::media::all_refused_as_private(&exchanges);
     assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached the site");
@@ -740,21 +768,303 @@ async fn without_allow_private_the_browser_reaches_no_private_address() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn several_captures_in_one_process_are_each_whole_with_a_restart_between_each() {
-    // (The restart path runs; that a new process was started is not
-    // observed from here.)
     let addr: SocketAddr = site::serve_app(post_site()).await;
-    let work = crate::cli::Workdir::new("mode = \"browser\"\nbrowser_restart_after = 1");
     let url = format!("http://{addr}/post");
-    let out = work.run(&["capture", &url, &url, &url, "--json", "--allow-private"]);
-    assert!(out.status.success(), "{}", crate::cli::stderr_text(&out));
-    let captures: Vec<custody::model::Capture> = String::from_utf8_lossy(&out.stdout)
+    // Restarted after each capture, or one browser for all three.
+    for (config, started) in [("browser_restart_after = 1", 3), ("", 1)] {
+        let work = crate::cli::Workdir::new(&format!("mode = \"browser\"\n{config}"));
+        let out = work
+            .command(&["capture", &url, &url, &url, "--json", "--allow-private"])
+            .env("CUSTODY_LOG", "warn,custody::pipeline=info")
+            .output()
+            .unwrap();
+        let logs = crate::cli::stderr_text(&out);
+        assert!(out.status.success(), "{logs}");
+        assert_eq!(logs.matches("browser started").count(), started, "{logs}");
+        let captures: Vec<custody::model::Capture> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(captures.len(), 3);
+        for c in &captures {
+            let b = c.browser.as_ref().expect("browser mode");
+            assert_eq!(b.status, "ok", "{b:?}");
+            assert_eq!(b.records.len(), 5, "{b:?}");
+        }
+    }
+}
+
+/// The loopback ports process `pid` listens on (its sockets in LISTEN
+/// state, read from `/proc`, as any local process could).
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    l.strip_prefix("socket:[")
+                        .and_then(|r| r.strip_suffix(']'))
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(captures.len(), 3);
-    for c in &captures {
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (f.get(1)?, f.get(3)?, f.get(9)?);
+            let (ip, port) = local.split_once(':')?;
+            (*state == "0A" && ip == "0100007F" && inodes.contains(*inode))
+                .then(|| u16::from_str_radix(port, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// What a proxy at `port` answers `head` with: its status line.
+async fn ask(port: u16, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut answer))
+        .await
+        .map(|r| r.unwrap_or(0))
+        .unwrap_or(0);
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_local_process_cannot_put_exchanges_into_a_browser_capture() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    // The page's image is held until the attack is over, so the capture's
+    // recording proxy is listening meanwhile.
+    let (release, held) = tokio::sync::watch::channel(false);
+    let asked = Arc::new(AtomicBool::new(false));
+    let injected = Arc::new(AtomicUsize::new(0));
+    let (a, i) = (asked.clone(), injected.clone());
+    let app = Router::new()
+        .route(
+            "/held",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<!doctype html><p>held</p><img src=\"/hold.png\">",
+                )
+            }),
+        )
+        .route(
+            "/hold.png",
+            get(move || {
+                a.store(true, Ordering::SeqCst);
+                let mut held = held.clone();
+                async move {
+                    let _ = held.wait_for(|r| *r).await;
+                    (
+                        [(header::CONTENT_TYPE, "image/png")],
+                        crate::browser::png(4, 4, [0, 0, 0]),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/injected",
+            get(move || {
+                i.fetch_add(1, Ordering::SeqCst);
+                async { "planted" }
+            }),
+        );
+    let addr: SocketAddr = site::serve_app(app).await;
+    let url = format!("http://{addr}/held");
+    let work = crate::cli::Workdir::new("mode = \"browser\"");
+    let child = work
+        .command(&["capture", &url, "--json", "--allow-private"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if asked.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        asked.load(Ordering::SeqCst),
+        "the browser asked for the image"
+    );
+    let ports = listening_ports(child.id());
+    assert!(!ports.is_empty(), "custody's recording proxy listens");
+    let planted = format!("http://{addr}/injected");
+    for port in ports {
+        let plain = format!("GET {planted} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        assert!(ask(port, &plain).await.contains(" 407 "), "port {port}");
+        let connect = format!("CONNECT {addr} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        assert!(ask(port, &connect).await.contains(" 407 "), "port {port}");
+        let guessed = format!(
+            "GET {planted} HTTP/1.1\r\nHost: {addr}\r\nProxy-Authorization: Basic Y3VzdG9keTpjdXN0b2R5\r\n\r\n"
+        );
+        assert!(ask(port, &guessed).await.contains(" 407 "), "port {port}");
+    }
+    release.send(true).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", crate::cli::stderr_text(&out));
+    let capture: custody::model::Capture =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(
+        injected.load(Ordering::SeqCst),
+        0,
+        "nothing planted was fetched"
+    );
+    assert!(capture.resources.iter().all(|r| r.url != planted));
+    assert!(
+        capture
+            .resources
+            .iter()
+            .any(|r| r.url.ends_with("/hold.png")),
+        "the browser's own requests were recorded: {:?}",
+        capture.resources
+    );
+    let recs = crate::media::records(&work.stored_warc(&capture));
+    let (_, _, manifest) = recs.last().expect("manifest");
+    let manifest: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    let refused = manifest["browser_refused"].to_string();
+    assert!(
+        refused.contains("a wrong Proxy-Authorization"),
+        "the guess is listed: {refused}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_page_asks_for_on_a_timer_after_the_load_or_after_a_scroll_is_kept() {
+    // The page's clock runs on while nothing is pending, so these timers
+    // fire without the capture waiting them out in real time.
+    let app = Router::new()
+        .route(
+            "/timers",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    "<!doctype html><html><body><p id=\"late\"></p><div style=\"height: 4000px\"></div>\
+                     <script>addEventListener('load', () => setTimeout(() => fetch('/api/late.json')\
+                       .then(r => r.json()).then(j => { document.getElementById('late').textContent = j.text; }), 1500));\
+                     let t; addEventListener('scroll', () => { clearTimeout(t); t = setTimeout(() => {\
+                       const i = new Image(); i.src = '/debounced.png'; document.body.appendChild(i); }, 150); });\
+                     </script></body></html>",
+                )
+            }),
+        )
+        .route(
+            "/api/late.json",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    serde_json::json!({"text": POST_TEXT}).to_string(),
+                )
+            }),
+        )
+        .route(
+            "/debounced.png",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "image/png")],
+                    crate::browser::png(4, 4, [9, 9, 9]),
+                )
+            }),
+        );
+    let addr: SocketAddr = site::serve_app(app).await;
+    let work = crate::cli::Workdir::new("mode = \"browser\"");
+    let (capture, out) = work.capture(&format!("http://{addr}/timers"));
+    assert!(out.status.success(), "{}", crate::cli::stderr_text(&out));
+    let got = |path: &str| {
+        capture
+            .resources
+            .iter()
+            .any(|r| r.url == format!("http://{addr}{path}") && r.status == Some(200))
+    };
+    assert!(got("/api/late.json"), "{:?}", capture.resources);
+    assert!(got("/debounced.png"), "{:?}", capture.resources);
+    let recs = crate::media::records(&work.stored_warc(&capture));
+    let target = format!("urn:text:http://{addr}/timers");
+    let (_, _, text) = recs
+        .iter()
+        .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&target))
+        .expect("the rendered text");
+    let text = String::from_utf8_lossy(text);
+    assert!(text.contains(POST_TEXT), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn captures_side_by_side_share_one_browser_and_keep_their_own_exchanges() {
+    // The first page is held until the second capture is done: the second
+    // does not wait for the first.
+    let (release, held) = tokio::sync::watch::channel(false);
+    let app = post_site().route(
+        "/held",
+        get(move || {
+            let mut held = held.clone();
+            async move {
+                let _ = held.wait_for(|r| *r).await;
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<!doctype html><p>held</p>",
+                )
+            }
+        }),
+    );
+    let addr: SocketAddr = site::serve_app(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("custody.toml"), "").unwrap();
+    let overrides = custody::config::Overrides {
+        config_file: Some(dir.path().join("custody.toml")),
+        data_dir: Some(dir.path().join("data")),
+        allow_private: true,
+        mode: Some(custody::capture::Mode::Browser),
+        ..Default::default()
+    };
+    let config = custody::config::Config::load(&overrides).unwrap();
+    let archive = Arc::new(custody::archive::Archive::open(config).await.unwrap());
+    let capturer = Arc::new(custody::pipeline::Capturer::new(archive).unwrap());
+    let seed = |p: &str| url::Url::parse(&format!("http://{addr}{p}")).unwrap();
+    let first = {
+        let (c, u) = (capturer.clone(), seed("/held"));
+        tokio::spawn(async move { c.capture(u, &custody::pipeline::NoProgress).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = tokio::time::timeout(
+        Duration::from_secs(60),
+        capturer.capture(seed("/post"), &custody::pipeline::NoProgress),
+    )
+    .await
+    .expect("the second capture did not wait for the first")
+    .unwrap();
+    release.send(true).unwrap();
+    let first = first.await.unwrap().unwrap();
+    for (c, page, other) in [(&first, "/held", "/post"), (&second, "/post", "/held")] {
         let b = c.browser.as_ref().expect("browser mode");
         assert_eq!(b.status, "ok", "{b:?}");
-        assert_eq!(b.records.len(), 5, "{b:?}");
+        let urls: Vec<&str> = c.resources.iter().map(|r| r.url.as_str()).collect();
+        assert!(urls.contains(&seed(page).as_str()), "{urls:?}");
+        assert!(!urls.contains(&seed(other).as_str()), "{urls:?}");
     }
+    assert!(
+        second.finished_at <= first.finished_at,
+        "the second ended while the first was held"
+    );
+    assert_eq!(
+        first.browser.unwrap().version,
+        second.browser.unwrap().version
+    );
 }
