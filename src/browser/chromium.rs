@@ -84,6 +84,23 @@ impl Chromium {
                     scratch.display()
                 ))
             })?;
+        // Nothing past the proxy: WebRTC would send UDP straight to any
+        // STUN server a page names. Chrome takes this policy from the
+        // profile's preferences (the command line's switch is only read by
+        // content_shell), and the captures' contexts inherit it.
+        let prefs = json!({"webrtc": {
+            "ip_handling_policy": "disable_non_proxied_udp",
+            "multiple_routes_enabled": false,
+            "nonproxied_udp_enabled": false,
+        }});
+        std::fs::create_dir_all(profile.path().join("Default"))
+            .and_then(|_| {
+                std::fs::write(
+                    profile.path().join("Default").join("Preferences"),
+                    prefs.to_string(),
+                )
+            })
+            .map_err(|e| failed(format!("the browser profile could not be written: {e}")))?;
         let mut cmd = Command::new(path);
         cmd.args([
             "--headless=new",
@@ -103,6 +120,9 @@ impl Chromium {
             // their own proxy.
             "--proxy-server=http://127.0.0.1:9",
             "--proxy-bypass-list=<-loopback>",
+            // QUIC is UDP, which no HTTP proxy carries (WebRTC's is
+            // turned off in the profile's preferences below).
+            "--disable-quic",
             "--remote-debugging-port=0",
         ])
         .arg(format!("--ignore-certificate-errors-spki-list={spki}"))

@@ -1068,3 +1068,35 @@ async fn captures_side_by_side_share_one_browser_and_keep_their_own_exchanges() 
         second.browser.unwrap().version
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_cannot_reach_the_network_past_the_proxy_over_webrtc() {
+    // WebRTC gathers candidates over UDP straight to a STUN server, which
+    // no HTTP proxy sees: a page could use it to reach a private address
+    // or tell a server the capture is happening. Nothing may arrive.
+    let stun = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = stun.local_addr().unwrap().port();
+    let page = format!(
+        "<!doctype html><p>rtc</p><script>\
+         const pc = new RTCPeerConnection({{iceServers: [{{urls: 'stun:127.0.0.1:{port}'}}]}});\
+         pc.createDataChannel('x'); pc.createOffer().then(o => pc.setLocalDescription(o));\
+         </script>"
+    );
+    let app = Router::new().route(
+        "/rtc",
+        get(move || {
+            let page = page.clone();
+            async move { ([(header::CONTENT_TYPE, "text/html")], page) }
+        }),
+    );
+    let addr: SocketAddr = site::serve_app(app).await;
+    let work = crate::cli::Workdir::new("mode = \"browser\"");
+    let url = format!("http://{addr}/rtc");
+    let capture = tokio::task::spawn_blocking(move || work.capture(&url).0)
+        .await
+        .unwrap();
+    assert_eq!(capture.browser.unwrap().status, "ok");
+    let mut buf = [0u8; 1500];
+    let got = tokio::time::timeout(Duration::from_millis(500), stun.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "a STUN packet reached {port}: {got:?}");
+}
