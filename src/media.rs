@@ -169,7 +169,7 @@ pub async fn run(
         Err(e) => return failed(format!("the recording proxy's certificates: {e}")),
     };
     let ends = tokio::time::Instant::now() + media.timeout;
-    let fetcher = Arc::new(fetcher.ending_at(ends));
+    let fetcher = Arc::new(fetcher.ending_at(ends, "media", "capture.media_timeout_secs"));
     let budget = Arc::new(AtomicU64::new(media.max_bytes));
     let credential = crate::browser::proxy::new_credential();
     let limits = ProxyLimits {

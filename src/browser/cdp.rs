@@ -157,6 +157,13 @@ impl Cdp {
         rx
     }
 
+    /// Stops queueing `session`'s events.
+    pub fn forget_session(&self, session: &str) {
+        if let Ok(mut r) = self.routes.lock() {
+            r.remove(session);
+        }
+    }
+
     /// Sends `method` to `session` without waiting for its answer (which
     /// is read and dropped).
     pub async fn send(&self, session: &str, method: &str, params: Value) -> Result<(), CdpError> {

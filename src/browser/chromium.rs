@@ -314,6 +314,7 @@ pub struct Tab<'a> {
 impl Drop for Tab<'_> {
     fn drop(&mut self) {
         self.handler.abort();
+        self.browser.cdp.forget_session(&self.session);
     }
 }
 

@@ -104,7 +104,7 @@ pub async fn run(
     out.info.version = Some(browser.version.clone());
     out.info.user_agent = Some(browser.user_agent.clone());
     let ends = tokio::time::Instant::now() + b.timeout;
-    let fetcher = Arc::new(fetcher.ending_at(ends));
+    let fetcher = Arc::new(fetcher.ending_at(ends, "browser", "capture.browser_timeout_secs"));
     let budget = Arc::new(AtomicU64::new(settings.max_capture_bytes));
     // Only this capture's browser context knows the credential: another
     // local process cannot put exchanges into the capture.

@@ -62,6 +62,13 @@ pub enum FetchError {
     Tls { host: String, reason: String },
     #[error("timed out after {secs}s while {stage}")]
     Timeout { stage: &'static str, secs: u64 },
+    /// The capture step that asked (the browser's or the media step's) ran
+    /// out of time: what arrived is kept.
+    #[error("cut off when the {step} step's time ran out ({setting})")]
+    StepOver {
+        step: &'static str,
+        setting: &'static str,
+    },
     #[error("invalid HTTP response: {0}")]
     Protocol(String),
     #[error("body slower than {min} bytes/s over {secs}s; cut off")]
@@ -82,7 +89,7 @@ impl FetchError {
             FetchError::PrivateAddress { .. } => "private_address",
             FetchError::Connect { .. } => "connect",
             FetchError::Tls { .. } => "tls",
-            FetchError::Timeout { .. } => "timeout",
+            FetchError::Timeout { .. } | FetchError::StepOver { .. } => "timeout",
             FetchError::TooSlow { .. } => "too_slow",
             FetchError::Protocol(_) => "protocol",
             FetchError::Disconnected(_) => "disconnected",
@@ -212,6 +219,8 @@ pub struct Fetcher {
     /// Every exchange ends by this instant at the latest (a step's whole
     /// time budget), what arrived by then kept.
     not_after: Option<tokio::time::Instant>,
+    /// That step's name and the setting of its budget, for the error.
+    step: (&'static str, &'static str),
 }
 
 /// Shared byte budget for a whole capture.
@@ -233,13 +242,19 @@ impl Fetcher {
             spool_dir,
             sample_limit: 16 * 1024 * 1024,
             not_after: None,
+            step: ("capture", "capture.resource_timeout_secs"),
         }
     }
 
     /// The same fetcher, with every exchange cut off at `at` at the latest
     /// (as the resource deadline cuts it: what arrived is kept, marked
-    /// truncated).
-    pub fn ending_at(&self, at: tokio::time::Instant) -> Fetcher {
+    /// truncated), when the time of `step` (budgeted by `setting`) ends.
+    pub fn ending_at(
+        &self,
+        at: tokio::time::Instant,
+        step: &'static str,
+        setting: &'static str,
+    ) -> Fetcher {
         Fetcher {
             tls: self.tls.clone(),
             limits: self.limits.clone(),
@@ -248,6 +263,14 @@ impl Fetcher {
             spool_dir: self.spool_dir.clone(),
             sample_limit: self.sample_limit,
             not_after: Some(at),
+            step: (step, setting),
+        }
+    }
+
+    fn step_over(&self) -> FetchError {
+        FetchError::StepOver {
+            step: self.step.0,
+            setting: self.step.1,
         }
     }
 
@@ -282,10 +305,7 @@ impl Fetcher {
         if let Some(at) = self.not_after {
             if at <= now {
                 // The step's time is up: nothing more is asked of anyone.
-                ex.error = Some(FetchError::Timeout {
-                    stage: "the step's time budget had run out before the request",
-                    secs: 0,
-                });
+                ex.error = Some(self.step_over());
                 return ex;
             }
             deadline = deadline.min(at);
@@ -665,7 +685,9 @@ impl Fetcher {
                 }
                 Err(_) => {
                     truncated = Some(Truncation::Time);
-                    error = Some(if wait == left {
+                    error = Some(if wait == left && self.not_after == Some(deadline) {
+                        self.step_over()
+                    } else if wait == left {
                         FetchError::Timeout {
                             stage: "fetching the resource (deadline)",
                             secs: self.limits.resource_deadline.as_secs(),

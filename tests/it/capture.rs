@@ -863,3 +863,37 @@ async fn a_url_is_found_as_typed_and_a_near_miss_names_what_was_captured() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exchange_cut_by_its_step_s_time_says_which_step_and_setting() {
+    let drip = site::serve_drip().await;
+    let settings = custody::capture::CaptureSettings {
+        allow_private: true,
+        limits: custody::capture::FetchLimits {
+            min_bytes_per_sec: 0,
+            ..custody::capture::CaptureSettings::default().limits
+        },
+        ..custody::capture::CaptureSettings::default()
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let crawler = custody::capture::Crawler::new(settings, scratch.path().to_path_buf()).unwrap();
+    let url = url::Url::parse(&format!("http://{drip}/")).unwrap();
+    let budget = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1 << 30));
+    let at = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let fetcher = crawler
+        .fetcher()
+        .ending_at(at, "browser", "capture.browser_timeout_secs");
+    // Cut mid-body: what arrived is kept, and the error names the step.
+    let ex = fetcher.fetch(&url, None, &budget).await;
+    let error = ex.error.as_ref().expect("cut off").to_string();
+    assert_eq!(
+        error,
+        "cut off when the browser step's time ran out (capture.browser_timeout_secs)"
+    );
+    let response = ex.response.as_ref().expect("the head arrived");
+    assert!(response.truncated.is_some());
+    // Past it: nothing is asked of anyone.
+    let ex = fetcher.fetch(&url, None, &budget).await;
+    assert!(ex.request.is_empty() && ex.response.is_none());
+    assert_eq!(ex.error.unwrap().to_string(), error);
+}
