@@ -748,23 +748,30 @@ async fn write_media(
 }
 
 /// What the crawler is told of the browser's visit: what it need not
-/// fetch again and the DOM to read. Documents that name others (frames,
-/// stylesheets, stream manifests) are fetched again, so that what they
-/// name is found as in http mode.
+/// fetch again, the documents it reads as the browser got them (the page
+/// and its redirects, frames, stylesheets, stream manifests: what they
+/// name is found as in http mode) and the DOM to read. A document that
+/// names others but is not among them (past the proxy's cap) is fetched
+/// again.
 fn prior_of(r: crate::browser::step::Rendered, seed: &Url) -> crate::capture::Prior {
     let at = r
         .final_url
         .as_deref()
         .and_then(|u| Url::parse(u).ok())
         .unwrap_or_else(|| seed.clone());
+    let held: std::collections::HashSet<String> =
+        r.documents.iter().map(|d| d.url().to_string()).collect();
     crate::capture::Prior {
         fetched: r
             .fetched
             .into_iter()
-            .filter(|(_, mime)| !crate::capture::discover::names_others(mime.as_deref()))
+            .filter(|(url, mime)| {
+                !crate::capture::discover::names_others(mime.as_deref()) || held.contains(url)
+            })
             .map(|(url, _)| url)
             .collect(),
         rendered: r.dom.map(|dom| (at, dom)),
+        documents: r.documents,
     }
 }
 

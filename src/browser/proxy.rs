@@ -87,6 +87,10 @@ impl Drop for RecordingProxy {
     }
 }
 
+/// Text of documents held for the crawler, at most; past it, the crawler
+/// fetches them again.
+const MAX_DOCUMENTS: usize = 64 << 20;
+
 struct Shared {
     fetcher: Arc<Fetcher>,
     ca: Arc<InterceptCa>,
@@ -101,6 +105,9 @@ struct Shared {
     last_done: Mutex<tokio::time::Instant>,
     /// Every URL fetched, in order, with its response's type.
     fetched: Mutex<Vec<(String, Option<String>)>>,
+    /// What the crawler would read of the documents among them (GETs that
+    /// redirect or name others), their text held up to [`MAX_DOCUMENTS`].
+    documents: Mutex<(Vec<crate::capture::Seen>, usize)>,
     connections: Arc<Semaphore>,
 }
 
@@ -155,6 +162,7 @@ impl RecordingProxy {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             last_done: Mutex::new(tokio::time::Instant::now()),
             fetched: Mutex::new(Vec::new()),
+            documents: Mutex::new((Vec::new(), 0)),
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(RecordingProxy { addr, shared, task })
@@ -179,6 +187,16 @@ impl RecordingProxy {
             Ok(t) if self.in_flight() == 0 => t.elapsed(),
             _ => std::time::Duration::ZERO,
         }
+    }
+
+    /// The documents fetched so far that redirect or name others, as the
+    /// crawler reads them (those past [`MAX_DOCUMENTS`] of text left out).
+    pub fn documents(&self) -> Vec<crate::capture::Seen> {
+        self.shared
+            .documents
+            .lock()
+            .map(|d| d.0.clone())
+            .unwrap_or_default()
     }
 
     /// Every URL fetched so far, in order, with the type of payload its
@@ -510,6 +528,15 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin>(
         *t = tokio::time::Instant::now();
     }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if head.method == "GET" {
+        let seen = crate::capture::observe(&ex);
+        if let (true, Ok(mut d)) = (seen.names_others(), shared.documents.lock()) {
+            if d.1 + seen.text_len() <= MAX_DOCUMENTS {
+                d.1 += seen.text_len();
+                d.0.push(seen);
+            }
+        }
+    }
     if let Ok(mut f) = shared.fetched.lock() {
         let mime = ex
             .response

@@ -82,6 +82,8 @@ pub struct Rendered {
     pub dom: Option<String>,
     /// Every URL fetched so far, with its response's type of payload.
     pub fetched: Vec<(String, Option<String>)>,
+    /// The documents among them, as the crawler reads them.
+    pub documents: Vec<crate::capture::Seen>,
 }
 
 /// Loads `page` in `browser` through a new recording proxy whose exchanges
@@ -139,6 +141,7 @@ pub async fn run(
             final_url: out.info.final_url.clone(),
             dom: out.dom.clone(),
             fetched: proxy.fetched(),
+            documents: proxy.documents(),
         });
     }
     out.fetched = proxy.fetched();
@@ -204,8 +207,16 @@ async fn visit(
             };
             steps += 1;
             reached = v[0].as_u64().unwrap_or(0);
-            let height = v[1].as_u64().unwrap_or(0);
+            // The scroll's events and observers run at the next frames:
+            // two of them first (at most a moment, whatever the page did
+            // to `requestAnimationFrame`), then the quiet; what they added
+            // counts in the height.
+            let _ = tokio::time::timeout(FRAME_WAIT, tab.evaluate(TWO_FRAMES)).await;
             settle(tab, proxy, SCROLL_IDLE, IDLE_WAIT).await;
+            let height = match tab.evaluate(HEIGHT).await {
+                Ok(h) => h.as_u64().unwrap_or(0),
+                Err(_) => v[1].as_u64().unwrap_or(0),
+            };
             if reached >= height || reached >= b.max_page_height as u64 {
                 break;
             }
@@ -249,6 +260,7 @@ async fn visit(
             final_url: out.info.final_url.clone(),
             dom: out.dom.clone(),
             fetched: proxy.fetched(),
+            documents: proxy.documents(),
         });
     }
     // Asked together: the browser makes them side by side.
@@ -308,12 +320,23 @@ async fn idle(proxy: &RecordingProxy, quiet: Duration, wait: Duration) -> bool {
 /// Starts every audio and video element muted, so its sources load.
 const START_MEDIA: &str = "(() => { let n = 0; for (const m of document.querySelectorAll('video, audio')) { m.muted = true; m.preload = 'auto'; const p = m.play(); if (p) p.catch(() => {}); n++; } return n; })()";
 
+/// Resolves after the page's next two animation frames.
+const TWO_FRAMES: &str =
+    "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))";
+
+/// Longest wait for those frames.
+const FRAME_WAIT: Duration = Duration::from_millis(250);
+
 /// Opens every `<details>`.
 const OPEN_DETAILS: &str = "(() => { let n = 0; for (const d of document.querySelectorAll('details:not([open])')) { d.open = true; n++; } return n; })()";
 
 /// One window height down: where the bottom of the window is, and how
 /// tall the page is.
 const SCROLL: &str = "(() => { window.scrollBy(0, window.innerHeight); const e = document.scrollingElement || document.documentElement; return [Math.round(window.scrollY + window.innerHeight), Math.round(e.scrollHeight)]; })()";
+
+/// How tall the page is now.
+const HEIGHT: &str =
+    "Math.round((document.scrollingElement || document.documentElement).scrollHeight)";
 
 /// The rendered DOM, with its doctype.
 const DOM: &str = "(() => { const d = document.doctype; const t = d ? '<!DOCTYPE ' + d.name + '>\\n' : ''; return t + document.documentElement.outerHTML; })()";

@@ -258,6 +258,28 @@ pub struct Prior {
     pub fetched: Vec<String>,
     /// The DOM it rendered, with the URL it was at.
     pub rendered: Option<(Url, String)>,
+    /// Documents it fetched that name others (the page and its
+    /// redirects, frames, stylesheets, stream manifests), read here in
+    /// place of fetching them again, so that the page's source is the one
+    /// the browser rendered.
+    pub documents: Vec<Seen>,
+}
+
+impl Seen {
+    /// Bytes of text held.
+    pub fn text_len(&self) -> usize {
+        self.text.as_ref().map_or(0, String::len)
+    }
+
+    /// Whether it is a redirect or a document that names others.
+    pub fn names_others(&self) -> bool {
+        matches!(self.status, Some(301 | 302 | 303 | 307 | 308))
+            || discover::names_others(self.mime.as_deref())
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
 }
 
 /// Stream segments and bytes taken so far in a capture.
@@ -270,8 +292,10 @@ fn is_markup(mime: &str) -> bool {
     mime == "text/html" || mime == "application/xhtml+xml"
 }
 
-/// What the crawler keeps of an exchange after handing it to the writer.
-struct Seen {
+/// What the crawler keeps of an exchange after handing it to the writer
+/// (and what a browser step hands it of the documents it fetched).
+#[derive(Clone, Debug)]
+pub struct Seen {
     url: Url,
     /// Bytes received for the exchange.
     bytes: u64,
@@ -330,9 +354,16 @@ impl Crawler {
     ) -> CrawlOutcome {
         let budget = Arc::new(AtomicU64::new(self.settings.max_capture_bytes));
         let visited = Arc::new(Mutex::new(HashSet::new()));
-        let page = self
-            .follow(seed.clone(), None, &budget, &visited, &tx)
-            .await;
+        let page = match read_chain(&seed, &prior.documents, self.settings.max_redirects) {
+            Some((page, chain)) => {
+                visited.lock().expect("visited set").extend(chain);
+                Some(page)
+            }
+            None => {
+                self.follow(seed.clone(), None, &budget, &visited, &tx)
+                    .await
+            }
+        };
         // (After the page itself, so that its redirects are followed to
         // the document whose source is read.)
         visited
@@ -359,6 +390,13 @@ impl Crawler {
             bytes: 0,
         };
         let mut queue = self.links_of(&page, discover::Hint::Frame, 0, &mut streams);
+        // What the browser's other documents name (frames counted one
+        // deep: which frame held which is not known here).
+        for doc in &prior.documents {
+            if doc.url != page.url && matches!(doc.status, Some(200..=299)) {
+                queue.extend(self.links_of(doc, discover::Hint::Frame, 1, &mut streams));
+            }
+        }
         if let Some((base, html)) = &prior.rendered {
             let rendered = Seen {
                 url: base.clone(),
@@ -518,7 +556,34 @@ impl Crawler {
     }
 }
 
-fn observe(ex: &Exchange) -> Seen {
+/// The page at `seed` from documents a browser fetched: the last of its
+/// redirects (at most `max` of them) and every URL on the way, when the
+/// browser reached it with a response.
+fn read_chain(seed: &Url, documents: &[Seen], max: usize) -> Option<(Seen, Vec<String>)> {
+    let mut url = seed.clone();
+    let mut chain = Vec::new();
+    for _hop in 0..=max {
+        let doc = documents.iter().find(|d| d.url == url)?;
+        doc.status?;
+        chain.push(url.to_string());
+        let next = match (doc.status, &doc.location) {
+            (Some(301 | 302 | 303 | 307 | 308), Some(loc)) => doc.url.join(loc).ok(),
+            _ => None,
+        };
+        let Some(mut next) = next else {
+            return Some((doc.clone(), chain));
+        };
+        next.set_fragment(None);
+        if chain.contains(&next.to_string()) {
+            return Some((doc.clone(), chain));
+        }
+        url = next;
+    }
+    None
+}
+
+/// What the crawler learns of `ex`: its status, redirect, type and text.
+pub fn observe(ex: &Exchange) -> Seen {
     let head = ex.response.as_ref().and_then(|r| r.scan.head.as_ref());
     let mime = head.and_then(|h| h.mime());
     let text = ex.response.as_ref().and_then(|r| {

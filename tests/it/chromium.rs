@@ -1100,3 +1100,80 @@ async fn a_page_cannot_reach_the_network_past_the_proxy_over_webrtc() {
     let got = tokio::time::timeout(Duration::from_millis(500), stun.recv_from(&mut buf)).await;
     assert!(got.is_err(), "a STUN packet reached {port}: {got:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_s_source_is_the_response_the_browser_rendered_fetched_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A page that differs at each request (a nonce, an ad, an edit): the
+    // source kept must be the one the screenshot and the rendered text
+    // show, and the site asked once for it and once for its stylesheet.
+    let (page_hits, css_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (p, c) = (page_hits.clone(), css_hits.clone());
+    let app = Router::new()
+        .route(
+            "/nonce",
+            get(move || {
+                let n = p.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                        format!(
+                            "<!doctype html><html><head><link rel=stylesheet href=/nonce.css></head>\
+                             <body><p>served as request {n}</p></body></html>"
+                        ),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/nonce.css",
+            get(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                async {
+                    (
+                        [(header::CONTENT_TYPE, "text/css")],
+                        "body { background: url(/paper.png) }",
+                    )
+                }
+            }),
+        )
+        .route(
+            "/paper.png",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "image/png")],
+                    crate::browser::png(4, 4, [240, 240, 240]),
+                )
+            }),
+        );
+    let addr: SocketAddr = site::serve_app(app).await;
+    let url = format!("http://{addr}/nonce");
+    let work = crate::cli::Workdir::new("mode = \"browser\"");
+    let (capture, out) = work.capture(&url);
+    assert!(out.status.success(), "{}", crate::cli::stderr_text(&out));
+    assert_eq!(
+        page_hits.load(Ordering::SeqCst),
+        1,
+        "the page was asked for once"
+    );
+    assert_eq!(css_hits.load(Ordering::SeqCst), 1, "the stylesheet once");
+    let recs = crate::media::records(&work.stored_warc(&capture));
+    let pages: Vec<_> = recs
+        .iter()
+        .filter(|(t, f, _)| t == "response" && f.get("warc-target-uri") == Some(&url))
+        .collect();
+    assert_eq!(pages.len(), 1);
+    let source = String::from_utf8_lossy(crate::media::payload(&pages[0].2)).into_owned();
+    assert!(source.contains("served as request 1"), "{source}");
+    let text_uri = format!("urn:text:{url}");
+    let (_, _, text) = recs
+        .iter()
+        .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&text_uri))
+        .expect("the rendered text");
+    assert!(String::from_utf8_lossy(text).contains("served as request 1"));
+    // What the stylesheet names is still taken, as in http mode.
+    assert!(capture
+        .resources
+        .iter()
+        .any(|r| r.url.ends_with("/paper.png") && r.status == Some(200)));
+}
