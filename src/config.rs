@@ -73,6 +73,7 @@ struct RawDaemon {
     public_url: Option<String>,
     header_timeout_secs: Option<f64>,
     max_connections: Option<usize>,
+    max_upload_bytes: Option<u64>,
     shutdown_grace_secs: Option<f64>,
     retry_base_secs: Option<f64>,
     max_attempts: Option<u32>,
@@ -186,6 +187,8 @@ pub struct DaemonSettings {
     pub header_timeout: Duration,
     /// HTTP connections served at once.
     pub max_connections: usize,
+    /// Largest file `POST /api/v1/imports` takes.
+    pub max_upload_bytes: u64,
     /// Where replay is served apart from the API and UI, when it is: a
     /// second listener, its own origin, no credentials.
     pub replay: Option<ReplayOrigin>,
@@ -684,6 +687,12 @@ fn daemon_settings(raw: RawDaemon) -> Result<DaemonSettings, ConfigError> {
             Duration::from_secs(20),
         )?,
         max_connections: positive(t, "max_connections", raw.max_connections, 1024)?,
+        max_upload_bytes: positive(
+            t,
+            "max_upload_bytes",
+            raw.max_upload_bytes,
+            crate::http::DEFAULT_MAX_UPLOAD,
+        )?,
         shutdown_grace: secs(
             t,
             "shutdown_grace_secs",

@@ -284,10 +284,30 @@ async fn create_import(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(q): Query<NewImport>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     use http_body_util::BodyExt;
     let archive = state.archive();
+    // A file past the cap is refused before it fills the disk: at once
+    // when its length is declared, else when the cap is passed (what was
+    // written is removed).
+    let cap = state.max_upload();
+    let too_large = || {
+        AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the upload is larger than daemon.max_upload_bytes ({cap} bytes); raise it in custody.toml, or run `custody import FILE` where the file is"
+            ),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(too_large());
+    }
     let mut rx = crate::import::Receiver::new(archive)?;
     let mut body = body;
     while let Some(frame) = body.frame().await {
@@ -295,6 +315,9 @@ async fn create_import(
             AppError::bad_request(format!("the upload broke off before its end: {e}"))
         })?;
         if let Ok(data) = frame.into_data() {
+            if rx.bytes() + data.len() as u64 > cap {
+                return Err(too_large());
+            }
             rx.write(&data).await?;
         }
     }

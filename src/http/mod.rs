@@ -58,7 +58,13 @@ pub struct ServeSettings {
     /// custody's own address, for links from the replay origin back to the
     /// UI; likewise filled when not configured.
     pub public_url: Option<String>,
+    /// Largest upload (`daemon.max_upload_bytes`; [`DEFAULT_MAX_UPLOAD`]
+    /// when unset).
+    pub max_upload_bytes: Option<u64>,
 }
+
+/// `daemon.max_upload_bytes` unless set: 16 GiB.
+pub const DEFAULT_MAX_UPLOAD: u64 = 16 << 30;
 
 impl ServeSettings {
     /// The HTTP settings of a `[daemon]` table.
@@ -73,6 +79,7 @@ impl ServeSettings {
             },
             replay_url: daemon.replay.as_ref().and_then(|r| r.url.clone()),
             public_url: daemon.public_url.clone(),
+            max_upload_bytes: Some(daemon.max_upload_bytes),
         }
     }
 }
@@ -175,6 +182,14 @@ impl AppState {
             },
             writer,
         )
+    }
+
+    /// The largest upload taken.
+    fn max_upload(&self) -> u64 {
+        self.inner
+            .settings
+            .max_upload_bytes
+            .unwrap_or(DEFAULT_MAX_UPLOAD)
     }
 
     fn archive(&self) -> &Archive {

@@ -89,6 +89,11 @@ impl Receiver {
         })
     }
 
+    /// Bytes received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     pub async fn write(&mut self, piece: &[u8]) -> Result<(), ArchiveError> {
         if self.first.len() < 16 {
             let n = piece.len().min(16 - self.first.len());

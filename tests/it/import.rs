@@ -1288,3 +1288,79 @@ fn a_record_damaged_before_it_arrived_is_accounted_for_by_the_logged_import() {
     assert!(offline.status.success(), "{said}");
     assert!(said.contains("as imported: record"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_past_the_cap_is_refused_and_leaves_nothing_behind() {
+    use std::io::{Read, Write};
+    let work = Workdir::new("");
+    let config = work.path().join("custody.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap_or_default();
+    text.push_str("\n[daemon]\nmax_upload_bytes = 4096\n");
+    std::fs::write(&config, text).unwrap();
+    let archivist = web::token(&work, "archivist");
+    let server = web::serve(&work, &[]);
+    let auth = format!("Bearer {archivist}");
+    let big = vec![b'W'; 20_000];
+    // Declared: refused before a byte is read.
+    let declared = web::request(
+        server.addr,
+        "POST",
+        "/api/v1/imports?name=big.warc",
+        &[("Authorization", &auth)],
+        Some(&big),
+    );
+    assert_eq!(declared.status, 413, "{}", declared.text());
+    assert!(
+        declared
+            .text()
+            .contains("daemon.max_upload_bytes (4096 bytes)"),
+        "{}",
+        declared.text()
+    );
+    // Undeclared (chunked): refused once the cap is passed.
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST /api/v1/imports?name=big.warc HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        server.addr
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    for _ in 0..10 {
+        if s.write_all(format!("{:x}\r\n", 2000).as_bytes()).is_err()
+            || s.write_all(&big[..2000]).is_err()
+            || s.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // Nothing kept: no capture, no partial file in the scratch directory.
+    let listed = work.ok(&["captures", "--json"]);
+    assert!(listed.is_empty(), "{}", String::from_utf8_lossy(&listed));
+    let scratch = work.path().join("custody-data");
+    let left: Vec<_> = walk(&scratch)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("import-"))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all.extend(walk(&p));
+        } else {
+            all.push(p);
+        }
+    }
+    all
+}
