@@ -123,6 +123,9 @@ impl Chromium {
             // QUIC is UDP, which no HTTP proxy carries (WebRTC's is
             // turned off in the profile's preferences below).
             "--disable-quic",
+            // It resolves no name itself either: every request goes to a
+            // proxy at a loopback address, and custody's fetcher resolves.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
             "--remote-debugging-port=0",
         ])
         .arg(format!("--ignore-certificate-errors-spki-list={spki}"))

@@ -1177,3 +1177,32 @@ async fn the_page_s_source_is_the_response_the_browser_rendered_fetched_once() {
         .iter()
         .any(|r| r.url.ends_with("/paper.png") && r.status == Some(200)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_named_by_host_name_is_resolved_by_custody_not_the_browser() {
+    // The browser resolves no name (`--host-resolver-rules` maps every one
+    // to nothing); the proxy's fetcher resolves it, as for every capture.
+    let addr: SocketAddr = site::serve_app(post_site()).await;
+    let url = format!("http://localhost:{}/post", addr.port());
+    let work = crate::cli::Workdir::new("mode = \"browser\"");
+    let (capture, out) = work.capture(&url);
+    assert!(out.status.success(), "{}", crate::cli::stderr_text(&out));
+    let browser = capture.browser.clone().expect("browser mode");
+    assert_eq!(browser.status, "ok", "{browser:?}");
+    let json = format!("http://localhost:{}/api/post.json", addr.port());
+    assert!(
+        capture
+            .resources
+            .iter()
+            .any(|r| r.url == json && r.status == Some(200)),
+        "the script's call went through the proxy: {:?}",
+        capture.resources
+    );
+    let recs = crate::media::records(&work.stored_warc(&capture));
+    let text_uri = format!("urn:text:{url}");
+    let (_, _, text) = recs
+        .iter()
+        .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&text_uri))
+        .expect("the rendered text");
+    assert!(String::from_utf8_lossy(text).contains(POST_TEXT));
+}
