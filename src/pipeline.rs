@@ -368,21 +368,28 @@ impl Capturer {
         let dedup = crawler.settings().dedup;
         let consume = async {
             let mut spool = spool;
+            // Responses this capture already holds, by URL and payload: a
+            // second fetch of one (the browser's, the crawler's, yt-dlp's)
+            // is a revisit of it, not a second copy of a video.
+            let mut here: std::collections::HashMap<(String, Sha256), crate::model::RecordEntry> =
+                std::collections::HashMap::new();
             while let Some(ex) = rx.recv().await {
                 // custody's own disk failed, not the page: nothing of this
                 // attempt is recorded as the page's.
                 if let Some(capture::FetchError::Spool(reason)) = &ex.error {
                     return Err(ArchiveError::Local(reason.clone()));
                 }
-                let original = match dedup_key(&ex).filter(|_| dedup) {
-                    Some((url, digest)) => self
-                        .archive
-                        .index()
-                        .original_response(&url, digest)
-                        .await?
-                        .map(|hit| hit.record),
+                let key = dedup_key(&ex).filter(|_| dedup);
+                let original = match &key {
+                    Some((url, digest)) => {
+                        match self.archive.index().original_response(url, *digest).await? {
+                            Some(hit) => Some(hit.record),
+                            None => key.as_ref().and_then(|k| here.get(k)).cloned(),
+                        }
+                    }
                     None => None,
                 };
+                let first = original.is_none();
                 let (back, out) = tokio::task::spawn_blocking(move || {
                     let mut spool = spool;
                     let out = write_exchange(&mut spool.writer, ex, &spool.warcinfo_id, original);
@@ -392,6 +399,11 @@ impl Capturer {
                 .map_err(|e| ArchiveError::Internal(e.to_string()))?;
                 spool = back;
                 let out = out?;
+                if let (Some(k), true) = (key, first) {
+                    if let Some(e) = out.entries.iter().find(|e| e.warc_type == "response") {
+                        here.insert(k, e.clone());
+                    }
+                }
                 let w = &mut spool.written;
                 w.bytes += out.resource.bytes;
                 w.resources.push(out.resource);

@@ -231,9 +231,48 @@ async fn video_hls_and_dash_pages_are_taken_with_every_exchange_yt_dlp_made_reco
 
         let warc = work.stored_warc(&capture);
         let recs = records(&warc);
+        // A payload fetched twice in one capture (by the crawler and by
+        // yt-dlp) is kept once: the later fetch is a revisit of the
+        // earlier record, in the same file.
+        let mut kept: HashMap<(String, String), String> = HashMap::new();
+        for (t, f, _) in &recs {
+            if let (true, Some(u), Some(d)) = (
+                t == "response",
+                f.get("warc-target-uri"),
+                f.get("warc-payload-digest"),
+            ) {
+                let id = f["warc-record-id"].clone();
+                assert!(
+                    kept.insert((u.clone(), d.clone()), id).is_none(),
+                    "{u} kept twice"
+                );
+            }
+        }
+        let revisits: Vec<(&String, &String)> = recs
+            .iter()
+            .filter(|(t, _, _)| t == "revisit")
+            .filter_map(|(_, f, _)| Some((f.get("warc-target-uri")?, f.get("warc-refers-to")?)))
+            .collect();
+        for (u, refers) in &revisits {
+            assert!(
+                kept.values().any(|id| id == *refers),
+                "{u} revisits {refers}, not in the file"
+            );
+        }
+        assert!(
+            !revisits.is_empty(),
+            "{path}: yt-dlp's second fetches are revisits"
+        );
+        if path == "/watch/video" {
+            let clip_url = format!("http://{addr}/media/clip.mp4");
+            assert!(
+                revisits.iter().any(|(u, _)| **u == clip_url),
+                "{revisits:?}"
+            );
+        }
         // Each of yt-dlp's fetches is a response record of this WARC, sent
-        // by custody (its address recorded), with the bytes served. (The
-        // crawler may have fetched the same URLs: the last one is yt-dlp's.)
+        // by custody (its address recorded), with the bytes served, or a
+        // revisit of the crawler's identical one.
         for (p, body) in &fetched {
             let want = format!("http://{addr}{p}");
             let responses: Vec<_> = recs
