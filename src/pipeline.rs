@@ -381,12 +381,10 @@ impl Capturer {
                 }
                 let key = dedup_key(&ex).filter(|_| dedup);
                 let original = match &key {
-                    Some((url, digest)) => {
-                        match self.archive.index().original_response(url, *digest).await? {
-                            Some(hit) => Some(hit.record),
-                            None => key.as_ref().and_then(|k| here.get(k)).cloned(),
-                        }
-                    }
+                    Some(k) => match self.archive.index().original_response(&k.0, k.1).await? {
+                        Some(hit) => Some(hit.record),
+                        None => here.get(k).cloned(),
+                    },
                     None => None,
                 };
                 let first = original.is_none();

@@ -364,19 +364,34 @@ impl Tab<'_> {
                 message: e.to_string(),
             });
         }
+        if self
+            .event(&mut events, "Page.loadEventFired", deadline)
+            .await?
+        {
+            Ok(Loaded::Load)
+        } else {
+            Ok(self.stop().await)
+        }
+    }
+
+    /// Waits for this page's event `method` until `deadline`: whether it
+    /// came.
+    async fn event(
+        &self,
+        events: &mut tokio::sync::broadcast::Receiver<super::cdp::Event>,
+        method: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<bool, CdpError> {
         loop {
-            let next = tokio::time::timeout_at(deadline, events.recv()).await;
-            let event = match next {
-                Err(_) => return Ok(self.stop().await),
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Ok(false),
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
                 Ok(Err(_)) => return Err(CdpError::Closed),
-                Ok(Ok(e)) => e,
-            };
-            if event.session.as_deref() != Some(self.session.as_str()) {
-                continue;
-            }
-            if event.method == "Page.loadEventFired" {
-                return Ok(Loaded::Load);
+                Ok(Ok(e)) => {
+                    if e.session.as_deref() == Some(self.session.as_str()) && e.method == method {
+                        return Ok(true);
+                    }
+                }
             }
         }
     }
@@ -392,20 +407,9 @@ impl Tab<'_> {
         )
         .await?;
         let deadline = tokio::time::Instant::now() + within;
-        let spent = loop {
-            match tokio::time::timeout_at(deadline, events.recv()).await {
-                Err(_) => break false,
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-                Ok(Err(_)) => return Err(CdpError::Closed),
-                Ok(Ok(e)) => {
-                    if e.session.as_deref() == Some(self.session.as_str())
-                        && e.method == "Emulation.virtualTimeBudgetExpired"
-                    {
-                        break true;
-                    }
-                }
-            }
-        };
+        let spent = self
+            .event(&mut events, "Emulation.virtualTimeBudgetExpired", deadline)
+            .await?;
         self.call(
             "Emulation.setVirtualTimePolicy",
             json!({"policy": "advance"}),

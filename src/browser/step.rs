@@ -136,14 +136,7 @@ pub async fn run(
         }
         Err(e) => out.info.problem = Some(format!("the browser could not open a page: {e}")),
     }
-    if let Some(to) = rendered.take() {
-        let _ = to.send(Rendered {
-            final_url: out.info.final_url.clone(),
-            dom: out.dom.clone(),
-            fetched: proxy.fetched(),
-            documents: proxy.documents(),
-        });
-    }
+    hand_over(&mut rendered, &out, &proxy);
     out.fetched = proxy.fetched();
     out.refused = proxy.refused();
     out
@@ -255,14 +248,7 @@ async fn visit(
     .await
     .and_then(text);
     lap("dom and text");
-    if let Some(to) = rendered.take() {
-        let _ = to.send(Rendered {
-            final_url: out.info.final_url.clone(),
-            dom: out.dom.clone(),
-            fetched: proxy.fetched(),
-            documents: proxy.documents(),
-        });
-    }
+    hand_over(rendered, out, proxy);
     // Asked together: the browser makes them side by side.
     (out.screenshot, out.thumbnail, out.pdf) = tokio::join!(
         within(grace, tab.screenshot(b.max_page_height)),
@@ -272,6 +258,22 @@ async fn visit(
     lap("pictures");
     if out.info.status == "failed" {
         out.info.status = "ok".into();
+    }
+}
+
+/// Sends the crawler what the page is now, unless it was sent already.
+fn hand_over(
+    rendered: &mut Option<oneshot::Sender<Rendered>>,
+    out: &BrowserOutput,
+    proxy: &RecordingProxy,
+) {
+    if let Some(to) = rendered.take() {
+        let _ = to.send(Rendered {
+            final_url: out.info.final_url.clone(),
+            dom: out.dom.clone(),
+            fetched: proxy.fetched(),
+            documents: proxy.documents(),
+        });
     }
 }
 

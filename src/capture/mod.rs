@@ -277,6 +277,18 @@ impl Seen {
             || discover::names_others(self.mime.as_deref())
     }
 
+    /// Where it redirects to (without a fragment), if it is a redirect.
+    fn redirect(&self) -> Option<Url> {
+        match (self.status, &self.location) {
+            (Some(301 | 302 | 303 | 307 | 308), Some(loc)) => {
+                let mut next = self.url.join(loc).ok()?;
+                next.set_fragment(None);
+                Some(next)
+            }
+            _ => None,
+        }
+    }
+
     pub fn url(&self) -> &Url {
         &self.url
     }
@@ -540,13 +552,9 @@ impl Crawler {
             if tx.send(ex).await.is_err() {
                 return None;
             }
-            let next = match (seen.status, &seen.location) {
-                (Some(301 | 302 | 303 | 307 | 308), Some(loc)) => seen.url.join(loc).ok(),
-                _ => None,
-            };
+            let next = seen.redirect();
             last = Some(seen);
-            let Some(mut next) = next else { break };
-            next.set_fragment(None);
+            let Some(next) = next else { break };
             if visited.lock().expect("visited set").contains(next.as_str()) {
                 break; // a redirect loop, or a URL this capture already has
             }
@@ -566,14 +574,9 @@ fn read_chain(seed: &Url, documents: &[Seen], max: usize) -> Option<(Seen, Vec<S
         let doc = documents.iter().find(|d| d.url == url)?;
         doc.status?;
         chain.push(url.to_string());
-        let next = match (doc.status, &doc.location) {
-            (Some(301 | 302 | 303 | 307 | 308), Some(loc)) => doc.url.join(loc).ok(),
-            _ => None,
-        };
-        let Some(mut next) = next else {
+        let Some(next) = doc.redirect() else {
             return Some((doc.clone(), chain));
         };
-        next.set_fragment(None);
         if chain.contains(&next.to_string()) {
             return Some((doc.clone(), chain));
         }

@@ -176,6 +176,19 @@ async fn proxy(ca: Arc<InterceptCa>) -> Proxied {
     }
 }
 
+/// The block of the `resource` record `urn:KIND:URL` among `recs`.
+fn made_record(
+    recs: &[(String, std::collections::HashMap<String, String>, Vec<u8>)],
+    kind: &str,
+    url: &str,
+) -> Vec<u8> {
+    let target = format!("urn:{kind}:{url}");
+    recs.iter()
+        .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&target))
+        .map(|(_, _, block)| block.clone())
+        .unwrap_or_else(|| panic!("{target} recorded"))
+}
+
 fn drain(rx: &mut mpsc::Receiver<Exchange>) -> Vec<Exchange> {
     let mut all = Vec::new();
     while let Ok(ex) = rx.try_recv() {
@@ -343,14 +356,7 @@ async fn in_browser_mode_the_capture_holds_what_scripts_fetched_a_screenshot_and
             Some(&custody::model::Sha256::of(&body).labelled())
         );
     }
-    let made = |kind: &str| {
-        let target = format!("urn:{kind}:{url}");
-        let (_, _, block) = recs
-            .iter()
-            .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&target))
-            .unwrap_or_else(|| panic!("{target} recorded"));
-        block.clone()
-    };
+    let made = |kind: &str| made_record(&recs, kind, &url);
     // A PNG as wide as the window.
     let png = made("screenshot");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
@@ -997,12 +1003,8 @@ async fn what_a_page_asks_for_on_a_timer_after_the_load_or_after_a_scroll_is_kep
     assert!(got("/api/late.json"), "{:?}", capture.resources);
     assert!(got("/debounced.png"), "{:?}", capture.resources);
     let recs = crate::media::records(&work.stored_warc(&capture));
-    let target = format!("urn:text:http://{addr}/timers");
-    let (_, _, text) = recs
-        .iter()
-        .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&target))
-        .expect("the rendered text");
-    let text = String::from_utf8_lossy(text);
+    let text = made_record(&recs, "text", &format!("http://{addr}/timers"));
+    let text = String::from_utf8_lossy(&text);
     assert!(text.contains(POST_TEXT), "{text}");
 }
 
@@ -1165,12 +1167,8 @@ async fn the_page_s_source_is_the_response_the_browser_rendered_fetched_once() {
     assert_eq!(pages.len(), 1);
     let source = String::from_utf8_lossy(crate::media::payload(&pages[0].2)).into_owned();
     assert!(source.contains("served as request 1"), "{source}");
-    let text_uri = format!("urn:text:{url}");
-    let (_, _, text) = recs
-        .iter()
-        .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&text_uri))
-        .expect("the rendered text");
-    assert!(String::from_utf8_lossy(text).contains("served as request 1"));
+    let text = made_record(&recs, "text", &url);
+    assert!(String::from_utf8_lossy(&text).contains("served as request 1"));
     // What the stylesheet names is still taken, as in http mode.
     assert!(capture
         .resources
@@ -1199,10 +1197,6 @@ async fn a_page_named_by_host_name_is_resolved_by_custody_not_the_browser() {
         capture.resources
     );
     let recs = crate::media::records(&work.stored_warc(&capture));
-    let text_uri = format!("urn:text:{url}");
-    let (_, _, text) = recs
-        .iter()
-        .find(|(t, f, _)| t == "resource" && f.get("warc-target-uri") == Some(&text_uri))
-        .expect("the rendered text");
-    assert!(String::from_utf8_lossy(text).contains(POST_TEXT));
+    let text = made_record(&recs, "text", &url);
+    assert!(String::from_utf8_lossy(&text).contains(POST_TEXT));
 }

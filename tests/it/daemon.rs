@@ -1105,7 +1105,8 @@ impl SmallDisk {
     }
 }
 
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+/// Every file and directory under `dir`.
+pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();

@@ -1342,7 +1342,7 @@ async fn an_upload_past_the_cap_is_refused_and_leaves_nothing_behind() {
     let listed = work.ok(&["captures", "--json"]);
     assert!(listed.is_empty(), "{}", String::from_utf8_lossy(&listed));
     let scratch = work.path().join("custody-data");
-    let left: Vec<_> = walk(&scratch)
+    let left: Vec<_> = crate::daemon::walk(&scratch)
         .into_iter()
         .filter(|p| {
             p.file_name()
@@ -1350,17 +1350,4 @@ async fn an_upload_past_the_cap_is_refused_and_leaves_nothing_behind() {
         })
         .collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            all.extend(walk(&p));
-        } else {
-            all.push(p);
-        }
-    }
-    all
 }
