@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`. Lists are pages: `{"items": [...],
 //! "next_offset": N | null}` with `limit` (default 100, at most 1000) and
-//! `offset`; captures filter by `url` (a prefix of the seed URL), `from`
+//! `offset`; captures also page by a stable `cursor` (the `next_cursor`
+//! of the page before) and filter by `url` (a prefix of the seed URL), `from`
 //! and `to` (RFC 3339 or 4 to 14 digits). Every response is a DTO built
 //! here; errors are `{"error": "..."}` with a status that means something.
 
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{AppError, AppState, Caller};
-use crate::index::{CaptureQuery, LinkFilter, RecordQuery};
+use crate::index::{CaptureCursor, CaptureQuery, LinkFilter, RecordQuery};
 use crate::model::{surt, Capture, CaptureId, Role};
 
 pub fn routes() -> Router<AppState> {
@@ -181,6 +182,7 @@ struct CaptureFilter {
     from: Option<String>,
     to: Option<String>,
     order: Option<String>,
+    cursor: Option<String>,
     #[serde(flatten)]
     page: Page,
 }
@@ -198,15 +200,33 @@ async fn list_captures(
             .transpose()?,
         to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
         newest_first: q.order.as_deref() == Some("desc"),
+        after: q.cursor.as_deref().map(parse_cursor).transpose()?,
         limit: q.page.limit(),
         offset: q.page.offset(),
     };
     let captures = state.index().capture_page(&query).await?;
-    Ok(page(
-        captures.iter().map(capture_dto).collect(),
-        query.limit,
-        query.offset,
-    ))
+    let full = captures.len() as u32 == query.limit;
+    // An offset counts from the cursor, so it is offered only without one.
+    let next_offset = (full && query.after.is_none()).then(|| query.offset + query.limit as u64);
+    let next_cursor = captures
+        .last()
+        .filter(|_| full)
+        .map(|c| CaptureCursor::after(c).encode());
+    Ok(Json(json!({
+        "items": captures.iter().map(capture_dto).collect::<Vec<_>>(),
+        "next_offset": next_offset,
+        "next_cursor": next_cursor,
+    }))
+    .into_response())
+}
+
+/// A list's `cursor` parameter (the `next_cursor` of the page before).
+pub fn parse_cursor(s: &str) -> Result<CaptureCursor, AppError> {
+    CaptureCursor::decode(s).ok_or_else(|| {
+        AppError::bad_request(format!(
+            "cursor={s:?} is not a cursor; pass the next_cursor of the page before"
+        ))
+    })
 }
 
 #[derive(Debug, Deserialize)]

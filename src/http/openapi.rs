@@ -27,7 +27,7 @@ pub const OPERATIONS: &[Op] = &[
         "/api/v1/captures",
         "List captures, oldest first (order=desc for newest first)",
         "reader",
-        &["url", "from", "to", "order", "limit", "offset"],
+        &["url", "from", "to", "order", "limit", "offset", "cursor"],
         None,
     ),
     (
@@ -373,6 +373,9 @@ fn parameter(name: &str, path: &str) -> Value {
         "from" | "to" => "RFC 3339, or 4 to 14 digits YYYYMMDDhhmmss",
         "limit" => "Items per page (default 100, at most 1000)",
         "offset" => "Items to skip (the previous page's next_offset)",
+        "cursor" => {
+            "The previous page's next_cursor: the next page, unshifted by captures made meanwhile"
+        }
         "matchType" => "exact, prefix, host or domain",
         "filter" => "[!][=|~]field:expression (contains, exact, regex; ! negates), repeatable",
         "output" => "cdxj (default), json (one object per line), text or link",
@@ -637,6 +640,9 @@ fn capture_schemas() -> Value {
     found["properties"]["capture_id"] = string.clone();
     found["properties"]["warc"] = json!({"$ref": "#/components/schemas/WarcRef"});
     found["properties"]["replay"] = string.clone();
+    let mut capture_page = page_of("Capture");
+    capture_page["required"] = json!(["items", "next_offset", "next_cursor"]);
+    capture_page["properties"]["next_cursor"] = nullable("string");
     json!({
         "Error": {
             "type": "object",
@@ -659,7 +665,7 @@ fn capture_schemas() -> Value {
         },
         "Capture": capture_schema(int.clone()),
         "CaptureWithRecords": capture_schema(json!({"type": "array", "items": {"$ref": "#/components/schemas/Record"}})),
-        "CapturePage": page_of("Capture"),
+        "CapturePage": capture_page,
         "CapturesMade": {
             "type": "object",
             "required": ["items"],

@@ -225,25 +225,66 @@ fn captures_table(captures: &[crate::model::Capture]) -> String {
     t
 }
 
-async fn home(State(state): State<AppState>) -> Response {
-    let recent = state
-        .index()
-        .capture_page(&CaptureQuery {
-            newest_first: true,
-            limit: 20,
-            ..Default::default()
-        })
-        .await;
-    match recent {
-        Ok(c) => layout(
-            "Search the archive",
-            &format!(
-                "{}<h2>Latest captures</h2>{}",
-                search_form(""),
-                captures_table(&c)
-            ),
-        ),
-        Err(e) => error_page(e.into()),
+/// How many captures a page of the home page lists.
+const HOME_PAGE: u32 = 20;
+
+#[derive(Deserialize)]
+struct HomeQuery {
+    /// The last capture of the page before (newest first).
+    before: Option<String>,
+}
+
+/// The search form and the latest captures, a page at a time: "Older
+/// captures" carries a stable cursor, so captures made meanwhile do not
+/// shift the pages.
+async fn home(State(state): State<AppState>, Query(q): Query<HomeQuery>) -> Response {
+    let result: Result<String, AppError> = async {
+        let after = q
+            .before
+            .as_deref()
+            .map(super::api::parse_cursor)
+            .transpose()?;
+        let older = after.is_some();
+        let recent = state
+            .index()
+            .capture_page(&CaptureQuery {
+                newest_first: true,
+                after,
+                limit: HOME_PAGE,
+                ..Default::default()
+            })
+            .await?;
+        let mut body = format!(
+            "{}<h2>{}</h2>{}",
+            search_form(""),
+            if older {
+                "Older captures"
+            } else {
+                "Latest captures"
+            },
+            captures_table(&recent)
+        );
+        let mut nav = Vec::new();
+        if older {
+            nav.push("<a href=\"/\">Latest captures</a>".to_string());
+        }
+        if let Some(last) = recent.last().filter(|_| recent.len() as u32 == HOME_PAGE) {
+            nav.push(format!(
+                "<a rel=\"next\" href=\"/?before={}\">Older captures →</a>",
+                esc(&urlencode(
+                    &crate::index::CaptureCursor::after(last).encode()
+                ))
+            ));
+        }
+        if !nav.is_empty() {
+            body.push_str(&format!("<p>{}</p>", nav.join(" · ")));
+        }
+        Ok(body)
+    }
+    .await;
+    match result {
+        Ok(body) => layout("Search the archive", &body),
+        Err(e) => error_page(e),
     }
 }
 

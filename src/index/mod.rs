@@ -640,8 +640,43 @@ pub struct CaptureQuery {
     /// Started at or before.
     pub to: Option<DateTime<Utc>>,
     pub newest_first: bool,
+    /// Only captures after this one in the list's order (a stable cursor:
+    /// captures made meanwhile do not shift the pages, as an offset would).
+    pub after: Option<CaptureCursor>,
     pub limit: u32,
     pub offset: u64,
+}
+
+/// A place in a list of captures: the last capture of the page before,
+/// by start and id (see [`CaptureQuery::after`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureCursor {
+    pub started_at: DateTime<Utc>,
+    pub id: CaptureId,
+}
+
+impl CaptureCursor {
+    /// The cursor for the page after the one ending with `c`.
+    pub fn after(c: &Capture) -> Self {
+        CaptureCursor {
+            started_at: c.started_at,
+            id: c.id.clone(),
+        }
+    }
+
+    /// As text: the start (RFC 3339, microseconds) and the id.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", db_time(&self.started_at), self.id)
+    }
+
+    /// Reads [`CaptureCursor::encode`]'s text.
+    pub fn decode(s: &str) -> Option<Self> {
+        let (t, id) = s.split_once('_')?;
+        Some(CaptureCursor {
+            started_at: DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
+            id: id.parse().ok()?,
+        })
+    }
 }
 
 /// Which records to list (see [`CaptureIndex::find_records`]): the pywb CDX

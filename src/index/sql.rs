@@ -998,6 +998,18 @@ impl CaptureIndex for SqlIndex {
         if let Some(t) = &q.to {
             c.and().push("c.started_at <= ").push_bind(db_time(t));
         }
+        if let Some(after) = &q.after {
+            let beyond = if q.newest_first { "<" } else { ">" };
+            let at = db_time(&after.started_at);
+            c.and()
+                .push(format_args!("(c.started_at {beyond} "))
+                .push_bind(at.clone())
+                .push(" OR (c.started_at = ")
+                .push_bind(at)
+                .push(format_args!(" AND c.id {beyond} "))
+                .push_bind(after.id.as_str().to_string())
+                .push("))");
+        }
         let order = if q.newest_first { "DESC" } else { "ASC" };
         let mut query = c.query;
         query.push(format_args!(

@@ -748,7 +748,8 @@ async fn three_daemons_capture_300_runs_exactly_once_despite_a_sigkill() {
         }
         assert!(
             Utc::now() < deadline,
-            "not every run finished: {:?}",
+            "{} of 300 runs planned; not finished: {:?}",
+            runs.len(),
             runs.iter()
                 .filter(|r| r.state != RunState::Done)
                 .collect::<Vec<_>>()

@@ -468,7 +468,7 @@ async fn fixity(files_of: &dyn CaptureIndex, index: &dyn LogIndex) {
 
 /// Pages of captures and records.
 async fn investigator_reads(index: &dyn CaptureIndex, first: &Capture, second: &Capture) {
-    use custody::index::{CaptureQuery, RecordQuery};
+    use custody::index::{CaptureCursor, CaptureQuery, RecordQuery};
     let page = |q: CaptureQuery| async move {
         index
             .capture_page(&q)
@@ -521,6 +521,43 @@ async fn investigator_reads(index: &dyn CaptureIndex, first: &Capture, second: &
     })
     .await;
     assert_eq!(second_page, vec![all[1].clone()]);
+    // A cursor walks the same list a page at a time, in either order, and
+    // reads back from its text.
+    for newest_first in [false, true] {
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let got = index
+                .capture_page(&CaptureQuery {
+                    newest_first,
+                    after: after.clone(),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let Some(last) = got.last() else { break };
+            let cursor = CaptureCursor::after(last);
+            assert_eq!(
+                CaptureCursor::decode(&cursor.encode()),
+                Some(cursor.clone())
+            );
+            after = Some(cursor);
+            walked.extend(got.into_iter().map(|c| c.id));
+        }
+        assert_eq!(
+            walked,
+            if newest_first {
+                newest.clone()
+            } else {
+                all.clone()
+            }
+        );
+    }
+    assert_eq!(
+        CaptureCursor::decode("2016-12-01T00:00:00Z_not-an-id"),
+        None
+    );
 
     let key = "example,aleppo-news)/2016/11/29/regime-airstrikes/";
     let find = |q: RecordQuery| async move { index.find_records(&q).await.unwrap() };

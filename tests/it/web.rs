@@ -1378,3 +1378,69 @@ fn login_redirects_locally_only_and_refuses_other_origins() {
         "{cross}"
     );
 }
+
+/// Lists page by a stable cursor: the next page starts after the last
+/// capture shown, however many captures are made meanwhile, on the API and
+/// on the home page (newest first).
+#[tokio::test(flavor = "multi_thread")]
+async fn captures_page_by_a_stable_cursor_on_the_api_and_the_home_page() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let first = captured(&work, &url);
+    let second = captured(&work, &url);
+    let server = serve(&work, &[]);
+    let admin = token(&work, "admin");
+    let api = |q: &str| get(server.addr, &format!("/api/v1/captures?{q}"), Some(&admin));
+    let page = api("limit=1").json();
+    assert_eq!(page["items"][0]["id"], first.id.as_str());
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a full page has a cursor");
+    // A capture made now, oldest-first, lands at the end: the page after
+    // the cursor is still the second capture.
+    let third = captured(&work, &url);
+    let next = api(&format!("limit=1&cursor={cursor}")).json();
+    assert_eq!(next["items"][0]["id"], second.id.as_str());
+    assert_eq!(
+        next["next_offset"],
+        Value::Null,
+        "an offset does not count from a cursor"
+    );
+    let rest = api(&format!("cursor={}", next["next_cursor"].as_str().unwrap())).json();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["items"][0]["id"], third.id.as_str());
+    assert_eq!(rest["next_cursor"], Value::Null, "the last page");
+    let bad = api("cursor=yesterday");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text().contains("next_cursor of the page before"),
+        "{}",
+        bad.text()
+    );
+
+    let newest = api("order=desc&limit=1").json();
+    assert_eq!(newest["items"][0]["id"], third.id.as_str());
+    let home = get(server.addr, "/", Some(&admin)).text();
+    assert!(home.contains("<h2>Latest captures</h2>") && home.contains(third.id.as_str()));
+    let older = get(
+        server.addr,
+        &format!("/?before={}", newest["next_cursor"].as_str().unwrap()),
+        Some(&admin),
+    )
+    .text();
+    assert!(older.contains("<h2>Older captures</h2>"), "{older}");
+    assert!(
+        !older.contains(third.id.as_str()),
+        "the page before is not repeated"
+    );
+    assert!(older.contains(second.id.as_str()) && older.contains(first.id.as_str()));
+    assert!(older.contains("href=\"/\">Latest captures</a>"), "{older}");
+    let refused = get(server.addr, "/?before=x", Some(&admin));
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.text().contains("not a cursor"),
+        "{}",
+        refused.text()
+    );
+}
