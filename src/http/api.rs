@@ -208,10 +208,7 @@ async fn list_captures(
     let full = captures.len() as u32 == query.limit;
     // An offset counts from the cursor, so it is offered only without one.
     let next_offset = (full && query.after.is_none()).then(|| query.offset + query.limit as u64);
-    let next_cursor = captures
-        .last()
-        .filter(|_| full)
-        .map(|c| CaptureCursor::after(c).encode());
+    let next_cursor = CaptureCursor::next_page(&captures, query.limit).map(|c| c.encode());
     Ok(Json(json!({
         "items": captures.iter().map(capture_dto).collect::<Vec<_>>(),
         "next_offset": next_offset,

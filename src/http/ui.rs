@@ -268,12 +268,10 @@ async fn home(State(state): State<AppState>, Query(q): Query<HomeQuery>) -> Resp
         if older {
             nav.push("<a href=\"/\">Latest captures</a>".to_string());
         }
-        if let Some(last) = recent.last().filter(|_| recent.len() as u32 == HOME_PAGE) {
+        if let Some(next) = crate::index::CaptureCursor::next_page(&recent, HOME_PAGE) {
             nav.push(format!(
                 "<a rel=\"next\" href=\"/?before={}\">Older captures →</a>",
-                esc(&urlencode(
-                    &crate::index::CaptureCursor::after(last).encode()
-                ))
+                esc(&urlencode(&next.encode()))
             ));
         }
         if !nav.is_empty() {

@@ -664,6 +664,14 @@ impl CaptureCursor {
         }
     }
 
+    /// The cursor for the page after `page` when it is full (`limit`
+    /// items); `None` on the last page.
+    pub fn next_page(page: &[Capture], limit: u32) -> Option<Self> {
+        page.last()
+            .filter(|_| page.len() as u32 == limit)
+            .map(Self::after)
+    }
+
     /// As text: the start (RFC 3339, microseconds) and the id.
     pub fn encode(&self) -> String {
         format!("{}_{}", db_time(&self.started_at), self.id)
