@@ -242,6 +242,18 @@ pub async fn run(capturer: Arc<Capturer>, settings: DaemonSettings) -> Result<()
     let _one_daemon = warn_if_sqlite_is_shared(archive.config());
     // What a crash left behind: finished, adopted or cleared before new work.
     crate::recovery::recover(&archive).await;
+    // Captures not yet searchable (made before search existed, or whose
+    // text indexing failed): indexed beside the daemon's work.
+    let backfill = archive.clone();
+    tokio::spawn(async move {
+        match crate::search::backfill(&backfill).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(captures = n, "captures made searchable"),
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing earlier captures for search stopped; the next start goes on")
+            }
+        }
+    });
     let requeued = index.requeue_interrupted(Utc::now()).await?;
     if requeued > 0 {
         tracing::info!(runs = requeued, "interrupted runs queued again");

@@ -23,6 +23,7 @@ pub mod provenance;
 pub mod rebuild;
 pub mod recovery;
 pub mod scheduler;
+pub mod search;
 pub mod store;
 pub mod tlog;
 pub mod wacz;

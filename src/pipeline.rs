@@ -589,6 +589,11 @@ impl Capturer {
                 }
             }
         }
+        // Searchable at once; if this fails, the next start's backfill
+        // indexes it (see `search::backfill`).
+        if let Err(e) = crate::search::index_capture(&self.archive, &capture).await {
+            tracing::warn!(capture = %capture.id, error = %e, "indexing the capture's text for search failed; the next start indexes it");
+        }
         tracing::info!(capture = %capture.id, seed = %capture.seed_url, warc = %summary.sha256, bytes = summary.bytes, "capture stored");
         Ok(capture)
     }

@@ -455,3 +455,51 @@ pub async fn get(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// Full-text search: each result's time, capture and URL, then its passage
+/// with the matched words in [brackets]; with `json`, one object per result.
+pub async fn search(
+    archive: &Archive,
+    request: &custody::search::SearchRequest,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let page = custody::search::search(archive, request)
+        .await
+        .map_err(|e| match e {
+            ArchiveError::Invalid(_) => Failure::Usage(e.into()),
+            e => Failure::Failed(e.into()),
+        })?;
+    for r in &page.items {
+        if json {
+            print_json(r)?;
+        } else {
+            let title = r
+                .title
+                .as_deref()
+                .map(|t| format!("  {t}"))
+                .unwrap_or_default();
+            println!(
+                "{}  {}  {}{title}",
+                custody::model::rfc3339_utc(&r.captured_at),
+                r.capture_id,
+                r.url
+            );
+            let passage: String = r
+                .highlights
+                .iter()
+                .map(|s| match s.matched {
+                    true => format!("[{}]", s.text),
+                    false => s.text.clone(),
+                })
+                .collect();
+            println!("    {passage}");
+        }
+    }
+    if page.items.is_empty() && request.cursor.is_none() {
+        eprintln!("nothing archived holds all of {:?}", request.q);
+    }
+    if let Some(next) = &page.next_cursor {
+        eprintln!("more results: add --cursor {next}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -146,13 +146,14 @@ pub async fn reindex(archive: &Archive, json: bool) -> Result<ExitCode, Failure>
         print_json(&r)?;
     } else {
         eprintln!(
-            "restored {} log leaves and {} checkpoints; rebuilt {} captures from their WARCs and {} failed captures from the log; restored {} claim, link, event and fixity rows from the log; {} captures newer than the last checkpoint appended to the log",
+            "restored {} log leaves and {} checkpoints; rebuilt {} captures from their WARCs and {} failed captures from the log; restored {} claim, link, event and fixity rows from the log; {} captures newer than the last checkpoint appended to the log; indexed the text of {} captures for search",
             r.leaves_restored,
             r.checkpoints_restored,
             r.captures_rebuilt,
             r.failed_captures_restored,
             r.rows_restored,
-            r.leaves_appended
+            r.leaves_appended,
+            r.captures_searchable
         );
         for p in &r.problems {
             eprintln!("  problem: {p}");

@@ -102,6 +102,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Full-text search of every archived page and frame: documents that
+    /// hold every word and "quoted phrase", newest capture first, each with
+    /// the passage around its first match.
+    Search {
+        /// Words and "quoted phrases" (quote a phrase for the shell too:
+        /// '"Bab Alnairab"').
+        #[arg(required = true, value_name = "WORDS")]
+        words: Vec<String>,
+        /// Only documents of this host or its subdomains.
+        #[arg(long, value_name = "HOST")]
+        site: Option<String>,
+        /// Only captures started at or after (RFC 3339 or YYYYMMDDhhmmss).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Only captures started at or before.
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Only captures of this schedule.
+        #[arg(long, value_name = "NAME")]
+        schedule: Option<String>,
+        /// Only captures a version of this claim is linked to.
+        #[arg(long, value_name = "CLAIM_ID")]
+        claim: Option<String>,
+        /// Oldest capture first.
+        #[arg(long)]
+        oldest_first: bool,
+        /// Results per page.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// The next page: the cursor the page before printed.
+        #[arg(long)]
+        cursor: Option<String>,
+        /// One JSON object per result on stdout (the next page's cursor on
+        /// stderr).
+        #[arg(long)]
+        json: bool,
+    },
     /// List captures, oldest first.
     Captures {
         /// Only captures of this seed URL.
@@ -707,6 +744,7 @@ enum Access {
 fn access(command: &Command) -> Access {
     match command {
         Command::Captures { .. }
+        | Command::Search { .. }
         | Command::Show { .. }
         | Command::Diff { .. }
         | Command::Verify { .. }
@@ -846,6 +884,36 @@ async fn dispatch(archive: &Archive, command: Command) -> Result<ExitCode, Failu
             captures::diff(archive, &a, &b, json).await
         }
         Command::Captures { url, json } => captures::captures(archive, url, json).await,
+        Command::Search {
+            words,
+            site,
+            from,
+            to,
+            schedule,
+            claim,
+            oldest_first,
+            limit,
+            cursor,
+            json,
+        } => {
+            let time = |name: &str, t: Option<String>| {
+                t.map(|t| custody::search::parse_time(name, &t))
+                    .transpose()
+                    .map_err(|e| Failure::Usage(e.into()))
+            };
+            let request = custody::search::SearchRequest {
+                q: words.join(" "),
+                site,
+                from: time("--from", from)?,
+                to: time("--to", to)?,
+                schedule,
+                claim,
+                oldest_first,
+                cursor,
+                limit,
+            };
+            captures::search(archive, &request, json).await
+        }
         Command::Show {
             capture_id,
             records,

@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/captures/{id}/browser/{kind}", get(browser_record))
         .route("/api/v1/imports", post(create_import))
         .route("/api/v1/records", get(list_records))
+        .route("/api/v1/search", get(search))
         .route("/api/v1/claims", get(list_claims).post(create_claim))
         .route("/api/v1/claims/{id}", get(show_claim))
         .route("/api/v1/claims/{id}/jsonld", get(claim_jsonld))
@@ -124,14 +125,7 @@ fn page(items: Vec<Value>, limit: u32, offset: u64) -> Response {
 
 /// `from`/`to`: RFC 3339, or 4 to 14 digits (a Wayback timestamp).
 pub fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, AppError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    crate::archive::parse_at(s).map_err(|_| {
-        AppError::bad_request(format!(
-            "{name}={s:?} is not a time; use RFC 3339 (2016-11-29T10:04:00Z) or YYYYMMDDhhmmss"
-        ))
-    })
+    Ok(crate::search::parse_time(name, s)?)
 }
 
 fn capture_id(s: &str) -> Result<CaptureId, AppError> {
@@ -215,6 +209,53 @@ async fn list_captures(
         "next_cursor": next_cursor,
     }))
     .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SearchParams {
+    pub(super) q: Option<String>,
+    pub(super) site: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) schedule: Option<String>,
+    pub(super) claim: Option<String>,
+    pub(super) order: Option<String>,
+    pub(super) cursor: Option<String>,
+    pub(super) limit: Option<String>,
+}
+
+impl SearchParams {
+    /// The request these parameters make (`limit` by default).
+    pub(super) fn request(&self, limit: u32) -> Result<crate::search::SearchRequest, AppError> {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        Ok(crate::search::SearchRequest {
+            q: self.q.clone().unwrap_or_default(),
+            site: given(&self.site),
+            from: given(&self.from)
+                .map(|s| parse_time("from", &s))
+                .transpose()?,
+            to: given(&self.to).map(|s| parse_time("to", &s)).transpose()?,
+            schedule: given(&self.schedule),
+            claim: given(&self.claim),
+            oldest_first: self.order.as_deref() == Some("asc"),
+            cursor: given(&self.cursor),
+            limit: Page {
+                limit: self.limit.clone().or(Some(limit.to_string())),
+                offset: None,
+            }
+            .limit(),
+        })
+    }
+}
+
+/// Full-text search: documents holding every word and "phrase", newest
+/// capture first.
+async fn search(
+    State(state): State<AppState>,
+    Query(q): Query<SearchParams>,
+) -> Result<Response, AppError> {
+    let page = crate::search::search(state.archive(), &q.request(100)?).await?;
+    Ok(Json(page).into_response())
 }
 
 /// A list's `cursor` parameter (the `next_cursor` of the page before).

@@ -128,6 +128,14 @@ pub const OPERATIONS: &[Op] = &[
     ),
     (
         "get",
+        "/api/v1/search",
+        "Full-text search of archived pages and frames (words and \"quoted phrases\", all required), newest capture first (order=asc for oldest first)",
+        "reader",
+        &["q", "site", "from", "to", "schedule", "claim", "order", "limit", "cursor"],
+        None,
+    ),
+    (
+        "get",
         "/api/v1/claims",
         "List claims (q: words the text contains)",
         "reader",
@@ -381,8 +389,13 @@ fn parameter(name: &str, path: &str) -> Value {
         "output" => "cdxj (default), json (one object per line), text or link",
         "sort" => "reverse or closest",
         "closest" => "Nearest captures first (sort=closest optional)",
+        "order" if path == "/api/v1/search" => "desc (default: newest capture first) or asc",
         "order" => "asc (default) or desc",
+        "q" if path == "/api/v1/search" => {
+            "Words and \"quoted phrases\" the text holds, all of them; case, accents and Arabic vowel marks do not matter"
+        }
         "q" => "Words the claim's text contains",
+        "site" => "A host: documents of it and of its subdomains",
         "old" | "new" => "Tree sizes of signed checkpoints (new: the latest when left out)",
         "claim" => "A claim id",
         "n" => "Which of the capture's media files (0 for the first)",
@@ -397,6 +410,7 @@ fn parameter(name: &str, path: &str) -> Value {
         "name": name,
         "in": if in_path { "path" } else { "query" },
         "required": in_path
+            || (name == "q" && path == "/api/v1/search")
             || (name == "url" && (path == "/cdx" || path == "/api/v1/records"))
             || (name == "old" && path == "/api/v1/log/consistency"),
         "description": description,
@@ -450,6 +464,7 @@ fn responses(method: &str, path: &str) -> Vec<(&'static str, Body)> {
             vec![("201", Json("Capture")), ("409", Json("Error"))]
         }
         ("get", "/api/v1/records") => ok("FoundRecordPage"),
+        ("get", "/api/v1/search") => ok("SearchPage"),
         ("get", "/api/v1/claims") => ok("ClaimPage"),
         ("post", "/api/v1/claims") => vec![("201", Json("Claim"))],
         ("get", "/api/v1/claims/{id}") => ok("ClaimEvidence"),
@@ -644,6 +659,30 @@ fn capture_schemas() -> Value {
     capture_page["required"] = json!(["items", "next_offset", "next_cursor"]);
     capture_page["properties"]["next_cursor"] = nullable("string");
     json!({
+        "SearchPage": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/SearchResult"}},
+                "next_cursor": nullable("string"),
+            },
+        },
+        "SearchResult": {
+            "type": "object",
+            "required": ["capture_id", "captured_at", "url", "document", "seed_url", "passage", "highlights", "replay"],
+            "properties": {
+                "capture_id": string, "captured_at": time, "url": string,
+                "document": {"type": "string", "description": "What was searched: the url, or the page's rendered text (urn:text:URL)"},
+                "seed_url": string, "schedule": nullable("string"), "title": nullable("string"),
+                "passage": {"type": "string", "description": "The text around the first match"},
+                "highlights": {"type": "array", "items": {
+                    "type": "object", "required": ["text", "match"],
+                    "properties": {"text": string, "match": {"type": "boolean"}},
+                }},
+                "quote": nullable("string"),
+                "replay": {"type": "string", "description": "The page in replay, scrolled to the first match"},
+            },
+        },
         "Error": {
             "type": "object",
             "required": ["error"],

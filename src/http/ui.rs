@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages that need no JavaScript and load
 //! nothing from outside the server (a Content-Security-Policy says so to
-//! the browser). Search by URL or text, a URL's timeline, capture and claim
+//! the browser). Full-text search of archived pages, search by URL or claim
+//! text, a URL's timeline, capture and claim
 //! pages, schedules and runs, fixity. Pages read through the same index and
 //! pipeline calls as the API; reading archived text (a claim's passage) is
 //! recorded as an access like any other.
@@ -11,6 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Form, Router};
 use chrono::Utc;
+use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -46,7 +48,9 @@ main{max-width:1100px;margin:0 auto;padding:16px 20px}\
 table{border-collapse:collapse;width:100%;margin:8px 0 18px}td,th{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top;font-size:13px}\
 code{font-size:12px;word-break:break-all}.ok{color:#17692b}.bad{color:#a3161b;font-weight:600}\
 mark{background:#ffe066;padding:0 2px}blockquote{border-left:4px solid #ccd;margin:8px 0;padding:6px 12px;background:#fff;white-space:pre-wrap}\
-form.search input[type=text]{width:60%;padding:6px;font-size:15px}.muted{color:#667}";
+form.search input[type=text]{width:60%;padding:6px;font-size:15px}.muted{color:#667}\
+form.search details{margin:6px 0;font-size:13px}form.search details input[type=text]{width:12em;font-size:13px;padding:3px}\
+ol.hits li{margin:0 0 12px}p.passage{margin:2px 0}";
 
 /// A whole page.
 fn layout(title: &str, body: &str) -> Response {
@@ -186,11 +190,96 @@ async fn logout() -> Response {
 }
 
 fn search_form(q: &str) -> String {
-    format!(
-        "<form class=\"search\" action=\"/ui/search\" method=\"get\"><input type=\"text\" name=\"q\" value=\"{}\" \
-         placeholder=\"A URL (or its beginning), or words of a claim\" autofocus> <button>Search</button></form>",
-        esc(q)
-    )
+    search_form_with(&super::api::SearchParams {
+        q: Some(q.to_string()),
+        ..Default::default()
+    })
+    .into_string()
+}
+
+/// The search box, with the full-text filters folded away until one is
+/// set.
+fn search_form_with(p: &super::api::SearchParams) -> Markup {
+    let v = |f: &Option<String>| f.clone().unwrap_or_default();
+    let filtered = [&p.site, &p.from, &p.to, &p.schedule, &p.claim]
+        .iter()
+        .any(|f| f.as_deref().is_some_and(|s| !s.is_empty()));
+    let asc = p.order.as_deref() == Some("asc");
+    html! {
+        form.search action="/ui/search" method="get" {
+            input type="text" name="q" value=(v(&p.q)) autofocus
+                placeholder="Words or a \"quoted phrase\" from an archived page, a URL (or its beginning), or words of a claim";
+            " " button { "Search" }
+            details open[filtered] {
+                summary { "Filters" }
+                label { "Site " input type="text" name="site" value=(v(&p.site)) placeholder="aleppo24.example"; }
+                " " label { "From " input type="text" name="from" value=(v(&p.from)) placeholder="2016-11-01T00:00:00Z or 20161101"; }
+                " " label { "To " input type="text" name="to" value=(v(&p.to)) placeholder="20161231"; }
+                " " label { "Schedule " input type="text" name="schedule" value=(v(&p.schedule)); }
+                " " label { "Claim " input type="text" name="claim" value=(v(&p.claim)) placeholder="a claim id"; }
+                " " label { "Order " select name="order" {
+                    option value="desc" selected[!asc] { "newest first" }
+                    option value="asc" selected[asc] { "oldest first" }
+                } }
+            }
+        }
+    }
+}
+
+/// Full-text results per page of the UI's search.
+const SEARCH_PAGE: u32 = 20;
+
+/// The archived pages and frames that hold every word of the search, each
+/// with its passage (matches marked) and a link to it in replay.
+async fn full_text(state: &AppState, p: &super::api::SearchParams) -> Result<Markup, AppError> {
+    let page = crate::search::search(state.archive(), &p.request(SEARCH_PAGE)?).await?;
+    let next = page.next_cursor.as_ref().map(|cursor| {
+        let mut link = url::form_urlencoded::Serializer::new(String::from("/ui/search?"));
+        let given = [
+            ("q", &p.q),
+            ("site", &p.site),
+            ("from", &p.from),
+            ("to", &p.to),
+            ("schedule", &p.schedule),
+            ("claim", &p.claim),
+            ("order", &p.order),
+        ];
+        for (name, value) in given {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                link.append_pair(name, v);
+            }
+        }
+        link.append_pair("cursor", cursor);
+        link.finish()
+    });
+    Ok(html! {
+        h2 { "Archived pages that say this" }
+        @if page.items.is_empty() {
+            p.muted { "No archived page holds all of these words." }
+        }
+        ol.hits {
+            @for r in &page.items {
+                li {
+                    a href=(r.replay) { (r.title.as_deref().unwrap_or(&r.url)) }
+                    " " span.muted { (r.url) }
+                    br;
+                    span.muted {
+                        "captured " a href={ "/ui/captures/" (r.capture_id) } { (rfc3339_utc(&r.captured_at)) }
+                        @if let Some(s) = &r.schedule { " · schedule " (s) }
+                        @if r.document.starts_with("urn:text:") { " · rendered text" }
+                    }
+                    p.passage {
+                        @for s in &r.highlights {
+                            @if s.matched { mark { (s.text) } } @else { (s.text) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = next {
+            p { a rel="next" href=(next) { "More results →" } }
+        }
+    })
 }
 
 fn captures_table(captures: &[crate::model::Capture]) -> String {
@@ -286,16 +375,22 @@ async fn home(State(state): State<AppState>, Query(q): Query<HomeQuery>) -> Resp
     }
 }
 
-#[derive(Deserialize)]
-struct SearchQuery {
-    q: Option<String>,
-}
-
-async fn search(State(state): State<AppState>, Query(q): Query<SearchQuery>) -> Response {
-    let text = q.q.unwrap_or_default().trim().to_string();
+async fn search(
+    State(state): State<AppState>,
+    Query(p): Query<super::api::SearchParams>,
+) -> Response {
+    let text = p.q.clone().unwrap_or_default().trim().to_string();
     let result: Result<String, AppError> = async {
-        let mut body = search_form(&text);
+        let mut body = search_form_with(&p).into_string();
         if text.is_empty() {
+            return Ok(body);
+        }
+        // Words of archived pages first; a query with no word (a lone
+        // symbol) finds none.
+        if crate::search::parse_query(&text).is_ok() {
+            body.push_str(&full_text(&state, &p).await?.into_string());
+        }
+        if p.cursor.is_some() {
             return Ok(body);
         }
         let looks_like_url = !text.contains(' ') && (text.contains("://") || text.contains('.'));

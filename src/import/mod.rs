@@ -434,6 +434,9 @@ async fn commit(
     crate::failpoint::hit("import_stored").await;
     index.put_capture(&capture, &entries, None).await?;
     let _ = std::fs::remove_file(spool);
+    if let Err(e) = crate::search::index_capture(archive, &capture).await {
+        tracing::warn!(capture = %capture.id, error = %e, "indexing the imported text for search failed; the daemon's next start indexes it");
+    }
     tracing::info!(capture = %capture.id, file = %capture.import.as_ref().map(|i| i.file.sha256.hex()).unwrap_or_default(), records = entries.len(), "file imported");
     Ok(capture)
 }

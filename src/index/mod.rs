@@ -105,6 +105,11 @@ macro_rules! migrations {
                 "browser",
                 include_str!(concat!("migrations/", $backend, "/0013_browser.sql")),
             ),
+            (
+                14,
+                "page text",
+                include_str!(concat!("migrations/", $backend, "/0014_page_text.sql")),
+            ),
         ]
     };
 }
@@ -606,9 +611,114 @@ pub trait TokenIndex: Send + Sync {
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, IndexError>;
 }
 
+/// The readable text of captured documents, and full-text search over it
+/// (see `search.rs` for what is indexed and how words are folded).
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Records the documents of a capture (already folded), once: false
+    /// when the capture's text was indexed already, which leaves it as it
+    /// was.
+    async fn put_page_texts(
+        &self,
+        capture: &CaptureId,
+        texts: &[PageText],
+        at: DateTime<Utc>,
+    ) -> Result<bool, IndexError>;
+
+    /// Successful captures whose text is not indexed yet, oldest first.
+    async fn captures_without_text(&self, limit: u32) -> Result<Vec<CaptureId>, IndexError>;
+
+    /// Documents holding every term (each a word or a phrase, folded), in
+    /// capture order, with their whole text (the caller cuts the passage).
+    async fn search_texts(&self, q: &TextQuery) -> Result<Vec<TextHit>, IndexError>;
+}
+
+/// One document's text, as [`SearchIndex::put_page_texts`] takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageText {
+    /// The document's URL (a page or frame), or the `urn:text:` record of
+    /// the page's rendered text.
+    pub url: String,
+    /// The host of the page it is the text of (what the site filter
+    /// matches).
+    pub host: String,
+    pub title: Option<String>,
+    pub body: String,
+    /// The title and body folded for matching.
+    pub folded: String,
+}
+
+/// What to search for (see [`SearchIndex::search_texts`]).
+#[derive(Clone, Debug, Default)]
+pub struct TextQuery {
+    /// Folded words and phrases; a document matches when it holds them all.
+    pub terms: Vec<String>,
+    /// Documents of this host (or its subdomains).
+    pub host: Option<String>,
+    /// Captures started at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Captures started at or before.
+    pub to: Option<DateTime<Utc>>,
+    /// Captures of this schedule.
+    pub schedule: Option<String>,
+    /// Captures a version of this claim is linked to.
+    pub claim: Option<String>,
+    pub newest_first: bool,
+    /// Only documents after this one in the list's order.
+    pub after: Option<TextCursor>,
+    pub limit: u32,
+}
+
+/// A place in a list of search results: the capture's start and the
+/// document's row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextCursor {
+    pub started_at: DateTime<Utc>,
+    pub row: i64,
+}
+
+impl TextCursor {
+    /// The cursor for the page after `page` when it is full.
+    pub fn next_page(page: &[TextHit], limit: u32) -> Option<Self> {
+        page.last()
+            .filter(|_| page.len() as u32 == limit)
+            .map(|h| TextCursor {
+                started_at: h.started_at,
+                row: h.row,
+            })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}_{}", db_time(&self.started_at), self.row)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (t, row) = s.split_once('_')?;
+        Some(TextCursor {
+            started_at: DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
+            row: row.parse().ok()?,
+        })
+    }
+}
+
+/// A document that matched, with its capture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextHit {
+    pub row: i64,
+    pub capture_id: CaptureId,
+    pub started_at: DateTime<Utc>,
+    pub seed_url: String,
+    pub schedule: Option<String>,
+    pub url: String,
+    pub title: Option<String>,
+    pub body: String,
+}
+
 /// Every role, implemented by one type per backend.
 #[async_trait]
-pub trait Index: CaptureIndex + LogIndex + RunIndex + ProvenanceIndex + TokenIndex {
+pub trait Index:
+    CaptureIndex + LogIndex + RunIndex + ProvenanceIndex + TokenIndex + SearchIndex
+{
     /// Counts for metrics (and the health check: it answers while the
     /// database does).
     async fn stats(&self, now: DateTime<Utc>) -> Result<Stats, IndexError>;

@@ -100,3 +100,40 @@ async fn begin_migration(
 ) -> Result<sqlx::Transaction<'_, DB>, sqlx::Error> {
     sqlx::Connection::begin(&mut **conn).await
 }
+
+/// A document's text, its folded words as a `simple` tsvector.
+async fn insert_page_text(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    capture: &str,
+    t: &crate::index::PageText,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO page_text (capture_id, url, host, title, body, folded) \
+         VALUES ($1, $2, $3, $4, $5, to_tsvector('simple', $6))",
+    )
+    .bind(capture)
+    .bind(&t.url)
+    .bind(&t.host)
+    .bind(&t.title)
+    .bind(&t.body)
+    .bind(&t.folded)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Documents holding every term: each term a phrase query (its words in
+/// order, as the parser splits them), all of them required.
+/// (`terms` is never empty.)
+fn push_text_match(q: &mut sqlx::QueryBuilder<DB>, terms: &[String]) {
+    q.push("t.folded @@ (");
+    for (i, t) in terms.iter().enumerate() {
+        if i > 0 {
+            q.push(" && ");
+        }
+        q.push("phraseto_tsquery('simple', ")
+            .push_bind(t.clone())
+            .push(")");
+    }
+    q.push(")");
+}

@@ -22,13 +22,13 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row as _};
 
 use super::{
-    begin, begin_migration, lock_log, lock_migrations, unlock_migrations, CLAIM_SUFFIX, DB,
-    MIGRATIONS, ROW_LOCK,
+    begin, begin_migration, insert_page_text, lock_log, lock_migrations, push_text_match,
+    unlock_migrations, CLAIM_SUFFIX, DB, MIGRATIONS, ROW_LOCK,
 };
 use crate::index::{
     db_time, nearer, parse_db_time, CaptureIndex, CaptureQuery, Fence, Hit, Index, IndexError,
-    LinkFilter, LogIndex, ProvenanceIndex, RecordQuery, RowCounts, RunIndex, TokenIndex,
-    MIGRATION_TABLE,
+    LinkFilter, LogIndex, PageText, ProvenanceIndex, RecordQuery, RowCounts, RunIndex, SearchIndex,
+    TextHit, TextQuery, TokenIndex, MIGRATION_TABLE,
 };
 use crate::model::{
     ApiToken, Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, FixityEvent,
@@ -811,6 +811,37 @@ impl Conditions {
         &mut self.query
     }
 
+    /// Captures (`c`) started within the bounds given, inclusive.
+    fn started(&mut self, from: Option<&DateTime<Utc>>, to: Option<&DateTime<Utc>>) {
+        if let Some(t) = from {
+            self.and().push("c.started_at >= ").push_bind(db_time(t));
+        }
+        if let Some(t) = to {
+            self.and().push("c.started_at <= ").push_bind(db_time(t));
+        }
+    }
+
+    /// A keyset cursor: rows after (`started_at`, key) in a list ordered by
+    /// the capture's start, then `key_column`; `bind` pushes the key.
+    fn after(
+        &mut self,
+        started_at: &DateTime<Utc>,
+        key_column: &str,
+        newest_first: bool,
+        bind: impl FnOnce(&mut QueryBuilder<DB>),
+    ) {
+        let beyond = if newest_first { "<" } else { ">" };
+        let at = db_time(started_at);
+        let q = self.and();
+        q.push(format_args!("(c.started_at {beyond} "))
+            .push_bind(at.clone())
+            .push(" OR (c.started_at = ")
+            .push_bind(at)
+            .push(format_args!(" AND {key_column} {beyond} "));
+        bind(q);
+        q.push("))");
+    }
+
     /// `substr(column, 1, length(p)) = p`: a prefix test that treats every
     /// character literally (no LIKE wildcards).
     fn prefix(&mut self, column: &str, prefix: &str) {
@@ -992,23 +1023,12 @@ impl CaptureIndex for SqlIndex {
         if let Some(p) = &q.url_prefix {
             c.prefix("c.seed_url", p);
         }
-        if let Some(t) = &q.from {
-            c.and().push("c.started_at >= ").push_bind(db_time(t));
-        }
-        if let Some(t) = &q.to {
-            c.and().push("c.started_at <= ").push_bind(db_time(t));
-        }
+        c.started(q.from.as_ref(), q.to.as_ref());
         if let Some(after) = &q.after {
-            let beyond = if q.newest_first { "<" } else { ">" };
-            let at = db_time(&after.started_at);
-            c.and()
-                .push(format_args!("(c.started_at {beyond} "))
-                .push_bind(at.clone())
-                .push(" OR (c.started_at = ")
-                .push_bind(at)
-                .push(format_args!(" AND c.id {beyond} "))
-                .push_bind(after.id.as_str().to_string())
-                .push("))");
+            let id = after.id.as_str().to_string();
+            c.after(&after.started_at, "c.id", q.newest_first, |b| {
+                b.push_bind(id);
+            });
         }
         let order = if q.newest_first { "DESC" } else { "ASC" };
         let mut query = c.query;
@@ -1999,6 +2019,102 @@ impl TokenIndex for SqlIndex {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl SearchIndex for SqlIndex {
+    async fn put_page_texts(
+        &self,
+        capture: &CaptureId,
+        texts: &[PageText],
+        at: DateTime<Utc>,
+    ) -> Result<bool, IndexError> {
+        let mut tx = begin(&self.pool).await?;
+        let done = sqlx::query(
+            "INSERT INTO page_text_done (capture_id, documents, indexed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (capture_id) DO NOTHING",
+        )
+        .bind(capture.as_str())
+        .bind(texts.len() as i64)
+        .bind(db_time(&at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for t in texts {
+            insert_page_text(&mut tx, capture.as_str(), t).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn captures_without_text(&self, limit: u32) -> Result<Vec<CaptureId>, IndexError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT c.id FROM capture c WHERE c.status = 'ok' AND NOT EXISTS \
+             (SELECT 1 FROM page_text_done d WHERE d.capture_id = c.id) \
+             ORDER BY c.started_at, c.id LIMIT {limit}"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.capture_id("id")).collect()
+    }
+
+    async fn search_texts(&self, q: &TextQuery) -> Result<Vec<TextHit>, IndexError> {
+        if q.terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = Conditions::new(
+            "SELECT t.id AS row_id, t.capture_id, c.started_at, c.seed_url, c.schedule, t.url, \
+             t.title, t.body FROM page_text t JOIN capture c ON c.id = t.capture_id",
+        );
+        push_text_match(c.and(), &q.terms);
+        if let Some(h) = &q.host {
+            // Hosts are checked to hold no LIKE wildcard (see `search.rs`).
+            c.and()
+                .push("(t.host = ")
+                .push_bind(h.clone())
+                .push(" OR t.host LIKE ")
+                .push_bind(format!("%.{h}"))
+                .push(")");
+        }
+        c.started(q.from.as_ref(), q.to.as_ref());
+        if let Some(s) = &q.schedule {
+            c.and().push("c.schedule = ").push_bind(s.clone());
+        }
+        if let Some(claim) = &q.claim {
+            c.and()
+                .push("t.capture_id IN (SELECT capture_id FROM evidence_link WHERE claim_id = ")
+                .push_bind(claim.clone())
+                .push(")");
+        }
+        if let Some(after) = &q.after {
+            c.after(&after.started_at, "t.id", q.newest_first, |b| {
+                b.push_bind(after.row);
+            });
+        }
+        let order = if q.newest_first { "DESC" } else { "ASC" };
+        let mut query = c.query;
+        query.push(format_args!(
+            " ORDER BY c.started_at {order}, t.id {order} LIMIT {}",
+            q.limit
+        ));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TextHit {
+                    row: r.int("row_id")?,
+                    capture_id: r.capture_id("capture_id")?,
+                    started_at: r.time("started_at")?,
+                    seed_url: r.text("seed_url")?,
+                    schedule: r.opt_text("schedule")?,
+                    url: r.text("url")?,
+                    title: r.opt_text("title")?,
+                    body: r.text("body")?,
+                })
+            })
+            .collect()
     }
 }
 

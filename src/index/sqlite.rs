@@ -125,3 +125,46 @@ async fn begin_migration(
 ) -> Result<sqlx::Transaction<'_, DB>, sqlx::Error> {
     sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await
 }
+
+/// A document's text: its row, then its folded words in the FTS5 index
+/// under the same rowid.
+async fn insert_page_text(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    capture: &str,
+    t: &crate::index::PageText,
+) -> Result<(), sqlx::Error> {
+    use sqlx::Row as _;
+    let row = sqlx::query(
+        "INSERT INTO page_text (capture_id, url, host, title, body) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id",
+    )
+    .bind(capture)
+    .bind(&t.url)
+    .bind(&t.host)
+    .bind(&t.title)
+    .bind(&t.body)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id: i64 = row.try_get("id")?;
+    sqlx::query("INSERT INTO page_fts (rowid, folded) VALUES ($1, $2)")
+        .bind(id)
+        .bind(&t.folded)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Documents holding every term: an FTS5 query of quoted phrases (a
+/// quoted string is always a phrase of the tokenizer's words, so nothing a
+/// user types is read as FTS5 syntax).
+/// (`terms` is never empty.)
+fn push_text_match(q: &mut sqlx::QueryBuilder<DB>, terms: &[String]) {
+    let expression = terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    q.push("t.id IN (SELECT rowid FROM page_fts WHERE page_fts MATCH ")
+        .push_bind(expression)
+        .push(")");
+}

@@ -21,6 +21,8 @@ pub struct ReindexReport {
     /// Claim versions, links, custody events and fixity checks restored
     /// from their leaves.
     pub rows_restored: u64,
+    /// Captures whose text was indexed for search.
+    pub captures_searchable: u64,
     /// Everything that does not agree; empty when the rebuilt index matches
     /// the log.
     pub problems: Vec<String>,
@@ -49,6 +51,12 @@ pub async fn reindex(
     restore_failed(archive, size, &mut report).await?;
     compare_with_log(archive, &mut report).await?;
     restore_provenance(archive, size, &mut report).await?;
+    match crate::search::backfill(archive).await {
+        Ok(n) => report.captures_searchable = n,
+        Err(e) => report.problems.push(format!(
+            "indexing the text for search stopped ({e}); the daemon's next start goes on"
+        )),
+    }
     Ok(report)
 }
 

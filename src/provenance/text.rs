@@ -133,6 +133,43 @@ pub fn html_to_text(html: &str) -> String {
     blocks.join("\n\n")
 }
 
+/// The document's title: the text of its first `title` element, white
+/// space collapsed; `None` when it has none or it is empty.
+pub fn html_title(html: &str) -> Option<String> {
+    let html: &str = &crate::capture::discover::without_nul(html);
+    let mut tokenizer = Tokenizer::new(html);
+    let mut title: Option<String> = None;
+    while let Some(token) = tokenizer.next() {
+        let Ok(token) = token;
+        match token {
+            Token::StartTag(tag) if title.is_none() => {
+                let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
+                match name.as_str() {
+                    "title" => {
+                        tokenizer.set_state(State::RcData);
+                        title = Some(String::new());
+                    }
+                    "script" => tokenizer.set_state(State::ScriptData),
+                    "style" | "noscript" | "iframe" | "textarea" => {
+                        tokenizer.set_state(State::RawText)
+                    }
+                    // No title before the body: none is looked for in it.
+                    "body" => return None,
+                    _ => {}
+                }
+            }
+            Token::String(text) => {
+                if let Some(t) = title.as_mut() {
+                    t.push_str(&String::from_utf8_lossy(&text.value));
+                }
+            }
+            Token::EndTag(_) if title.is_some() => break,
+            _ => {}
+        }
+    }
+    title.map(|t| collapse_spaces(&t)).filter(|t| !t.is_empty())
+}
+
 /// The readable text of a plain-text document.
 pub fn plain_to_text(text: &str) -> String {
     let normalised = text.replace("\r\n", "\n");
@@ -144,7 +181,8 @@ pub fn plain_to_text(text: &str) -> String {
         .join("\n\n")
 }
 
-fn collapse_spaces(s: &str) -> String {
+/// Runs of white space as one space, none at either end.
+pub(crate) fn collapse_spaces(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.chars() {

@@ -1,4 +1,5 @@
-//! Capture benchmarks against `wget --warc-file`, measured in the same run
+//! Benchmarks against peers (capture against `wget --warc-file`, search
+//! against `grep -r`), measured in the same run
 //! on the same loopback server (ignored: run them with
 //! `cargo test --release --test it -- --ignored bench_capture --nocapture --test-threads=1`).
 //!
@@ -212,4 +213,153 @@ async fn bench_import_against_warcio_index() {
             ours.took.as_secs_f64() / theirs.took.as_secs_f64()
         );
     }
+}
+
+/// Pages in the search benchmark's index.
+const SEARCH_PAGES: usize = 10_000;
+
+/// The benchmark's page texts: the article's paragraphs in a different
+/// order on each page, with words of its own (`page{i}`, one of 100
+/// `marker{n}`s).
+fn search_page(paragraphs: &[&str], i: usize) -> String {
+    let mut text: Vec<&str> = Vec::new();
+    for k in 0..6 {
+        text.push(paragraphs[(i + k * 7) % paragraphs.len()]);
+    }
+    format!("{}\n\npage{i} marker{}", text.join("\n\n"), i % 100)
+}
+
+/// Fills an index with the benchmark's pages, one capture each.
+async fn fill_search_index(index: &dyn custody::index::Index, paragraphs: &[&str]) {
+    use custody::index::PageText;
+    let start = chrono::DateTime::parse_from_rfc3339("2016-11-29T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    for i in 0..SEARCH_PAGES {
+        let (c, records) = crate::index_conformance::ok_capture(
+            start + chrono::Duration::minutes(i as i64),
+            &format!("page {i}"),
+        );
+        index.put_capture(&c, &records, None).await.unwrap();
+        let body = search_page(paragraphs, i);
+        let text = PageText {
+            url: c.seed_url.clone(),
+            host: "aleppo-news.example".into(),
+            title: Some(format!("Report {i}")),
+            folded: custody::search::fold(&body),
+            body,
+        };
+        index
+            .put_page_texts(&c.id, &[text], chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+}
+
+const SEARCH_QUERIES: &[(&str, &[&str])] = &[
+    // (custody's query, grep's fixed-string arguments)
+    ("aleppo", &["-w", "aleppo"]),
+    ("marker42", &["-w", "marker42"]),
+    ("page9876", &["-w", "page9876"]),
+    ("\"Bab Alnairab\"", &["bab alnairab"]),
+    ("kirby hospitals", &["-w", "kirby"]),
+    ("nowhere", &["-w", "nowhere"]),
+];
+
+/// Latencies of `runs` rounds of every query: the first page (20 results)
+/// with each result's passage cut, as the API answers it.
+async fn search_latencies(index: &dyn custody::index::Index, runs: usize) -> Vec<Duration> {
+    use custody::index::TextQuery;
+    let mut took = Vec::new();
+    for _ in 0..runs {
+        for (q, _) in SEARCH_QUERIES {
+            let started = Instant::now();
+            let terms = custody::search::parse_query(q).unwrap();
+            let hits = index
+                .search_texts(&TextQuery {
+                    terms: terms.clone(),
+                    newest_first: true,
+                    limit: 20,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            for h in &hits {
+                std::hint::black_box(custody::search::passage(&h.body, &terms));
+            }
+            took.push(started.elapsed());
+        }
+    }
+    took
+}
+
+fn percentiles(mut took: Vec<Duration>) -> (f64, f64) {
+    took.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |p: f64| ms(took[((took.len() as f64 * p) as usize).min(took.len() - 1)]);
+    (at(0.50), at(0.99))
+}
+
+/// Full-text search on 10,000 indexed pages, on both backends, against
+/// `grep -r -i -F` over the same texts as files (grep has no index: it
+/// reads every file for every query, as a search without one would).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with --ignored bench_search --nocapture"]
+async fn bench_search_against_grep() {
+    let article = site::article_text();
+    let paragraphs: Vec<&str> = article
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let texts = dir.path().join("texts");
+    std::fs::create_dir(&texts).unwrap();
+    for i in 0..SEARCH_PAGES {
+        std::fs::write(texts.join(format!("{i}.txt")), search_page(&paragraphs, i)).unwrap();
+    }
+    let mut grep_took = Vec::new();
+    for _ in 0..5 {
+        for (_, args) in SEARCH_QUERIES {
+            let started = Instant::now();
+            let out = Command::new("grep")
+                .args(["-r", "-l", "-i", "-F"])
+                .args(*args)
+                .arg(&texts)
+                .output()
+                .unwrap();
+            assert!(out.status.code().is_some_and(|c| c <= 1));
+            grep_took.push(started.elapsed());
+        }
+    }
+    let (grep50, grep99) = percentiles(grep_took);
+    println!(
+        "grep -r over {SEARCH_PAGES} texts: p50 {grep50:.1} ms, p99 {grep99:.1} ms ({} queries)",
+        SEARCH_QUERIES.len() * 5
+    );
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
+    let mut backends = vec![(
+        "SQLite FTS5",
+        format!("sqlite://{}", dir.path().join("index.db").display()),
+    )];
+    #[cfg(feature = "postgres")]
+    let schema = crate::index_conformance::PgSchema::new().await;
+    #[cfg(feature = "postgres")]
+    backends.push(("PostgreSQL", schema.url()));
+    for (name, url) in backends {
+        let index = custody::index::open(&url).await.unwrap();
+        let filling = Instant::now();
+        fill_search_index(index.as_ref(), &paragraphs).await;
+        let filled = filling.elapsed();
+        search_latencies(index.as_ref(), 1).await;
+        let (p50, p99) = percentiles(search_latencies(index.as_ref(), 20).await);
+        println!(
+            "{name}: {SEARCH_PAGES} pages indexed in {:.1} s; search p50 {p50:.1} ms, p99 {p99:.1} ms ({} queries); p50 {:.0}x faster than grep -r",
+            filled.as_secs_f64(),
+            SEARCH_QUERIES.len() * 20,
+            grep50 / p50
+        );
+    }
+    #[cfg(feature = "postgres")]
+    schema.drop().await;
 }

@@ -116,6 +116,15 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
     let claim_id = work.claim_linked_to(&[&capture]);
     let prying_url = format!("http://{live}{PRYING_PATH}");
     let (prying, _) = work.capture(&prying_url);
+    // An Arabic-language page (Windows-1256), for full-text search.
+    let arabic_site = site::serve_http().await;
+    let (arabic, out) = work.capture(&format!("http://{arabic_site}{}", site::ARABIC_PATH));
+    assert_eq!(
+        arabic.status,
+        custody::model::CaptureStatus::Ok,
+        "{}",
+        stderr_text(&out)
+    );
     let server = serve(&work, &[]);
     let reader = token(&work, "reader");
     let live_hits = hits.load(Ordering::SeqCst);
@@ -138,6 +147,12 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
         format!(
             "/replay/{}/{prying_url}",
             custody::model::timestamp14(&prying.started_at)
+        ),
+        // Full-text search: a word of the article's body, an Arabic word.
+        "/ui/search?q=Kirby".to_string(),
+        format!(
+            "/ui/search?q={}",
+            url::form_urlencoded::byte_serialize("النيرب".as_bytes()).collect::<String>()
         ),
     ];
     let reports = browse_signed_in(server.addr, &reader, &pages);
@@ -167,6 +182,30 @@ async fn in_chromium_replay_shows_the_archived_images_and_the_claim_page_highlig
         search["text"].as_str().unwrap().contains(&url),
         "search did not find the capture: {}",
         search["text"]
+    );
+    // Full-text search finds and highlights the body's word and the
+    // Arabic word.
+    let (body_word, arabic_word) = (&reports[9], &reports[10]);
+    assert!(body_word["text"]
+        .as_str()
+        .unwrap()
+        .contains("Archived pages that say this"));
+    assert_eq!(
+        body_word["marks"],
+        serde_json::json!(["Kirby"]),
+        "{body_word}"
+    );
+    assert_eq!(
+        arabic_word["marks"],
+        serde_json::json!(["النيرب"]),
+        "{arabic_word}"
+    );
+    assert!(
+        arabic_word["text"]
+            .as_str()
+            .unwrap()
+            .contains("إجلاء حلب الشرقية"),
+        "{arabic_word}"
     );
     // The claim page highlights the quoted passage in the archived text.
     let claim_page = by_path(&format!("/ui/claims/{claim_id}"));

@@ -454,10 +454,19 @@ async fn in_browser_mode_the_capture_holds_what_scripts_fetched_a_screenshot_and
     assert_eq!(status, 200, "pywb replays what the script fetched");
     assert!(String::from_utf8_lossy(&body).contains(POST_TEXT));
 
+    // Search finds the words the script wrote, in the rendered text.
+    let found = String::from_utf8(work.ok(&["search", "\"Bab Alnairab\"", "--json"])).unwrap();
+    let hit: serde_json::Value =
+        serde_json::from_str(found.lines().next().expect("a result")).unwrap();
+    assert_eq!(hit["document"], format!("urn:text:{url}"), "{hit}");
+    assert_eq!(hit["url"], url.as_str());
+
     // In http mode the same page holds no such passage.
     let plain = Workdir::new("");
     let (http, _) = plain.capture(&url);
     assert!(http.browser.is_none());
+    let found = plain.ok(&["search", "\"Bab Alnairab\"", "--json"]);
+    assert!(found.is_empty(), "the HTML alone does not say it");
     let claim_id = plain.claim(POST_TEXT);
     let refused = plain.run(&[
         "claim",

@@ -16,7 +16,7 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn ok_capture(started: DateTime<Utc>, body: &str) -> (Capture, Vec<RecordEntry>) {
+pub fn ok_capture(started: DateTime<Utc>, body: &str) -> (Capture, Vec<RecordEntry>) {
     let warc_sha = Sha256::of(format!("warc of {body} at {started}").as_bytes());
     let payload = Sha256::of(body.as_bytes());
     let capture = Capture {
@@ -100,6 +100,156 @@ pub async fn conformance(index: Arc<dyn Index>) {
     leadership(index).await;
     exactly_once(index).await;
     imports(index).await;
+    full_text(index).await;
+}
+
+/// Full-text search: every term required, phrases in order, folded words
+/// (case, accents, Arabic marks), the filters, and a cursor in both orders.
+async fn full_text(index: &dyn Index) {
+    use custody::index::{PageText, TextCursor, TextQuery};
+    use custody::search::{fold, parse_query};
+    let text = |url: &str, title: &str, body: &str| PageText {
+        url: url.into(),
+        host: url::Url::parse(url).unwrap().host_str().unwrap().into(),
+        title: Some(title.into()),
+        body: body.into(),
+        folded: fold(&format!("{title}\n{body}")),
+    };
+    let mut made = Vec::new();
+    for (i, day) in ["2016-11-29", "2016-11-30", "2016-12-01"]
+        .iter()
+        .enumerate()
+    {
+        let (mut c, records) = ok_capture(at(&format!("{day}T10:00:00Z")), &format!("fts {i}"));
+        c.schedule = (i == 2).then(|| "aleppo-daily".to_string());
+        index.put_capture(&c, &records, None).await.unwrap();
+        assert!(index
+            .captures_without_text(10_000)
+            .await
+            .unwrap()
+            .contains(&c.id));
+        let texts = vec![
+            text(
+                ARTICLE,
+                "Regime airstrikes on Aleppo",
+                "Nearly 25 civilians were killed in Bab Alnairab. John Kirby spoke.",
+            ),
+            text(
+                "https://frames.aleppo-news.example/map.html",
+                "خريطة",
+                "أطفال حَلَب تحت القصف",
+            ),
+        ];
+        assert!(index
+            .put_page_texts(&c.id, &texts, Utc::now())
+            .await
+            .unwrap());
+        // Once: a second indexing leaves the first.
+        assert!(!index
+            .put_page_texts(&c.id, &texts[..1], Utc::now())
+            .await
+            .unwrap());
+        assert!(!index
+            .captures_without_text(10_000)
+            .await
+            .unwrap()
+            .contains(&c.id));
+        made.push(c);
+    }
+    let find = |q: &str, f: &dyn Fn(&mut TextQuery)| {
+        let mut query = TextQuery {
+            terms: parse_query(q).unwrap(),
+            newest_first: true,
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut query);
+        async move {
+            index
+                .search_texts(&query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.capture_id, h.url))
+                .collect::<Vec<_>>()
+        }
+    };
+    let none = |_: &mut TextQuery| {};
+    let articles: Vec<_> = made
+        .iter()
+        .rev()
+        .map(|c| (c.id.clone(), ARTICLE.to_string()))
+        .collect();
+    assert_eq!(
+        find("KIRBY aleppo", &none).await,
+        articles,
+        "folded, all terms"
+    );
+    assert_eq!(find("\"bab alnairab\"", &none).await, articles, "a phrase");
+    assert!(find("\"alnairab bab\"", &none).await.is_empty(), "in order");
+    assert!(find("kirby nowhere", &none).await.is_empty(), "every term");
+    // Arabic: the bare word finds the marked one, and the alef with hamza.
+    let arabic = find("حلب اطفال", &none).await;
+    assert_eq!(arabic.len(), 3);
+    assert!(arabic.iter().all(|(_, u)| u.contains("frames.")));
+    let hit = index
+        .search_texts(&TextQuery {
+            terms: parse_query("حلب").unwrap(),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(hit[0].body, "أطفال حَلَب تحت القصف", "the original text");
+    assert_eq!(hit[0].title.as_deref(), Some("خريطة"));
+    assert_eq!(hit[0].started_at, made[0].started_at);
+    // Filters.
+    let site = find("aleppo", &|q| {
+        q.host = Some("frames.aleppo-news.example".into())
+    })
+    .await;
+    assert!(
+        site.is_empty(),
+        "the frame does not say aleppo in Latin letters"
+    );
+    let site = find("kirby", &|q| q.host = Some("aleppo-news.example".into())).await;
+    assert_eq!(site.len(), 3, "a host and its subdomains");
+    let day = find("kirby", &|q| {
+        q.from = Some(at("2016-11-30T00:00:00Z"));
+        q.to = Some(at("2016-11-30T23:59:59Z"));
+    })
+    .await;
+    assert_eq!(day, vec![articles[1].clone()]);
+    let scheduled = find("kirby", &|q| q.schedule = Some("aleppo-daily".into())).await;
+    assert_eq!(scheduled, vec![articles[0].clone()]);
+    assert!(find("kirby", &|q| q.claim = Some("no-such-claim".into()))
+        .await
+        .is_empty());
+    // A cursor walks the results a page at a time, in either order.
+    for newest_first in [true, false] {
+        let mut walked = Vec::new();
+        let mut after: Option<TextCursor> = None;
+        loop {
+            let q = TextQuery {
+                terms: parse_query("kirby").unwrap(),
+                newest_first,
+                after: after.clone(),
+                limit: 2,
+                ..Default::default()
+            };
+            let got = index.search_texts(&q).await.unwrap();
+            walked.extend(got.iter().map(|h| h.capture_id.clone()));
+            match TextCursor::next_page(&got, 2) {
+                Some(c) => after = Some(TextCursor::decode(&c.encode()).unwrap()),
+                None => break,
+            }
+        }
+        let mut expected: Vec<_> = articles.iter().map(|(c, _)| c.clone()).collect();
+        if !newest_first {
+            expected.reverse();
+        }
+        assert_eq!(walked, expected, "newest first: {newest_first}");
+    }
 }
 
 /// An imported file: the capture keeps its import, the file as received is
@@ -698,7 +848,7 @@ async fn sqlite_index_passes_the_conformance_suite() {
     conformance(custody::index::open(&url).await.unwrap()).await;
     // Reopening migrates nothing twice and keeps the data.
     let again = custody::index::open(&url).await.unwrap();
-    assert_eq!(again.captures(None).await.unwrap().len(), 7);
+    assert_eq!(again.captures(None).await.unwrap().len(), 10);
 }
 
 #[tokio::test]
@@ -1331,7 +1481,7 @@ async fn postgres_index_passes_the_conformance_suite() {
     let schema = PgSchema::new().await;
     conformance(custody::index::open(&schema.url()).await.unwrap()).await;
     let again = custody::index::open(&schema.url()).await.unwrap();
-    assert_eq!(again.captures(None).await.unwrap().len(), 7);
+    assert_eq!(again.captures(None).await.unwrap().len(), 10);
     schema.drop().await;
 }
 

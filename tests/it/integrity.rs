@@ -180,10 +180,14 @@ async fn with_the_index_deleted_reindex_restores_every_capture_and_verify_all_pa
     assert_eq!(report["failed_captures_restored"], 1, "{report}");
     assert_eq!(report["leaves_appended"], 1, "{report}");
     assert_eq!(report["checkpoints_restored"], 1, "{report}");
+    assert_eq!(report["captures_searchable"], 2, "{report}");
     assert!(
         report["problems"].as_array().unwrap().is_empty(),
         "{report}"
     );
+    // The rebuilt index finds the article's words again.
+    let found = String::from_utf8(work.ok(&["search", "Kirby", "--json"])).unwrap();
+    assert_eq!(found.lines().count(), 2, "{found}");
 
     let after: Vec<String> = String::from_utf8(work.ok(&["captures", "--json"]))
         .unwrap()

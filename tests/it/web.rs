@@ -842,6 +842,7 @@ async fn every_documented_api_path_answers() {
             .replace("{kind}", "screenshot");
         let concrete = match concrete.as_str() {
             "/cdx" | "/api/v1/records" => format!("{concrete}?url={url}"),
+            "/api/v1/search" => format!("{concrete}?q=Kirby"),
             "/api/v1/log/consistency" => {
                 // The capture's proof (visited before: paths are in order)
                 // signed a checkpoint.
@@ -1442,5 +1443,154 @@ async fn captures_page_by_a_stable_cursor_on_the_api_and_the_home_page() {
         refused.text().contains("not a cursor"),
         "{}",
         refused.text()
+    );
+}
+
+/// Issue 18: a word of the article body, and an Arabic word of a
+/// Windows-1256 page, are found by the API, the UI and the CLI, with the
+/// passage highlighted and escaped, filters and a cursor; bad input is one
+/// line.
+#[tokio::test(flavor = "multi_thread")]
+async fn full_text_search_finds_body_words_and_arabic_on_the_api_the_ui_and_the_cli() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("");
+    let article = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let first = captured(&work, &article);
+    let second = captured(&work, &article);
+    let arabic = captured(&work, &format!("http://{addr}{}", site::ARABIC_PATH));
+    let server = serve(&work, &[]);
+    let admin = token(&work, "admin");
+    let api = |q: &str| get(server.addr, &format!("/api/v1/search?{q}"), Some(&admin));
+
+    let page = api("q=kirby+ALEPPO").json();
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{page}");
+    assert_eq!(items[0]["capture_id"], second.id.as_str(), "newest first");
+    assert_eq!(items[0]["url"], article.as_str());
+    assert!(
+        items[0]["title"].as_str().unwrap().contains("Aleppo"),
+        "{page}"
+    );
+    let marked: Vec<&str> = items[0]["highlights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["match"] == true)
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    assert!(marked.contains(&"Kirby"), "{page}");
+    // The passage shows both words where they stand together.
+    let passage = items[0]["passage"].as_str().unwrap();
+    assert!(passage.contains("Aleppo,” Kirby added"), "{passage}");
+    let replay = items[0]["replay"].as_str().unwrap();
+    assert!(
+        replay.starts_with(&format!(
+            "/replay/{}/{article}#:~:text=",
+            custody::model::timestamp14(&second.started_at)
+        )),
+        "{replay}"
+    );
+    assert_eq!(
+        get(server.addr, replay.split('#').next().unwrap(), Some(&admin)).status,
+        200
+    );
+
+    // Arabic, decoded from Windows-1256: a word and a phrase.
+    let q = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let page = api(&format!("q={}", q("\"باب النيرب\""))).json();
+    assert_eq!(page["items"][0]["capture_id"], arabic.id.as_str(), "{page}");
+    assert_eq!(page["items"][0]["title"], "إجلاء حلب الشرقية");
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(api(&format!("q={}", q("\"النيرب باب\""))).json()["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Filters and the cursor.
+    assert_eq!(
+        api("q=kirby&site=elsewhere.example").json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        api("q=kirby&site=127.0.0.1").json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let one = api("q=kirby&limit=1&order=asc").json();
+    assert_eq!(one["items"][0]["capture_id"], first.id.as_str());
+    let cursor = one["next_cursor"].as_str().unwrap().to_string();
+    let two = api(&format!("q=kirby&limit=1&order=asc&cursor={}", q(&cursor))).json();
+    assert_eq!(two["items"][0]["capture_id"], second.id.as_str());
+    // Bad input: one line that says what to do.
+    for (query, says) in [
+        ("q=", "no word"),
+        ("q=kirby&cursor=nonsense", "next_cursor"),
+        ("q=kirby&site=a%25b", "host name"),
+        ("q=kirby&from=yesterday", "RFC 3339"),
+    ] {
+        let r = api(query);
+        assert_eq!(r.status, 400, "{query}: {}", r.text());
+        assert!(r.text().contains(says), "{query}: {}", r.text());
+    }
+
+    // The UI: the passage with its words marked, the query escaped.
+    let ui = get(server.addr, "/ui/search?q=Kirby", Some(&admin));
+    assert_eq!(ui.status, 200);
+    assert!(ui.text().contains("<mark>Kirby</mark>"), "{}", ui.text());
+    assert!(ui.text().contains(&format!("/ui/captures/{}", second.id)));
+    let hostile = get(
+        server.addr,
+        &format!("/ui/search?q={}", q("kirby \"><script>alert(1)</script>")),
+        Some(&admin),
+    );
+    assert_eq!(hostile.status, 200);
+    assert!(
+        !hostile.text().contains("<script>alert"),
+        "{}",
+        hostile.text()
+    );
+    let ui = get(
+        server.addr,
+        &format!("/ui/search?q={}", q("النيرب")),
+        Some(&admin),
+    );
+    assert!(ui.text().contains("<mark>النيرب</mark>"), "{}", ui.text());
+    let paged = get(server.addr, "/ui/search?q=kirby&limit=1", Some(&admin)).text();
+    assert!(
+        paged.contains("rel=\"next\"") && paged.contains("cursor="),
+        "{paged}"
+    );
+
+    // The CLI: the same results, and one line for bad input.
+    let out = String::from_utf8(work.ok(&["search", "Kirby", "--json"])).unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["capture_id"], second.id.as_str());
+    let out = work.ok(&[
+        "search",
+        "\"Bab Alnairab\"",
+        "--oldest-first",
+        "--limit",
+        "1",
+    ]);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(first.id.as_str()) && text.contains("[Bab Alnairab]"),
+        "{text}"
+    );
+    let bad = work.run(&["search", "--site", "a b", "kirby"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr_text(&bad));
+    assert!(
+        stderr_text(&bad).contains("host name"),
+        "{}",
+        stderr_text(&bad)
     );
 }
