@@ -480,6 +480,16 @@ pub async fn search(archive: &Archive, req: &SearchRequest) -> Result<SearchPage
             })
         })
         .transpose()?;
+    for (name, value) in [("schedule", &req.schedule), ("claim", &req.claim)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.chars().any(char::is_control))
+        {
+            return Err(ArchiveError::Invalid(format!(
+                "{name} {value:?} holds a control character; give a {name}'s name as listed"
+            )));
+        }
+    }
     let query = TextQuery {
         terms: terms.clone(),
         host: req.site.as_deref().map(parse_site).transpose()?,

@@ -623,10 +623,47 @@ fn capture_schema(records: Value) -> Value {
 /// Every JSON body the API answers with.
 fn schemas() -> Value {
     let mut all = serde_json::Map::new();
-    for part in [capture_schemas(), claim_schemas(), service_schemas()] {
+    for part in [
+        capture_schemas(),
+        search_schemas(),
+        claim_schemas(),
+        service_schemas(),
+    ] {
         all.extend(part.as_object().cloned().unwrap_or_default());
     }
     Value::Object(all)
+}
+
+/// Full-text search results.
+fn search_schemas() -> Value {
+    let string = json!({"type": "string"});
+    let time = json!({"type": "string", "format": "date-time"});
+    json!({
+        "SearchPage": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/SearchResult"}},
+                "next_cursor": nullable("string"),
+            },
+        },
+        "SearchResult": {
+            "type": "object",
+            "required": ["capture_id", "captured_at", "url", "document", "seed_url", "passage", "highlights", "replay"],
+            "properties": {
+                "capture_id": string, "captured_at": time, "url": string,
+                "document": {"type": "string", "description": "What was searched: the url, or the page's rendered text (urn:text:URL)"},
+                "seed_url": string, "schedule": nullable("string"), "title": nullable("string"),
+                "passage": {"type": "string", "description": "The text around the first match"},
+                "highlights": {"type": "array", "items": {
+                    "type": "object", "required": ["text", "match"],
+                    "properties": {"text": string, "match": {"type": "boolean"}},
+                }},
+                "quote": nullable("string"),
+                "replay": {"type": "string", "description": "The page in replay, scrolled to the first match"},
+            },
+        },
+    })
 }
 
 /// Captures, their records, events and checks.
@@ -659,30 +696,6 @@ fn capture_schemas() -> Value {
     capture_page["required"] = json!(["items", "next_offset", "next_cursor"]);
     capture_page["properties"]["next_cursor"] = nullable("string");
     json!({
-        "SearchPage": {
-            "type": "object",
-            "required": ["items", "next_cursor"],
-            "properties": {
-                "items": {"type": "array", "items": {"$ref": "#/components/schemas/SearchResult"}},
-                "next_cursor": nullable("string"),
-            },
-        },
-        "SearchResult": {
-            "type": "object",
-            "required": ["capture_id", "captured_at", "url", "document", "seed_url", "passage", "highlights", "replay"],
-            "properties": {
-                "capture_id": string, "captured_at": time, "url": string,
-                "document": {"type": "string", "description": "What was searched: the url, or the page's rendered text (urn:text:URL)"},
-                "seed_url": string, "schedule": nullable("string"), "title": nullable("string"),
-                "passage": {"type": "string", "description": "The text around the first match"},
-                "highlights": {"type": "array", "items": {
-                    "type": "object", "required": ["text", "match"],
-                    "properties": {"text": string, "match": {"type": "boolean"}},
-                }},
-                "quote": nullable("string"),
-                "replay": {"type": "string", "description": "The page in replay, scrolled to the first match"},
-            },
-        },
         "Error": {
             "type": "object",
             "required": ["error"],

@@ -12,14 +12,13 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Form, Router};
 use chrono::Utc;
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::rewrite::escape_attr as esc;
 use super::{AppError, AppState, Caller};
 use crate::index::{CaptureQuery, LinkFilter};
-use crate::model::{rfc3339_utc, timestamp14, CaptureId, Selector};
+use crate::model::{rfc3339_utc, timestamp14, Capture, CaptureId, CaptureStatus, Selector};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -52,18 +51,33 @@ form.search input[type=text]{width:60%;padding:6px;font-size:15px}.muted{color:#
 form.search details{margin:6px 0;font-size:13px}form.search details input[type=text]{width:12em;font-size:13px;padding:3px}\
 ol.hits li{margin:0 0 12px}p.passage{margin:2px 0}";
 
-/// A whole page.
-fn layout(title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <link rel=\"icon\" href=\"data:,\"><title>{t} · custody</title><style>{STYLE}</style></head><body>\
-         <header><strong>custody</strong><a href=\"/\">Search</a><a href=\"/ui/schedules\">Schedules</a>\
-         <a href=\"/ui/fixity\">Fixity</a><a href=\"/api/v1/openapi.json\">API</a></header>\
-         <main><h1>{t}</h1>{body}</main></body></html>",
-        t = esc(title)
-    );
-    let mut resp = Html(html).into_response();
+/// A whole page. Every page's markup is a `maud` template: whatever it
+/// interpolates is escaped unless it is wrapped in `PreEscaped` (only the
+/// style sheet, a constant, is).
+fn layout(title: &str, body: Markup) -> Response {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                link rel="icon" href="data:,";
+                title { (title) " · custody" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong { "custody" }
+                    a href="/" { "Search" }
+                    a href="/ui/schedules" { "Schedules" }
+                    a href="/ui/fixity" { "Fixity" }
+                    a href="/api/v1/openapi.json" { "API" }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    };
+    let mut resp = Html(page.into_string()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(UI_CSP),
@@ -74,23 +88,32 @@ fn layout(title: &str, body: &str) -> Response {
 /// An error as a page.
 fn error_page(e: AppError) -> Response {
     let status = e.status;
-    let mut resp = layout(
-        "Not available",
-        &format!("<p class=\"bad\">{}</p>", esc(&e.message)),
-    );
+    let mut resp = layout("Not available", html! { p.bad { (e.message) } });
     *resp.status_mut() = status;
     resp
 }
 
+/// A page's outcome: the page, or the error as a page.
+fn page(title: impl AsRef<str>, body: Result<Markup, AppError>) -> Response {
+    match body {
+        Ok(body) => layout(title.as_ref(), body),
+        Err(e) => error_page(e),
+    }
+}
+
 pub fn login_page(next: &str, message: Option<&str>) -> Response {
-    let body = format!(
-        "{}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <label>API token <input type=\"password\" name=\"token\" autocomplete=\"off\" size=\"60\"></label> \
-         <button>Sign in</button></form><p class=\"muted\">Make a token with <code>custody token create --role reader</code>.</p>",
-        message.map(|m| format!("<p class=\"bad\">{}</p>", esc(m))).unwrap_or_default(),
-        esc(next)
-    );
-    layout("Sign in", &body)
+    layout(
+        "Sign in",
+        html! {
+            @if let Some(m) = message { p.bad { (m) } }
+            form method="post" action="/login" {
+                input type="hidden" name="next" value=(next);
+                label { "API token " input type="password" name="token" autocomplete="off" size="60"; }
+                " " button { "Sign in" }
+            }
+            p.muted { "Make a token with " code { "custody token create --role reader" } "." }
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -189,12 +212,11 @@ async fn logout() -> Response {
     resp
 }
 
-fn search_form(q: &str) -> String {
+fn search_form(q: &str) -> Markup {
     search_form_with(&super::api::SearchParams {
         q: Some(q.to_string()),
         ..Default::default()
     })
-    .into_string()
 }
 
 /// The search box, with the full-text filters folded away until one is
@@ -282,36 +304,31 @@ async fn full_text(state: &AppState, p: &super::api::SearchParams) -> Result<Mar
     })
 }
 
-fn captures_table(captures: &[crate::model::Capture]) -> String {
-    if captures.is_empty() {
-        return "<p class=\"muted\">No captures.</p>".into();
+fn captures_table(captures: &[Capture]) -> Markup {
+    html! {
+        @if captures.is_empty() {
+            p.muted { "No captures." }
+        } @else {
+            table {
+                tr { th { "Captured" } th { "Page" } th { "Status" } th { "Resources" } th {} }
+                @for c in captures {
+                    @let good = c.status == CaptureStatus::Ok
+                        && crate::archive::page_status(c).is_some_and(|s| s < 400);
+                    tr {
+                        td { a href={ "/ui/captures/" (c.id) } { (rfc3339_utc(&c.started_at)) } }
+                        td { (c.seed_url) }
+                        td class=(if good { "ok" } else { "bad" }) { (crate::archive::outcome(c)) }
+                        td { (c.resources.len()) }
+                        td {
+                            @if let Some(p) = crate::archive::page_resource(&c.resources) {
+                                a href={ "/replay/" (timestamp14(&c.started_at)) "/" (p.url) } { "replay" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    let mut t = String::from(
-        "<table><tr><th>Captured</th><th>Page</th><th>Status</th><th>Resources</th><th></th></tr>",
-    );
-    for c in captures {
-        let page = crate::archive::page_resource(&c.resources);
-        let replay = page
-            .map(|p| {
-                format!(
-                    "<a href=\"/replay/{}/{}\">replay</a>",
-                    timestamp14(&c.started_at),
-                    esc(&p.url)
-                )
-            })
-            .unwrap_or_default();
-        t.push_str(&format!(
-            "<tr><td><a href=\"/ui/captures/{id}\">{time}</a></td><td>{url}</td><td class=\"{cls}\">{status}</td><td>{n}</td><td>{replay}</td></tr>",
-            id = c.id,
-            time = rfc3339_utc(&c.started_at),
-            url = esc(&c.seed_url),
-            cls = if c.status == crate::model::CaptureStatus::Ok && crate::archive::page_status(c).is_some_and(|s| s < 400) { "ok" } else { "bad" },
-            status = esc(&crate::archive::outcome(c)),
-            n = c.resources.len(),
-        ));
-    }
-    t.push_str("</table>");
-    t
 }
 
 /// How many captures a page of the home page lists.
@@ -327,7 +344,7 @@ struct HomeQuery {
 /// captures" carries a stable cursor, so captures made meanwhile do not
 /// shift the pages.
 async fn home(State(state): State<AppState>, Query(q): Query<HomeQuery>) -> Response {
-    let result: Result<String, AppError> = async {
+    let body = async {
         let after = q
             .before
             .as_deref()
@@ -343,36 +360,23 @@ async fn home(State(state): State<AppState>, Query(q): Query<HomeQuery>) -> Resp
                 ..Default::default()
             })
             .await?;
-        let mut body = format!(
-            "{}<h2>{}</h2>{}",
-            search_form(""),
-            if older {
-                "Older captures"
-            } else {
-                "Latest captures"
-            },
-            captures_table(&recent)
-        );
-        let mut nav = Vec::new();
-        if older {
-            nav.push("<a href=\"/\">Latest captures</a>".to_string());
-        }
-        if let Some(next) = crate::index::CaptureCursor::next_page(&recent, HOME_PAGE) {
-            nav.push(format!(
-                "<a rel=\"next\" href=\"/?before={}\">Older captures →</a>",
-                esc(&urlencode(&next.encode()))
-            ));
-        }
-        if !nav.is_empty() {
-            body.push_str(&format!("<p>{}</p>", nav.join(" · ")));
-        }
-        Ok(body)
+        let next = crate::index::CaptureCursor::next_page(&recent, HOME_PAGE)
+            .map(|n| format!("/?before={}", urlencode(&n.encode())));
+        Ok(html! {
+            (search_form(""))
+            h2 { @if older { "Older captures" } @else { "Latest captures" } }
+            (captures_table(&recent))
+            @if older || next.is_some() {
+                p {
+                    @if older { a href="/" { "Latest captures" } }
+                    @if older && next.is_some() { " · " }
+                    @if let Some(next) = &next { a rel="next" href=(next) { "Older captures →" } }
+                }
+            }
+        })
     }
     .await;
-    match result {
-        Ok(body) => layout("Search the archive", &body),
-        Err(e) => error_page(e),
-    }
+    page("Search the archive", body)
 }
 
 async fn search(
@@ -380,35 +384,30 @@ async fn search(
     Query(p): Query<super::api::SearchParams>,
 ) -> Response {
     let text = p.q.clone().unwrap_or_default().trim().to_string();
-    let result: Result<String, AppError> = async {
-        let mut body = search_form_with(&p).into_string();
-        if text.is_empty() {
-            return Ok(body);
-        }
+    let body = async {
         // Words of archived pages first; a query with no word (a lone
         // symbol) finds none.
-        if crate::search::parse_query(&text).is_ok() {
-            body.push_str(&full_text(&state, &p).await?.into_string());
-        }
-        if p.cursor.is_some() {
-            return Ok(body);
-        }
+        let words = match !text.is_empty() && crate::search::parse_query(&text).is_ok() {
+            true => Some(full_text(&state, &p).await?),
+            false => None,
+        };
+        let more = text.is_empty() || p.cursor.is_some();
         let looks_like_url = !text.contains(' ') && (text.contains("://") || text.contains('.'));
-        if looks_like_url {
-            // One URL form: a fragment is never part of what was captured.
-            let text = text.split('#').next().unwrap_or_default().to_string();
-            let prefixes: Vec<String> = if text.contains("://") {
-                vec![text.clone()]
+        // One URL form: a fragment is never part of what was captured.
+        let url_text = text.split('#').next().unwrap_or_default().to_string();
+        let mut found = Vec::new();
+        if !more && looks_like_url {
+            let prefixes: Vec<String> = if url_text.contains("://") {
+                vec![url_text.clone()]
             } else {
-                vec![format!("http://{text}"), format!("https://{text}")]
+                vec![format!("http://{url_text}"), format!("https://{url_text}")]
             };
-            let mut found = Vec::new();
-            for p in prefixes {
+            for prefix in prefixes {
                 found.extend(
                     state
                         .index()
                         .capture_page(&CaptureQuery {
-                            url_prefix: Some(p),
+                            url_prefix: Some(prefix),
                             newest_first: true,
                             limit: 200,
                             ..Default::default()
@@ -417,41 +416,37 @@ async fn search(
                 );
             }
             found.sort_by_key(|c| std::cmp::Reverse(c.started_at));
-            body.push_str(&format!(
-                "<h2>Captures of URLs starting {}</h2>",
-                esc(&text)
-            ));
-            body.push_str(&captures_table(&found));
-            if let Some(first) = found.first() {
-                body.push_str(&format!(
-                    "<p><a href=\"/ui/timeline?url={}\">Timeline of {}</a></p>",
-                    esc(&urlencode(&first.seed_url)),
-                    esc(&first.seed_url)
-                ));
-            }
         }
-        let claims = state.index().claims(Some(&text)).await?;
-        body.push_str("<h2>Claims</h2>");
-        if claims.is_empty() {
-            body.push_str("<p class=\"muted\">No claim contains those words.</p>");
-        } else {
-            body.push_str("<ul>");
-            for c in claims.iter().take(200) {
-                body.push_str(&format!(
-                    "<li><a href=\"/ui/claims/{}\">{}</a></li>",
-                    esc(&c.id),
-                    esc(&c.text)
-                ));
+        let claims = match more {
+            true => Vec::new(),
+            false => state.index().claims(Some(&text)).await?,
+        };
+        Ok(html! {
+            (search_form_with(&p))
+            @if let Some(words) = words { (words) }
+            @if !more {
+                @if looks_like_url {
+                    h2 { "Captures of URLs starting " (url_text) }
+                    (captures_table(&found))
+                    @if let Some(first) = found.first() {
+                        p { a href={ "/ui/timeline?url=" (urlencode(&first.seed_url)) } { "Timeline of " (first.seed_url) } }
+                    }
+                }
+                h2 { "Claims" }
+                @if claims.is_empty() {
+                    p.muted { "No claim contains those words." }
+                } @else {
+                    ul {
+                        @for c in claims.iter().take(200) {
+                            li { a href={ "/ui/claims/" (c.id) } { (c.text) } }
+                        }
+                    }
+                }
             }
-            body.push_str("</ul>");
-        }
-        Ok(body)
+        })
     }
     .await;
-    match result {
-        Ok(body) => layout("Search", &body),
-        Err(e) => error_page(e),
-    }
+    page("Search", body)
 }
 
 fn urlencode(s: &str) -> String {
@@ -464,298 +459,310 @@ struct UrlQuery {
 }
 
 async fn timeline(State(state): State<AppState>, Query(q): Query<UrlQuery>) -> Response {
-    let result: Result<String, AppError> = async {
+    let body = async {
         let hits = super::replay::records_of(&state, &q.url).await?;
-        let mut body = format!(
-            "<p>{} record(s) of <code>{}</code>. Also as a Memento TimeMap: \
-             <a href=\"/timemap/link/{u}\">link format</a>, <a href=\"/timemap/json/{u}\">JSON</a>.</p>",
-            hits.len(),
-            esc(&q.url),
-            u = esc(&q.url)
-        );
-        body.push_str("<table><tr><th>Captured</th><th>Status</th><th>Type</th><th>Payload sha256</th><th>Capture</th><th>As it looked</th></tr>");
-        // A thumbnail per browser-mode capture (each capture read once).
-        let mut pictured: std::collections::HashMap<CaptureId, bool> = Default::default();
-        for h in &hits {
-            if !pictured.contains_key(&h.capture_id) {
-                let has = state
-                    .index()
-                    .capture(&h.capture_id)
-                    .await?
-                    .and_then(|c| c.browser)
-                    .is_some_and(|b| b.records.iter().any(|r| r.kind == "thumbnail"));
-                pictured.insert(h.capture_id.clone(), has);
+        // Which captures have a thumbnail (browser mode): the captures of
+        // each URL the records are of, read once each.
+        let mut urls: Vec<&str> = hits
+            .iter()
+            .filter_map(|h| h.record.target_uri.as_deref())
+            .collect();
+        urls.sort_unstable();
+        urls.dedup();
+        let mut pictured = std::collections::HashSet::new();
+        for url in urls {
+            for c in state.index().captures(Some(url)).await? {
+                if c.browser
+                    .is_some_and(|b| b.records.iter().any(|r| r.kind == "thumbnail"))
+                {
+                    pictured.insert(c.id);
+                }
             }
         }
-        for h in &hits {
-            let url = h.record.target_uri.clone().unwrap_or_default();
-            let picture = match pictured.get(&h.capture_id) {
-                Some(true) => format!(
-                    "<a href=\"/ui/captures/{c}\"><img src=\"/api/v1/captures/{c}/browser/thumbnail\" alt=\"the page as the browser rendered it\" width=\"160\" loading=\"lazy\"></a>",
-                    c = h.capture_id
-                ),
-                _ => String::new(),
-            };
-            body.push_str(&format!(
-                "<tr><td><a href=\"/replay/{ts}/{u}\">{time}</a></td><td>{st}</td><td>{ty}</td><td><code>{d}</code></td><td><a href=\"/ui/captures/{c}\">{c}</a></td><td>{picture}</td></tr>",
-                ts = h.record.timestamp,
-                u = esc(&url),
-                time = rfc3339_utc(&h.record.date),
-                st = h.record.status.map(|s| s.to_string()).unwrap_or_default(),
-                ty = esc(&h.record.warc_type),
-                d = h.record.payload_digest.map(|d| d.hex()).unwrap_or_default(),
-                c = h.capture_id,
-            ));
-        }
-        body.push_str("</table>");
-        Ok(body)
+        let u = &q.url;
+        Ok(html! {
+            p {
+                (hits.len()) " record(s) of " code { (u) } ". Also as a Memento TimeMap: "
+                a href={ "/timemap/link/" (u) } { "link format" } ", "
+                a href={ "/timemap/json/" (u) } { "JSON" } "."
+            }
+            table {
+                tr { th { "Captured" } th { "Status" } th { "Type" } th { "Payload sha256" } th { "Capture" } th { "As it looked" } }
+                @for h in &hits {
+                    tr {
+                        td { a href={ "/replay/" (h.record.timestamp) "/" (h.record.target_uri.as_deref().unwrap_or("")) } { (rfc3339_utc(&h.record.date)) } }
+                        td { @if let Some(s) = h.record.status { (s) } }
+                        td { (h.record.warc_type) }
+                        td { code { @if let Some(d) = h.record.payload_digest { (d.hex()) } } }
+                        td { a href={ "/ui/captures/" (h.capture_id) } { (h.capture_id) } }
+                        td {
+                            @if pictured.contains(&h.capture_id) {
+                                a href={ "/ui/captures/" (h.capture_id) } {
+                                    img src={ "/api/v1/captures/" (h.capture_id) "/browser/thumbnail" } alt="the page as the browser rendered it" width="160" loading="lazy";
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        })
     }
     .await;
-    match result {
-        Ok(body) => layout(&format!("Timeline of {}", q.url), &body),
+    page(format!("Timeline of {}", q.url), body)
+}
+
+/// What a capture's page shows besides the capture: read before the page
+/// is rendered.
+struct CaptureView {
+    c: Capture,
+    fixity: Option<crate::model::FixityEvent>,
+    /// The capture's leaf and the first signed checkpoint that holds it.
+    leaf: Option<(u64, Option<u64>)>,
+    timestamps: Vec<String>,
+    /// Each link with its claim's latest text.
+    links: Vec<(crate::model::EvidenceLink, String)>,
+}
+
+async fn capture_view(state: &AppState, id: &CaptureId) -> Result<CaptureView, AppError> {
+    let index = state.index();
+    let c = index
+        .capture(id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no capture {id}")))?;
+    let fixity = match &c.warc {
+        Some(w) => index.fixity_events(&w.key).await?.pop(),
+        None => None,
+    };
+    let checkpoints = index.checkpoints().await?;
+    let leaf = index
+        .log_leaves_of("capture", id.as_str())
+        .await?
+        .first()
+        .map(|l| {
+            let signed = checkpoints.iter().find(|cp| cp.tree_size > l.index);
+            (l.index, signed.map(|cp| cp.tree_size))
+        });
+    let tokens = state.archive().capture_timestamps(id).await?;
+    let timestamps = state.archive().timestamp_status(&tokens);
+    let links = index
+        .links(&LinkFilter {
+            capture_id: Some(id.clone()),
+            ..Default::default()
+        })
+        .await?;
+    let texts: std::collections::HashMap<String, String> = match links.is_empty() {
+        true => Default::default(),
+        false => index
+            .claims(None)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.text))
+            .collect(),
+    };
+    let links = links
+        .into_iter()
+        .map(|l| {
+            let text = texts.get(&l.claim_id).cloned().unwrap_or_default();
+            (l, text)
+        })
+        .collect();
+    Ok(CaptureView {
+        c,
+        fixity,
+        leaf,
+        timestamps,
+        links,
+    })
+}
+
+async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let view = async {
+        let id: CaptureId = id
+            .parse()
+            .map_err(|e: crate::model::ParseCaptureIdError| AppError::bad_request(e.to_string()))?;
+        capture_view(&state, &id).await
+    }
+    .await;
+    match view {
+        Ok(v) => layout(&format!("Capture of {}", v.c.seed_url), capture_markup(&v)),
         Err(e) => error_page(e),
     }
 }
 
-async fn capture_page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let result: Result<(String, String), AppError> = async {
-        let id: CaptureId = id
-            .parse()
-            .map_err(|e: crate::model::ParseCaptureIdError| AppError::bad_request(e.to_string()))?;
-        let index = state.index();
-        let c = index
-            .capture(&id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("no capture {id}")))?;
-        let mut b = String::new();
-        let page = crate::archive::page_resource(&c.resources);
-        b.push_str("<table>");
-        let mut row = |k: &str, v: String| b.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
-        row("Seed URL", esc(&c.seed_url));
-        row("Status", esc(&crate::archive::outcome(&c)));
-        if c.import.is_none() {
-            row("Mode", if c.browser.is_some() { "browser (rendered by Chromium)".into() } else { "http (as a browser without scripts reads it)".into() });
-        }
-        row("Started", rfc3339_utc(&c.started_at));
-        row("Finished", rfc3339_utc(&c.finished_at));
-        if let Some(s) = &c.schedule {
-            row("Schedule", esc(s));
-        }
-        if let Some(i) = &c.import {
-            row(
-                "Imported",
-                format!(
-                    "<strong>not captured by custody</strong>: imported from <code>{}</code> ({}, {} bytes, sha256 <code>{}</code>), received {} by {}{}",
-                    esc(&i.name),
-                    esc(&i.format),
-                    i.file.bytes,
-                    i.file.sha256.hex(),
-                    rfc3339_utc(&i.received_at),
-                    esc(i.imported_by.as_deref().unwrap_or("an unnamed importer")),
-                    i.source.as_deref().map(|s| format!("; source: {}", esc(s))).unwrap_or_default()
-                ),
-            );
-            row("File as received", format!("<code>{}</code>", esc(&i.file.key)));
-            if !i.software.is_empty() {
-                row("Made by", esc(&i.software.join("; ")));
+fn capture_markup(v: &CaptureView) -> Markup {
+    let c = &v.c;
+    let id = &c.id;
+    html! {
+        table {
+            tr { th { "Seed URL" } td { (c.seed_url) } }
+            tr { th { "Status" } td { (crate::archive::outcome(c)) } }
+            @if c.import.is_none() {
+                tr { th { "Mode" } td {
+                    @if c.browser.is_some() { "browser (rendered by Chromium)" } @else { "http (as a browser without scripts reads it)" }
+                } }
             }
-            row("Checked on arrival", i.verified.iter().map(|v| esc(v)).collect::<Vec<_>>().join("<br>"));
-            if !i.problems.is_empty() {
-                row(
-                    "Problems found",
-                    i.problems
-                        .iter()
-                        .map(|p| {
-                            format!(
-                                "<span class=\"bad\">{}</span>{}",
-                                esc(&p.problem),
-                                p.record.as_deref().map(|r| format!(" (record <code>{}</code>)", esc(r))).unwrap_or_default()
-                            )
-                        })
-                        .collect::<Vec<_>>()
-                        .join("<br>"),
-                );
+            tr { th { "Started" } td { (rfc3339_utc(&c.started_at)) } }
+            tr { th { "Finished" } td { (rfc3339_utc(&c.finished_at)) } }
+            @if let Some(s) = &c.schedule { tr { th { "Schedule" } td { (s) } } }
+            @if let Some(i) = &c.import { (import_rows(i)) }
+            @if let Some(w) = &c.warc {
+                tr { th { "WARC" } td { code { (w.key) } " (" (w.bytes) " bytes)" } }
+                tr { th { "WARC sha256" } td { code { (w.sha256.hex()) } } }
+                tr { th { "Fixity" } td {
+                    @match &v.fixity {
+                        Some(e) => { span class=(if e.outcome == "ok" { "ok" } else { "bad" }) { (e.outcome) } " at " (rfc3339_utc(&e.at)) },
+                        None => { "not checked yet (run " code { "custody audit" } ")" },
+                    }
+                } }
+            }
+            tr { th { "Transparency log" } td {
+                @match v.leaf {
+                    Some((leaf, Some(size))) => { "leaf " (leaf) " · in signed checkpoint of size " (size) " (" a href={ "/api/v1/captures/" (id) "/proof" } { "inclusion proof" } ")" },
+                    Some((leaf, None)) => { "leaf " (leaf) " · not yet in a signed checkpoint" },
+                    None => { span.bad { "not in the log" } },
+                }
+            } }
+            tr { th { "RFC 3161 timestamps" } td {
+                @for (n, t) in v.timestamps.iter().enumerate() { @if n > 0 { br; } (t) }
+            } }
+            @if let Some(p) = crate::archive::page_resource(&c.resources) {
+                tr { th { "Replay" } td { a href={ "/replay/" (timestamp14(&c.started_at)) "/" (p.url) } { "view the archived page" } } }
+            }
+            @if c.warc.is_some() {
+                tr { th { "Download" } td {
+                    a href={ "/api/v1/captures/" (id) "/warc" } { "WARC" } " · "
+                    a href={ "/api/v1/captures/" (id) "/wacz" } { "signed WACZ evidence package" } " · "
+                    a href={ "/api/v1/captures/" (id) "/verify" } { "verify now" }
+                } }
             }
         }
-        if let Some(w) = &c.warc {
-            row("WARC", format!("<code>{}</code> ({} bytes)", esc(&w.key), w.bytes));
-            row("WARC sha256", format!("<code>{}</code>", w.sha256.hex()));
-            let last = index.fixity_events(&w.key).await?.pop();
-            row(
-                "Fixity",
-                match last {
-                    Some(e) => format!("<span class=\"{}\">{}</span> at {}", if e.outcome == "ok" { "ok" } else { "bad" }, esc(&e.outcome), rfc3339_utc(&e.at)),
-                    None => "not checked yet (run <code>custody audit</code>)".into(),
-                },
-            );
-        }
-        let leaves = index.log_leaves_of("capture", id.as_str()).await?;
-        let checkpoints = index.checkpoints().await?;
-        row(
-            "Transparency log",
-            match leaves.first() {
-                Some(l) => match checkpoints.iter().find(|cp| cp.tree_size > l.index) {
-                    Some(cp) => format!("leaf {} · in signed checkpoint of size {} (<a href=\"/api/v1/captures/{id}/proof\">inclusion proof</a>)", l.index, cp.tree_size),
-                    None => format!("leaf {} · not yet in a signed checkpoint", l.index),
-                },
-                None => "<span class=\"bad\">not in the log</span>".into(),
-            },
-        );
-        let tokens = state.archive().capture_timestamps(&id).await?;
-        row(
-            "RFC 3161 timestamps",
-            state
-                .archive()
-                .timestamp_status(&tokens)
-                .iter()
-                .map(|t| esc(t))
-                .collect::<Vec<_>>()
-                .join("<br>"),
-        );
-        if let Some(p) = page {
-            row("Replay", format!("<a href=\"/replay/{}/{}\">view the archived page</a>", timestamp14(&c.started_at), esc(&p.url)));
-        }
-        if c.warc.is_some() {
-            row("Download", format!("<a href=\"/api/v1/captures/{id}/warc\">WARC</a> · <a href=\"/api/v1/captures/{id}/wacz\">signed WACZ evidence package</a> · <a href=\"/api/v1/captures/{id}/verify\">verify now</a>"));
-        }
-        b.push_str("</table>");
-        if let Some(br) = &c.browser {
-            b.push_str(&browser_section(&id, br));
-        }
-        if let Some(m) = &c.media {
-            b.push_str(&media_section(&id, m));
-        }
-
-        let links = index
-            .links(&LinkFilter { capture_id: Some(id.clone()), ..Default::default() })
-            .await?;
-        b.push_str("<h2>Linked claims</h2>");
-        if links.is_empty() {
-            b.push_str("<p class=\"muted\">None.</p>");
-        } else {
-            b.push_str("<ul>");
-            for l in &links {
-                let text = index.claim_versions(&l.claim_id).await?.pop().map(|c| c.text).unwrap_or_default();
-                b.push_str(&format!("<li>{} <a href=\"/ui/claims/{}\">{}</a></li>", l.relation.as_str(), esc(&l.claim_id), esc(&text)));
+        @if let Some(br) = &c.browser { (browser_section(id, br)) }
+        @if let Some(m) = &c.media { (media_section(id, m)) }
+        h2 { "Linked claims" }
+        @if v.links.is_empty() {
+            p.muted { "None." }
+        } @else {
+            ul {
+                @for (l, text) in &v.links {
+                    li { (l.relation.as_str()) " " a href={ "/ui/claims/" (l.claim_id) } { (text) } }
+                }
             }
-            b.push_str("</ul>");
         }
-        b.push_str("<h2>Resources</h2><table><tr><th>URL</th><th>Status</th><th>Type</th><th>Bytes</th><th>Payload sha256</th></tr>");
-        for r in &c.resources {
-            let link = match r.status {
-                Some(_) => format!("<a href=\"/replay/{}id_/{}\">{}</a>", timestamp14(&c.started_at), esc(&r.url), esc(&r.url)),
-                None => esc(&r.url),
-            };
-            b.push_str(&format!(
-                "<tr><td>{link}{err}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                r.status.map(|s| s.to_string()).unwrap_or_else(|| "—".into()),
-                esc(r.mime.as_deref().unwrap_or("")),
-                r.bytes,
-                r.payload_sha256.map(|d| d.hex()).unwrap_or_default(),
-                err = r.error.as_deref().map(|e| format!(" <span class=\"bad\">{}</span>", esc(e))).unwrap_or_default(),
-            ));
+        h2 { "Resources" }
+        table {
+            tr { th { "URL" } th { "Status" } th { "Type" } th { "Bytes" } th { "Payload sha256" } }
+            @for r in &c.resources {
+                tr {
+                    td {
+                        @if r.status.is_some() {
+                            a href={ "/replay/" (timestamp14(&c.started_at)) "id_/" (r.url) } { (r.url) }
+                        } @else { (r.url) }
+                        @if let Some(e) = &r.error { " " span.bad { (e) } }
+                    }
+                    td { @match r.status { Some(s) => (s), None => "—" } }
+                    td { (r.mime.as_deref().unwrap_or("")) }
+                    td { (r.bytes) }
+                    td { code { @if let Some(d) = r.payload_sha256 { (d.hex()) } } }
+                }
+            }
         }
-        b.push_str("</table>");
-        Ok((format!("Capture of {}", c.seed_url), b))
     }
-    .await;
-    match result {
-        Ok((title, body)) => layout(&title, &body),
-        Err(e) => error_page(e),
+}
+
+/// An imported capture's rows: where it came from and what its arrival
+/// checks found.
+fn import_rows(i: &crate::model::ImportInfo) -> Markup {
+    html! {
+        tr { th { "Imported" } td {
+            strong { "not captured by custody" } ": imported from " code { (i.name) }
+            " (" (i.format) ", " (i.file.bytes) " bytes, sha256 " code { (i.file.sha256.hex()) } "), received "
+            (rfc3339_utc(&i.received_at)) " by " (i.imported_by.as_deref().unwrap_or("an unnamed importer"))
+            @if let Some(s) = &i.source { "; source: " (s) }
+        } }
+        tr { th { "File as received" } td { code { (i.file.key) } } }
+        @if !i.software.is_empty() { tr { th { "Made by" } td { (i.software.join("; ")) } } }
+        tr { th { "Checked on arrival" } td {
+            @for (n, v) in i.verified.iter().enumerate() { @if n > 0 { br; } (v) }
+        } }
+        @if !i.problems.is_empty() {
+            tr { th { "Problems found" } td {
+                @for (n, p) in i.problems.iter().enumerate() {
+                    @if n > 0 { br; }
+                    span.bad { (p.problem) }
+                    @if let Some(r) = &p.record { " (record " code { (r) } ")" }
+                }
+            } }
+        }
     }
 }
 
 /// Browser mode: the screenshot, what the browser did and what it kept.
-fn browser_section(id: &CaptureId, br: &crate::model::BrowserInfo) -> String {
-    let mut b = String::from("<h2>As the browser rendered it</h2>");
-    b.push_str(&format!(
-        "<p>{} · window {} · <span class=\"{}\">{}</span>{}</p>",
-        esc(br.version.as_deref().unwrap_or("no browser")),
-        esc(&br.window),
-        if br.status == "ok" { "ok" } else { "bad" },
-        esc(&br.status),
-        br.problem
-            .as_deref()
-            .map(|p| format!(": {}", esc(p)))
-            .unwrap_or_default()
-    ));
-    if !br.behaviours.is_empty() {
-        b.push_str(&format!(
-            "<p>Behaviours: {}</p>",
-            esc(&br.behaviours.join("; "))
-        ));
-    }
+fn browser_section(id: &CaptureId, br: &crate::model::BrowserInfo) -> Markup {
     let src = |kind: &str| format!("/api/v1/captures/{id}/browser/{kind}");
-    if br.records.iter().any(|r| r.kind == "screenshot") {
-        b.push_str(&format!(
-            "<p><a href=\"{s}\"><img src=\"{s}\" alt=\"full-page screenshot\" style=\"max-width:100%;max-height:60em;border:1px solid #ccc\"></a></p>",
-            s = src("screenshot")
-        ));
+    html! {
+        h2 { "As the browser rendered it" }
+        p {
+            (br.version.as_deref().unwrap_or("no browser")) " · window " (br.window) " · "
+            span class=(if br.status == "ok" { "ok" } else { "bad" }) { (br.status) }
+            @if let Some(p) = &br.problem { ": " (p) }
+        }
+        @if !br.behaviours.is_empty() { p { "Behaviours: " (br.behaviours.join("; ")) } }
+        @if br.records.iter().any(|r| r.kind == "screenshot") {
+            p { a href=(src("screenshot")) {
+                img src=(src("screenshot")) alt="full-page screenshot" style="max-width:100%;max-height:60em;border:1px solid #ccc";
+            } }
+        }
+        table {
+            tr { th { "Kept" } th { "Record" } th { "Bytes" } th { "sha256" } }
+            @for r in &br.records {
+                tr {
+                    td { a href=(src(&r.kind)) { (r.kind) } }
+                    td { code { (r.target_uri) } }
+                    td { (r.bytes) }
+                    td { code { (r.sha256.hex()) } }
+                }
+            }
+        }
     }
-    b.push_str("<table><tr><th>Kept</th><th>Record</th><th>Bytes</th><th>sha256</th></tr>");
-    for r in &br.records {
-        b.push_str(&format!(
-            "<tr><td><a href=\"{}\">{}</a></td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td></tr>",
-            src(&r.kind),
-            esc(&r.kind),
-            esc(&r.target_uri),
-            r.bytes,
-            r.sha256.hex()
-        ));
-    }
-    b.push_str("</table>");
-    b
 }
 
 /// The media step's outcome, with a player for each file it produced
 /// (served by the API with byte ranges, so a reader can seek).
-fn media_section(id: &CaptureId, m: &crate::model::MediaInfo) -> String {
-    let mut b = String::from("<h2>Media</h2>");
+fn media_section(id: &CaptureId, m: &crate::model::MediaInfo) -> Markup {
     let tool = format!("{} {}", m.tool, m.version.as_deref().unwrap_or(""));
-    b.push_str(&format!(
-        "<p>{} · format <code>{}</code> · {}</p>",
-        esc(tool.trim()),
-        esc(&m.format),
-        match (&m.status[..], &m.problem) {
-            ("ok", None) => format!("{} file(s)", m.files.len()),
-            (status, Some(p)) => format!(
-                "<span class=\"{}\">{}</span>: {}",
-                if status == "ok" { "ok" } else { "bad" },
-                esc(status),
-                esc(p)
-            ),
-            (status, None) => esc(status),
+    html! {
+        h2 { "Media" }
+        p {
+            (tool.trim()) " · format " code { (m.format) } " · "
+            @match (&m.status[..], &m.problem) {
+                ("ok", None) => { (m.files.len()) " file(s)" },
+                (status, Some(p)) => { span class=(if status == "ok" { "ok" } else { "bad" }) { (status) } ": " (p) },
+                (status, None) => { (status) },
+            }
         }
-    ));
-    for (n, f) in m.files.iter().enumerate() {
-        let src = format!("/api/v1/captures/{id}/media/{n}");
-        let player = if f.mime.starts_with("video/") {
-            format!("<video controls preload=\"metadata\" src=\"{src}\" style=\"max-width:100%\"></video>")
-        } else if f.mime.starts_with("audio/") {
-            format!("<audio controls preload=\"metadata\" src=\"{src}\"></audio>")
-        } else {
-            String::new()
-        };
-        let duration = f
-            .duration_ms
-            .map(|d| format!(" · {:.1} s", d as f64 / 1000.0))
-            .unwrap_or_default();
-        b.push_str(&format!(
-            "<figure>{player}<figcaption>{}{} · <code>{}</code> · {} · {} bytes{duration} · sha256 <code>{}</code> · <a href=\"{src}\">download</a></figcaption></figure>",
-            f.title.as_deref().map(|t| format!("<strong>{}</strong> · ", esc(t))).unwrap_or_default(),
-            esc(&f.target_uri),
-            esc(&f.format_id),
-            esc(&f.mime),
-            f.bytes,
-            f.sha256.hex(),
-        ));
+        @for (n, f) in m.files.iter().enumerate() {
+            @let src = format!("/api/v1/captures/{id}/media/{n}");
+            figure {
+                @if f.mime.starts_with("video/") {
+                    video controls preload="metadata" src=(src) style="max-width:100%" {}
+                } @else if f.mime.starts_with("audio/") {
+                    audio controls preload="metadata" src=(src) {}
+                }
+                figcaption {
+                    @if let Some(t) = &f.title { strong { (t) } " · " }
+                    (f.target_uri) " · " code { (f.format_id) } " · " (f.mime) " · " (f.bytes) " bytes"
+                    @if let Some(d) = f.duration_ms { " · " (format!("{:.1}", d as f64 / 1000.0)) " s" }
+                    " · sha256 " code { (f.sha256.hex()) } " · " a href=(src) { "download" }
+                }
+            }
+        }
     }
-    b
 }
 
 /// The passage a link points at, with up to `context` characters around
-/// it, as HTML with the passage in `<mark>`.
-fn highlighted(text: &str, selectors: &[Selector], context: usize) -> Option<String> {
+/// it: the text before, the passage, the text after (each with its "…"
+/// where the text goes on).
+fn highlighted(text: &str, selectors: &[Selector], context: usize) -> Option<[String; 3]> {
     let chars: Vec<char> = text.chars().collect();
     let (start, end) = selectors
         .iter()
@@ -779,14 +786,11 @@ fn highlighted(text: &str, selectors: &[Selector], context: usize) -> Option<Str
     let from = start.saturating_sub(context);
     let to = (end + context).min(chars.len());
     let s = |a: usize, b: usize| chars[a..b].iter().collect::<String>();
-    Some(format!(
-        "{}{}<mark>{}</mark>{}{}",
-        if from > 0 { "…" } else { "" },
-        esc(&s(from, start)),
-        esc(&s(start, end)),
-        esc(&s(end, to)),
-        if to < chars.len() { "…" } else { "" }
-    ))
+    Some([
+        format!("{}{}", if from > 0 { "…" } else { "" }, s(from, start)),
+        s(start, end),
+        format!("{}{}", s(end, to), if to < chars.len() { "…" } else { "" }),
+    ])
 }
 
 async fn claim_page(
@@ -794,39 +798,21 @@ async fn claim_page(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let result: Result<(String, String), AppError> = async {
+    let read = async {
         let ev = crate::provenance::evidence(state.archive(), &id).await?;
-        let c = &ev.claim;
-        let mut b = format!("<blockquote>{}</blockquote><table>", esc(&c.text));
-        let mut row = |k: &str, v: String| b.push_str(&format!("<tr><th>{k}</th><td>{v}</td></tr>"));
-        row("Claim", format!("{} (version {})", esc(&c.id), c.version));
-        if let Some(p) = &c.place {
-            row("Place", esc(p));
-        }
-        if let Some(s) = &c.event_start {
-            row("Event", format!("{}{}", esc(s), c.event_end.as_deref().map(|e| format!(" – {}", esc(e))).unwrap_or_default()));
-        }
-        row("Exports", format!("<a href=\"/api/v1/claims/{0}/wacz\">signed WACZ of all its evidence</a> · <a href=\"/api/v1/claims/{0}/jsonld\">JSON-LD</a>", esc(&c.id)));
-        b.push_str("</table><h2>Evidence</h2>");
-        if ev.evidence.is_empty() {
-            b.push_str("<p class=\"muted\">No evidence linked yet.</p>");
-        }
+        // Each passage in its archived text, read (and the reading
+        // recorded) before the page is rendered.
+        let mut passages = Vec::new();
         for e in &ev.evidence {
-            b.push_str(&format!(
-                "<section class=\"evidence\"><h3>{rel} · <a href=\"/ui/captures/{cap}\">capture of {time}</a></h3>\
-                 <p><a href=\"/replay/{ts}/{u}\">{u}</a> · <span class=\"{cls}\">{state}</span></p>",
-                rel = e.relation.as_str(),
-                cap = e.capture_id,
-                time = rfc3339_utc(&e.captured_at),
-                ts = timestamp14(&e.captured_at),
-                u = esc(&e.url),
-                cls = if e.verified { "ok" } else { "bad" },
-                state = if e.verified { "digest and passage verified now".to_string() } else { format!("NOT VERIFIED: {}", esc(e.verification_error.as_deref().unwrap_or(""))) },
-            ));
-            let passage = match state.archive().read_document(&e.capture_id, Some(&e.url)).await {
+            let passage = match state
+                .archive()
+                .read_document(&e.capture_id, Some(&e.url))
+                .await
+            {
                 Ok(doc) => {
+                    let via = json!({"via": "ui claim page", "claim": ev.claim.id, "url": e.url});
                     state
-                        .accessed(&caller, &e.capture_id, "accessed", json!({"via": "ui claim page", "claim": c.id, "url": e.url}))
+                        .accessed(&caller, &e.capture_id, "accessed", via)
                         .await?;
                     crate::provenance::document_text(&doc)
                         .ok()
@@ -834,128 +820,154 @@ async fn claim_page(
                 }
                 Err(_) => None,
             };
-            match passage {
-                Some(p) => b.push_str(&format!("<blockquote class=\"archived-text\">{p}</blockquote>")),
-                None => {
-                    if let Some(Selector::FragmentSelector { value, .. }) = e.selector.first() {
-                        b.push_str(&format!("<p>Media fragment <code>{}</code></p>", esc(value)));
+            passages.push(passage);
+        }
+        Ok::<_, AppError>((ev, passages))
+    }
+    .await;
+    let (ev, passages) = match read {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    let c = &ev.claim;
+    let short: String = c.text.chars().take(60).collect();
+    let body = html! {
+        blockquote { (c.text) }
+        table {
+            tr { th { "Claim" } td { (c.id) " (version " (c.version) ")" } }
+            @if let Some(p) = &c.place { tr { th { "Place" } td { (p) } } }
+            @if let Some(s) = &c.event_start {
+                tr { th { "Event" } td { (s) @if let Some(e) = &c.event_end { " – " (e) } } }
+            }
+            tr { th { "Exports" } td {
+                a href={ "/api/v1/claims/" (c.id) "/wacz" } { "signed WACZ of all its evidence" } " · "
+                a href={ "/api/v1/claims/" (c.id) "/jsonld" } { "JSON-LD" }
+            } }
+        }
+        h2 { "Evidence" }
+        @if ev.evidence.is_empty() { p.muted { "No evidence linked yet." } }
+        @for (e, passage) in ev.evidence.iter().zip(&passages) {
+            section.evidence {
+                h3 { (e.relation.as_str()) " · " a href={ "/ui/captures/" (e.capture_id) } { "capture of " (rfc3339_utc(&e.captured_at)) } }
+                p {
+                    a href={ "/replay/" (timestamp14(&e.captured_at)) "/" (e.url) } { (e.url) } " · "
+                    @if e.verified {
+                        span.ok { "digest and passage verified now" }
+                    } @else {
+                        span.bad { "NOT VERIFIED: " (e.verification_error.as_deref().unwrap_or("")) }
+                    }
+                }
+                @if let Some([before, quote, after]) = passage {
+                    blockquote.archived-text { (before) mark { (quote) } (after) }
+                } @else if let Some(Selector::FragmentSelector { value, .. }) = e.selector.first() {
+                    p { "Media fragment " code { (value) } }
+                }
+                @if let Some(absent) = &e.passage_absent_since {
+                    p.bad {
+                        "The passage is absent from this page since the capture of " (rfc3339_utc(&absent.captured_at))
+                        " (" a href={ "/ui/captures/" (absent.capture_id) } { (absent.capture_id) } ")."
                     }
                 }
             }
-            if let Some(absent) = &e.passage_absent_since {
-                b.push_str(&format!(
-                    "<p class=\"bad\">The passage is absent from this page since the capture of {} (<a href=\"/ui/captures/{}\">{}</a>).</p>",
-                    rfc3339_utc(&absent.captured_at), absent.capture_id, absent.capture_id
-                ));
+        }
+        h2 { "Custody record" }
+        table {
+            tr { th { "When" } th { "Event" } th { "Outcome" } th { "By" } }
+            @for e in &ev.events {
+                tr { td { (rfc3339_utc(&e.at)) } td { (e.event) } td { (e.outcome) } td { (e.actor.as_deref().unwrap_or("-")) } }
             }
-            b.push_str("</section>");
         }
-        b.push_str("<h2>Custody record</h2><table><tr><th>When</th><th>Event</th><th>Outcome</th><th>By</th></tr>");
-        for e in &ev.events {
-            b.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                rfc3339_utc(&e.at), esc(&e.event), esc(&e.outcome), esc(e.actor.as_deref().unwrap_or("-"))
-            ));
-        }
-        b.push_str("</table>");
-        let short: String = c.text.chars().take(60).collect();
-        Ok((format!("Claim: {short}"), b))
-    }
-    .await;
-    match result {
-        Ok((title, body)) => layout(&title, &body),
-        Err(e) => error_page(e),
-    }
+    };
+    layout(&format!("Claim: {short}"), body)
 }
 
 async fn schedules_page(State(state): State<AppState>) -> Response {
-    let result: Result<String, AppError> = async {
-        let mut b = String::new();
-        match &state.inner.settings.schedules_dir {
-            Some(dir) => {
-                let config = state.archive().config().clone();
-                let (files, problems) = crate::scheduler::load_dir(dir, &config.capture);
-                let now = Utc::now();
-                b.push_str("<table><tr><th>Schedule</th><th>Cron</th><th>URLs</th><th>Next run</th></tr>");
-                for s in files.iter().flat_map(|f| &f.schedules) {
-                    b.push_str(&format!(
-                        "<tr><td>{}</td><td><code>{}</code> {}</td><td>{}</td><td>{}</td></tr>",
-                        esc(&s.name),
-                        esc(&s.cron_text),
-                        esc(s.timezone.name()),
-                        s.urls.iter().map(|u| esc(u.as_str())).collect::<Vec<_>>().join("<br>"),
-                        s.next_after(now).map(|t| rfc3339_utc(&t)).unwrap_or_default()
-                    ));
-                }
-                b.push_str("</table>");
-                for p in problems {
-                    b.push_str(&format!("<p class=\"bad\">{}</p>", esc(&p.to_string())));
-                }
-            }
-            None => b.push_str("<p class=\"muted\">This server reads no schedules directory.</p>"),
-        }
+    let body = async {
+        let loaded = state.inner.settings.schedules_dir.as_ref().map(|dir| {
+            let config = state.archive().config().clone();
+            crate::scheduler::load_dir(dir, &config.capture)
+        });
         let mut runs = state.index().runs(None).await?;
         runs.reverse();
-        b.push_str("<h2>Recent runs</h2><table><tr><th>Scheduled for</th><th>Schedule</th><th>URL</th><th>State</th><th>Capture</th></tr>");
-        for r in runs.iter().take(100) {
-            let v = serde_json::to_value(r).unwrap_or_default();
-            let cap = v["capture_id"].as_str().map(|c| format!("<a href=\"/ui/captures/{0}\">{0}</a>", esc(c))).unwrap_or_default();
-            b.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{cap}</td></tr>",
-                esc(v["scheduled_for"].as_str().unwrap_or("")),
-                esc(v["schedule"].as_str().unwrap_or("")),
-                esc(v["url"].as_str().unwrap_or("")),
-                esc(v["state"].as_str().unwrap_or("")),
-            ));
-        }
-        b.push_str("</table>");
-        Ok(b)
+        runs.truncate(100);
+        let now = Utc::now();
+        Ok(html! {
+            @match &loaded {
+                Some((files, problems)) => {
+                    table {
+                        tr { th { "Schedule" } th { "Cron" } th { "URLs" } th { "Next run" } }
+                        @for s in files.iter().flat_map(|f| &f.schedules) {
+                            tr {
+                                td { (s.name) }
+                                td { code { (s.cron_text) } " " (s.timezone.name()) }
+                                td { @for (n, u) in s.urls.iter().enumerate() { @if n > 0 { br; } (u.as_str()) } }
+                                td { @if let Some(t) = s.next_after(now) { (rfc3339_utc(&t)) } }
+                            }
+                        }
+                    }
+                    @for p in problems { p.bad { (p.to_string()) } }
+                },
+                None => { p.muted { "This server reads no schedules directory." } },
+            }
+            h2 { "Recent runs" }
+            table {
+                tr { th { "Scheduled for" } th { "Schedule" } th { "URL" } th { "State" } th { "Capture" } }
+                @for r in &runs {
+                    @let v = serde_json::to_value(r).unwrap_or_default();
+                    tr {
+                        td { (v["scheduled_for"].as_str().unwrap_or("")) }
+                        td { (v["schedule"].as_str().unwrap_or("")) }
+                        td { (v["url"].as_str().unwrap_or("")) }
+                        td { (v["state"].as_str().unwrap_or("")) }
+                        td { @if let Some(c) = v["capture_id"].as_str() { a href={ "/ui/captures/" (c) } { (c) } } }
+                    }
+                }
+            }
+        })
     }
     .await;
-    match result {
-        Ok(body) => layout("Schedules and runs", &body),
-        Err(e) => error_page(e),
-    }
+    page("Schedules and runs", body)
 }
 
 async fn fixity_page(State(state): State<AppState>) -> Response {
-    let result: Result<String, AppError> = async {
+    let body = async {
         let files = state.index().warc_files().await?;
+        // Every object's last check, in one read.
+        let last: std::collections::HashMap<String, crate::model::FixityEvent> = state
+            .index()
+            .latest_fixity_events()
+            .await?
+            .into_iter()
+            .map(|e| (e.object_key.clone(), e))
+            .collect();
         let quarantined = files.iter().filter(|f| f.quarantined.is_some()).count();
-        let mut b = format!(
-            "<p>{} stored WARC file(s); <span class=\"{}\">{} quarantined</span>.</p>\
-             <table><tr><th>Object</th><th>Bytes</th><th>Last check</th></tr>",
-            files.len(),
-            if quarantined == 0 { "ok" } else { "bad" },
-            quarantined
-        );
-        for f in files.iter().rev().take(500) {
-            let last = state.index().fixity_events(&f.key).await?.pop();
-            b.push_str(&format!(
-                "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&f.key),
-                f.quarantined
-                    .as_deref()
-                    .map(|q| format!(" <span class=\"bad\">quarantined: {}</span>", esc(q)))
-                    .unwrap_or_default(),
-                f.bytes,
-                last.map(|e| format!(
-                    "{} at {} ({})",
-                    esc(&e.outcome),
-                    rfc3339_utc(&e.at),
-                    esc(&e.location)
-                ))
-                .unwrap_or_else(|| "never".into()),
-            ));
-        }
-        b.push_str("</table>");
-        Ok(b)
+        Ok(html! {
+            p {
+                (files.len()) " stored WARC file(s); "
+                span class=(if quarantined == 0 { "ok" } else { "bad" }) { (quarantined) " quarantined" } "."
+            }
+            table {
+                tr { th { "Object" } th { "Bytes" } th { "Last check" } }
+                @for f in files.iter().rev().take(500) {
+                    tr {
+                        td {
+                            code { (f.key) }
+                            @if let Some(q) = &f.quarantined { " " span.bad { "quarantined: " (q) } }
+                        }
+                        td { (f.bytes) }
+                        td {
+                            @match last.get(&f.key) {
+                                Some(e) => { (e.outcome) " at " (rfc3339_utc(&e.at)) " (" (e.location) ")" },
+                                None => { "never" },
+                            }
+                        }
+                    }
+                }
+            }
+        })
     }
     .await;
-    match result {
-        Ok(body) => layout("Fixity", &body),
-        Err(e) => error_page(e),
-    }
+    page("Fixity", body)
 }
 
 #[cfg(test)]
@@ -1024,7 +1036,11 @@ mod tests {
         }];
         assert_eq!(
             highlighted(text, &sel, 10).unwrap(),
-            "…ists said <mark>nearly 25 civilians were killed</mark> in Bab Al…"
+            [
+                "…ists said ",
+                "nearly 25 civilians were killed",
+                " in Bab Al…"
+            ]
         );
     }
 }

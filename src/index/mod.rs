@@ -428,6 +428,9 @@ pub trait LogIndex: Send + Sync {
     /// The checks of one object, oldest first.
     async fn fixity_events(&self, key: &str) -> Result<Vec<FixityEvent>, IndexError>;
 
+    /// The last check of every object checked at least once.
+    async fn latest_fixity_events(&self) -> Result<Vec<FixityEvent>, IndexError>;
+
     /// Puts back the row a restored leaf describes (reindex): a claim
     /// version, an evidence link, a custody event or a fixity check (with
     /// the quarantine it sets), without appending a leaf. False for a leaf

@@ -732,6 +732,22 @@ fn link_from_row(r: &Row) -> Result<EvidenceLink, IndexError> {
     })
 }
 
+const FIXITY_COLUMNS: &str =
+    "object_key, location, algorithm, expected, observed, outcome, detail, at";
+
+fn fixity_from_row(r: &Row) -> Result<FixityEvent, IndexError> {
+    Ok(FixityEvent {
+        object_key: r.text("object_key")?,
+        location: r.text("location")?,
+        algorithm: r.text("algorithm")?,
+        expected: r.digest("expected")?,
+        observed: r.opt_digest("observed")?,
+        outcome: r.text("outcome")?,
+        detail: r.opt_text("detail")?,
+        at: r.time("at")?,
+    })
+}
+
 const LEAF_COLUMNS: &str =
     "SELECT idx, kind, object_id, data, leaf_hash, appended_at FROM log_leaf";
 
@@ -1317,27 +1333,23 @@ impl LogIndex for SqlIndex {
     }
 
     async fn fixity_events(&self, key: &str) -> Result<Vec<FixityEvent>, IndexError> {
-        let rows = sqlx::query(
-            "SELECT object_key, location, algorithm, expected, observed, outcome, detail, at \
-             FROM fixity_event WHERE object_key = $1 ORDER BY id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FIXITY_COLUMNS} FROM fixity_event WHERE object_key = $1 ORDER BY id"
+        )))
         .bind(key)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(FixityEvent {
-                    object_key: r.text("object_key")?,
-                    location: r.text("location")?,
-                    algorithm: r.text("algorithm")?,
-                    expected: r.digest("expected")?,
-                    observed: r.opt_digest("observed")?,
-                    outcome: r.text("outcome")?,
-                    detail: r.opt_text("detail")?,
-                    at: r.time("at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(fixity_from_row).collect()
+    }
+
+    async fn latest_fixity_events(&self) -> Result<Vec<FixityEvent>, IndexError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FIXITY_COLUMNS} FROM fixity_event WHERE id IN \
+             (SELECT MAX(id) FROM fixity_event GROUP BY object_key) ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(fixity_from_row).collect()
     }
 
     async fn request_timestamp(

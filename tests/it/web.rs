@@ -1594,3 +1594,79 @@ async fn full_text_search_finds_body_words_and_arabic_on_the_api_the_ui_and_the_
         stderr_text(&bad)
     );
 }
+
+/// Issue 18: the UI's pages are templates that escape whatever they show.
+/// A hostile page (markup in its URL, title and text) and a hostile claim
+/// are shown on every page as text, never as markup.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_ui_page_shows_hostile_archived_text_as_text() {
+    use axum::http::header;
+    const ATTACK: &str = "\"'><script>alert(1)</script><img src=x onerror=alert(2)>";
+    let app = axum::Router::new().route(
+        "/hostile",
+        axum::routing::get(|| async {
+            let attack = ATTACK
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                format!(
+                    "<!doctype html><html><head><title>{attack} evidence</title></head>\
+                     <body><p>The hostile witness said {attack} today.</p></body></html>"
+                ),
+            )
+        }),
+    );
+    let addr = site::serve_app(app).await;
+    let work = Workdir::new("");
+    let url = format!(
+        "http://{addr}/hostile?x={}",
+        url::form_urlencoded::byte_serialize(ATTACK.as_bytes()).collect::<String>()
+    );
+    let c = captured(&work, &url);
+    let claim = work.claim(&format!("The witness said {ATTACK}"));
+    work.ok(&[
+        "claim",
+        "link",
+        &claim,
+        c.id.as_str(),
+        "--quote",
+        "hostile witness",
+    ]);
+    let server = serve(&work, &[]);
+    let admin = token(&work, "admin");
+    let q = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pages = [
+        "/".to_string(),
+        format!("/ui/search?q={}", q("hostile witness")),
+        format!("/ui/search?q={}", q(&format!("http://{addr}/hostile"))),
+        format!("/ui/search?q={}", q(ATTACK)),
+        format!("/ui/captures/{}", c.id),
+        format!("/ui/claims/{claim}"),
+        format!("/ui/timeline?url={}", q(&c.seed_url)),
+    ];
+    for p in &pages {
+        let r = get(server.addr, p, Some(&admin));
+        assert_eq!(r.status, 200, "{p}: {}", r.text());
+        let html = r.text();
+        assert!(
+            !html.contains("<script") && !html.contains("<img src=x"),
+            "{p} shows the attack as markup: {html}"
+        );
+    }
+    let shown = get(server.addr, &format!("/ui/captures/{}", c.id), Some(&admin)).text();
+    assert!(
+        shown.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{shown}"
+    );
+    let found = get(server.addr, &pages[1], Some(&admin)).text();
+    assert!(
+        found.contains("<mark>hostile</mark> <mark>witness</mark>"),
+        "{found}"
+    );
+    assert!(
+        found.contains("&lt;img src=x onerror=alert(2)&gt;"),
+        "{found}"
+    );
+}
