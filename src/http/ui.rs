@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(home))
         .route("/ui/search", get(search))
         .route("/ui/timeline", get(timeline))
+        .route("/ui/diff", get(diff_page))
         .route("/ui/captures/{id}", get(capture_page))
         .route("/ui/claims/{id}", get(claim_page))
         .route("/ui/schedules", get(schedules_page))
@@ -49,7 +50,12 @@ code{font-size:12px;word-break:break-all}.ok{color:#17692b}.bad{color:#a3161b;fo
 mark{background:#ffe066;padding:0 2px}blockquote{border-left:4px solid #ccd;margin:8px 0;padding:6px 12px;background:#fff;white-space:pre-wrap}\
 form.search input[type=text]{width:60%;padding:6px;font-size:15px}.muted{color:#667}\
 form.search details{margin:6px 0;font-size:13px}form.search details input[type=text]{width:12em;font-size:13px;padding:3px}\
-ol.hits li{margin:0 0 12px}p.passage{margin:2px 0}";
+ol.hits li{margin:0 0 12px}p.passage{margin:2px 0}\
+div.axis{position:relative;height:18px;margin:14px 8px 4px;border-bottom:2px solid #99a}\
+a.dot{position:absolute;bottom:-6px;width:10px;height:10px;margin-left:-5px;border-radius:50%;background:#17692b}\
+a.dot.changed{background:#a3161b}a.dot.failed{background:#aaa}\
+table.diff td.before,table.diff td.after{width:46%;white-space:pre-wrap}\
+tr.removed td.before,tr.edited td.before{background:#fde2e2}tr.added td.after,tr.edited td.after{background:#e1f5e1}";
 
 /// A whole page. Every page's markup is a `maud` template: whatever it
 /// interpolates is escaped unless it is wrapped in `PreEscaped` (only the
@@ -458,57 +464,196 @@ struct UrlQuery {
     url: String,
 }
 
+/// A URL's timeline: its captures on a time axis, marked where the page
+/// changed (each mark links to what changed), with thumbnails of
+/// browser-mode captures, a form to compare any two, and every record of
+/// the URL.
 async fn timeline(State(state): State<AppState>, Query(q): Query<UrlQuery>) -> Response {
     let body = async {
         let hits = super::replay::records_of(&state, &q.url).await?;
-        // Which captures have a thumbnail (browser mode): the captures of
-        // each URL the records are of, read once each.
-        let mut urls: Vec<&str> = hits
-            .iter()
-            .filter_map(|h| h.record.target_uri.as_deref())
-            .collect();
-        urls.sort_unstable();
-        urls.dedup();
-        let mut pictured = std::collections::HashSet::new();
-        for url in urls {
-            for c in state.index().captures(Some(url)).await? {
-                if c.browser
-                    .is_some_and(|b| b.records.iter().any(|r| r.kind == "thumbnail"))
-                {
-                    pictured.insert(c.id);
+        let seed = crate::archive::normalize_url(&q.url).unwrap_or_else(|_| q.url.clone());
+        let captures = state.index().captures(Some(&seed)).await?;
+        Ok(timeline_markup(&q.url, &captures, &hits))
+    }
+    .await;
+    page(format!("Timeline of {}", q.url), body)
+}
+
+/// Whether a capture kept a thumbnail of the rendered page.
+fn has_thumbnail(c: &Capture) -> bool {
+    c.browser
+        .as_ref()
+        .is_some_and(|b| b.records.iter().any(|r| r.kind == "thumbnail"))
+}
+
+/// The capture's change from the one before, when the page changed.
+fn changed(c: &Capture) -> Option<&crate::model::PageChange> {
+    c.change.as_ref().filter(|ch| ch.changed)
+}
+
+fn diff_href(a: &CaptureId, b: &CaptureId) -> String {
+    format!("/ui/diff?a={a}&b={b}")
+}
+
+fn timeline_markup(u: &str, captures: &[Capture], hits: &[crate::index::Hit]) -> Markup {
+    let pictured: std::collections::HashSet<&CaptureId> = captures
+        .iter()
+        .filter(|c| has_thumbnail(c))
+        .map(|c| &c.id)
+        .collect();
+    // Where each capture sits on the axis, from the first to the last.
+    let (first, last) = match (captures.first(), captures.last()) {
+        (Some(f), Some(l)) => (f.started_at, l.started_at),
+        _ => (Utc::now(), Utc::now()),
+    };
+    let span = (last - first).num_milliseconds().max(1) as f64;
+    let at = |c: &Capture| 100.0 * (c.started_at - first).num_milliseconds() as f64 / span;
+    html! {
+        p {
+            (hits.len()) " record(s) of " code { (u) } ". Also as a Memento TimeMap: "
+            a href={ "/timemap/link/" (u) } { "link format" } ", "
+            a href={ "/timemap/json/" (u) } { "JSON" } "."
+        }
+        @if !captures.is_empty() {
+            h2 { (captures.len()) " capture(s) of the page" }
+            div.axis {
+                @for c in captures {
+                    @let class = if c.status != CaptureStatus::Ok { "dot failed" } else if changed(c).is_some() { "dot changed" } else { "dot" };
+                    a class=(class) style=(format!("left:{:.3}%", at(c))) href={ "/ui/captures/" (c.id) }
+                        title=(rfc3339_utc(&c.started_at)) {}
                 }
             }
-        }
-        let u = &q.url;
-        Ok(html! {
-            p {
-                (hits.len()) " record(s) of " code { (u) } ". Also as a Memento TimeMap: "
-                a href={ "/timemap/link/" (u) } { "link format" } ", "
-                a href={ "/timemap/json/" (u) } { "JSON" } "."
-            }
-            table {
-                tr { th { "Captured" } th { "Status" } th { "Type" } th { "Payload sha256" } th { "Capture" } th { "As it looked" } }
-                @for h in &hits {
-                    tr {
-                        td { a href={ "/replay/" (h.record.timestamp) "/" (h.record.target_uri.as_deref().unwrap_or("")) } { (rfc3339_utc(&h.record.date)) } }
-                        td { @if let Some(s) = h.record.status { (s) } }
-                        td { (h.record.warc_type) }
-                        td { code { @if let Some(d) = h.record.payload_digest { (d.hex()) } } }
-                        td { a href={ "/ui/captures/" (h.capture_id) } { (h.capture_id) } }
-                        td {
-                            @if pictured.contains(&h.capture_id) {
-                                a href={ "/ui/captures/" (h.capture_id) } {
-                                    img src={ "/api/v1/captures/" (h.capture_id) "/browser/thumbnail" } alt="the page as the browser rendered it" width="160" loading="lazy";
-                                }
+            p.muted { (rfc3339_utc(&first)) " → " (rfc3339_utc(&last)) " · a red mark: the page changed since the capture before" }
+            ol.captures {
+                @for c in captures {
+                    li {
+                        a href={ "/ui/captures/" (c.id) } { (rfc3339_utc(&c.started_at)) } " · " (crate::archive::outcome(c)) " · "
+                        @match (&c.change, changed(c)) {
+                            (_, Some(ch)) => { span.bad { "changed" } " (" a href=(diff_href(&ch.previous_capture, &c.id)) { "what changed" } ")" },
+                            (Some(_), None) => { span.muted { "unchanged" } },
+                            (None, _) => { span.muted { "first capture" } },
+                        }
+                        @if pictured.contains(&c.id) {
+                            br;
+                            a href={ "/ui/captures/" (c.id) } {
+                                img src={ "/api/v1/captures/" (c.id) "/browser/thumbnail" } alt="the page as the browser rendered it" width="160" loading="lazy";
                             }
                         }
                     }
                 }
             }
-        })
+            @if captures.len() > 1 {
+                form.compare action="/ui/diff" method="get" {
+                    "Compare "
+                    select name="a" { @for (n, c) in captures.iter().enumerate() {
+                        option value=(c.id) selected[n + 2 == captures.len()] { (rfc3339_utc(&c.started_at)) }
+                    } }
+                    " with "
+                    select name="b" { @for (n, c) in captures.iter().enumerate() {
+                        option value=(c.id) selected[n + 1 == captures.len()] { (rfc3339_utc(&c.started_at)) }
+                    } }
+                    " " button { "Show what changed" }
+                }
+            }
+        }
+        h2 { "Records" }
+        table {
+            tr { th { "Captured" } th { "Status" } th { "Type" } th { "Payload sha256" } th { "Capture" } th { "As it looked" } }
+            @for h in hits {
+                tr {
+                    td { a href={ "/replay/" (h.record.timestamp) "/" (h.record.target_uri.as_deref().unwrap_or("")) } { (rfc3339_utc(&h.record.date)) } }
+                    td { @if let Some(s) = h.record.status { (s) } }
+                    td { (h.record.warc_type) }
+                    td { code { @if let Some(d) = h.record.payload_digest { (d.hex()) } } }
+                    td { a href={ "/ui/captures/" (h.capture_id) } { (h.capture_id) } }
+                    td {
+                        @if pictured.contains(&h.capture_id) {
+                            a href={ "/ui/captures/" (h.capture_id) } {
+                                img src={ "/api/v1/captures/" (h.capture_id) "/browser/thumbnail" } alt="the page as the browser rendered it" width="160" loading="lazy";
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    a: String,
+    b: String,
+}
+
+/// What changed between two captures, as `custody diff` finds it: the
+/// page's paragraphs side by side, and the resources that changed. Reading
+/// both captures' text is recorded as an access to each.
+async fn diff_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<DiffQuery>,
+) -> Response {
+    let body = async {
+        let id = |s: &str| {
+            s.trim().parse::<CaptureId>().map_err(|e| {
+                AppError::bad_request(format!("{e}; pick both captures on a URL's timeline"))
+            })
+        };
+        let (a, b) = (id(&q.a)?, id(&q.b)?);
+        let d = crate::diff::diff(state.archive(), &a, &b).await?;
+        for c in [&a, &b] {
+            let via = json!({"via": "ui diff", "compared": [a.as_str(), b.as_str()]});
+            state.accessed(&caller, c, "accessed", via).await?;
+        }
+        Ok(diff_markup(&d))
     }
     .await;
-    page(format!("Timeline of {}", q.url), body)
+    page("What changed", body)
+}
+
+fn diff_markup(d: &crate::diff::CaptureDiff) -> Markup {
+    let side = |s: &crate::diff::Side| {
+        html! {
+            a href={ "/ui/captures/" (s.capture_id) } { "capture of " (s.started_at) }
+            @if let Some(p) = &s.page_url { " · " a href={ "/replay/" (s.started_at.replace(['-', ':', 'T', 'Z'], "").chars().take(14).collect::<String>()) "/" (p) } { "replay" } }
+        }
+    };
+    html! {
+        p {
+            code { (d.a.seed_url) } ": " (side(&d.a)) " → " (side(&d.b)) " · page "
+            @if d.page_changed { span.bad { "changed" } } @else { span.ok { "unchanged" } }
+        }
+        h2 { "Text" }
+        @if let Some(note) = &d.text_note { p.muted { (note) } }
+        @if d.text.is_empty() && d.text_note.is_none() { p.muted { "The page's text is the same." } }
+        @if !d.text.is_empty() {
+            table.diff {
+                tr { th { "" } th { "Before" } th { "After" } }
+                @for t in &d.text {
+                    tr class=(t.change.as_str()) {
+                        td { (t.change.as_str()) }
+                        td.before { @if let Some(x) = &t.before { (x) } }
+                        td.after { @if let Some(x) = &t.after { (x) } }
+                    }
+                }
+            }
+        }
+        h2 { "Resources" }
+        p.muted { (d.unchanged_resources) " unchanged" }
+        @if !d.resources.is_empty() {
+            table {
+                tr { th { "" } th { "URL" } th { "Before (sha256)" } th { "After (sha256)" } }
+                @for r in &d.resources {
+                    tr {
+                        td { (r.change.as_str()) }
+                        td { (r.url) }
+                        td { code { @if let Some(x) = r.a_sha256 { (x.hex()) } } }
+                        td { code { @if let Some(x) = r.b_sha256 { (x.hex()) } } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What a capture's page shows besides the capture: read before the page
@@ -604,6 +749,13 @@ fn capture_markup(v: &CaptureView) -> Markup {
             tr { th { "Started" } td { (rfc3339_utc(&c.started_at)) } }
             tr { th { "Finished" } td { (rfc3339_utc(&c.finished_at)) } }
             @if let Some(s) = &c.schedule { tr { th { "Schedule" } td { (s) } } }
+            @if let Some(ch) = &c.change {
+                tr { th { "Change" } td {
+                    @if ch.changed { "the page changed since " } @else { "the page is unchanged since " }
+                    a href={ "/ui/captures/" (ch.previous_capture) } { "the capture before" }
+                    " (" a href=(diff_href(&ch.previous_capture, id)) { "what changed" } ")"
+                } }
+            }
             @if let Some(i) = &c.import { (import_rows(i)) }
             @if let Some(w) = &c.warc {
                 tr { th { "WARC" } td { code { (w.key) } " (" (w.bytes) " bytes)" } }
@@ -628,6 +780,7 @@ fn capture_markup(v: &CaptureView) -> Markup {
             @if let Some(p) = crate::archive::page_resource(&c.resources) {
                 tr { th { "Replay" } td { a href={ "/replay/" (timestamp14(&c.started_at)) "/" (p.url) } { "view the archived page" } } }
             }
+            tr { th { "Timeline" } td { a href={ "/ui/timeline?url=" (urlencode(&c.seed_url)) } { "every capture of this URL, and what changed" } } }
             @if c.warc.is_some() {
                 tr { th { "Download" } td {
                     a href={ "/api/v1/captures/" (id) "/warc" } { "WARC" } " · "

@@ -835,3 +835,68 @@ async fn in_chromium_replaywebpage_shows_the_package_signed_and_replays_it() {
         );
     }
 }
+
+/// Issue 18: a silently edited page's timeline marks the change, and the
+/// diff view it links to shows the edited paragraph side by side, in
+/// Chromium; reading both captures is recorded, and a bad id is one line.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_chromium_the_timeline_marks_a_silent_edit_and_the_diff_view_shows_it() {
+    let (addr, edited) = site::serve_editable().await;
+    let work = Workdir::new("");
+    let url = format!("http://{addr}/article/");
+    let (before, _) = work.capture(&url);
+    edited.store(true, Ordering::SeqCst);
+    let (after, _) = work.capture(&url);
+    let server = serve(&work, &[]);
+    let reader = token(&work, "reader");
+    let timeline = format!(
+        "/ui/timeline?url={}",
+        url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+    );
+    let diff = format!("/ui/diff?a={}&b={}", before.id, after.id);
+    let html = crate::web::get(server.addr, &timeline, Some(&reader)).text();
+    assert!(
+        html.contains("first capture") && html.contains("dot changed"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&diff.replace('&', "&amp;")),
+        "the change links the diff: {html}"
+    );
+
+    let reports = browse_signed_in(server.addr, &reader, &[timeline, diff.clone()]);
+    assert_eq!(reports[0]["console_errors"], serde_json::json!([]));
+    let shown = reports[1]["text"].as_str().unwrap();
+    assert!(shown.contains("What changed"), "{shown}");
+    assert!(
+        shown.contains("nearly 25 civilians were killed in airstrikes")
+            && shown.contains("several people died in an incident"),
+        "both sides of the edited paragraph: {shown}"
+    );
+    assert!(shown.contains("edited"), "{shown}");
+
+    // Reading the two captures' text is in their custody record.
+    for c in [&before, &after] {
+        let events = crate::web::get(
+            server.addr,
+            &format!("/api/v1/captures/{}/events", c.id),
+            Some(&reader),
+        )
+        .json();
+        assert!(
+            events["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["detail"]["via"] == "ui diff"),
+            "{events}"
+        );
+    }
+    let bad = crate::web::get(
+        server.addr,
+        &format!("/ui/diff?a=nonsense&b={}", after.id),
+        Some(&reader),
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("timeline"), "{}", bad.text());
+}
