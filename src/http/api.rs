@@ -128,7 +128,19 @@ pub fn parse_time(name: &str, s: &str) -> Result<DateTime<Utc>, AppError> {
     Ok(crate::search::parse_time(name, s)?)
 }
 
-fn capture_id(s: &str) -> Result<CaptureId, AppError> {
+/// A link's relation; `supports` when none is given.
+pub(super) fn parse_relation(r: Option<&str>) -> Result<crate::model::Relation, AppError> {
+    match r.map(str::trim).filter(|r| !r.is_empty()) {
+        None => Ok(crate::model::Relation::Supports),
+        Some(r) => crate::model::Relation::parse(r).ok_or_else(|| {
+            AppError::bad_request(format!(
+                "relation {r:?} is not one of supports, refutes, context, first_appearance"
+            ))
+        }),
+    }
+}
+
+pub(super) fn capture_id(s: &str) -> Result<CaptureId, AppError> {
     s.parse()
         .map_err(|e: crate::model::ParseCaptureIdError| AppError::bad_request(e.to_string()))
 }
@@ -290,18 +302,31 @@ async fn create_capture(
             "give the page to capture: {\"url\": \"https://...\"}",
         ));
     }
+    let made = capture_now(&state, &caller, &urls, body.media, "api").await?;
+    let out: Vec<Value> = made.iter().map(capture_dto).collect();
+    let status = StatusCode::CREATED;
+    Ok((status, Json(json!({"items": out}))).into_response())
+}
+
+/// Captures each URL now (every seed checked before anything is fetched),
+/// with the media step on or off when `media` says so; each capture's
+/// request is recorded in its custody record, `via` the API or the UI.
+pub(super) async fn capture_now(
+    state: &AppState,
+    caller: &Caller,
+    urls: &[String],
+    media: Option<bool>,
+    via: &str,
+) -> Result<Vec<crate::model::Capture>, AppError> {
     let configured = &state.archive().config().capture;
     let allow_private = configured.allow_private;
-    let settings = body
-        .media
-        .filter(|m| *m != configured.media.enabled)
-        .map(|m| {
-            let mut s = configured.clone();
-            s.media.enabled = m;
-            s
-        });
+    let settings = media.filter(|m| *m != configured.media.enabled).map(|m| {
+        let mut s = configured.clone();
+        s.media.enabled = m;
+        s
+    });
     let mut seeds = Vec::new();
-    for u in &urls {
+    for u in urls {
         seeds.push(
             crate::capture::check_seed(u, allow_private)
                 .map_err(|e| AppError::bad_request(e.to_string()))?,
@@ -318,16 +343,15 @@ async fn create_capture(
             .capture;
         state
             .accessed(
-                &caller,
+                caller,
                 &capture.id,
                 "requested",
-                json!({"via": "api", "url": u}),
+                json!({"via": via, "url": u}),
             )
             .await?;
-        out.push(capture_dto(&capture));
+        out.push(capture);
     }
-    let status = StatusCode::CREATED;
-    Ok((status, Json(json!({"items": out}))).into_response())
+    Ok(out)
 }
 
 #[derive(Debug, Deserialize)]
@@ -832,14 +856,7 @@ async fn link_claim(
     Path(id): Path<String>,
     Json(b): Json<NewLink>,
 ) -> Result<Response, AppError> {
-    let relation = match b.relation.as_deref() {
-        None => crate::model::Relation::Supports,
-        Some(r) => crate::model::Relation::parse(r).ok_or_else(|| {
-            AppError::bad_request(format!(
-                "relation {r:?} is not one of supports, refutes, context"
-            ))
-        })?,
-    };
+    let relation = parse_relation(b.relation.as_deref())?;
     let link = crate::provenance::link(
         state.archive(),
         crate::provenance::LinkRequest {
@@ -911,14 +928,14 @@ async fn list_schedules(State(state): State<AppState>) -> Result<Response, AppEr
     Ok(Json(json!({"items": items, "problems": problems, "next_offset": null})).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct NewSchedule {
-    name: String,
-    cron: String,
-    urls: Vec<String>,
-    timezone: Option<String>,
-    on_missed: Option<String>,
-    overlap: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct NewSchedule {
+    pub(super) name: String,
+    pub(super) cron: String,
+    pub(super) urls: Vec<String>,
+    pub(super) timezone: Option<String>,
+    pub(super) on_missed: Option<String>,
+    pub(super) overlap: Option<String>,
 }
 
 /// Writes a new schedule file (archivist), checked as `schedule validate`
@@ -927,7 +944,20 @@ async fn create_schedule(
     State(state): State<AppState>,
     Json(b): Json<NewSchedule>,
 ) -> Result<Response, AppError> {
-    let dir = schedules_dir(&state)?;
+    let path = write_schedule(&state, &b)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": b.name, "file": path.display().to_string()})),
+    )
+        .into_response())
+}
+
+/// A new schedule file in the server's schedules directory, refused (one
+/// line each) when the name is not a plain name, when `schedule validate`
+/// would refuse it, or when a schedule of that name exists. The API and the
+/// UI's form both write through here.
+pub(super) fn write_schedule(state: &AppState, b: &NewSchedule) -> Result<PathBuf, AppError> {
+    let dir = schedules_dir(state)?;
     if b.name.is_empty()
         || !b
             .name
@@ -984,11 +1014,7 @@ async fn create_schedule(
             format!("{} exists already", path.display()),
         )
     })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"name": b.name, "file": path.display().to_string()})),
-    )
-        .into_response())
+    Ok(path)
 }
 
 #[derive(Debug, Deserialize)]

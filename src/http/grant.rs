@@ -43,6 +43,29 @@ fn mac(token: &ApiToken, expires: i64) -> Option<String> {
     Some(hex::encode(&m.finalize().into_bytes()[..16]))
 }
 
+/// The token a UI form carries for a signed-in caller: a MAC of the
+/// caller's API token, so a page elsewhere, which cannot read custody's
+/// pages, cannot make a form custody accepts (see `ui::check_form`).
+pub fn form_token(token: &ApiToken) -> Option<String> {
+    Some(hex::encode(form_mac(token)?.finalize().into_bytes()))
+}
+
+fn form_mac(token: &ApiToken) -> Option<Hmac<sha2::Sha256>> {
+    let key = token.secret_sha256?;
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).ok()?;
+    m.update(format!("custody ui form\n{}", token.id).as_bytes());
+    Some(m)
+}
+
+/// Whether `given` is [`form_token`]'s token for `token` (compared in
+/// constant time).
+pub fn form_token_holds(token: &ApiToken, given: &str) -> bool {
+    match (form_mac(token), hex::decode(given.trim())) {
+        (Some(m), Ok(bytes)) => m.verify_slice(&bytes).is_ok(),
+        _ => false,
+    }
+}
+
 /// A grant for `token`, valid from `now` for [`LIFETIME`].
 pub fn issue(token: &ApiToken, now: DateTime<Utc>) -> Option<String> {
     let expires = (now + LIFETIME).timestamp();

@@ -305,7 +305,7 @@ impl Caller {
 fn required_role(method: &Method, path: &str) -> Option<Role> {
     if matches!(
         path,
-        "/healthz" | "/metrics" | "/login" | "/logout" | "/api/v1/openapi.json"
+        "/healthz" | "/metrics" | "/login" | "/logout" | "/api/v1/openapi.json" | "/ui/select.js"
     ) {
         return None;
     }
@@ -332,10 +332,16 @@ enum Presented {
     Cookie,
 }
 
-/// The token a request presents: `Authorization: Bearer ...`, or, for
-/// reading only, the `custody_token` cookie the login page sets (so a
-/// cookie can never be used to change anything).
-fn presented_token(method: &Method, headers: &HeaderMap) -> Option<(String, Presented)> {
+/// The token a request presents: `Authorization: Bearer ...`, or the
+/// `custody_token` cookie the login page sets: for reading, and for the
+/// UI's own forms (posted to `/ui/`, from this origin, each with its form
+/// token: see [`ui::check_form`]). The API never takes the cookie for a
+/// change.
+fn presented_token(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<(String, Presented)> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -348,7 +354,7 @@ fn presented_token(method: &Method, headers: &HeaderMap) -> Option<(String, Pres
             return Some((t.trim().to_string(), Presented::Bearer));
         }
     }
-    if method != Method::GET && method != Method::HEAD {
+    if method != Method::GET && method != Method::HEAD && !ui_form_post(method, path) {
         return None;
     }
     headers
@@ -358,6 +364,11 @@ fn presented_token(method: &Method, headers: &HeaderMap) -> Option<(String, Pres
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix("custody_token=").map(str::to_string))
         .map(|t| (t, Presented::Cookie))
+}
+
+/// A form of the UI's own posted: the only change a cookie may sign.
+fn ui_form_post(method: &Method, path: &str) -> bool {
+    method == Method::POST && path.starts_with("/ui/")
 }
 
 /// Whether a cookie-signed request is a page navigation. Replayed pages run
@@ -384,13 +395,20 @@ async fn auth(State(state): State<AppState>, mut req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     let needed = required_role(req.method(), req.uri().path());
-    let presented = presented_token(req.method(), req.headers());
+    let presented = presented_token(req.method(), req.uri().path(), req.headers());
     let via_cookie = matches!(presented, Some((_, Presented::Cookie)));
     if let Some((_, Presented::Cookie)) = &presented {
         if needed.is_some() && !cookie_navigation(req.uri().path(), req.headers()) {
             return AppError::new(
                 StatusCode::FORBIDDEN,
                 "the sign-in cookie opens pages only; scripts and frames must send `Authorization: Bearer TOKEN`",
+            )
+            .into_response();
+        }
+        if ui_form_post(req.method(), req.uri().path()) && !ui::posted_from_here(req.headers()) {
+            return AppError::new(
+                StatusCode::FORBIDDEN,
+                "this form was not sent from custody's own page; open the page in custody and send it from there",
             )
             .into_response();
         }

@@ -9,7 +9,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use chrono::Utc;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -18,17 +18,22 @@ use serde_json::json;
 
 use super::{AppError, AppState, Caller};
 use crate::index::{CaptureQuery, LinkFilter};
-use crate::model::{rfc3339_utc, timestamp14, Capture, CaptureId, CaptureStatus, Selector};
+use crate::model::{rfc3339_utc, timestamp14, Capture, CaptureId, CaptureStatus, Role, Selector};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/ui/search", get(search))
         .route("/ui/timeline", get(timeline))
+        .route("/ui/capture", post(capture_form))
+        .route("/ui/claims", post(claim_form))
+        .route("/ui/links", post(link_form))
+        .route("/ui/captures/{id}/text", get(text_page))
+        .route("/ui/select.js", get(select_js))
         .route("/ui/diff", get(diff_page))
         .route("/ui/captures/{id}", get(capture_page))
         .route("/ui/claims/{id}", get(claim_page))
-        .route("/ui/schedules", get(schedules_page))
+        .route("/ui/schedules", get(schedules_page).post(schedule_form))
         .route("/ui/fixity", get(fixity_page))
         .route("/login", get(login_form).post(login))
         .route("/logout", get(logout))
@@ -40,6 +45,9 @@ pub fn is_page(path: &str) -> bool {
 }
 
 const UI_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; media-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The text view's policy: the UI's, and its own selection script.
+const TEXT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1b1f24;background:#fafafa}\
 header{background:#1d2a38;color:#fff;padding:10px 20px;display:flex;gap:18px;align-items:center}\
@@ -55,7 +63,8 @@ div.axis{position:relative;height:18px;margin:14px 8px 4px;border-bottom:2px sol
 a.dot{position:absolute;bottom:-6px;width:10px;height:10px;margin-left:-5px;border-radius:50%;background:#17692b}\
 a.dot.changed{background:#a3161b}a.dot.failed{background:#aaa}\
 table.diff td.before,table.diff td.after{width:46%;white-space:pre-wrap}\
-tr.removed td.before,tr.edited td.before{background:#fde2e2}tr.added td.after,tr.edited td.after{background:#e1f5e1}";
+tr.removed td.before,tr.edited td.before{background:#fde2e2}tr.added td.after,tr.edited td.after{background:#e1f5e1}\
+details.act{margin:8px 0;padding:6px 10px;background:#fff;border:1px solid #dde}pre.readable{white-space:pre-wrap;background:#fff;padding:10px;border:1px solid #dde}";
 
 /// A whole page. Every page's markup is a `maud` template: whatever it
 /// interpolates is escaped unless it is wrapped in `PreEscaped` (only the
@@ -159,8 +168,11 @@ async fn login(
                 .filter(|n| local_path(n))
                 .unwrap_or_else(|| "/".into());
             let mut resp = Redirect::to(&next).into_response();
+            // Served over TLS (behind a proxy that says so): only ever
+            // sent back over TLS.
+            let secure = if over_tls(&headers) { "; Secure" } else { "" };
             if let Ok(v) = format!(
-                "custody_token={}; HttpOnly; SameSite=Strict; Path=/",
+                "custody_token={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SIGN_IN_SECS}{secure}",
                 f.token.trim()
             )
             .parse()
@@ -176,6 +188,18 @@ async fn login(
         }
         Err(e) => error_page(e.into()),
     }
+}
+
+/// How long a sign-in lasts: a working day.
+const SIGN_IN_SECS: u64 = 12 * 3600;
+
+/// Whether the request reached custody over TLS: a reverse proxy's
+/// `X-Forwarded-Proto` or `Forwarded`, or an `https` origin.
+fn over_tls(headers: &axum::http::HeaderMap) -> bool {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    value("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
+        || value("forwarded").is_some_and(|f| f.to_ascii_lowercase().contains("proto=https"))
+        || value("origin").is_some_and(|o| o.starts_with("https://"))
 }
 
 /// Whether `next` is a plain path on this server: it starts with one `/`,
@@ -349,7 +373,11 @@ struct HomeQuery {
 /// The search form and the latest captures, a page at a time: "Older
 /// captures" carries a stable cursor, so captures made meanwhile do not
 /// shift the pages.
-async fn home(State(state): State<AppState>, Query(q): Query<HomeQuery>) -> Response {
+async fn home(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HomeQuery>,
+) -> Response {
     let body = async {
         let after = q
             .before
@@ -370,6 +398,7 @@ async fn home(State(state): State<AppState>, Query(q): Query<HomeQuery>) -> Resp
             .map(|n| format!("/?before={}", urlencode(&n.encode())));
         Ok(html! {
             (search_form(""))
+            @if let Some(csrf) = form_token(&caller) { (home_forms(&csrf)) }
             h2 { @if older { "Older captures" } @else { "Latest captures" } }
             (captures_table(&recent))
             @if older || next.is_some() {
@@ -780,6 +809,7 @@ fn capture_markup(v: &CaptureView) -> Markup {
             @if let Some(p) = crate::archive::page_resource(&c.resources) {
                 tr { th { "Replay" } td { a href={ "/replay/" (timestamp14(&c.started_at)) "/" (p.url) } { "view the archived page" } } }
             }
+            tr { th { "Text" } td { a href={ "/ui/captures/" (id) "/text" } { "the page's readable text" } ", to read and to link a passage of it to a claim" } }
             tr { th { "Timeline" } td { a href={ "/ui/timeline?url=" (urlencode(&c.seed_url)) } { "every capture of this URL, and what changed" } } }
             @if c.warc.is_some() {
                 tr { th { "Download" } td {
@@ -1034,7 +1064,10 @@ async fn claim_page(
     layout(&format!("Claim: {short}"), body)
 }
 
-async fn schedules_page(State(state): State<AppState>) -> Response {
+async fn schedules_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     let body = async {
         let loaded = state.inner.settings.schedules_dir.as_ref().map(|dir| {
             let config = state.archive().config().clone();
@@ -1045,6 +1078,7 @@ async fn schedules_page(State(state): State<AppState>) -> Response {
         runs.truncate(100);
         let now = Utc::now();
         Ok(html! {
+            @if let (Some(csrf), Some(_)) = (form_token(&caller), &loaded) { (schedule_form_markup(&csrf)) }
             @match &loaded {
                 Some((files, problems)) => {
                     table {
@@ -1121,6 +1155,357 @@ async fn fixity_page(State(state): State<AppState>) -> Response {
     }
     .await;
     page("Fixity", body)
+}
+
+/// Whether a form post comes from one of custody's own pages: the browser
+/// says where it was made (`Origin`, which every browser sends with a
+/// form post) and it is this server; `Sec-Fetch-Site`, when sent, agrees.
+pub fn posted_from_here(headers: &axum::http::HeaderMap) -> bool {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    headers.contains_key(header::ORIGIN)
+        && same_origin(headers)
+        && matches!(site, None | Some("same-origin"))
+}
+
+/// The form token for a caller who may change things (an archivist or
+/// admin); `None` for a reader, whose pages then show no forms.
+fn form_token(caller: &Caller) -> Option<String> {
+    caller
+        .token
+        .as_ref()
+        .filter(|t| t.role >= Role::Archivist)
+        .and_then(super::grant::form_token)
+}
+
+/// A form's token must be the one custody's page gave the caller: a page
+/// elsewhere cannot read custody's pages, so it cannot make one.
+fn check_form(caller: &Caller, given: &str) -> Result<(), AppError> {
+    match &caller.token {
+        Some(t) if super::grant::form_token_holds(t, given) => Ok(()),
+        _ => Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "this form is out of date or was not made by custody; open the page again and send it from there",
+        )),
+    }
+}
+
+/// After a form: see what it made (303, so a reload does not post again).
+fn see(path: String) -> Response {
+    Redirect::to(&path).into_response()
+}
+
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The archivist's forms on the home page: capture a page now, add a claim.
+fn home_forms(csrf: &str) -> Markup {
+    html! {
+        details.act {
+            summary { "Capture a page now" }
+            form method="post" action="/ui/capture" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "URL " input type="text" name="url" size="60" placeholder="https://news.example/2016/11/29/report/"; }
+                " " label { input type="checkbox" name="media" value="on"; " with its video and audio (yt-dlp)" }
+                " " button { "Capture" }
+            }
+        }
+        details.act {
+            summary { "Add a claim" }
+            form method="post" action="/ui/claims" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Claim " input type="text" name="text" size="70" placeholder="Nearly 25 civilians were killed in Bab Alnairab"; }
+                br;
+                label { "Place " input type="text" name="place"; }
+                " " label { "Event date " input type="text" name="event_start" placeholder="2016-11-28"; }
+                " " button { "Add" }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CaptureForm {
+    csrf: String,
+    url: String,
+    media: Option<String>,
+}
+
+/// Captures a page now, as `POST /api/v1/captures` does, and shows it.
+async fn capture_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Form(f): Form<CaptureForm>,
+) -> Response {
+    let made = async {
+        check_form(&caller, &f.csrf)?;
+        let urls = vec![f.url.trim().to_string()];
+        let media = f.media.as_deref().map(|m| m == "on");
+        super::api::capture_now(&state, &caller, &urls, media, "ui").await
+    }
+    .await;
+    match made {
+        Ok(made) => match made.first() {
+            Some(c) => see(format!("/ui/captures/{}", c.id)),
+            None => see("/".into()),
+        },
+        Err(e) => error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ClaimForm {
+    csrf: String,
+    text: String,
+    place: Option<String>,
+    event_start: Option<String>,
+}
+
+async fn claim_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Form(f): Form<ClaimForm>,
+) -> Response {
+    let made = async {
+        check_form(&caller, &f.csrf)?;
+        let claim = crate::provenance::add_claim(
+            state.archive(),
+            crate::provenance::ClaimFields {
+                text: Some(f.text.clone()),
+                place: given(&f.place),
+                event_start: given(&f.event_start),
+                author: Some(caller.actor()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok::<_, AppError>(claim)
+    }
+    .await;
+    match made {
+        Ok(c) => see(format!("/ui/claims/{}", c.id)),
+        Err(e) => error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct LinkForm {
+    csrf: String,
+    capture_id: String,
+    url: Option<String>,
+    /// An existing claim, or none when `new_claim` is given.
+    claim: Option<String>,
+    new_claim: Option<String>,
+    quote: String,
+    prefix: Option<String>,
+    suffix: Option<String>,
+    relation: Option<String>,
+}
+
+/// Links a passage of a capture to a claim (a new one when its text is
+/// given), checked as `claim link` checks it: the quote must be in the
+/// archived text, once, or once with its prefix and suffix.
+async fn link_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Form(f): Form<LinkForm>,
+) -> Response {
+    let made = async {
+        check_form(&caller, &f.csrf)?;
+        let capture_id = super::api::capture_id(f.capture_id.trim())?;
+        let relation = super::api::parse_relation(f.relation.as_deref())?;
+        let claim_id = match (given(&f.new_claim), given(&f.claim)) {
+            (Some(text), _) => {
+                crate::provenance::add_claim(
+                    state.archive(),
+                    crate::provenance::ClaimFields {
+                        text: Some(text),
+                        author: Some(caller.actor()),
+                        ..Default::default()
+                    },
+                )
+                .await?
+                .id
+            }
+            (None, Some(id)) => id,
+            (None, None) => {
+                return Err(AppError::bad_request(
+                    "pick the claim the passage is evidence for, or write a new one",
+                ))
+            }
+        };
+        let link = crate::provenance::link(
+            state.archive(),
+            crate::provenance::LinkRequest {
+                claim_id: claim_id.clone(),
+                capture_id,
+                target: given(&f.url),
+                quote: Some(f.quote.clone()),
+                prefix: given(&f.prefix),
+                suffix: given(&f.suffix),
+                position: None,
+                fragment: None,
+                relation,
+                rationale: Some("linked from the UI's text view".into()),
+                author: Some(caller.actor()),
+            },
+        )
+        .await?;
+        Ok::<_, AppError>(link)
+    }
+    .await;
+    match made {
+        Ok(l) => see(format!("/ui/claims/{}", l.claim_id)),
+        Err(e) => error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ScheduleForm {
+    csrf: String,
+    name: String,
+    cron: String,
+    timezone: Option<String>,
+    /// One URL per line.
+    urls: String,
+}
+
+/// Writes a schedule file as `POST /api/v1/schedules` does.
+async fn schedule_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Form(f): Form<ScheduleForm>,
+) -> Response {
+    let made = (|| {
+        check_form(&caller, &f.csrf)?;
+        let schedule = super::api::NewSchedule {
+            name: f.name.trim().to_string(),
+            cron: f.cron.trim().to_string(),
+            urls: f.urls.split_whitespace().map(str::to_string).collect(),
+            timezone: given(&f.timezone),
+            ..Default::default()
+        };
+        super::api::write_schedule(&state, &schedule)
+    })();
+    match made {
+        Ok(_) => see("/ui/schedules".into()),
+        Err(e) => error_page(e),
+    }
+}
+
+fn schedule_form_markup(csrf: &str) -> Markup {
+    html! {
+        details.act {
+            summary { "Add a schedule" }
+            form method="post" action="/ui/schedules" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Name " input type="text" name="name" placeholder="aleppo-daily"; }
+                " " label { "Cron " input type="text" name="cron" placeholder="0 6 * * *"; }
+                " " label { "Time zone " input type="text" name="timezone" placeholder="UTC"; }
+                br;
+                label { "URLs, one per line" br; textarea name="urls" rows="3" cols="70" {} }
+                br;
+                button { "Add" }
+                p.muted { "Checked as " code { "custody schedule validate" } " checks it, and kept as a file in the server's schedules directory; the daemon picks it up on its next reload." }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct TextQuery {
+    url: Option<String>,
+}
+
+/// Script of the text view: a selection in the text fills the link form's
+/// quote, prefix and suffix (without it, the form takes a pasted quote).
+const SELECT_JS: &str = "const t=document.getElementById('text');\
+document.addEventListener('selectionchange',()=>{const s=document.getSelection();\
+if(!s||s.rangeCount===0||s.isCollapsed||!t.contains(s.anchorNode))return;\
+const r=s.getRangeAt(0),pre=document.createRange();pre.selectNodeContents(t);pre.setEnd(r.startContainer,r.startOffset);\
+const all=t.textContent,start=pre.toString().length,q=r.toString(),end=start+q.length;\
+const f=document.getElementById('link');f.quote.value=q;\
+f.prefix.value=all.slice(Math.max(0,start-32),start);f.suffix.value=all.slice(end,end+32);});";
+
+async fn select_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SELECT_JS,
+    )
+        .into_response()
+}
+
+/// A capture's readable text (what quotes are matched in), with the form
+/// that links a passage of it to a claim. Reading it is recorded.
+async fn text_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<TextQuery>,
+) -> Response {
+    let read = async {
+        let id: CaptureId = id
+            .parse()
+            .map_err(|e: crate::model::ParseCaptureIdError| AppError::bad_request(e.to_string()))?;
+        let doc = state.archive().read_document(&id, q.url.as_deref()).await?;
+        let text = crate::provenance::document_text(&doc)
+            .map_err(|e| AppError::bad_request(e.to_string()))?;
+        let via = json!({"via": "ui text", "url": doc.url});
+        state.accessed(&caller, &id, "accessed", via).await?;
+        let claims = match form_token(&caller) {
+            Some(_) => state.index().claims(None).await?,
+            None => Vec::new(),
+        };
+        Ok::<_, AppError>((id, doc.url, text, claims))
+    }
+    .await;
+    let (id, url, text, claims) = match read {
+        Ok(r) => r,
+        Err(e) => return error_page(e),
+    };
+    let body = html! {
+        p { "The readable text of " code { (url) } " in " a href={ "/ui/captures/" (id) } { "capture " (id) } ": what a quote is matched in." }
+        @if let Some(csrf) = form_token(&caller) {
+            form #link method="post" action="/ui/links" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="capture_id" value=(id);
+                input type="hidden" name="url" value=(url);
+                p.muted { "Select a passage below (or paste it) to link it to a claim." }
+                label { "Quote " br; textarea name="quote" rows="3" cols="90" required {} }
+                br;
+                label { "Before it " input type="text" name="prefix" size="34"; }
+                " " label { "After it " input type="text" name="suffix" size="34"; }
+                br;
+                label { "Claim " select name="claim" {
+                    option value="" { "— a new claim —" }
+                    @for c in &claims { option value=(c.id) { (c.text.chars().take(90).collect::<String>()) } }
+                } }
+                " " label { "or a new claim " input type="text" name="new_claim" size="50"; }
+                br;
+                label { "Relation " select name="relation" {
+                    option value="supports" { "supports" }
+                    option value="refutes" { "refutes" }
+                    option value="context" { "context" }
+                    option value="first_appearance" { "first appearance" }
+                } }
+                " " button { "Link the passage" }
+            }
+        }
+        pre #text .readable { (text) }
+        @if form_token(&caller).is_some() { script src="/ui/select.js" {} }
+    };
+    let mut resp = layout(&format!("Text of {url}"), body);
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(TEXT_CSP),
+    );
+    resp
 }
 
 #[cfg(test)]

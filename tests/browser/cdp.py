@@ -11,7 +11,7 @@ the archived page in one) is reported the same way under "frames". An
 element `#custody-test-click`, in the page or a frame, is clicked once (a
 real mouse event) before the page is probed.
 
-Usage: cdp.py CHROMIUM [--login BASE TOKEN] [--wait-for EXPR] URL [URL...]
+Usage: cdp.py CHROMIUM [--login BASE TOKEN] [--wait-for EXPR] [--act EXPR] URL [URL...]
 (run by tests/it/browser.rs). With --login, signs in first through the UI's
 login form at BASE/login, so the pages are read with the token's cookie.
 With --wait-for, each page is probed once the JavaScript expression EXPR is
@@ -235,6 +235,11 @@ def main():
     wait_for = None
     if urls[:1] == ["--wait-for"]:
         wait_for, urls = urls[1], urls[2:]
+    # With --act, each page, once loaded, runs EXPR (which ends by sending
+    # a form, as a user would), and what the form leads to is probed.
+    act = None
+    if urls[:1] == ["--act"]:
+        act, urls = urls[1], urls[2:]
     profile = tempfile.mkdtemp(prefix="custody-chromium-")
     port = free_port()
     proc = subprocess.Popen(
@@ -281,6 +286,13 @@ def main():
                         tab.drain(0.5)
                 tab.drain(0.5)
             click(tab)
+            if act:
+                tab.events.clear()
+                done = tab.evaluate("(() => {" + HELPERS + "return (" + act + "); })()")
+                if done is not True:
+                    raise RuntimeError(f"--act on {url} returned {done!r}")
+                tab.wait_for("Page.loadEventFired")
+                tab.drain(0.8)
             probe = tab.evaluate(PROBE) or {}
             probe["waited"] = waited
             probe["frames"] = [tab.evaluate(PROBE, session=s, context=c) for s, c in tab.child_frames()]

@@ -900,3 +900,110 @@ async fn in_chromium_the_timeline_marks_a_silent_edit_and_the_diff_view_shows_it
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("timeline"), "{}", bad.text());
 }
+
+/// Issue 18, in Chromium: an archivist signed in captures a page from the
+/// home page's form, selects a passage on the capture's text view and
+/// links it to a new claim (`claim show` verifies it), and a form posted
+/// to custody from another site changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_chromium_an_archivist_captures_links_a_selected_passage_and_a_cross_site_form_fails() {
+    let addr = site::serve_http().await;
+    let work = Workdir::new("allow_private_networks = true");
+    let server = serve(&work, &[]);
+    let archivist = token(&work, "archivist");
+    let base = format!("http://{}", server.addr);
+    let article = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let acting = |act: &str, url: &str| {
+        browse(&[
+            "--login".to_string(),
+            base.clone(),
+            archivist.clone(),
+            "--act".to_string(),
+            act.to_string(),
+            url.to_string(),
+        ])
+        .remove(0)
+    };
+
+    // Capture now, from the home page.
+    let capture = format!(
+        "(() => {{ const f = document.querySelector('form[action=\"/ui/capture\"]'); \
+         f.url.value = {}; setTimeout(() => f.submit(), 50); return true; }})()",
+        serde_json::json!(article)
+    );
+    let shown = acting(&capture, &format!("{base}/"));
+    let location = shown["location"].as_str().unwrap();
+    let capture_id = location
+        .split("/ui/captures/")
+        .nth(1)
+        .unwrap_or_else(|| panic!("not a capture page: {shown}"))
+        .to_string();
+    assert!(
+        shown["text"].as_str().unwrap().contains(&article),
+        "{shown}"
+    );
+    let listed = crate::web::get(server.addr, "/", Some(&archivist)).text();
+    assert!(listed.contains(&capture_id), "the capture is in the list");
+
+    // Select a passage of the readable text; the form takes it.
+    let select = format!(
+        "(async () => {{ const q = {}; const t = document.getElementById('text'); \
+         const n = t.firstChild, i = n.textContent.indexOf(q); const r = document.createRange(); \
+         r.setStart(n, i); r.setEnd(n, i + q.length); const s = document.getSelection(); \
+         s.removeAllRanges(); s.addRange(r); await new Promise(ok => setTimeout(ok, 400)); \
+         const f = document.getElementById('link'); if (f.quote.value !== q) return false; \
+         f.new_claim.value = 'Regime airstrikes killed civilians fleeing Bab Alnairab'; \
+         setTimeout(() => f.submit(), 50); return true; }})()",
+        serde_json::json!(QUOTE)
+    );
+    let claim_page = acting(&select, &format!("{base}/ui/captures/{capture_id}/text"));
+    assert_eq!(
+        claim_page["marks"],
+        serde_json::json!([QUOTE]),
+        "{claim_page}"
+    );
+    assert!(claim_page["text"]
+        .as_str()
+        .unwrap()
+        .contains("digest and passage verified now"));
+    let claim_id = claim_page["location"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let shown = work.run(&["claim", "show", &claim_id]);
+    assert!(shown.status.success(), "{}", stderr_text(&shown));
+
+    // A form on another site, posted to custody by the signed-in browser.
+    let target = format!("{base}/ui/capture");
+    let app = Router::new().route(
+        "/",
+        get(move || {
+            let target = target.clone();
+            async move {
+                axum::response::Html(format!(
+                    "<!doctype html><title>attacker</title><form method=post action=\"{target}\">\
+                     <input name=url value=\"http://example.invalid/planted\"><input name=csrf value=\"00\"></form>"
+                ))
+            }
+        }),
+    );
+    let attacker = site::serve_app(app).await;
+    let answer = acting(
+        "(() => { setTimeout(() => document.forms[0].submit(), 50); return true; })()",
+        &format!("http://{attacker}/"),
+    );
+    assert!(
+        answer["location"].as_str().unwrap().starts_with(&base),
+        "{answer}"
+    );
+    let text = answer["text"].as_str().unwrap().to_string();
+    assert!(
+        text.contains("Sign in") || text.contains("not sent from custody"),
+        "{text}"
+    );
+    let all = String::from_utf8(work.ok(&["captures", "--json"])).unwrap();
+    assert_eq!(all.lines().count(), 1, "nothing planted: {all}");
+}
