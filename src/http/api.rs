@@ -182,34 +182,83 @@ pub fn capture_dto(c: &Capture) -> Value {
     v
 }
 
-#[derive(Debug, Deserialize)]
-struct CaptureFilter {
-    url: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    order: Option<String>,
-    cursor: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct CaptureFilter {
+    pub(super) url: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) status: Option<String>,
+    pub(super) http_status: Option<String>,
+    pub(super) schedule: Option<String>,
+    pub(super) host: Option<String>,
+    pub(super) order: Option<String>,
+    pub(super) cursor: Option<String>,
     #[serde(flatten)]
     page: Page,
+}
+
+impl CaptureFilter {
+    /// The filters of a capture list (an empty field is no filter), each
+    /// refused in one line when it cannot be read.
+    pub(super) fn filters(&self, q: &mut CaptureQuery) -> Result<(), AppError> {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        q.url_prefix = given(&self.url);
+        q.from = given(&self.from)
+            .map(|s| parse_time("from", &s))
+            .transpose()?;
+        q.to = given(&self.to).map(|s| parse_time("to", &s)).transpose()?;
+        q.status = given(&self.status)
+            .map(|s| {
+                crate::model::CaptureStatus::parse(s.trim()).ok_or_else(|| {
+                    AppError::bad_request(format!("status={s:?} is not ok or failed"))
+                })
+            })
+            .transpose()?;
+        q.page_status = given(&self.http_status)
+            .map(|s| parse_http_status(&s))
+            .transpose()?;
+        q.schedule = given(&self.schedule);
+        q.host = given(&self.host)
+            .map(|h| crate::search::parse_site(&h).map_err(AppError::from))
+            .transpose()?;
+        Ok(())
+    }
+}
+
+/// `http_status`: one status (`404`) or a class (`4xx`), as an inclusive
+/// range.
+fn parse_http_status(s: &str) -> Result<(u16, u16), AppError> {
+    let s = s.trim().to_ascii_lowercase();
+    let bad = || {
+        AppError::bad_request(format!(
+            "http_status={s:?} is not a status; give one such as 404, or a class such as 4xx"
+        ))
+    };
+    if let Some(class) = s.strip_suffix("xx") {
+        let c: u16 = class.parse().map_err(|_| bad())?;
+        return match c {
+            1..=5 => Ok((c * 100, c * 100 + 99)),
+            _ => Err(bad()),
+        };
+    }
+    match s.parse::<u16>() {
+        Ok(n) if (100..=599).contains(&n) => Ok((n, n)),
+        _ => Err(bad()),
+    }
 }
 
 async fn list_captures(
     State(state): State<AppState>,
     Query(q): Query<CaptureFilter>,
 ) -> Result<Response, AppError> {
-    let query = CaptureQuery {
-        url_prefix: q.url.clone(),
-        from: q
-            .from
-            .as_deref()
-            .map(|s| parse_time("from", s))
-            .transpose()?,
-        to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
+    let mut query = CaptureQuery {
         newest_first: q.order.as_deref() == Some("desc"),
         after: q.cursor.as_deref().map(parse_cursor).transpose()?,
         limit: q.page.limit(),
         offset: q.page.offset(),
+        ..Default::default()
     };
+    q.filters(&mut query)?;
     let captures = state.index().capture_page(&query).await?;
     let full = captures.len() as u32 == query.limit;
     // An offset counts from the cursor, so it is offered only without one.
@@ -1017,27 +1066,91 @@ pub(super) fn write_schedule(state: &AppState, b: &NewSchedule) -> Result<PathBu
     Ok(path)
 }
 
-#[derive(Debug, Deserialize)]
-struct RunQuery {
-    schedule: Option<String>,
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RunQuery {
+    pub(super) schedule: Option<String>,
+    pub(super) state: Option<String>,
+    pub(super) host: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
+    pub(super) order: Option<String>,
+    pub(super) cursor: Option<String>,
     #[serde(flatten)]
     page: Page,
 }
 
+impl RunQuery {
+    /// The index's query for these parameters (newest instant first unless
+    /// `order=asc`), each refused in one line when it cannot be read.
+    pub(super) fn query(&self, limit: u32) -> Result<crate::index::RunListQuery, AppError> {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let state = given(&self.state)
+            .map(|s| {
+                crate::model::RunState::parse(s.trim()).ok_or_else(|| {
+                    AppError::bad_request(format!(
+                        "state={s:?} is not a run state; give due, running, done, failed, skipped or interrupted"
+                    ))
+                })
+            })
+            .transpose()?;
+        let after = given(&self.cursor)
+            .map(|c| {
+                crate::index::RunCursor::decode(&c).ok_or_else(|| {
+                    AppError::bad_request(format!(
+                        "cursor={c:?} is not a cursor; pass the next_cursor of the page before"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(crate::index::RunListQuery {
+            schedule: given(&self.schedule),
+            state,
+            host: given(&self.host)
+                .map(|h| crate::search::parse_site(&h).map_err(AppError::from))
+                .transpose()?,
+            from: given(&self.from)
+                .map(|s| parse_time("from", &s))
+                .transpose()?,
+            to: given(&self.to).map(|s| parse_time("to", &s)).transpose()?,
+            newest_first: self.order.as_deref() != Some("asc"),
+            after,
+            limit: match self.page.limit {
+                Some(_) => self.page.limit(),
+                None => limit,
+            },
+        })
+    }
+}
+
+/// Runs, newest instant first: by a stable cursor (`next_cursor`), or by
+/// offset as before.
 async fn list_runs(
     State(state): State<AppState>,
     Query(q): Query<RunQuery>,
 ) -> Result<Response, AppError> {
-    let mut runs = state.index().runs(q.schedule.as_deref()).await?;
-    runs.reverse(); // newest first
-    let (limit, offset) = (q.page.limit(), q.page.offset());
-    let items = runs
-        .iter()
-        .skip(offset as usize)
-        .take(limit as usize)
-        .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-        .collect();
-    Ok(page(items, limit, offset))
+    let query = q.query(100)?;
+    let offset = q.page.offset();
+    let runs = match (offset, &query.after) {
+        (0, _) | (_, Some(_)) => state.index().run_page(&query).await?,
+        // An offset reads the pages before it (kept for clients of the
+        // offset form; a cursor reads only its page).
+        (offset, None) => {
+            let mut skipped = query.clone();
+            skipped.limit = (offset + query.limit as u64).min(100_000) as u32;
+            let mut all = state.index().run_page(&skipped).await?;
+            all.drain(..(offset as usize).min(all.len()));
+            all
+        }
+    };
+    let full = runs.len() as u32 == query.limit;
+    let next_offset = (full && query.after.is_none()).then(|| offset + query.limit as u64);
+    let next_cursor = crate::index::RunCursor::next_page(&runs, query.limit).map(|c| c.encode());
+    Ok(Json(json!({
+        "items": runs.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect::<Vec<_>>(),
+        "next_offset": next_offset,
+        "next_cursor": next_cursor,
+    }))
+    .into_response())
 }
 
 async fn log_key(State(state): State<AppState>) -> Result<Response, AppError> {

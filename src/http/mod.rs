@@ -335,7 +335,7 @@ enum Presented {
 /// The token a request presents: `Authorization: Bearer ...`, or the
 /// `custody_token` cookie the login page sets: for reading, and for the
 /// UI's own forms (posted to `/ui/`, from this origin, each with its form
-/// token: see [`ui::check_form`]). The API never takes the cookie for a
+/// token: see `ui::check_form`). The API never takes the cookie for a
 /// change.
 fn presented_token(
     method: &Method,

@@ -27,7 +27,19 @@ pub const OPERATIONS: &[Op] = &[
         "/api/v1/captures",
         "List captures, oldest first (order=desc for newest first)",
         "reader",
-        &["url", "from", "to", "order", "limit", "offset", "cursor"],
+        &[
+            "url",
+            "from",
+            "to",
+            "status",
+            "http_status",
+            "schedule",
+            "host",
+            "order",
+            "limit",
+            "offset",
+            "cursor",
+        ],
         None,
     ),
     (
@@ -209,9 +221,11 @@ pub const OPERATIONS: &[Op] = &[
     (
         "get",
         "/api/v1/runs",
-        "Scheduled runs, newest first",
+        "Scheduled runs, newest instant first (order=asc for oldest first)",
         "reader",
-        &["schedule", "limit", "offset"],
+        &[
+            "schedule", "state", "host", "from", "to", "order", "limit", "offset", "cursor",
+        ],
         None,
     ),
     (
@@ -367,6 +381,11 @@ fn parameter_schema(name: &str) -> Value {
             json!({"type": "string", "enum": ["screenshot", "thumbnail", "pdf", "view", "text"]})
         }
         "collapseTime" => json!({"type": "integer", "minimum": 1, "maximum": 14}),
+        "status" => json!({"type": "string", "enum": ["ok", "failed"]}),
+        "state" => {
+            json!({"type": "string", "enum": ["due", "running", "done", "failed", "skipped", "interrupted"]})
+        }
+        "http_status" => json!({"type": "string", "pattern": "^([1-5][0-9][0-9]|[1-5]xx)$"}),
         "filter" => json!({"type": "array", "items": {"type": "string"}}),
         _ => json!({"type": "string", "minLength": 1}),
     }
@@ -389,13 +408,19 @@ fn parameter(name: &str, path: &str) -> Value {
         "output" => "cdxj (default), json (one object per line), text or link",
         "sort" => "reverse or closest",
         "closest" => "Nearest captures first (sort=closest optional)",
-        "order" if path == "/api/v1/search" => "desc (default: newest capture first) or asc",
+        "order" if path == "/api/v1/search" || path == "/api/v1/runs" => {
+            "desc (default: newest first) or asc"
+        }
         "order" => "asc (default) or desc",
         "q" if path == "/api/v1/search" => {
             "Words and \"quoted phrases\" the text holds, all of them; case, accents and Arabic vowel marks do not matter"
         }
         "q" => "Words the claim's text contains",
         "site" => "A host: documents of it and of its subdomains",
+        "status" => "ok or failed",
+        "http_status" => "The page's HTTP status (404) or class (4xx)",
+        "host" => "A host: the captures or runs of its URLs",
+        "state" => "A run's state",
         "old" | "new" => "Tree sizes of signed checkpoints (new: the latest when left out)",
         "claim" => "A claim id",
         "n" => "Which of the capture's media files (0 for the first)",
@@ -847,6 +872,9 @@ fn claim_schemas() -> Value {
 
 /// Schedules, runs, the log, fixity, tokens, Memento.
 fn service_schemas() -> Value {
+    let mut run_page = page_of("Run");
+    run_page["required"] = json!(["items", "next_offset", "next_cursor"]);
+    run_page["properties"]["next_cursor"] = nullable("string");
     let string = json!({"type": "string"});
     let int = json!({"type": "integer"});
     let time = json!({"type": "string", "format": "date-time"});
@@ -883,7 +911,7 @@ fn service_schemas() -> Value {
                 "lease_owner": nullable("string"), "capture_id": nullable("string"), "error": nullable("string"),
             },
         },
-        "RunPage": page_of("Run"),
+        "RunPage": run_page,
         "LogKey": {
             "type": "object",
             "required": ["verifier_key", "origin", "size"],

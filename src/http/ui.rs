@@ -278,6 +278,9 @@ fn search_form_with(p: &super::api::SearchParams) -> Markup {
     }
 }
 
+/// Runs per page of the Schedules page.
+const RUNS_PAGE: u32 = 100;
+
 /// Full-text results per page of the UI's search.
 const SEARCH_PAGE: u32 = 20;
 
@@ -368,11 +371,59 @@ const HOME_PAGE: u32 = 20;
 struct HomeQuery {
     /// The last capture of the page before (newest first).
     before: Option<String>,
+    #[serde(flatten)]
+    filter: super::api::CaptureFilter,
+}
+
+/// The home page's filters, as a query string (without the cursor).
+fn filter_query(f: &super::api::CaptureFilter) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    let given = [
+        ("status", &f.status),
+        ("http_status", &f.http_status),
+        ("schedule", &f.schedule),
+        ("host", &f.host),
+        ("from", &f.from),
+        ("to", &f.to),
+    ];
+    for (name, value) in given {
+        if let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) {
+            q.append_pair(name, v);
+        }
+    }
+    q.finish()
+}
+
+/// Filters for the capture list: by outcome, the page's HTTP status,
+/// schedule, host and start time.
+fn capture_filters(f: &super::api::CaptureFilter) -> Markup {
+    let v = |x: &Option<String>| x.clone().unwrap_or_default();
+    let status = f.status.as_deref().unwrap_or("");
+    let open = !filter_query(f).is_empty();
+    html! {
+        details.act open[open] {
+            summary { "Filter the captures" }
+            form method="get" action="/" {
+                label { "Outcome " select name="status" {
+                    option value="" selected[status.is_empty()] { "any" }
+                    option value="ok" selected[status == "ok"] { "stored" }
+                    option value="failed" selected[status == "failed"] { "failed" }
+                } }
+                " " label { "Page HTTP status " input type="text" name="http_status" size="4" value=(v(&f.http_status)) placeholder="404 or 4xx"; }
+                " " label { "Schedule " input type="text" name="schedule" value=(v(&f.schedule)); }
+                " " label { "Host " input type="text" name="host" value=(v(&f.host)) placeholder="aleppo24.example"; }
+                br;
+                label { "From " input type="text" name="from" value=(v(&f.from)) placeholder="20161101"; }
+                " " label { "To " input type="text" name="to" value=(v(&f.to)) placeholder="20161231"; }
+                " " button { "Filter" }
+            }
+        }
+    }
 }
 
 /// The search form and the latest captures, a page at a time: "Older
 /// captures" carries a stable cursor, so captures made meanwhile do not
-/// shift the pages.
+/// shift the pages; the filters stay with it.
 async fn home(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -385,25 +436,36 @@ async fn home(
             .map(super::api::parse_cursor)
             .transpose()?;
         let older = after.is_some();
-        let recent = state
-            .index()
-            .capture_page(&CaptureQuery {
-                newest_first: true,
-                after,
-                limit: HOME_PAGE,
-                ..Default::default()
-            })
-            .await?;
+        let mut query = CaptureQuery {
+            newest_first: true,
+            after,
+            limit: HOME_PAGE,
+            ..Default::default()
+        };
+        q.filter.filters(&mut query)?;
+        let recent = state.index().capture_page(&query).await?;
+        let filters = filter_query(&q.filter);
+        let and = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("&{filters}")
+        };
+        let latest = if filters.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/?{filters}")
+        };
         let next = crate::index::CaptureCursor::next_page(&recent, HOME_PAGE)
-            .map(|n| format!("/?before={}", urlencode(&n.encode())));
+            .map(|n| format!("/?before={}{and}", urlencode(&n.encode())));
         Ok(html! {
             (search_form(""))
             @if let Some(csrf) = form_token(&caller) { (home_forms(&csrf)) }
             h2 { @if older { "Older captures" } @else { "Latest captures" } }
+            (capture_filters(&q.filter))
             (captures_table(&recent))
             @if older || next.is_some() {
                 p {
-                    @if older { a href="/" { "Latest captures" } }
+                    @if older { a href=(latest) { "Latest captures" } }
                     @if older && next.is_some() { " · " }
                     @if let Some(next) = &next { a rel="next" href=(next) { "Older captures →" } }
                 }
@@ -1067,15 +1129,26 @@ async fn claim_page(
 async fn schedules_page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Query(rq): Query<super::api::RunQuery>,
 ) -> Response {
     let body = async {
         let loaded = state.inner.settings.schedules_dir.as_ref().map(|dir| {
             let config = state.archive().config().clone();
             crate::scheduler::load_dir(dir, &config.capture)
         });
-        let mut runs = state.index().runs(None).await?;
-        runs.reverse();
-        runs.truncate(100);
+        let query = rq.query(RUNS_PAGE)?;
+        let runs = state.index().run_page(&query).await?;
+        let older = crate::index::RunCursor::next_page(&runs, query.limit).map(|c| {
+            let mut link = url::form_urlencoded::Serializer::new(String::from("/ui/schedules?"));
+            for (name, value) in [("schedule", &rq.schedule), ("state", &rq.state)] {
+                if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                    link.append_pair(name, v);
+                }
+            }
+            link.append_pair("cursor", &c.encode());
+            link.finish()
+        });
+        let run_state = rq.state.clone().unwrap_or_default();
         let now = Utc::now();
         Ok(html! {
             @if let (Some(csrf), Some(_)) = (form_token(&caller), &loaded) { (schedule_form_markup(&csrf)) }
@@ -1096,7 +1169,17 @@ async fn schedules_page(
                 },
                 None => { p.muted { "This server reads no schedules directory." } },
             }
-            h2 { "Recent runs" }
+            h2 { @if rq.cursor.is_some() { "Older runs" } @else { "Recent runs" } }
+            form method="get" action="/ui/schedules" {
+                label { "Schedule " input type="text" name="schedule" value=(rq.schedule.clone().unwrap_or_default()); }
+                " " label { "State " select name="state" {
+                    option value="" selected[run_state.is_empty()] { "any" }
+                    @for s in crate::model::RunState::ALL {
+                        option value=(s.as_str()) selected[run_state == s.as_str()] { (s.as_str()) }
+                    }
+                } }
+                " " button { "Show" }
+            }
             table {
                 tr { th { "Scheduled for" } th { "Schedule" } th { "URL" } th { "State" } th { "Capture" } }
                 @for r in &runs {
@@ -1110,6 +1193,7 @@ async fn schedules_page(
                     }
                 }
             }
+            @if let Some(older) = &older { p { a rel="next" href=(older) { "Older runs →" } } }
         })
     }
     .await;

@@ -144,9 +144,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::model::{
-    ApiToken, Capture, CaptureId, Claim, CustodyEvent, EvidenceLink, FixityEvent, NewRun,
-    PassageCheck, PendingObject, RecordEntry, Run, RunFinish, Sha256, Stats, TimestampRequest,
-    TimestampToken, WarcFile, WarcRef,
+    ApiToken, Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, FixityEvent,
+    NewRun, PassageCheck, PendingObject, RecordEntry, Run, RunFinish, RunState, Sha256, Stats,
+    TimestampRequest, TimestampToken, WarcFile, WarcRef,
 };
 use crate::tlog::leaf::{Checkpoint, LogLeaf};
 
@@ -535,6 +535,9 @@ pub trait RunIndex: Send + Sync {
     /// Runs, oldest instant first; only those of a schedule when given.
     async fn runs(&self, schedule: Option<&str>) -> Result<Vec<Run>, IndexError>;
 
+    /// A page of runs, by instant (then id), filtered.
+    async fn run_page(&self, q: &RunListQuery) -> Result<Vec<Run>, IndexError>;
+
     /// Takes or renews the scheduler-leader lease for `owner` until
     /// `until`; true when `owner` leads. Several daemons may share one
     /// index; one plans (and signs checkpoints, scrubs, timestamps) at a
@@ -752,6 +755,16 @@ pub struct CaptureQuery {
     pub from: Option<DateTime<Utc>>,
     /// Started at or before.
     pub to: Option<DateTime<Utc>>,
+    /// Captures that succeeded, or failed.
+    pub status: Option<CaptureStatus>,
+    /// Captures whose page (the first answer of the seed's chain that is
+    /// not a redirect) had an HTTP status in this range, inclusive.
+    pub page_status: Option<(u16, u16)>,
+    /// Captures of this schedule.
+    pub schedule: Option<String>,
+    /// Captures whose seed URL is on this host (letters, digits, dots and
+    /// hyphens only).
+    pub host: Option<String>,
     pub newest_first: bool,
     /// Only captures after this one in the list's order (a stable cursor:
     /// captures made meanwhile do not shift the pages, as an offset would).
@@ -795,6 +808,54 @@ impl CaptureCursor {
         let (t, id) = s.split_once('_')?;
         Some(CaptureCursor {
             started_at: DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// Which runs to list (see [`RunIndex::run_page`]).
+#[derive(Clone, Debug, Default)]
+pub struct RunListQuery {
+    pub schedule: Option<String>,
+    pub state: Option<RunState>,
+    /// Runs of URLs on this host.
+    pub host: Option<String>,
+    /// Scheduled for at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Scheduled for at or before.
+    pub to: Option<DateTime<Utc>>,
+    pub newest_first: bool,
+    /// Only runs after this one in the list's order.
+    pub after: Option<RunCursor>,
+    pub limit: u32,
+}
+
+/// A place in a list of runs: the last run of the page before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunCursor {
+    pub scheduled_for: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl RunCursor {
+    /// The cursor for the page after `page` when it is full.
+    pub fn next_page(page: &[Run], limit: u32) -> Option<Self> {
+        page.last()
+            .filter(|_| page.len() as u32 == limit)
+            .map(|r| RunCursor {
+                scheduled_for: r.scheduled_for,
+                id: r.id,
+            })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}_{}", db_time(&self.scheduled_for), self.id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (t, id) = s.split_once('_')?;
+        Some(RunCursor {
+            scheduled_for: DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
             id: id.parse().ok()?,
         })
     }

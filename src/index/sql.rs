@@ -27,8 +27,8 @@ use super::{
 };
 use crate::index::{
     db_time, nearer, parse_db_time, CaptureIndex, CaptureQuery, Fence, Hit, Index, IndexError,
-    LinkFilter, LogIndex, PageText, ProvenanceIndex, RecordQuery, RowCounts, RunIndex, SearchIndex,
-    TextHit, TextQuery, TokenIndex, MIGRATION_TABLE,
+    LinkFilter, LogIndex, PageText, ProvenanceIndex, RecordQuery, RowCounts, RunIndex,
+    RunListQuery, SearchIndex, TextHit, TextQuery, TokenIndex, MIGRATION_TABLE,
 };
 use crate::model::{
     ApiToken, Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, FixityEvent,
@@ -827,31 +827,52 @@ impl Conditions {
         &mut self.query
     }
 
-    /// Captures (`c`) started within the bounds given, inclusive.
-    fn started(&mut self, from: Option<&DateTime<Utc>>, to: Option<&DateTime<Utc>>) {
+    /// Rows whose instant `column` is within the bounds given, inclusive.
+    fn between(&mut self, column: &str, from: Option<&DateTime<Utc>>, to: Option<&DateTime<Utc>>) {
         if let Some(t) = from {
-            self.and().push("c.started_at >= ").push_bind(db_time(t));
+            self.and()
+                .push(format_args!("{column} >= "))
+                .push_bind(db_time(t));
         }
         if let Some(t) = to {
-            self.and().push("c.started_at <= ").push_bind(db_time(t));
+            self.and()
+                .push(format_args!("{column} <= "))
+                .push_bind(db_time(t));
         }
     }
 
-    /// A keyset cursor: rows after (`started_at`, key) in a list ordered by
-    /// the capture's start, then `key_column`; `bind` pushes the key.
+    /// The query, its rows in (`time_column`, `key_column`) order, `limit`
+    /// of them from `offset`.
+    fn ordered(
+        self,
+        (time_column, key_column): (&str, &str),
+        newest_first: bool,
+        limit: u32,
+        offset: u64,
+    ) -> QueryBuilder<DB> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let mut query = self.query;
+        query.push(format_args!(
+            " ORDER BY {time_column} {order}, {key_column} {order} LIMIT {limit} OFFSET {offset}"
+        ));
+        query
+    }
+
+    /// A keyset cursor: rows after (`at`, key) in a list ordered by
+    /// `time_column`, then `key_column`; `bind` pushes the key.
     fn after(
         &mut self,
-        started_at: &DateTime<Utc>,
+        (time_column, at): (&str, &DateTime<Utc>),
         key_column: &str,
         newest_first: bool,
         bind: impl FnOnce(&mut QueryBuilder<DB>),
     ) {
         let beyond = if newest_first { "<" } else { ">" };
-        let at = db_time(started_at);
+        let at = db_time(at);
         let q = self.and();
-        q.push(format_args!("(c.started_at {beyond} "))
+        q.push(format_args!("({time_column} {beyond} "))
             .push_bind(at.clone())
-            .push(" OR (c.started_at = ")
+            .push(format_args!(" OR ({time_column} = "))
             .push_bind(at)
             .push(format_args!(" AND {key_column} {beyond} "));
         bind(q);
@@ -1039,19 +1060,55 @@ impl CaptureIndex for SqlIndex {
         if let Some(p) = &q.url_prefix {
             c.prefix("c.seed_url", p);
         }
-        c.started(q.from.as_ref(), q.to.as_ref());
+        c.between("c.started_at", q.from.as_ref(), q.to.as_ref());
+        if let Some(status) = q.status {
+            c.and().push("c.status = ").push_bind(status.as_str());
+        }
+        if let Some((lo, hi)) = q.page_status {
+            // The page: as `archive::page_resource` finds it.
+            c.and()
+                .push(
+                    "(SELECT r.status FROM resource r WHERE r.capture_id = c.id \
+                     AND r.status IS NOT NULL AND (r.status < 300 OR r.status >= 400) \
+                     ORDER BY r.seq LIMIT 1) BETWEEN ",
+                )
+                .push_bind(lo as i64)
+                .push(" AND ")
+                .push_bind(hi as i64);
+        }
+        if let Some(s) = &q.schedule {
+            c.and().push("c.schedule = ").push_bind(s.clone());
+        }
+        if let Some(host) = &q.host {
+            // The seed's host, then its path or its port.
+            let q = c.and();
+            q.push("(");
+            for (i, scheme) in ["http", "https"].iter().enumerate() {
+                for (j, after) in ["/", ":"].iter().enumerate() {
+                    if i + j > 0 {
+                        q.push(" OR ");
+                    }
+                    let p = format!("{scheme}://{host}{after}");
+                    q.push("substr(c.seed_url, 1, length(")
+                        .push_bind(p.clone())
+                        .push(")) = ")
+                        .push_bind(p);
+                }
+            }
+            q.push(")");
+        }
         if let Some(after) = &q.after {
             let id = after.id.as_str().to_string();
-            c.after(&after.started_at, "c.id", q.newest_first, |b| {
-                b.push_bind(id);
-            });
+            c.after(
+                ("c.started_at", &after.started_at),
+                "c.id",
+                q.newest_first,
+                |b| {
+                    b.push_bind(id);
+                },
+            );
         }
-        let order = if q.newest_first { "DESC" } else { "ASC" };
-        let mut query = c.query;
-        query.push(format_args!(
-            " ORDER BY c.started_at {order}, c.id {order} LIMIT {} OFFSET {}",
-            q.limit, q.offset
-        ));
+        let mut query = c.ordered(("c.started_at", "c.id"), q.newest_first, q.limit, q.offset);
         let rows = query.build().fetch_all(&self.pool).await?;
         self.captures_from_rows(&rows).await
     }
@@ -1757,6 +1814,39 @@ impl RunIndex for SqlIndex {
         rows.iter().map(run_from_row).collect()
     }
 
+    async fn run_page(&self, q: &RunListQuery) -> Result<Vec<Run>, IndexError> {
+        let mut c = Conditions::new(&format!("SELECT {RUN_COLUMNS} FROM run"));
+        if let Some(s) = &q.schedule {
+            c.and().push("schedule = ").push_bind(s.clone());
+        }
+        if let Some(state) = q.state {
+            c.and().push("state = ").push_bind(state.as_str());
+        }
+        if let Some(h) = &q.host {
+            c.and()
+                .push("(host = ")
+                .push_bind(h.clone())
+                .push(" OR host = ")
+                .push_bind(format!("www.{h}"))
+                .push(")");
+        }
+        c.between("scheduled_for", q.from.as_ref(), q.to.as_ref());
+        if let Some(after) = &q.after {
+            let id = after.id;
+            c.after(
+                ("scheduled_for", &after.scheduled_for),
+                "id",
+                q.newest_first,
+                |b| {
+                    b.push_bind(id);
+                },
+            );
+        }
+        let mut query = c.ordered(("scheduled_for", "id"), q.newest_first, q.limit, 0);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
     async fn try_lead(
         &self,
         owner: &str,
@@ -2091,7 +2181,7 @@ impl SearchIndex for SqlIndex {
                 .push_bind(format!("%.{h}"))
                 .push(")");
         }
-        c.started(q.from.as_ref(), q.to.as_ref());
+        c.between("c.started_at", q.from.as_ref(), q.to.as_ref());
         if let Some(s) = &q.schedule {
             c.and().push("c.schedule = ").push_bind(s.clone());
         }
@@ -2102,16 +2192,16 @@ impl SearchIndex for SqlIndex {
                 .push(")");
         }
         if let Some(after) = &q.after {
-            c.after(&after.started_at, "t.id", q.newest_first, |b| {
-                b.push_bind(after.row);
-            });
+            c.after(
+                ("c.started_at", &after.started_at),
+                "t.id",
+                q.newest_first,
+                |b| {
+                    b.push_bind(after.row);
+                },
+            );
         }
-        let order = if q.newest_first { "DESC" } else { "ASC" };
-        let mut query = c.query;
-        query.push(format_args!(
-            " ORDER BY c.started_at {order}, t.id {order} LIMIT {}",
-            q.limit
-        ));
+        let mut query = c.ordered(("c.started_at", "t.id"), q.newest_first, q.limit, 0);
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {

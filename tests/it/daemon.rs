@@ -1471,3 +1471,73 @@ async fn daemons_with_the_recipes_provisioned_keys_sign_one_log_and_others_are_r
     );
     schema.drop().await;
 }
+
+/// Issue 18: a schedule an archivist adds in the UI (signed in by the
+/// cookie, the form sent from custody's own page) is run by the daemon.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_added_from_the_ui_is_captured_by_the_daemon() {
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let daemon = setup.start();
+    let server: std::net::SocketAddr = format!("127.0.0.1:{}", daemon.port).parse().unwrap();
+    let archivist = crate::web::token(&setup.work, "archivist");
+    let cookie = format!("custody_token={archivist}");
+    let origin = format!("http://{server}");
+    let home = crate::web::request(server, "GET", "/", &[("Cookie", &cookie)], None).text();
+    let at = home
+        .find("name=\"csrf\" value=\"")
+        .expect("the archivist's forms")
+        + 19;
+    let csrf = &home[at..at + 64];
+    let q = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let article = format!("http://{addr}{}", site::ARTICLE_PATH);
+    let form = format!(
+        "csrf={csrf}&name=from-the-ui&cron={}&timezone=UTC&urls={}",
+        q("*/2 * * * * *"),
+        q(&article)
+    );
+    let added = crate::web::request(
+        server,
+        "POST",
+        "/ui/schedules",
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &origin),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(form.as_bytes()),
+    );
+    assert_eq!(added.status, 303, "{}", added.text());
+    let index = setup.index().await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let captured = index
+            .captures(Some(&article))
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|c| c.schedule.as_deref() == Some("from-the-ui") && c.status == CaptureStatus::Ok);
+        if captured {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not run the schedule: {}",
+            setup.daemon_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Its runs, filtered and paged, on the API and the Schedules page.
+    let get = |path: &str| crate::web::get(server, path, Some(&archivist));
+    let done = get("/api/v1/runs?schedule=from-the-ui&state=done&limit=1").json();
+    assert_eq!(done["items"].as_array().unwrap().len(), 1, "{done}");
+    assert_eq!(done["items"][0]["state"], "done");
+    let bad = get("/api/v1/runs?state=nope");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("not a run state"), "{}", bad.text());
+    let listed = get("/ui/schedules?schedule=from-the-ui&state=done").text();
+    assert!(
+        listed.contains(&article) && listed.contains(">done<"),
+        "{listed}"
+    );
+}

@@ -664,6 +664,62 @@ async fn investigator_reads(index: &dyn CaptureIndex, first: &Capture, second: &
     })
     .await;
     assert_eq!(december, vec![second.id.clone()]);
+    // By outcome, the page's HTTP status, schedule and host.
+    let failed = index
+        .capture_page(&CaptureQuery {
+            status: Some(CaptureStatus::Failed),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!failed.is_empty() && failed.iter().all(|c| c.status == CaptureStatus::Failed));
+    let ok = page(CaptureQuery {
+        status: Some(CaptureStatus::Ok),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert!(ok.contains(&first.id) && !failed.iter().any(|c| ok.contains(&c.id)));
+    let answered = page(CaptureQuery {
+        page_status: Some((200, 299)),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert!(answered.contains(&first.id) && answered.contains(&second.id));
+    assert!(page(CaptureQuery {
+        page_status: Some((404, 404)),
+        limit: 100,
+        ..Default::default()
+    })
+    .await
+    .iter()
+    .all(|id| id != &first.id));
+    let on_host = page(CaptureQuery {
+        host: Some("aleppo-news.example".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await;
+    assert!(on_host.contains(&first.id));
+    assert!(
+        page(CaptureQuery {
+            host: Some("news.example".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .is_empty(),
+        "a host is the whole host, not its end"
+    );
+    assert!(page(CaptureQuery {
+        schedule: Some("no-such-schedule".into()),
+        limit: 100,
+        ..Default::default()
+    })
+    .await
+    .is_empty());
     let second_page = page(CaptureQuery {
         limit: 1,
         offset: 1,
@@ -1021,8 +1077,88 @@ async fn runs(index: &dyn RunIndex, captured: &CaptureId) -> DateTime<Utc> {
         (r.state, r.capture_id.as_ref()),
         (RunState::Done, Some(&captured))
     );
+    run_pages(index, s).await;
 
     retry_at
+}
+
+/// Runs page by a stable cursor in either order, and filter by schedule,
+/// state, host and instant.
+async fn run_pages(index: &dyn RunIndex, s: &str) {
+    use custody::index::{RunCursor, RunListQuery};
+    let all: Vec<i64> = index
+        .runs(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(all.len() >= 2);
+    for newest_first in [false, true] {
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let q = RunListQuery {
+                newest_first,
+                after: after.clone(),
+                limit: 1,
+                ..Default::default()
+            };
+            let got = index.run_page(&q).await.unwrap();
+            walked.extend(got.iter().map(|r| r.id));
+            match RunCursor::next_page(&got, 1) {
+                Some(c) => after = Some(RunCursor::decode(&c.encode()).unwrap()),
+                None => break,
+            }
+        }
+        let mut expected = all.clone();
+        if newest_first {
+            expected.reverse();
+        }
+        assert_eq!(walked, expected, "newest first: {newest_first}");
+    }
+    let ids = |q: RunListQuery| async move {
+        index
+            .run_page(&RunListQuery { limit: 100, ..q })
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    let done = ids(RunListQuery {
+        schedule: Some(s.into()),
+        state: Some(RunState::Done),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(
+        ids(RunListQuery {
+            host: Some("aleppo-news.example".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        ids(RunListQuery::default()).await.len()
+    );
+    assert!(ids(RunListQuery {
+        host: Some("other.example".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    assert_eq!(
+        ids(RunListQuery {
+            schedule: Some(s.into()),
+            from: Some(at("2026-11-24T10:05:00Z")),
+            to: Some(at("2026-11-24T10:05:00Z")),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1
+    );
 }
 
 /// Claims (versioned, searched, by origin), evidence links (filtered),

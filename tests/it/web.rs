@@ -1447,6 +1447,35 @@ async fn captures_page_by_a_stable_cursor_on_the_api_and_the_home_page() {
         "{}",
         refused.text()
     );
+
+    // Filters: by outcome, the page's HTTP status, host; on the API and
+    // the home page, where "Older captures" keeps them.
+    let gone = captured(&work, &format!("http://{addr}/404"));
+    let ids = |q: &str| -> Vec<String> {
+        api(q).json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids("http_status=404"), vec![gone.id.to_string()]);
+    assert_eq!(ids("http_status=4xx&status=ok"), vec![gone.id.to_string()]);
+    assert_eq!(ids("http_status=2xx").len(), 3);
+    assert!(ids("status=failed").is_empty());
+    assert_eq!(ids("host=127.0.0.1").len(), 4);
+    assert!(ids("host=other.example").is_empty());
+    for (q, says) in [
+        ("http_status=abc", "404"),
+        ("status=maybe", "ok or failed"),
+        ("host=a%20b", "host name"),
+    ] {
+        let r = api(q);
+        assert_eq!(r.status, 400, "{q}");
+        assert!(r.text().contains(says), "{q}: {}", r.text());
+    }
+    let filtered = get(server.addr, "/?http_status=2xx", Some(&admin)).text();
+    assert!(!filtered.contains(gone.id.as_str()) && filtered.contains(third.id.as_str()));
 }
 
 /// Issue 18: a word of the article body, and an Arabic word of a
