@@ -97,8 +97,8 @@ async fn openapi() -> Response {
 /// (Text fields: query strings flattened into a filter arrive as text.)
 #[derive(Debug, Deserialize, Default)]
 pub struct Page {
-    limit: Option<String>,
-    offset: Option<String>,
+    pub(super) limit: Option<String>,
+    pub(super) offset: Option<String>,
 }
 
 impl Page {
@@ -807,27 +807,48 @@ async fn list_records(
 #[derive(Debug, Deserialize)]
 struct ClaimSearch {
     q: Option<String>,
+    order: Option<String>,
+    cursor: Option<String>,
     #[serde(flatten)]
     page: Page,
 }
 
+/// Claims, oldest first (`order=desc` for newest), by a stable cursor (the
+/// last claim's id) or by offset.
 async fn list_claims(
     State(state): State<AppState>,
     Query(q): Query<ClaimSearch>,
 ) -> Result<Response, AppError> {
-    let claims = state.index().claims(q.q.as_deref()).await?;
     let (limit, offset) = (q.page.limit(), q.page.offset());
-    let items = claims
+    let newest_first = q.order.as_deref() == Some("desc");
+    let after = q.cursor.as_deref().filter(|c| !c.is_empty());
+    let read = match after {
+        Some(_) => limit,
+        None => (offset + limit as u64).min(100_000) as u32,
+    };
+    let mut claims = state
+        .index()
+        .claim_page(q.q.as_deref(), after, newest_first, read)
+        .await?;
+    if after.is_none() {
+        claims.drain(..(offset as usize).min(claims.len()));
+    }
+    let full = claims.len() as u32 == limit;
+    let next_cursor = claims.last().filter(|_| full).map(|c| c.id.clone());
+    let items: Vec<Value> = claims
         .iter()
-        .skip(offset as usize)
-        .take(limit as usize)
         .map(|c| {
             let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
             v["links"] = json!({"self": format!("/api/v1/claims/{}", c.id), "ui": format!("/ui/claims/{}", c.id)});
             v
         })
         .collect();
-    Ok(page(items, limit, offset))
+    Ok(Json(json!({
+        "items": items,
+        "next_offset": (full && after.is_none()).then(|| offset + limit as u64),
+        "next_cursor": next_cursor,
+    }))
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -1194,24 +1215,106 @@ async fn log_consistency(
     Ok(Json(proof).into_response())
 }
 
-async fn fixity(State(state): State<AppState>) -> Result<Response, AppError> {
-    let files = state.index().warc_files().await?;
-    let mut items = Vec::with_capacity(files.len());
-    for f in &files {
-        let last = state.index().fixity_events(&f.key).await?.pop();
-        items.push(json!({
-            "key": f.key,
-            "sha256": f.sha256,
-            "bytes": f.bytes,
-            "quarantined": f.quarantined,
-            "last_check": last,
-        }));
-    }
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct FixityQuery {
+    pub(super) quarantined: Option<String>,
+    pub(super) order: Option<String>,
+    pub(super) cursor: Option<String>,
+    #[serde(flatten)]
+    pub(super) page: Page,
+}
+
+/// A page of stored files with their last fixity check (read in one
+/// query), by when each was stored.
+pub(super) async fn fixity_page(
+    state: &AppState,
+    q: &FixityQuery,
+    newest_first: bool,
+) -> Result<(FixityRows, Option<String>), AppError> {
+    let after = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.split_once('_')
+                .and_then(|(t, sha)| {
+                    let t = DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc);
+                    Some((t, sha.parse::<crate::model::Sha256>().ok()?))
+                })
+                .ok_or_else(|| {
+                    AppError::bad_request(format!(
+                        "cursor={c:?} is not a cursor; pass the next_cursor of the page before"
+                    ))
+                })
+        })
+        .transpose()?;
+    let quarantined_only = match q.quarantined.as_deref() {
+        None | Some("") | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(AppError::bad_request(format!(
+                "quarantined={other:?} is not true or false"
+            )))
+        }
+    };
+    let query = crate::index::WarcFileQuery {
+        quarantined_only,
+        newest_first,
+        after,
+        limit: q.page.limit(),
+    };
+    let files = state.index().warc_file_page(&query).await?;
+    let last: std::collections::HashMap<String, crate::model::FixityEvent> = state
+        .index()
+        .latest_fixity_events()
+        .await?
+        .into_iter()
+        .map(|e| (e.object_key.clone(), e))
+        .collect();
+    let next = files
+        .last()
+        .filter(|_| files.len() as u32 == query.limit)
+        .map(|(f, at)| format!("{}_{}", crate::index::db_time(at), f.sha256.hex()));
+    let rows = files
+        .into_iter()
+        .map(|(f, _)| {
+            let check = last.get(&f.key).cloned();
+            (f, check)
+        })
+        .collect();
+    Ok((rows, next))
+}
+
+/// Stored files, each with its last fixity check.
+pub(super) type FixityRows = Vec<(crate::model::WarcFile, Option<crate::model::FixityEvent>)>;
+
+/// Fixity status of the stored files, oldest stored first
+/// (`order=desc` for newest), a page at a time.
+async fn fixity(
+    State(state): State<AppState>,
+    Query(q): Query<FixityQuery>,
+) -> Result<Response, AppError> {
+    let (rows, next_cursor) = fixity_page(&state, &q, q.order.as_deref() == Some("desc")).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|(f, last)| {
+            json!({
+                "key": f.key,
+                "sha256": f.sha256,
+                "bytes": f.bytes,
+                "quarantined": f.quarantined,
+                "last_check": last,
+            })
+        })
+        .collect();
     let stats = state.index().stats(Utc::now()).await?;
-    Ok(
-        Json(json!({"quarantined": stats.quarantined, "items": items, "next_offset": null}))
-            .into_response(),
-    )
+    Ok(Json(json!({
+        "quarantined": stats.quarantined,
+        "items": items,
+        "next_offset": null,
+        "next_cursor": next_cursor,
+    }))
+    .into_response())
 }
 
 async fn list_tokens(State(state): State<AppState>) -> Result<Response, AppError> {

@@ -149,9 +149,9 @@ pub const OPERATIONS: &[Op] = &[
     (
         "get",
         "/api/v1/claims",
-        "List claims (q: words the text contains)",
+        "List claims, oldest first (q: words the text contains; order=desc for newest first)",
         "reader",
-        &["q", "limit", "offset"],
+        &["q", "order", "limit", "offset", "cursor"],
         None,
     ),
     (
@@ -255,9 +255,9 @@ pub const OPERATIONS: &[Op] = &[
     (
         "get",
         "/api/v1/fixity",
-        "Fixity status of every stored WARC",
+        "Fixity status of the stored WARCs, oldest stored first (order=desc for newest), a page at a time",
         "reader",
-        &[],
+        &["quarantined", "order", "limit", "cursor"],
         None,
     ),
     (
@@ -421,6 +421,7 @@ fn parameter(name: &str, path: &str) -> Value {
         "http_status" => "The page's HTTP status (404) or class (4xx)",
         "host" => "A host: the captures or runs of its URLs",
         "state" => "A run's state",
+        "quarantined" => "true: only the quarantined files",
         "old" | "new" => "Tree sizes of signed checkpoints (new: the latest when left out)",
         "claim" => "A claim id",
         "n" => "Which of the capture's media files (0 for the first)",
@@ -827,6 +828,9 @@ fn capture_schemas() -> Value {
 
 /// Claims and their evidence.
 fn claim_schemas() -> Value {
+    let mut claim_page = page_of("Claim");
+    claim_page["required"] = json!(["items", "next_offset", "next_cursor"]);
+    claim_page["properties"]["next_cursor"] = nullable("string");
     let string = json!({"type": "string"});
     let int = json!({"type": "integer"});
     let time = json!({"type": "string", "format": "date-time"});
@@ -844,7 +848,7 @@ fn claim_schemas() -> Value {
     });
     json!({
         "Claim": claim,
-        "ClaimPage": page_of("Claim"),
+        "ClaimPage": claim_page,
         "ClaimEvidence": {
             "type": "object",
             "required": ["claim", "versions", "evidence", "events"],
@@ -934,7 +938,7 @@ fn service_schemas() -> Value {
         },
         "Fixity": {
             "type": "object",
-            "required": ["quarantined", "items", "next_offset"],
+            "required": ["quarantined", "items", "next_offset", "next_cursor"],
             "properties": {
                 "quarantined": int,
                 "items": {"type": "array", "items": {
@@ -947,6 +951,7 @@ fn service_schemas() -> Value {
                     },
                 }},
                 "next_offset": nullable("integer"),
+                "next_cursor": nullable("string"),
             },
         },
         "Token": {

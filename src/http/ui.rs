@@ -278,6 +278,9 @@ fn search_form_with(p: &super::api::SearchParams) -> Markup {
     }
 }
 
+/// Files per page of the Fixity page.
+const FIXITY_PAGE: u32 = 200;
+
 /// Runs per page of the Schedules page.
 const RUNS_PAGE: u32 = 100;
 
@@ -1200,26 +1203,32 @@ async fn schedules_page(
     page("Schedules and runs", body)
 }
 
-async fn fixity_page(State(state): State<AppState>) -> Response {
+/// Stored files, newest first, a page at a time, each with its last check.
+async fn fixity_page(
+    State(state): State<AppState>,
+    Query(mut q): Query<super::api::FixityQuery>,
+) -> Response {
     let body = async {
         let files = state.index().warc_files().await?;
-        // Every object's last check, in one read.
-        let last: std::collections::HashMap<String, crate::model::FixityEvent> = state
-            .index()
-            .latest_fixity_events()
-            .await?
-            .into_iter()
-            .map(|e| (e.object_key.clone(), e))
-            .collect();
         let quarantined = files.iter().filter(|f| f.quarantined.is_some()).count();
+        if q.page.limit.is_none() {
+            q.page.limit = Some(FIXITY_PAGE.to_string());
+        }
+        let (rows, next) = super::api::fixity_page(&state, &q, true).await?;
+        let only = q.quarantined.as_deref() == Some("true");
+        let older = next.map(|c| {
+            let only = if only { "quarantined=true&" } else { "" };
+            format!("/ui/fixity?{only}cursor={}", urlencode(&c))
+        });
         Ok(html! {
             p {
                 (files.len()) " stored WARC file(s); "
-                span class=(if quarantined == 0 { "ok" } else { "bad" }) { (quarantined) " quarantined" } "."
+                span class=(if quarantined == 0 { "ok" } else { "bad" }) { (quarantined) " quarantined" } ". "
+                @if only { a href="/ui/fixity" { "all files" } } @else { a href="/ui/fixity?quarantined=true" { "quarantined only" } }
             }
             table {
                 tr { th { "Object" } th { "Bytes" } th { "Last check" } }
-                @for f in files.iter().rev().take(500) {
+                @for (f, last) in &rows {
                     tr {
                         td {
                             code { (f.key) }
@@ -1227,7 +1236,7 @@ async fn fixity_page(State(state): State<AppState>) -> Response {
                         }
                         td { (f.bytes) }
                         td {
-                            @match last.get(&f.key) {
+                            @match last {
                                 Some(e) => { (e.outcome) " at " (rfc3339_utc(&e.at)) " (" (e.location) ")" },
                                 None => { "never" },
                             }
@@ -1235,6 +1244,7 @@ async fn fixity_page(State(state): State<AppState>) -> Response {
                     }
                 }
             }
+            @if let Some(older) = &older { p { a rel="next" href=(older) { "Older files →" } } }
         })
     }
     .await;

@@ -372,6 +372,13 @@ pub trait CaptureIndex: Send + Sync {
     /// Every stored WARC file, oldest first, with its quarantine state.
     async fn warc_files(&self) -> Result<Vec<WarcFile>, IndexError>;
 
+    /// A page of stored WARC files, by when each was stored (then digest),
+    /// with that instant; only quarantined ones when asked.
+    async fn warc_file_page(
+        &self,
+        q: &WarcFileQuery,
+    ) -> Result<Vec<(WarcFile, DateTime<Utc>)>, IndexError>;
+
     /// Notes an object about to be uploaded for a capture not yet indexed.
     /// `put_capture` of that capture removes the note in its transaction.
     async fn add_pending_object(&self, pending: &PendingObject) -> Result<(), IndexError>;
@@ -569,6 +576,16 @@ pub trait ProvenanceIndex: Send + Sync {
     /// The latest version of every claim, oldest claim first; with `search`,
     /// only claims whose text contains every word of it (any case).
     async fn claims(&self, search: Option<&str>) -> Result<Vec<Claim>, IndexError>;
+
+    /// A page of [`ProvenanceIndex::claims`]' list, by claim id (ids are
+    /// made in time order): after the claim `after` when given.
+    async fn claim_page(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        newest_first: bool,
+        limit: u32,
+    ) -> Result<Vec<Claim>, IndexError>;
 
     /// The latest version of the claim with this origin and text.
     async fn claim_by_origin(&self, origin: &str, text: &str) -> Result<Option<Claim>, IndexError>;
@@ -813,6 +830,16 @@ impl CaptureCursor {
     }
 }
 
+/// Which stored files to list (see [`CaptureIndex::warc_file_page`]).
+#[derive(Clone, Debug, Default)]
+pub struct WarcFileQuery {
+    pub quarantined_only: bool,
+    pub newest_first: bool,
+    /// After this (stored at, sha256) in the list's order.
+    pub after: Option<(DateTime<Utc>, Sha256)>,
+    pub limit: u32,
+}
+
 /// Which runs to list (see [`RunIndex::run_page`]).
 #[derive(Clone, Debug, Default)]
 pub struct RunListQuery {
@@ -936,7 +963,7 @@ pub fn nearer(before: Option<Hit>, after: Option<Hit>, at: DateTime<Utc>) -> Opt
 }
 
 /// Instants as stored: fixed-width RFC 3339 UTC with microseconds.
-pub(crate) fn db_time(t: &DateTime<Utc>) -> String {
+pub fn db_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 

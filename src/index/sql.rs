@@ -28,7 +28,7 @@ use super::{
 use crate::index::{
     db_time, nearer, parse_db_time, CaptureIndex, CaptureQuery, Fence, Hit, Index, IndexError,
     LinkFilter, LogIndex, PageText, ProvenanceIndex, RecordQuery, RowCounts, RunIndex,
-    RunListQuery, SearchIndex, TextHit, TextQuery, TokenIndex, MIGRATION_TABLE,
+    RunListQuery, SearchIndex, TextHit, TextQuery, TokenIndex, WarcFileQuery, MIGRATION_TABLE,
 };
 use crate::model::{
     ApiToken, Capture, CaptureId, CaptureStatus, Claim, CustodyEvent, EvidenceLink, FixityEvent,
@@ -890,6 +890,28 @@ impl Conditions {
     }
 }
 
+/// The latest version of each claim; with `search`, of those whose text
+/// contains every word of it (any case; LIKE's wildcards escaped).
+fn claim_conditions(search: Option<&str>) -> Conditions {
+    let mut c = Conditions::new(&format!("SELECT {CLAIM_COLUMNS} FROM claim c"));
+    c.and()
+        .push("version = (SELECT MAX(version) FROM claim v WHERE v.id = c.id)");
+    for word in search.unwrap_or("").split_whitespace() {
+        let pattern = format!(
+            "%{}%",
+            word.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        c.and()
+            .push("lower(text) LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\'");
+    }
+    c
+}
+
 #[async_trait]
 impl CaptureIndex for SqlIndex {
     async fn put_capture(
@@ -1153,6 +1175,36 @@ impl CaptureIndex for SqlIndex {
                     bytes: r.count("bytes")?,
                     quarantined: r.opt_text("quarantined")?,
                 })
+            })
+            .collect()
+    }
+
+    async fn warc_file_page(
+        &self,
+        q: &WarcFileQuery,
+    ) -> Result<Vec<(WarcFile, DateTime<Utc>)>, IndexError> {
+        let mut c =
+            Conditions::new("SELECT sha256, key, bytes, quarantined, stored_at FROM warc_file");
+        if q.quarantined_only {
+            c.and().push("quarantined IS NOT NULL");
+        }
+        if let Some((at, sha)) = &q.after {
+            let sha = sha.hex();
+            c.after(("stored_at", at), "sha256", q.newest_first, |b| {
+                b.push_bind(sha);
+            });
+        }
+        let mut query = c.ordered(("stored_at", "sha256"), q.newest_first, q.limit, 0);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let file = WarcFile {
+                    sha256: r.digest("sha256")?,
+                    key: r.text("key")?,
+                    bytes: r.count("bytes")?,
+                    quarantined: r.opt_text("quarantined")?,
+                };
+                Ok((file, r.time("stored_at")?))
             })
             .collect()
     }
@@ -1896,24 +1948,30 @@ impl ProvenanceIndex for SqlIndex {
     }
 
     async fn claims(&self, search: Option<&str>) -> Result<Vec<Claim>, IndexError> {
-        let mut c = Conditions::new(&format!("SELECT {CLAIM_COLUMNS} FROM claim c"));
-        c.and()
-            .push("version = (SELECT MAX(version) FROM claim v WHERE v.id = c.id)");
-        for word in search.unwrap_or("").split_whitespace() {
-            let pattern = format!(
-                "%{}%",
-                word.to_lowercase()
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            );
-            c.and()
-                .push("lower(text) LIKE ")
-                .push_bind(pattern)
-                .push(" ESCAPE '\\'");
-        }
+        let c = claim_conditions(search);
         let mut query = c.query;
         query.push(" ORDER BY (SELECT MIN(created_at) FROM claim f WHERE f.id = c.id), id");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(claim_from_row).collect()
+    }
+
+    async fn claim_page(
+        &self,
+        search: Option<&str>,
+        after: Option<&str>,
+        newest_first: bool,
+        limit: u32,
+    ) -> Result<Vec<Claim>, IndexError> {
+        let mut c = claim_conditions(search);
+        if let Some(after) = after {
+            let beyond = if newest_first { "<" } else { ">" };
+            c.and()
+                .push(format_args!("c.id {beyond} "))
+                .push_bind(after.to_string());
+        }
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let mut query = c.query;
+        query.push(format_args!(" ORDER BY c.id {order} LIMIT {limit}"));
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(claim_from_row).collect()
     }

@@ -1474,6 +1474,53 @@ async fn captures_page_by_a_stable_cursor_on_the_api_and_the_home_page() {
         assert_eq!(r.status, 400, "{q}");
         assert!(r.text().contains(says), "{q}: {}", r.text());
     }
+    // Fixity and claims page by cursors too.
+    let files = get(server.addr, "/api/v1/fixity?limit=2", Some(&admin)).json();
+    let cursor = files["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let rest = get(
+        server.addr,
+        &format!("/api/v1/fixity?limit=2&cursor={cursor}"),
+        Some(&admin),
+    )
+    .json();
+    let keys = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut both = keys(&files);
+    both.extend(keys(&rest));
+    both.sort();
+    both.dedup();
+    assert_eq!(both.len(), 4, "four captures, four files: {files} {rest}");
+    assert_eq!(
+        get(server.addr, "/api/v1/fixity?cursor=x", Some(&admin)).status,
+        400
+    );
+    for text in ["one claim", "another claim"] {
+        work.claim(text);
+    }
+    let claims = get(
+        server.addr,
+        "/api/v1/claims?limit=1&order=desc",
+        Some(&admin),
+    )
+    .json();
+    assert_eq!(claims["items"][0]["text"], "another claim", "{claims}");
+    let next = claims["next_cursor"].as_str().unwrap();
+    let older = get(
+        server.addr,
+        &format!("/api/v1/claims?limit=1&order=desc&cursor={next}"),
+        Some(&admin),
+    )
+    .json();
+    assert_eq!(older["items"][0]["text"], "one claim", "{older}");
     let filtered = get(server.addr, "/?http_status=2xx", Some(&admin)).text();
     assert!(!filtered.contains(gone.id.as_str()) && filtered.contains(third.id.as_str()));
 }
