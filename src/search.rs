@@ -398,23 +398,42 @@ pub async fn index_capture(archive: &Archive, capture: &Capture) -> Result<usize
 }
 
 /// Indexes the text of every capture not indexed yet (those made before
-/// search existed, or whose indexing failed): what the daemon and `serve`
-/// do at start and `reindex` does last. Stops at the first capture that
-/// cannot be read, to try again on the next start.
+/// search existed, or whose indexing failed): what the daemon does at start
+/// and `reindex` does last. A capture that cannot be read now (its object
+/// missing, the store down) is skipped, logged and left for the next run;
+/// the first such error is returned once the others are done.
 pub async fn backfill(archive: &Archive) -> Result<u64, ArchiveError> {
     let index = archive.index();
     let mut done = 0;
+    let mut failed: Vec<CaptureId> = Vec::new();
+    let mut first_error = None;
     loop {
-        let ids = index.captures_without_text(100).await?;
+        let batch = 100 + failed.len() as u32;
+        let ids: Vec<CaptureId> = index
+            .captures_without_text(batch)
+            .await?
+            .into_iter()
+            .filter(|id| !failed.contains(id))
+            .collect();
         if ids.is_empty() {
-            return Ok(done);
+            return match first_error {
+                Some(e) => Err(e),
+                None => Ok(done),
+            };
         }
         for id in ids {
             let Some(capture) = index.capture(&id).await? else {
+                failed.push(id);
                 continue;
             };
-            index_capture(archive, &capture).await?;
-            done += 1;
+            match index_capture(archive, &capture).await {
+                Ok(_) => done += 1,
+                Err(e) => {
+                    tracing::warn!(capture = %id, error = %e, "a capture's text could not be indexed for search; the next start tries again");
+                    failed.push(id);
+                    first_error.get_or_insert(e);
+                }
+            }
         }
     }
 }

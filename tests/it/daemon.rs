@@ -1541,3 +1541,48 @@ async fn a_schedule_added_from_the_ui_is_captured_by_the_daemon() {
         "{listed}"
     );
 }
+
+/// Issue 18: captures indexed before search existed are made searchable
+/// when the daemon starts; one whose stored WARC cannot be read is skipped
+/// (and said), and the others are indexed all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_makes_earlier_captures_searchable_and_skips_one_it_cannot_read() {
+    let addr = site::serve_http().await;
+    let setup = Setup::new();
+    let article = format!("http://{addr}{}", site::ARTICLE_PATH);
+    // Two pages, so that neither is a revisit of the other.
+    let (lost, _) = setup
+        .work
+        .capture(&format!("http://{addr}{}", site::ARABIC_PATH));
+    let (kept, _) = setup.work.capture(&article);
+    // As an index from before search: no text indexed.
+    let pool = setup.work.index_pool().await;
+    // (A contentless FTS5 table is emptied by its `delete-all` command.)
+    for statement in [
+        "INSERT INTO page_fts (page_fts) VALUES ('delete-all')",
+        "DELETE FROM page_text",
+        "DELETE FROM page_text_done",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    assert!(setup.work.ok(&["search", "Kirby", "--json"]).is_empty());
+    std::fs::remove_file(setup.work.stored_warc(&lost)).unwrap();
+
+    let daemon = setup.start();
+    daemon
+        .wait_for_log("could not be indexed for search", Duration::from_secs(30))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = String::from_utf8(setup.work.ok(&["search", "Kirby", "--json"])).unwrap();
+        if found.contains(kept.id.as_str()) {
+            let arabic = setup.work.ok(&["search", "النيرب", "--json"]);
+            assert!(arabic.is_empty(), "{}", String::from_utf8_lossy(&arabic));
+            let _ = &lost;
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", daemon.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

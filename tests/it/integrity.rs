@@ -102,7 +102,7 @@ async fn verify_all_finds_a_capture_deleted_from_the_index_by_hand() {
     assert!(work.run(&["verify", "--all"]).status.success());
 
     let pool = work.index_pool().await;
-    for table in ["record", "resource"] {
+    for table in ["record", "resource", "page_text", "page_text_done"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE capture_id = ?"
         )))
