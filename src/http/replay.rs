@@ -723,12 +723,24 @@ async fn timegate(
 /// Every response and revisit record of a URL (by SURT, so http and https,
 /// with and without `www.`), oldest first, at most 100,000.
 pub async fn records_of(state: &AppState, url: &str) -> Result<Vec<Hit>, AppError> {
+    records_between(state, url, None, None).await
+}
+
+/// The records of a URL dated within 14-digit timestamps, inclusive.
+pub async fn records_between(
+    state: &AppState,
+    url: &str,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<Vec<Hit>, AppError> {
     let parsed =
         Url::parse(url).map_err(|_| AppError::bad_request(format!("{url:?} is not a URL")))?;
     Ok(state
         .index()
         .find_records(&RecordQuery {
             surt: Some(surt(&parsed)),
+            from,
+            to,
             limit: 100_000,
             ..Default::default()
         })

@@ -556,7 +556,13 @@ fn urlencode(s: &str) -> String {
 #[derive(Deserialize)]
 struct UrlQuery {
     url: String,
+    /// The last capture of the page before (newest first).
+    before: Option<String>,
+    limit: Option<u32>,
 }
+
+/// Captures per page of a URL's timeline.
+const TIMELINE_PAGE: u32 = 100;
 
 /// A URL's timeline: its captures on a time axis, marked where the page
 /// changed (each mark links to what changed), with thumbnails of
@@ -564,10 +570,46 @@ struct UrlQuery {
 /// the URL.
 async fn timeline(State(state): State<AppState>, Query(q): Query<UrlQuery>) -> Response {
     let body = async {
-        let hits = super::replay::records_of(&state, &q.url).await?;
         let seed = crate::archive::normalize_url(&q.url).unwrap_or_else(|_| q.url.clone());
-        let captures = state.index().captures(Some(&seed)).await?;
-        Ok(timeline_markup(&q.url, &captures, &hits))
+        let limit = q.limit.unwrap_or(TIMELINE_PAGE).clamp(1, 1000);
+        let after = q.before.as_deref().map(super::api::parse_cursor).transpose()?;
+        let older = after.is_some();
+        // A page of captures, newest first, shown oldest first.
+        let mut captures = state
+            .index()
+            .capture_page(&CaptureQuery {
+                seed_url: Some(seed),
+                newest_first: true,
+                after,
+                limit,
+                ..Default::default()
+            })
+            .await?;
+        let next = crate::index::CaptureCursor::next_page(&captures, limit).map(|c| {
+            format!(
+                "/ui/timeline?url={}&before={}{}",
+                urlencode(&q.url),
+                urlencode(&c.encode()),
+                q.limit.map(|l| format!("&limit={l}")).unwrap_or_default()
+            )
+        });
+        captures.reverse();
+        // The records of the page's time span (all of them with no capture).
+        let span = match (captures.first(), captures.last()) {
+            (Some(a), Some(b)) => (Some(timestamp14(&a.started_at)), Some(timestamp14(&b.finished_at))),
+            _ => (None, None),
+        };
+        let hits = super::replay::records_between(&state, &q.url, span.0, span.1).await?;
+        let nav = html! {
+            @if older || next.is_some() {
+                p {
+                    @if older { a href={ "/ui/timeline?url=" (urlencode(&q.url)) } { "Latest captures" } }
+                    @if older && next.is_some() { " · " }
+                    @if let Some(next) = &next { a rel="next" href=(next) { "Older captures →" } }
+                }
+            }
+        };
+        Ok(html! { (timeline_markup(&q.url, &captures, &hits)) (nav) })
     }
     .await;
     page(format!("Timeline of {}", q.url), body)

@@ -768,6 +768,8 @@ pub struct RowCounts {
 pub struct CaptureQuery {
     /// Seed URLs that start with this.
     pub url_prefix: Option<String>,
+    /// Captures of exactly this seed URL.
+    pub seed_url: Option<String>,
     /// Started at or after.
     pub from: Option<DateTime<Utc>>,
     /// Started at or before.

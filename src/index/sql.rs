@@ -1082,6 +1082,9 @@ impl CaptureIndex for SqlIndex {
         if let Some(p) = &q.url_prefix {
             c.prefix("c.seed_url", p);
         }
+        if let Some(u) = &q.seed_url {
+            c.and().push("c.seed_url = ").push_bind(u.clone());
+        }
         c.between("c.started_at", q.from.as_ref(), q.to.as_ref());
         if let Some(status) = q.status {
             c.and().push("c.status = ").push_bind(status.as_str());

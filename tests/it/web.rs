@@ -1521,6 +1521,37 @@ async fn captures_page_by_a_stable_cursor_on_the_api_and_the_home_page() {
     )
     .json();
     assert_eq!(older["items"][0]["text"], "one claim", "{older}");
+    // A URL's timeline pages too, newest captures first.
+    let timeline = |path: &str| get(server.addr, path, Some(&admin)).text();
+    let first_page = timeline(&format!(
+        "/ui/timeline?url={}&limit=2",
+        url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+    ));
+    // (The records table spans the page's seconds, which the captures
+    // here share; the list of captures is the page.)
+    let listed = |html: &str| {
+        let from = html.find("<ol class=\"captures\">").expect("the captures");
+        html[from..].split("</ol>").next().unwrap().to_string()
+    };
+    let page_one = listed(&first_page);
+    assert!(page_one.contains(third.id.as_str()) && page_one.contains(second.id.as_str()));
+    assert!(!page_one.contains(first.id.as_str()), "{page_one}");
+    let at = first_page
+        .find("rel=\"next\" href=\"")
+        .expect("older captures")
+        + 17;
+    let next = first_page[at..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let second_page = timeline(&next);
+    let page_two = listed(&second_page);
+    assert!(
+        page_two.contains(first.id.as_str()) && !page_two.contains(third.id.as_str()),
+        "{page_two}"
+    );
+    assert!(second_page.contains(">Latest captures</a>"));
     let filtered = get(server.addr, "/?http_status=2xx", Some(&admin)).text();
     assert!(!filtered.contains(gone.id.as_str()) && filtered.contains(third.id.as_str()));
 }
