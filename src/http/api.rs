@@ -1236,16 +1236,11 @@ pub(super) async fn fixity_page(
         .as_deref()
         .filter(|c| !c.is_empty())
         .map(|c| {
-            c.split_once('_')
-                .and_then(|(t, sha)| {
-                    let t = DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc);
-                    Some((t, sha.parse::<crate::model::Sha256>().ok()?))
-                })
-                .ok_or_else(|| {
-                    AppError::bad_request(format!(
-                        "cursor={c:?} is not a cursor; pass the next_cursor of the page before"
-                    ))
-                })
+            crate::index::decode_cursor::<crate::model::Sha256>(c).ok_or_else(|| {
+                AppError::bad_request(format!(
+                    "cursor={c:?} is not a cursor; pass the next_cursor of the page before"
+                ))
+            })
         })
         .transpose()?;
     let quarantined_only = match q.quarantined.as_deref() {
@@ -1274,7 +1269,7 @@ pub(super) async fn fixity_page(
     let next = files
         .last()
         .filter(|_| files.len() as u32 == query.limit)
-        .map(|(f, at)| format!("{}_{}", crate::index::db_time(at), f.sha256.hex()));
+        .map(|(f, at)| crate::index::encode_cursor(at, f.sha256.hex()));
     let rows = files
         .into_iter()
         .map(|(f, _)| {

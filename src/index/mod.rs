@@ -712,15 +712,12 @@ impl TextCursor {
     }
 
     pub fn encode(&self) -> String {
-        format!("{}_{}", db_time(&self.started_at), self.row)
+        encode_cursor(&self.started_at, self.row)
     }
 
     pub fn decode(s: &str) -> Option<Self> {
-        let (t, row) = s.split_once('_')?;
-        Some(TextCursor {
-            started_at: DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
-            row: row.parse().ok()?,
-        })
+        let (started_at, row) = decode_cursor(s)?;
+        Some(TextCursor { started_at, row })
     }
 }
 
@@ -819,16 +816,13 @@ impl CaptureCursor {
 
     /// As text: the start (RFC 3339, microseconds) and the id.
     pub fn encode(&self) -> String {
-        format!("{}_{}", db_time(&self.started_at), self.id)
+        encode_cursor(&self.started_at, &self.id)
     }
 
     /// Reads [`CaptureCursor::encode`]'s text.
     pub fn decode(s: &str) -> Option<Self> {
-        let (t, id) = s.split_once('_')?;
-        Some(CaptureCursor {
-            started_at: DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
-            id: id.parse().ok()?,
-        })
+        let (started_at, id) = decode_cursor(s)?;
+        Some(CaptureCursor { started_at, id })
     }
 }
 
@@ -878,15 +872,12 @@ impl RunCursor {
     }
 
     pub fn encode(&self) -> String {
-        format!("{}_{}", db_time(&self.scheduled_for), self.id)
+        encode_cursor(&self.scheduled_for, self.id)
     }
 
     pub fn decode(s: &str) -> Option<Self> {
-        let (t, id) = s.split_once('_')?;
-        Some(RunCursor {
-            scheduled_for: DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc),
-            id: id.parse().ok()?,
-        })
+        let (scheduled_for, id) = decode_cursor(s)?;
+        Some(RunCursor { scheduled_for, id })
     }
 }
 
@@ -965,6 +956,19 @@ pub fn nearer(before: Option<Hit>, after: Option<Hit>, at: DateTime<Utc>) -> Opt
 }
 
 /// Instants as stored: fixed-width RFC 3339 UTC with microseconds.
+/// A list's cursor as text: the instant (RFC 3339, microseconds), `_`, and
+/// the key that orders rows of one instant.
+pub fn encode_cursor(at: &DateTime<Utc>, key: impl std::fmt::Display) -> String {
+    format!("{}_{key}", db_time(at))
+}
+
+/// Reads [`encode_cursor`]'s text.
+pub fn decode_cursor<K: std::str::FromStr>(s: &str) -> Option<(DateTime<Utc>, K)> {
+    let (t, key) = s.split_once('_')?;
+    let at = DateTime::parse_from_rfc3339(t).ok()?.with_timezone(&Utc);
+    Some((at, key.parse().ok()?))
+}
+
 pub fn db_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
