@@ -417,6 +417,10 @@ async fn lead_tick(shared: &Shared, lead: &mut Leadership) {
             missed_skipped = p.missed_skipped,
             "runs planned"
         ),
+        Ok(p) if p.paused_skipped > 0 => tracing::info!(
+            runs = p.paused_skipped,
+            "waiting runs of a paused schedule recorded as skipped"
+        ),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "planning runs failed; retrying"),
     }

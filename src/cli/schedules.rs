@@ -73,7 +73,11 @@ pub fn schedule_command(command: &ScheduleCommand, config: &Config) -> Result<Ex
                         });
                         print_json(&value)?;
                     } else {
-                        let state = if s.enabled { "" } else { "  (disabled)" };
+                        let state = if s.enabled {
+                            ""
+                        } else {
+                            "  (paused: enabled = false)"
+                        };
                         println!(
                             "{}  {:?} {}  {} URL(s){state}",
                             s.name,

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/schedules",
             get(list_schedules).post(create_schedule),
         )
+        .route("/api/v1/schedules/{name}", patch(change_schedule))
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/log/key", get(log_key))
         .route("/api/v1/log/checkpoints", get(log_checkpoints))
@@ -982,6 +983,9 @@ async fn list_schedules(State(state): State<AppState>) -> Result<Response, AppEr
     let now = Utc::now();
     let mut items = Vec::new();
     for f in &files {
+        let version = std::fs::read_to_string(&f.path)
+            .map(|t| crate::scheduler::file_version(&t))
+            .unwrap_or_default();
         for s in &f.schedules {
             items.push(json!({
                 "name": s.name,
@@ -991,6 +995,7 @@ async fn list_schedules(State(state): State<AppState>) -> Result<Response, AppEr
                 "enabled": s.enabled,
                 "next": s.next_after(now).map(|t| crate::model::rfc3339_utc(&t)),
                 "file": f.path.display().to_string(),
+                "version": version,
             }));
         }
     }
@@ -1020,6 +1025,132 @@ async fn create_schedule(
         Json(json!({"name": b.name, "file": path.display().to_string()})),
     )
         .into_response())
+}
+
+/// This server writes schedule files one at a time, so what a write checked
+/// (a name not in use, the version of the file an edit was made on) still
+/// holds when it writes.
+static SCHEDULE_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A change to one schedule: the values given are set, the others kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScheduleChange {
+    pub(super) cron: Option<String>,
+    pub(super) timezone: Option<String>,
+    pub(super) urls: Option<Vec<String>>,
+    pub(super) on_missed: Option<String>,
+    pub(super) overlap: Option<String>,
+    /// `false` pauses the schedule, `true` resumes it.
+    pub(super) enabled: Option<bool>,
+    /// The file's `version` as listed: the change is refused when the file
+    /// changed since.
+    pub(super) version: Option<String>,
+}
+
+/// Edits, pauses or resumes a schedule (archivist), in its file.
+async fn change_schedule(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(b): Json<ScheduleChange>,
+) -> Result<Response, AppError> {
+    let (path, version) = edit_schedule(&state, &name, &b)?;
+    Ok(Json(json!({
+        "name": name,
+        "file": path.display().to_string(),
+        "version": version,
+    }))
+    .into_response())
+}
+
+/// Changes one schedule in its file, as `scheduler::edit_text` does it
+/// (values rewritten in place, the result checked as `schedule validate`
+/// checks a file), and writes the file whole, by rename. Refused with 409
+/// when the file is no longer the `version` the change was made on. The
+/// API and the UI's forms both edit through here; returns the file and its
+/// new version.
+pub(super) fn edit_schedule(
+    state: &AppState,
+    name: &str,
+    b: &ScheduleChange,
+) -> Result<(PathBuf, String), AppError> {
+    let dir = schedules_dir(state)?;
+    let edit = crate::scheduler::ScheduleEdit {
+        cron: b.cron.clone(),
+        timezone: b.timezone.clone(),
+        urls: b.urls.clone(),
+        on_missed: b.on_missed.clone(),
+        overlap: b.overlap.clone(),
+        enabled: b.enabled,
+    };
+    if edit == crate::scheduler::ScheduleEdit::default() {
+        return Err(AppError::bad_request(
+            "nothing to change: give cron, timezone, urls, on_missed, overlap or enabled",
+        ));
+    }
+    let config = state.archive().config().clone();
+    let _one = SCHEDULE_WRITES.lock().unwrap_or_else(|e| e.into_inner());
+    let (files, problems) = crate::scheduler::load_dir(&dir, &config.capture);
+    let Some(file) = files
+        .iter()
+        .find(|f| f.schedules.iter().any(|s| s.name == name))
+    else {
+        let hint = if problems.is_empty() {
+            ""
+        } else {
+            " (a schedule file that does not validate is not read: run `custody schedule validate`)"
+        };
+        return Err(AppError::not_found(format!(
+            "no schedule named {name:?}{hint}"
+        )));
+    };
+    // A link (a mounted configuration) is edited where it points.
+    let target = std::fs::canonicalize(&file.path).map_err(|e| AppError::internal(&e))?;
+    let text = std::fs::read_to_string(&target).map_err(|e| AppError::internal(&e))?;
+    if b.version
+        .as_deref()
+        .is_some_and(|v| v != crate::scheduler::file_version(&text))
+    {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "{} changed since it was read; read the schedule again and repeat the change",
+                file.path.display()
+            ),
+        ));
+    }
+    let edited = crate::scheduler::edit_text(&file.path, &text, name, &edit, &config.capture)
+        .map_err(|e| match e {
+            crate::scheduler::EditError::NoSuchSchedule => {
+                AppError::not_found(format!("no schedule named {name:?}"))
+            }
+            crate::scheduler::EditError::Refused(why) => AppError::bad_request(why),
+        })?;
+    replace_file(&target, &edited).map_err(|e| {
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "cannot write {}: {e}; the server needs write access to its schedules directory",
+                file.path.display()
+            ),
+        )
+    })?;
+    Ok((file.path.clone(), crate::scheduler::file_version(&edited)))
+}
+
+/// Replaces a file whole: the new text is written and synced beside it,
+/// with the old file's permissions, and renamed over it, so a reader (the
+/// daemon's reload) sees the old text or the new, never a part.
+fn replace_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    let permissions = std::fs::metadata(path)?.permissions();
+    std::fs::set_permissions(tmp.path(), permissions)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// A new schedule file in the server's schedules directory, refused (one
@@ -1057,14 +1188,9 @@ pub(super) fn write_schedule(state: &AppState, b: &NewSchedule) -> Result<PathBu
     let path = dir.join(format!("{}.toml", b.name));
     let config = state.archive().config().clone();
     crate::scheduler::parse_file(&path, &text, &config.capture).map_err(|problems| {
-        AppError::bad_request(
-            problems
-                .iter()
-                .map(|p| p.message.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+        AppError::bad_request(crate::scheduler::schedule::one_line(&problems))
     })?;
+    let _one = SCHEDULE_WRITES.lock().unwrap_or_else(|e| e.into_inner());
     let (files, _) = crate::scheduler::load_dir(&dir, &config.capture);
     if files
         .iter()

@@ -219,6 +219,14 @@ pub const OPERATIONS: &[Op] = &[
         Some("{\"name\": \"news-every-6h\", \"cron\": \"0 */6 * * *\", \"urls\": [\"https://news.example/\"]}"),
     ),
     (
+        "patch",
+        "/api/v1/schedules/{name}",
+        "Edit, pause (enabled: false) or resume (enabled: true) a schedule, in its file",
+        "archivist",
+        &["name"],
+        Some("{\"enabled\": false}"),
+    ),
+    (
         "get",
         "/api/v1/runs",
         "Scheduled runs, newest instant first (order=asc for oldest first)",
@@ -428,6 +436,7 @@ fn parameter(name: &str, path: &str) -> Value {
         "kind" => "screenshot, thumbnail, pdf, view or text",
         "capture" => "A capture id",
         "schedule" => "A schedule's name",
+        "name" if path.starts_with("/api/v1/schedules") => "A schedule's name",
         "name" => "The imported file's name, as shown with the import",
         "source" => "Where the imported file came from (who made it, how it reached you)",
         _ => "",
@@ -501,6 +510,9 @@ fn responses(method: &str, path: &str) -> Vec<(&'static str, Body)> {
         ("post", "/api/v1/schedules") => {
             vec![("201", Json("ScheduleMade")), ("409", Json("Error"))]
         }
+        ("patch", "/api/v1/schedules/{name}") => {
+            vec![("200", Json("ScheduleEdited")), ("409", Json("Error"))]
+        }
         ("get", "/api/v1/runs") => ok("RunPage"),
         ("get", "/api/v1/log/key") => ok("LogKey"),
         ("get", "/api/v1/log/checkpoints") => ok("CheckpointPage"),
@@ -526,7 +538,7 @@ fn responses(method: &str, path: &str) -> Vec<(&'static str, Body)> {
             r.push((status, Json("Error")));
         }
     }
-    if method == "post" {
+    if method == "post" || method == "patch" {
         r.push(("413", Json("Error")));
         r.push(("415", Json("Error")));
         r.push(("422", Json("Error")));
@@ -535,7 +547,7 @@ fn responses(method: &str, path: &str) -> Vec<(&'static str, Body)> {
     r
 }
 
-/// The request body schema of a POST.
+/// The request body schema of a POST or a PATCH.
 fn request_schema(path: &str) -> Option<Value> {
     let s = |v: Value| Some(v);
     match path {
@@ -585,6 +597,19 @@ fn request_schema(path: &str) -> Option<Value> {
                 "timezone": {"type": "string"},
                 "on_missed": {"type": "string"},
                 "overlap": {"type": "string"},
+            },
+        })),
+        "/api/v1/schedules/{name}" => s(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "cron": {"type": "string"},
+                "urls": {"type": "array", "items": {"type": "string"}},
+                "timezone": {"type": "string"},
+                "on_missed": {"type": "string"},
+                "overlap": {"type": "string"},
+                "enabled": {"type": "boolean", "description": "false pauses the schedule, true resumes it"},
+                "version": {"type": "string", "description": "The file's version as listed; the change is refused (409) when the file changed since"},
             },
         })),
         "/api/v1/tokens" => s(json!({
@@ -885,12 +910,18 @@ fn service_schemas() -> Value {
     json!({
         "Schedule": {
             "type": "object",
-            "required": ["name", "cron", "timezone", "urls", "enabled", "next", "file"],
+            "required": ["name", "cron", "timezone", "urls", "enabled", "next", "file", "version"],
             "properties": {
                 "name": string, "cron": string, "timezone": string,
                 "urls": {"type": "array", "items": string}, "enabled": {"type": "boolean"},
                 "next": nullable("string"), "file": string,
+                "version": {"type": "string", "description": "SHA-256 of the schedule's file: give it with a change"},
             },
+        },
+        "ScheduleEdited": {
+            "type": "object",
+            "required": ["name", "file", "version"],
+            "properties": {"name": string, "file": string, "version": string},
         },
         "SchedulePage": {
             "type": "object",
@@ -995,6 +1026,9 @@ pub fn document() -> Value {
                 "302" => "Redirected to the capture nearest in time".to_string(),
                 "409" if path.ends_with("/verify") => {
                     "A check failed: the verification names it".to_string()
+                }
+                "409" if *method == "patch" => {
+                    "The file changed since the version given: read it again".to_string()
                 }
                 "409" => "It exists already".to_string(),
                 "503" => "The index does not answer".to_string(),

@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/captures/{id}", get(capture_page))
         .route("/ui/claims/{id}", get(claim_page))
         .route("/ui/schedules", get(schedules_page).post(schedule_form))
+        .route("/ui/schedules/edit", post(schedule_edit_form))
         .route("/ui/fixity", get(fixity_page))
         .route("/login", get(login_form).post(login))
         .route("/logout", get(logout))
@@ -1181,6 +1182,16 @@ async fn schedules_page(
             let config = state.archive().config().clone();
             crate::scheduler::load_dir(dir, &config.capture)
         });
+        // Each file's version, which an edit form carries back.
+        let versions: std::collections::HashMap<&std::path::Path, String> = loaded
+            .iter()
+            .flat_map(|(files, _)| files)
+            .filter_map(|f| {
+                let text = std::fs::read_to_string(&f.path).ok()?;
+                Some((f.path.as_path(), crate::scheduler::file_version(&text)))
+            })
+            .collect();
+        let csrf = form_token(&caller);
         let query = rq.query(RUNS_PAGE)?;
         let runs = state.index().run_page(&query).await?;
         let older = crate::index::RunCursor::next_page(&runs, query.limit).map(|c| {
@@ -1196,17 +1207,23 @@ async fn schedules_page(
         let run_state = rq.state.clone().unwrap_or_default();
         let now = Utc::now();
         Ok(html! {
-            @if let (Some(csrf), Some(_)) = (form_token(&caller), &loaded) { (schedule_form_markup(&csrf)) }
+            @if let (Some(csrf), Some(_)) = (&csrf, &loaded) { (schedule_form_markup(csrf)) }
             @match &loaded {
                 Some((files, problems)) => {
                     table {
-                        tr { th { "Schedule" } th { "Cron" } th { "URLs" } th { "Next run" } }
+                        tr { th { "Schedule" } th { "Cron" } th { "URLs" } th { "Next run" } @if csrf.is_some() { th { "Change" } } }
                         @for s in files.iter().flat_map(|f| &f.schedules) {
                             tr {
                                 td { (s.name) }
                                 td { code { (s.cron_text) } " " (s.timezone.name()) }
                                 td { @for (n, u) in s.urls.iter().enumerate() { @if n > 0 { br; } (u.as_str()) } }
-                                td { @if let Some(t) = s.next_after(now) { (rfc3339_utc(&t)) } }
+                                td {
+                                    @if !s.enabled { strong { "paused" } }
+                                    @else if let Some(t) = s.next_after(now) { (rfc3339_utc(&t)) }
+                                }
+                                @if let Some(csrf) = &csrf {
+                                    td { (schedule_edit_markup(csrf, s, versions.get(s.file.as_path()).map_or("", String::as_str))) }
+                                }
                             }
                         }
                     }
@@ -1532,6 +1549,89 @@ async fn schedule_form(
     }
 }
 
+#[derive(Deserialize)]
+struct ScheduleEditForm {
+    csrf: String,
+    name: String,
+    /// The file's version when the page was made.
+    version: String,
+    /// `pause`, `resume` or `save` (the edited values).
+    action: String,
+    cron: Option<String>,
+    timezone: Option<String>,
+    /// One URL per line.
+    urls: Option<String>,
+}
+
+/// Pauses, resumes or edits a schedule as `PATCH /api/v1/schedules/NAME`
+/// does, refused when its file changed since the page was made.
+async fn schedule_edit_form(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Form(f): Form<ScheduleEditForm>,
+) -> Response {
+    let made = (|| {
+        check_form(&caller, &f.csrf)?;
+        let mut change = super::api::ScheduleChange {
+            version: Some(f.version.clone()),
+            ..Default::default()
+        };
+        match f.action.as_str() {
+            "pause" => change.enabled = Some(false),
+            "resume" => change.enabled = Some(true),
+            "save" => {
+                change.cron = Some(f.cron.clone().unwrap_or_default());
+                change.timezone = Some(given(&f.timezone).unwrap_or_else(|| "UTC".into()));
+                let urls = f.urls.as_deref().unwrap_or_default();
+                change.urls = Some(urls.split_whitespace().map(str::to_string).collect());
+            }
+            other => {
+                return Err(AppError::bad_request(format!(
+                    "unknown action {other:?}: pause, resume or save"
+                )))
+            }
+        }
+        super::api::edit_schedule(&state, f.name.trim(), &change)
+    })();
+    match made {
+        Ok(_) => see("/ui/schedules".into()),
+        Err(e) => error_page(e),
+    }
+}
+
+/// A schedule's row of changes: pause or resume, and the edit form with
+/// its values filled in.
+fn schedule_edit_markup(csrf: &str, s: &crate::scheduler::Schedule, version: &str) -> Markup {
+    let urls: Vec<&str> = s.urls.iter().map(|u| u.as_str()).collect();
+    html! {
+        form method="post" action="/ui/schedules/edit" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="name" value=(s.name);
+            input type="hidden" name="version" value=(version);
+            @if s.enabled {
+                button name="action" value="pause" { "Pause" }
+            } @else {
+                button name="action" value="resume" { "Resume" }
+            }
+        }
+        details.act {
+            summary { "Edit" }
+            form method="post" action="/ui/schedules/edit" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="name" value=(s.name);
+                input type="hidden" name="version" value=(version);
+                label { "Cron " input type="text" name="cron" value=(s.cron_text); }
+                " " label { "Time zone " input type="text" name="timezone" value=(s.timezone.name()); }
+                br;
+                label { "URLs, one per line" br; textarea name="urls" rows="3" cols="50" { (urls.join("\n")) } }
+                br;
+                button name="action" value="save" { "Save" }
+                p.muted { "Only these values change in " code { (s.file.display()) } "; its comments and other keys stay." }
+            }
+        }
+    }
+}
+
 fn schedule_form_markup(csrf: &str) -> Markup {
     html! {
         details.act {
@@ -1545,7 +1645,7 @@ fn schedule_form_markup(csrf: &str) -> Markup {
                 label { "URLs, one per line" br; textarea name="urls" rows="3" cols="70" {} }
                 br;
                 button { "Add" }
-                p.muted { "Checked as " code { "custody schedule validate" } " checks it, and kept as a file in the server's schedules directory; the daemon picks it up on its next reload." }
+                p.muted { "Checked as " code { "custody schedule validate" } " checks it, and kept as a file in the server's schedules directory; the daemon picks it up on its next reload. Edit, pause and resume a schedule in its row below." }
             }
         }
     }

@@ -505,6 +505,17 @@ pub trait RunIndex: Send + Sync {
         until: DateTime<Utc>,
     ) -> Result<u64, IndexError>;
 
+    /// Records every run of `schedule` that is due and was never attempted
+    /// as skipped, with `reason` (a paused schedule's runs). A run that has
+    /// started, or is waiting for its retry, is left to finish: an attempt
+    /// may have stored what the next one adopts. Returns how many.
+    async fn skip_waiting_runs(
+        &self,
+        schedule: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, IndexError>;
+
     /// Whether a run of `schedule` for `url` is waiting or running.
     async fn has_active_run(&self, schedule: &str, url: &str) -> Result<bool, IndexError>;
 

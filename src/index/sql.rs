@@ -1657,6 +1657,24 @@ impl RunIndex for SqlIndex {
         Ok(added)
     }
 
+    async fn skip_waiting_runs(
+        &self,
+        schedule: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, IndexError> {
+        let done = sqlx::query(
+            "UPDATE run SET state = 'skipped', error = $1, updated_at = $2 \
+             WHERE schedule = $3 AND state = 'due' AND attempts = 0",
+        )
+        .bind(reason)
+        .bind(db_time(&now))
+        .bind(schedule)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn has_active_run(&self, schedule: &str, url: &str) -> Result<bool, IndexError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM run WHERE schedule = $1 AND url = $2 \

@@ -9,8 +9,10 @@
 //! (`Index::claim_run`), so a run whose worker died is taken up again once
 //! its lease expires.
 
+pub mod edit;
 pub mod plan;
 pub mod schedule;
 
+pub use edit::{edit_text, file_version, EditError, ScheduleEdit};
 pub use plan::{plan, Planned};
 pub use schedule::{load_dir, parse_file, OnMissed, Overlap, Problem, Schedule, ScheduleFile};

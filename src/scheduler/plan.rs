@@ -7,6 +7,12 @@
 //! down or stalled) and go through the schedule's `on_missed` policy; the
 //! others are ordinary runs. A schedule seen for the first time starts from
 //! now: it does not backfill its past.
+//!
+//! A paused schedule (`enabled = false`) records no runs, and its mark
+//! still moves to now on every pass: the instants it was paused for were
+//! not missed, so resuming it starts at its next instant instead of
+//! catching up. Its runs that were due and never started are recorded as
+//! skipped; one that has started, or waits for its retry, finishes.
 
 use std::time::Duration;
 
@@ -23,7 +29,12 @@ pub struct Planned {
     pub runs: u64,
     pub catch_up: u64,
     pub missed_skipped: u64,
+    /// Waiting runs of paused schedules, recorded as skipped.
+    pub paused_skipped: u64,
 }
+
+/// Why a paused schedule's waiting run was skipped.
+pub const PAUSED: &str = "the schedule was paused (enabled = false) before this run started";
 
 /// Most ordinary fire times recorded per URL in one pass (a schedule firing
 /// every second, after a stall, must not flood the index).
@@ -38,6 +49,12 @@ pub async fn plan(
     let mut planned = Planned::default();
     let missed_before =
         now - chrono::Duration::from_std(grace).unwrap_or_else(|_| chrono::Duration::seconds(5));
+    for s in schedules.iter().filter(|s| !s.enabled) {
+        for url in &s.urls {
+            index.plan_runs(&s.name, url.as_str(), &[], now).await?;
+        }
+        planned.paused_skipped += index.skip_waiting_runs(&s.name, PAUSED, now).await?;
+    }
     for s in schedules.iter().filter(|s| s.enabled) {
         for url in &s.urls {
             let url = url.as_str();

@@ -37,6 +37,16 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Problems as one line, without their places (for an answer to a request
+/// that wrote the text itself).
+pub fn one_line(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// What happens to runs that fell due while the daemon was not running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnMissed {
@@ -138,25 +148,27 @@ impl Schedule {
     }
 }
 
+/// A schedule file as written, every value with its place in the text (the
+/// editor in [`super::edit`] rewrites values in place).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFile {
+pub(super) struct RawFile {
     #[serde(default)]
-    schedule: Vec<Spanned<RawSchedule>>,
+    pub(super) schedule: Vec<Spanned<RawSchedule>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSchedule {
-    name: Spanned<String>,
-    cron: Spanned<String>,
-    timezone: Option<Spanned<String>>,
-    urls: Spanned<Vec<Spanned<String>>>,
-    on_missed: Option<Spanned<String>>,
+pub(super) struct RawSchedule {
+    pub(super) name: Spanned<String>,
+    pub(super) cron: Spanned<String>,
+    pub(super) timezone: Option<Spanned<String>>,
+    pub(super) urls: Spanned<Vec<Spanned<String>>>,
+    pub(super) on_missed: Option<Spanned<String>>,
     max_catch_up: Option<Spanned<usize>>,
-    overlap: Option<Spanned<String>>,
+    pub(super) overlap: Option<Spanned<String>>,
     jitter_secs: Option<Spanned<f64>>,
-    enabled: Option<bool>,
+    pub(super) enabled: Option<Spanned<bool>>,
     capture: Option<Spanned<RawCapture>>,
     claim: Option<Vec<Spanned<RawClaim>>>,
 }
@@ -318,7 +330,7 @@ fn parse_schedule(
         on_missed,
         overlap,
         jitter,
-        enabled: raw.enabled.unwrap_or(true),
+        enabled: raw.enabled.is_none_or(Spanned::into_inner),
         capture,
         claims,
         file: problems.path.to_path_buf(),

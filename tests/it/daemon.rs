@@ -1540,6 +1540,70 @@ async fn a_schedule_added_from_the_ui_is_captured_by_the_daemon() {
         listed.contains(&article) && listed.contains(">done<"),
         "{listed}"
     );
+
+    // Paused from its row, the schedule records no runs; resumed, it runs
+    // again from its next instant, without catching up the paused ones.
+    let act = |action: &str| {
+        let page = get("/ui/schedules").text();
+        let at = page
+            .find("name=\"version\" value=\"")
+            .expect("the schedule's row of changes")
+            + 22;
+        let form = format!(
+            "csrf={csrf}&name=from-the-ui&version={}&action={action}",
+            &page[at..at + 64]
+        );
+        let sent = crate::web::request(
+            server,
+            "POST",
+            "/ui/schedules/edit",
+            &[
+                ("Cookie", &cookie),
+                ("Origin", &origin),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(form.as_bytes()),
+        );
+        assert_eq!(sent.status, 303, "{action}: {}", sent.text());
+        chrono::Utc::now()
+    };
+    let paused_at = act("pause");
+    let file = std::fs::read_to_string(setup.schedules().join("from-the-ui.toml")).unwrap();
+    assert!(file.contains("enabled = false"), "{file}");
+    assert!(get("/ui/schedules")
+        .text()
+        .contains("<strong>paused</strong>"));
+    // Longer than the grace after which an instant counts as missed.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let resumed_at = act("resume");
+    let reload = chrono::Duration::seconds(2);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let runs = index.runs(Some("from-the-ui")).await.unwrap();
+        let during: Vec<_> = runs
+            .iter()
+            .filter(|r| {
+                r.scheduled_for > paused_at + reload && r.scheduled_for < resumed_at - reload
+            })
+            .collect();
+        assert!(during.is_empty(), "runs while paused: {during:?}");
+        assert!(
+            runs.iter().all(|r| !r.catch_up),
+            "resuming caught up: {runs:?}"
+        );
+        let again = runs
+            .iter()
+            .any(|r| r.scheduled_for > resumed_at && r.state == RunState::Done);
+        if again {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resumed schedule did not run: {runs:?} {}",
+            setup.daemon_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// Issue 18: captures indexed before search existed are made searchable

@@ -102,6 +102,54 @@ pub async fn conformance(index: Arc<dyn Index>) {
     imports(index).await;
     full_text(index).await;
     claim_and_file_pages(index).await;
+    paused_runs(index).await;
+}
+
+/// A paused schedule's runs that were due and never started are skipped,
+/// with the reason; one waiting for its retry, and other schedules' runs,
+/// are left alone.
+async fn paused_runs(index: &dyn RunIndex) {
+    let (s, other) = ("paused-reports", "other-reports");
+    let first = at("2020-01-01T00:00:00Z");
+    for name in [s, other] {
+        let planned = [due("2020-01-01T00:00:00Z"), due("2020-01-01T00:05:00Z")];
+        index
+            .plan_runs(name, ARTICLE, &planned, first)
+            .await
+            .unwrap();
+    }
+    let started = index
+        .claim_run("node-p", first, first + Duration::seconds(30), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(started.schedule.as_str(), s);
+    let retry = RunFinish::Retry {
+        capture_id: None,
+        error: "connection refused".into(),
+        at: at("2020-01-01T00:01:00Z"),
+    };
+    index
+        .finish_run(started.id, "node-p", &retry, first)
+        .await
+        .unwrap();
+    let why = "the schedule was paused";
+    let now = at("2020-01-01T00:02:00Z");
+    assert_eq!(index.skip_waiting_runs(s, why, now).await.unwrap(), 1);
+    assert_eq!(index.skip_waiting_runs(s, why, now).await.unwrap(), 0);
+    let states = |runs: Vec<custody::model::Run>| -> Vec<(RunState, Option<String>)> {
+        runs.into_iter().map(|r| (r.state, r.error)).collect()
+    };
+    assert_eq!(
+        states(index.runs(Some(s)).await.unwrap()),
+        [
+            (RunState::Due, Some("connection refused".into())),
+            (RunState::Skipped, Some(why.into()))
+        ]
+    );
+    assert!(states(index.runs(Some(other)).await.unwrap())
+        .iter()
+        .all(|(state, _)| *state == RunState::Due));
 }
 
 /// Claims and stored files page by stable cursors, in either order, and

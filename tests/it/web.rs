@@ -1980,4 +1980,246 @@ async fn an_archivist_acts_from_the_ui_and_cross_site_forms_are_refused() {
     assert_eq!(invalid.status, 400, "{}", invalid.text());
     let again = post(&archivist, &origin, "/ui/schedules", &sched);
     assert_eq!(again.status, 409, "{}", again.text());
+
+    // Edited from its row: the values given change in the file, checked as
+    // `schedule validate` checks it; a form from elsewhere, or made on an
+    // older version of the file, changes nothing.
+    let file = work.path().join("schedules/aleppo-daily.toml");
+    let version_of = |html: &str| {
+        let at = html
+            .find("name=\"version\" value=\"")
+            .expect("a row of changes")
+            + 22;
+        html[at..at + 64].to_string()
+    };
+    let version = version_of(&listed);
+    let edit = |version: &str, cron: &str| {
+        format!(
+            "csrf={csrf}&name=aleppo-daily&version={version}&action=save&cron={}&timezone={}&urls={}",
+            q(cron),
+            q("Asia/Damascus"),
+            q(&format!("{article}\n{article}?page=2"))
+        )
+    };
+    let before = std::fs::read_to_string(&file).unwrap();
+    for (from, form, status) in [
+        ("http://evil.example", edit(&version, "0 7 * * *"), 403),
+        (origin.as_str(), edit(&version, "0 7 * *"), 400),
+        (origin.as_str(), edit(&"0".repeat(64), "0 7 * * *"), 409),
+        (
+            origin.as_str(),
+            edit(&version, "0 7 * * *").replace(&csrf, &other_csrf),
+            403,
+        ),
+    ] {
+        let r = post(&archivist, from, "/ui/schedules/edit", &form);
+        assert_eq!(r.status, status, "{from} {form}: {}", r.text());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+    }
+    let saved = post(
+        &archivist,
+        &origin,
+        "/ui/schedules/edit",
+        &edit(&version, "0 7 * * *"),
+    );
+    assert_eq!(saved.status, 303, "{}", saved.text());
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        after.contains("cron = \"0 7 * * *\"")
+            && after.contains("timezone = \"Asia/Damascus\"")
+            && after.contains("?page=2")
+            && after.starts_with("# Created through the HTTP API."),
+        "{after}"
+    );
+    // The page it was made on is out of date now.
+    let stale = post(
+        &archivist,
+        &origin,
+        "/ui/schedules/edit",
+        &edit(&version, "0 8 * * *"),
+    );
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    assert!(stale.text().contains("changed since it was read"));
+    let listed = page(&archivist, "/ui/schedules").text();
+    assert!(
+        listed.contains("0 7 * * *") && listed.contains("Asia/Damascus"),
+        "{listed}"
+    );
+    let validated = work.run(&["schedule", "validate", "schedules"]);
+    assert!(validated.status.success(), "{}", stderr_text(&validated));
+}
+
+/// Issue 18: a schedule is edited, paused and resumed through the API, in
+/// the file the archivist wrote: only the values given change (comments,
+/// the other schedule, capture limits and claims stay, byte for byte), what
+/// `schedule validate` would refuse is refused, and a change made on an
+/// older version of the file, by a reader, or with the sign-in cookie
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_is_edited_paused_and_resumed_in_its_own_file() {
+    let work = Workdir::new("");
+    let dir = work.path().join("schedules");
+    std::fs::create_dir(&dir).unwrap();
+    let text = include_str!("../fixtures/schedules-by-hand.toml");
+    let file = dir.join("reports.toml");
+    std::fs::write(&file, text).unwrap();
+    let server = serve(&work, &[]);
+    let archivist = token(&work, "archivist");
+    let reader = token(&work, "reader");
+    let listed = |name: &str| {
+        let page = get(server.addr, "/api/v1/schedules", Some(&reader)).json();
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not listed: {page}"))
+    };
+    let change = |who: &str, name: &str, body: &str| {
+        let auth = format!("Bearer {who}");
+        request(
+            server.addr,
+            "PATCH",
+            &format!("/api/v1/schedules/{name}"),
+            &[("Authorization", &auth)],
+            Some(body.as_bytes()),
+        )
+    };
+    let v0 = listed("aleppo")["version"].as_str().unwrap().to_string();
+    assert_eq!(
+        v0,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text))
+    );
+
+    // Paused: one line added, nothing else changed.
+    let paused = change(
+        &archivist,
+        "aleppo",
+        &format!(r#"{{"enabled": false, "version": "{v0}"}}"#),
+    );
+    assert_eq!(paused.status, 200, "{}", paused.text());
+    let now = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        now,
+        text.replace("# the news blog\n", "# the news blog\nenabled = false\n")
+    );
+    let shown = listed("aleppo");
+    assert_eq!(shown["enabled"], false);
+    assert_eq!(shown["version"], paused.json()["version"]);
+    assert_eq!(listed("reliefweb")["enabled"], true);
+    let out = String::from_utf8(work.ok(&["schedule", "list", "schedules"])).unwrap();
+    assert!(
+        out.contains("aleppo") && out.contains("(paused: enabled = false)"),
+        "{out}"
+    );
+
+    // Refused, and the file is left as it was.
+    let v1 = shown["version"].as_str().unwrap().to_string();
+    for (who, name, body, status, says) in [
+        (
+            &archivist,
+            "aleppo",
+            format!(r#"{{"enabled": true, "version": "{v0}"}}"#),
+            409,
+            "changed since it was read",
+        ),
+        (
+            &archivist,
+            "aleppo",
+            r#"{"cron": "61 * * * *"}"#.to_string(),
+            400,
+            "invalid cron expression",
+        ),
+        (
+            &archivist,
+            "aleppo",
+            r#"{"timezone": "Mars/Olympus"}"#.to_string(),
+            400,
+            "unknown time zone",
+        ),
+        (
+            &archivist,
+            "aleppo",
+            r#"{"urls": ["file:///etc/passwd"]}"#.to_string(),
+            400,
+            "only http and https",
+        ),
+        (
+            &archivist,
+            "aleppo",
+            r#"{"on_missed": "sometimes"}"#.to_string(),
+            400,
+            "on_missed",
+        ),
+        (
+            &archivist,
+            "aleppo",
+            "{}".to_string(),
+            400,
+            "nothing to change",
+        ),
+        (
+            &archivist,
+            "aleppo",
+            r#"{"enable": true}"#.to_string(),
+            422,
+            "enable",
+        ),
+        (
+            &archivist,
+            "nobody",
+            r#"{"enabled": true}"#.to_string(),
+            404,
+            "no schedule named",
+        ),
+        (
+            &reader,
+            "aleppo",
+            r#"{"enabled": true}"#.to_string(),
+            403,
+            "",
+        ),
+    ] {
+        let r = change(who, name, &body);
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        assert!(r.text().contains(says), "{body}: {}", r.text());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), now, "{body}");
+    }
+    let cookie = format!("custody_token={archivist}");
+    let by_cookie = request(
+        server.addr,
+        "PATCH",
+        "/api/v1/schedules/aleppo",
+        &[
+            ("Cookie", &cookie),
+            ("Origin", &format!("http://{}", server.addr)),
+        ],
+        Some(br#"{"enabled": true}"#),
+    );
+    assert_eq!(by_cookie.status, 401, "{}", by_cookie.text());
+
+    // Edited and resumed in one change, on the version just read.
+    let body = format!(
+        r#"{{"cron": "*/30 * * * *", "urls": ["https://aleppo-news.example/", "https://aleppo-news.example/feed/"], "overlap": "queue", "enabled": true, "version": "{v1}"}}"#
+    );
+    let edited = change(&archivist, "aleppo", &body);
+    assert_eq!(edited.status, 200, "{}", edited.text());
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        after,
+        now.replace("\"0 6,18 * * *\"", "\"*/30 * * * *\"")
+            .replace(
+                "[\"https://aleppo-news.example/2016/11/\"]",
+                "[\"https://aleppo-news.example/\", \"https://aleppo-news.example/feed/\"]"
+            )
+            .replace("enabled = false\n", "overlap = \"queue\"\nenabled = true\n")
+    );
+    let shown = listed("aleppo");
+    assert_eq!(
+        (shown["enabled"].as_bool(), shown["cron"].as_str()),
+        (Some(true), Some("*/30 * * * *"))
+    );
+    let validated = work.run(&["schedule", "validate", "schedules"]);
+    assert!(validated.status.success(), "{}", stderr_text(&validated));
 }
